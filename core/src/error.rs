@@ -1,0 +1,177 @@
+//! The one error type of the `phivault` crate.
+//!
+//! Messages never contain secret or PHI input: they name the operation, the keyring or the
+//! field, never a value. Every authentication failure — a bad tag, a wrong context, a damaged
+//! header, a swapped wrapped key — is the single opaque [`Error::AuthenticationFailed`], so an
+//! attacker cannot learn which check failed.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `phivault`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A ciphertext, envelope or token failed authentication: it was damaged, tampered with,
+    /// truncated, or does not belong to this context or key.
+    #[error("authentication failed")]
+    AuthenticationFailed,
+
+    /// The root key (passphrase or key file) does not unlock this vault, or the vault header
+    /// was damaged.
+    #[error("wrong root key: the passphrase or key file does not unlock this vault")]
+    WrongRootKey,
+
+    /// The vault was created with another kind of root key than the one given.
+    #[error("this vault's root key is a {expected}, but a {given} was given")]
+    RootKindMismatch {
+        /// The kind the vault was created with.
+        expected: &'static str,
+        /// The kind that was offered.
+        given: &'static str,
+    },
+
+    /// Another process (or another handle in this process) holds the vault open.
+    #[error("vault is locked by another process: {path}")]
+    VaultLocked {
+        /// The vault directory.
+        path: PathBuf,
+    },
+
+    /// No vault exists at the path.
+    #[error("no vault at {path}")]
+    VaultNotFound {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// A vault already exists at the path.
+    #[error("a vault already exists at {path}")]
+    VaultExists {
+        /// The path that was given to `create`.
+        path: PathBuf,
+    },
+
+    /// The data was written by a newer (or unknown) format version.
+    #[error("unsupported {what} format version {version}")]
+    UnsupportedVersion {
+        /// What carried the version (envelope, vault header, record, ...).
+        what: &'static str,
+        /// The version found.
+        version: u32,
+    },
+
+    /// The named keyring does not exist in this vault.
+    #[error("unknown keyring '{keyring}'")]
+    UnknownKeyring {
+        /// The keyring name.
+        keyring: String,
+    },
+
+    /// The keyring exists, but not with that key version.
+    #[error("keyring '{keyring}' has no key version {version}")]
+    UnknownKeyVersion {
+        /// The keyring name.
+        keyring: String,
+        /// The version asked for.
+        version: u32,
+    },
+
+    /// The key version was destroyed: data under it can never be decrypted again.
+    #[error("keyring '{keyring}' key version {version} was destroyed")]
+    KeyDestroyed {
+        /// The keyring name.
+        keyring: String,
+        /// The destroyed version.
+        version: u32,
+    },
+
+    /// The key version is retired (below the keyring's minimum decryption version).
+    #[error(
+        "keyring '{keyring}' key version {version} is retired (minimum decryption version is {min})"
+    )]
+    KeyRetired {
+        /// The keyring name.
+        keyring: String,
+        /// The retired version.
+        version: u32,
+        /// The keyring's minimum decryption version.
+        min: u32,
+    },
+
+    /// The data belongs to a subject whose key was destroyed (`forget_subject`).
+    #[error("the data subject was forgotten: its key is destroyed and its data is unrecoverable")]
+    SubjectForgotten,
+
+    /// A keyring with that name exists already.
+    #[error("keyring '{keyring}' exists already")]
+    KeyringExists {
+        /// The keyring name.
+        keyring: String,
+    },
+
+    /// An argument was not acceptable; the message says which and why (never its value).
+    #[error("invalid {what}: {why}")]
+    InvalidInput {
+        /// What was invalid (a parameter name).
+        what: &'static str,
+        /// Why, without echoing the value.
+        why: &'static str,
+    },
+
+    /// Vault metadata (header, keyring) read from the store failed authentication or could not
+    /// be decoded: the store was damaged or edited outside phivault.
+    #[error("vault metadata is damaged or was tampered with: {what}")]
+    CorruptMetadata {
+        /// Which piece of metadata.
+        what: &'static str,
+    },
+
+    /// The underlying store failed.
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+
+    /// A file-system operation outside the store failed (key files, vault directory).
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done (never contains secrets).
+        action: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The operating system's random number generator or a primitive failed unexpectedly.
+    #[error("cryptographic primitive failed: {0}")]
+    Crypto(&'static str),
+}
+
+/// Errors of a [`Store`](crate::store::Store) implementation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backing database reported an error.
+    #[error("{0}")]
+    Backend(String),
+    /// An I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Data in the store is not what phivault wrote.
+    #[error("store data is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(action: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            action: action.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(what: &'static str, why: &'static str) -> Self {
+        Error::InvalidInput { what, why }
+    }
+}

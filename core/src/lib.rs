@@ -1,0 +1,53 @@
+//! # phivault
+//!
+//! An embeddable, encrypted vault for protected health information (PHI): envelope encryption
+//! bound to context, versioned keys with rotation, and encrypted records in an embedded store.
+//!
+//! ```
+//! use phivault::{Context, Vault, root::KeyFile, Key32};
+//! let dir = tempfile::tempdir()?;
+//! let vault = Vault::create(dir.path().join("vault"), &KeyFile::from_key(Key32::random()?))?;
+//! vault.put("notes", "MRN-4711", b"Patient reports chest pain", None)?;
+//! assert_eq!(&*vault.get("notes", "MRN-4711")?.expect("stored"), b"Patient reports chest pain");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Map of the crate
+//! - [`vault`]: the [`Vault`] — create, open, encrypt, decrypt, keyrings.
+//! - [`records`]: encrypted records (`put`, `get`, `delete`, `scan`) with hashed ids.
+//! - [`envelope`]: the envelope wire format (binary and text), seal, open, rewrap.
+//! - [`context`]: the [`Context`] bound to every ciphertext.
+//! - [`keyring`]: versioned key-encryption keys and their states.
+//! - [`root`]: root key sources (Argon2id passphrase, key file; HSM/KMS can plug in).
+//! - [`backend`]: AES-256-GCM by `ring` or RustCrypto behind one trait.
+//! - [`store`]: the [`Store`](store::Store) trait and the embedded `sled` store.
+//! - [`secret`]: zeroizing key and plaintext containers.
+//! - [`error`]: the one [`Error`] enum.
+//!
+//! ## Security notes
+//! See SECURITY.md for the threat model and docs/FORMAT.md for every byte on disk.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod context;
+pub mod envelope;
+pub mod error;
+mod kdf;
+pub mod keyring;
+pub mod records;
+pub mod root;
+pub mod secret;
+pub mod status;
+pub mod store;
+mod subjects;
+pub mod vault;
+
+pub use backend::Backend;
+pub use context::Context;
+pub use error::{Error, Result, StoreError};
+pub use kdf::ct_eq;
+pub use keyring::{KeyState, KeyringInfo};
+pub use secret::{Key32, SecretBytes};
+pub use vault::{EncryptOptions, Vault, VaultOptions};

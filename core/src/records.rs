@@ -1,0 +1,290 @@
+//! Encrypted records: `put`, `get`, `delete`, `scan` by collection and id.
+//!
+//! A record's value is encrypted into an envelope bound to its collection and id (so a value
+//! moved to another record fails to decrypt). The store key is a keyed hash — 16 bytes of
+//! HMAC over the collection, then 32 bytes of HMAC over collection and id — so ids that are
+//! PHI (an MRN used as id) never reach the disk, and a collection can be scanned by prefix.
+//!
+//! ```
+//! use phivault::{Vault, root::KeyFile, Key32};
+//! let dir = tempfile::tempdir()?;
+//! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
+//! vault.put("notes", "MRN-1", b"note one", Some("patient-1"))?;
+//! let listed: Vec<_> = vault.scan("notes").collect::<Result<_, _>>()?;
+//! assert_eq!(listed.len(), 1);
+//! assert!(listed[0].subject);
+//! assert!(vault.delete("notes", "MRN-1")?);
+//! assert!(vault.get("notes", "MRN-1")?.is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::context::Context;
+use crate::envelope::{self, Envelope};
+use crate::keyring::DEFAULT_KEYRING;
+use crate::store::{ScanIter, Space, WriteOp};
+use crate::vault::{EncryptOptions, Vault};
+use crate::{Error, Result};
+use serde::Serialize;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Context keys that bind a record's value to its place. Reserved: not for callers.
+pub const CONTEXT_COLLECTION: &str = "phivault.collection";
+/// See [`CONTEXT_COLLECTION`].
+pub const CONTEXT_ID: &str = "phivault.id";
+/// Record value format version.
+pub const RECORD_FORMAT: u8 = 1;
+/// Longest record id, in bytes.
+pub const MAX_ID_LEN: usize = 1024;
+const COLLECTION_TAG_LEN: usize = 16;
+
+/// The keyed hash under which a record is stored (hex when printed). The raw id is never
+/// stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(pub [u8; 32]);
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecordId({self})")
+    }
+}
+
+impl Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What `scan` tells about a record, without decrypting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordInfo {
+    /// The keyed-hash id.
+    pub id: RecordId,
+    /// Keyring of its envelope.
+    pub keyring: String,
+    /// Key version of its envelope (for subject records: of the subject key).
+    pub key_version: u32,
+    /// Whether the record is tied to a data subject.
+    pub subject: bool,
+    /// Size of the stored value in bytes.
+    pub stored_bytes: usize,
+}
+
+/// Options for [`Vault::put_with`].
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions<'a> {
+    /// Ties the record to a data subject (crypto-shredding by `forget_subject`).
+    pub subject: Option<&'a str>,
+    /// The keyring (default: `default`).
+    pub keyring: Option<&'a str>,
+}
+
+fn check_collection(c: &str) -> Result<()> {
+    envelope::check_keyring_name(c).map_err(|_| {
+        Error::invalid(
+            "collection",
+            "must be 1 to 64 characters from A-Z a-z 0-9 _ - .",
+        )
+    })
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(Error::invalid("record id", "must be 1 to 1024 bytes"));
+    }
+    Ok(())
+}
+
+fn record_context(collection: &str, id: &str) -> Context {
+    Context::new()
+        .with(CONTEXT_COLLECTION, collection)
+        .with(CONTEXT_ID, id)
+}
+
+fn decode_value(value: &[u8]) -> Result<&[u8]> {
+    match value.first() {
+        Some(&RECORD_FORMAT) => Ok(&value[1..]),
+        Some(&v) => Err(Error::UnsupportedVersion {
+            what: "record",
+            version: u32::from(v),
+        }),
+        None => Err(Error::AuthenticationFailed),
+    }
+}
+
+impl Vault {
+    fn collection_prefix(&self, collection: &str) -> [u8; COLLECTION_TAG_LEN] {
+        let tag = self
+            .keys
+            .record_id
+            .tag(&[b"collection", collection.as_bytes()]);
+        let mut p = [0u8; COLLECTION_TAG_LEN];
+        p.copy_from_slice(&tag[..COLLECTION_TAG_LEN]);
+        p
+    }
+
+    fn record_key(&self, collection: &str, id: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(COLLECTION_TAG_LEN + 32);
+        k.extend_from_slice(&self.collection_prefix(collection));
+        k.extend_from_slice(&self.keys.record_id.tag(&[
+            b"record",
+            collection.as_bytes(),
+            id.as_bytes(),
+        ]));
+        k
+    }
+
+    fn seal_record(
+        &self,
+        collection: &str,
+        id: &str,
+        plaintext: &[u8],
+        opts: &PutOptions<'_>,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        check_collection(collection)?;
+        check_id(id)?;
+        let ctx = record_context(collection, id);
+        let eo = EncryptOptions::new().keyring(opts.keyring.unwrap_or(DEFAULT_KEYRING));
+        let env = match opts.subject {
+            Some(s) => self.encrypt_for_subject(plaintext, &ctx, s, &eo)?,
+            None => self.encrypt_with(plaintext, &ctx, &eo)?,
+        };
+        let mut value = Vec::with_capacity(1 + env.len());
+        value.push(RECORD_FORMAT);
+        value.extend_from_slice(&env);
+        Ok((self.record_key(collection, id), value))
+    }
+
+    /// Stores `plaintext` as record `id` of `collection`, replacing any previous value,
+    /// optionally tied to a data subject. Durable when it returns.
+    pub fn put(
+        &self,
+        collection: &str,
+        id: &str,
+        plaintext: &[u8],
+        subject: Option<&str>,
+    ) -> Result<()> {
+        self.put_with(
+            collection,
+            id,
+            plaintext,
+            &PutOptions {
+                subject,
+                keyring: None,
+            },
+        )
+    }
+
+    /// [`Vault::put`] with options.
+    pub fn put_with(
+        &self,
+        collection: &str,
+        id: &str,
+        plaintext: &[u8],
+        opts: &PutOptions<'_>,
+    ) -> Result<()> {
+        let (key, value) = self.seal_record(collection, id, plaintext, opts)?;
+        self.store.write(vec![WriteOp::Put {
+            space: Space::Record,
+            key,
+            value,
+        }])?;
+        Ok(())
+    }
+
+    /// Stores many records in one atomic, durable batch (one flush).
+    pub fn put_many(
+        &self,
+        collection: &str,
+        items: &[(&str, &[u8])],
+        opts: &PutOptions<'_>,
+    ) -> Result<()> {
+        let mut ops = Vec::with_capacity(items.len());
+        for (id, pt) in items {
+            let (key, value) = self.seal_record(collection, id, pt, opts)?;
+            ops.push(WriteOp::Put {
+                space: Space::Record,
+                key,
+                value,
+            });
+        }
+        self.store.write(ops)?;
+        Ok(())
+    }
+
+    /// Reads and decrypts record `id` of `collection`; `None` when there is none.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        check_collection(collection)?;
+        check_id(id)?;
+        let Some(value) = self
+            .store
+            .get(Space::Record, &self.record_key(collection, id))?
+        else {
+            return Ok(None);
+        };
+        let env = decode_value(&value)?;
+        self.decrypt(env, &record_context(collection, id)).map(Some)
+    }
+
+    /// Deletes record `id` of `collection`; returns whether it existed.
+    pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        check_collection(collection)?;
+        check_id(id)?;
+        let key = self.record_key(collection, id);
+        let existed = self.store.get(Space::Record, &key)?.is_some();
+        if existed {
+            self.store.write(vec![WriteOp::Delete {
+                space: Space::Record,
+                key,
+            }])?;
+        }
+        Ok(existed)
+    }
+
+    /// Lists the records of `collection` (keyed-hash ids, keyring, key version) without
+    /// decrypting anything, one page at a time in constant memory.
+    pub fn scan(&self, collection: &str) -> impl Iterator<Item = Result<RecordInfo>> + '_ {
+        let prefix =
+            check_collection(collection).map(|()| self.collection_prefix(collection).to_vec());
+        let (iter, err) = match prefix {
+            Ok(p) => (
+                Some(ScanIter::new(self.store.as_ref(), Space::Record, p)),
+                None,
+            ),
+            Err(e) => (None, Some(e)),
+        };
+        err.into_iter()
+            .map(Err)
+            .chain(iter.into_iter().flatten().map(|e| record_info(e?)))
+    }
+
+    /// Lists every record of every collection (for status and rewrap).
+    pub(crate) fn scan_all_records(&self) -> impl Iterator<Item = Result<RecordInfo>> + '_ {
+        ScanIter::new(self.store.as_ref(), Space::Record, Vec::new()).map(|e| record_info(e?))
+    }
+}
+
+fn record_info((key, value): (Vec<u8>, Vec<u8>)) -> Result<RecordInfo> {
+    let env = Envelope::parse(decode_value(&value)?)?;
+    let mut id = [0u8; 32];
+    if key.len() != COLLECTION_TAG_LEN + 32 {
+        return Err(Error::CorruptMetadata { what: "record key" });
+    }
+    id.copy_from_slice(&key[COLLECTION_TAG_LEN..]);
+    Ok(RecordInfo {
+        id: RecordId(id),
+        keyring: env.keyring().to_owned(),
+        key_version: env.key_version(),
+        subject: env.subject_key_id().is_some(),
+        stored_bytes: value.len(),
+    })
+}

@@ -1,0 +1,155 @@
+//! Storage: a small key-value [`Store`] trait and its embedded [`sled`](SledStore) default.
+//!
+//! The vault keeps everything in named [`Space`]s of one store: metadata, keyrings, records.
+//! Every value phivault writes is ciphertext or non-secret metadata; every key that could be
+//! PHI (a record id) is a keyed hash. A server-backed store (PostgreSQL) implements the same
+//! trait.
+
+mod sled_store;
+
+pub use sled_store::{Durability, SledStore};
+
+use crate::error::StoreError;
+
+/// A namespace within the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Space {
+    /// Vault header and other single values.
+    Meta,
+    /// Keyrings (each one AEAD-sealed blob).
+    Keyring,
+    /// Encrypted records, keyed by keyed hashes of collection and id.
+    Record,
+    /// Subject keys (crypto-shredding).
+    Subject,
+}
+
+impl Space {
+    /// The one-byte prefix of the space's keys in a flat store.
+    pub fn prefix(self) -> u8 {
+        match self {
+            Space::Meta => b'm',
+            Space::Keyring => b'k',
+            Space::Record => b'r',
+            Space::Subject => b's',
+        }
+    }
+}
+
+/// One write of an atomic batch.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    /// Sets `key` to `value`.
+    Put {
+        /// The space.
+        space: Space,
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Removes `key`.
+    Delete {
+        /// The space.
+        space: Space,
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// A key and its value, as returned by [`Store::scan`].
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// An ordered key-value store with atomic batches.
+///
+/// A write that returns `Ok` is durable to the degree the store's durability setting promises
+/// (the default: on stable storage).
+pub trait Store: Send + Sync {
+    /// Reads a value.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Applies all writes atomically: after a crash either all or none are visible.
+    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// Sets `key` to `new` (or deletes it when `None`) only if its current value equals
+    /// `expected` (`None`: absent). Returns whether the swap happened.
+    fn compare_and_swap(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Up to `limit` entries whose keys start with `prefix`, in key order, strictly after
+    /// `after` when given: a page of a scan with constant memory that can resume anywhere.
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Iterates all entries under a prefix, one page at a time.
+pub(crate) struct ScanIter<'a> {
+    store: &'a dyn Store,
+    space: Space,
+    prefix: Vec<u8>,
+    after: Option<Vec<u8>>,
+    page: std::vec::IntoIter<Entry>,
+    done: bool,
+}
+
+/// Entries fetched per page by [`ScanIter`].
+pub(crate) const SCAN_PAGE: usize = 1024;
+
+impl<'a> ScanIter<'a> {
+    pub(crate) fn new(store: &'a dyn Store, space: Space, prefix: Vec<u8>) -> Self {
+        ScanIter {
+            store,
+            space,
+            prefix,
+            after: None,
+            page: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+}
+
+impl Iterator for ScanIter<'_> {
+    type Item = Result<Entry, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.page.next() {
+                self.after = Some(e.0.clone());
+                return Some(Ok(e));
+            }
+            if self.done {
+                return None;
+            }
+            match self
+                .store
+                .scan(self.space, &self.prefix, self.after.as_deref(), SCAN_PAGE)
+            {
+                Ok(page) => {
+                    self.done = page.len() < SCAN_PAGE;
+                    self.page = page.into_iter();
+                    if self.page.len() == 0 {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

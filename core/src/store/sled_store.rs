@@ -1,0 +1,134 @@
+//! The embedded default store on `sled`, one tree with a one-byte space prefix per key.
+
+use super::{Entry, Space, Store, WriteOp};
+use crate::error::StoreError;
+use std::path::Path;
+
+/// When writes reach stable storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every write call flushes before it returns (default): a write reported as done survives
+    /// a crash or power loss. Batch calls amortise the flush.
+    #[default]
+    Immediate,
+    /// sled flushes in the background every 500 ms; a crash may lose the last writes (never
+    /// tear one). For bulk loads that can be repeated.
+    Deferred,
+}
+
+/// The `sled` store.
+pub struct SledStore {
+    db: sled::Db,
+    durability: Durability,
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => StoreError::Io(io),
+        sled::Error::Corruption { .. } => StoreError::Corrupt("sled reported corruption"),
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn full_key(space: Space, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(space.prefix());
+    k.extend_from_slice(key);
+    k
+}
+
+impl SledStore {
+    /// Opens (or creates) a sled database in `dir`.
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let mut cfg = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput);
+        if durability == Durability::Immediate {
+            cfg = cfg.flush_every_ms(Some(500));
+        }
+        let db = cfg.open().map_err(backend)?;
+        Ok(SledStore { db, durability })
+    }
+
+    fn maybe_flush(&self) -> Result<(), StoreError> {
+        if self.durability == Durability::Immediate {
+            self.db.flush().map_err(backend)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(full_key(space, key))
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match op {
+                WriteOp::Put { space, key, value } => batch.insert(full_key(space, &key), value),
+                WriteOp::Delete { space, key } => batch.remove(full_key(space, &key)),
+            }
+        }
+        self.db.apply_batch(batch).map_err(backend)?;
+        self.maybe_flush()
+    }
+
+    fn compare_and_swap(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let swapped = self
+            .db
+            .compare_and_swap(full_key(space, key), expected, new)
+            .map_err(backend)?
+            .is_ok();
+        if swapped {
+            self.maybe_flush()?;
+        }
+        Ok(swapped)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let full_prefix = full_key(space, prefix);
+        let iter = match after {
+            Some(a) => {
+                let start = full_key(space, a);
+                self.db
+                    .range((std::ops::Bound::Excluded(start), std::ops::Bound::Unbounded))
+            }
+            None => self.db.range(full_prefix.clone()..),
+        };
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(&full_prefix) {
+                break;
+            }
+            out.push((k[1..].to_vec(), v.to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(backend)
+    }
+}

@@ -1,0 +1,131 @@
+//! Subject keys: one random key per data subject (a patient), for crypto-shredding.
+//!
+//! Records and envelopes tied to a subject have their DEK wrapped by the subject's key instead
+//! of a KEK; the subject key itself is stored wrapped by a keyring KEK. Destroying the subject
+//! key (`forget_subject`) makes every envelope of that subject undecryptable at once, wherever
+//! copies of the envelopes live. Subject ids are never stored: only a keyed hash (16 bytes).
+
+use crate::envelope::{Kek, SUBJECT_ID_LEN};
+use crate::secret::Key32;
+use crate::store::Space;
+use crate::vault::Vault;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The version number subject keys carry in envelope headers.
+pub(crate) const SUBJECT_KEY_VERSION: u32 = 1;
+const SUBJECT_AAD_LABEL: &[u8] = b"PVS1";
+
+#[derive(Serialize, Deserialize)]
+struct SubjectRecord {
+    format: u8,
+    keyring: String,
+    kek_version: u32,
+    wrapped: Vec<u8>,
+}
+
+impl Vault {
+    pub(crate) fn subject_key_id(&self, subject: &str) -> Result<[u8; SUBJECT_ID_LEN]> {
+        if subject.is_empty() || subject.len() > 1024 {
+            return Err(Error::invalid("subject id", "must be 1 to 1024 bytes"));
+        }
+        let tag = self.keys.subject_id.tag(&[b"subject", subject.as_bytes()]);
+        let mut id = [0u8; SUBJECT_ID_LEN];
+        id.copy_from_slice(&tag[..SUBJECT_ID_LEN]);
+        Ok(id)
+    }
+
+    fn subject_aad(&self, id: &[u8], keyring: &str, version: u32) -> Vec<u8> {
+        let mut aad = SUBJECT_AAD_LABEL.to_vec();
+        aad.extend_from_slice(self.vault_id());
+        aad.extend_from_slice(id);
+        aad.extend_from_slice(keyring.as_bytes());
+        aad.extend_from_slice(&version.to_be_bytes());
+        aad
+    }
+
+    fn decode_subject(&self, id: &[u8], bytes: &[u8]) -> Result<Arc<Kek>> {
+        let rec: SubjectRecord =
+            postcard::from_bytes(bytes).map_err(|_| Error::CorruptMetadata {
+                what: "subject key",
+            })?;
+        if rec.format != 1 {
+            return Err(Error::UnsupportedVersion {
+                what: "subject key",
+                version: u32::from(rec.format),
+            });
+        }
+        let kek = self
+            .keyring(&rec.keyring)?
+            .decrypting_kek(rec.kek_version)?;
+        let sk = kek
+            .unwrap(
+                &self.subject_aad(id, &rec.keyring, rec.kek_version),
+                &rec.wrapped,
+            )
+            .map_err(|_| Error::CorruptMetadata {
+                what: "subject key",
+            })?;
+        Ok(Arc::new(Kek::new(
+            SUBJECT_KEY_VERSION,
+            Key32::from_slice(sk.expose())?,
+            self.backend,
+        )?))
+    }
+
+    /// The key of subject `id` (keyed hash), or [`Error::SubjectForgotten`] when it is gone.
+    pub(crate) fn subject_key_by_id(&self, id: &[u8]) -> Result<Arc<Kek>> {
+        match self.store.get(Space::Subject, id)? {
+            Some(bytes) => self.decode_subject(id, &bytes),
+            None => Err(Error::SubjectForgotten),
+        }
+    }
+
+    /// The subject's key, created (wrapped by `keyring`'s active KEK) if it has none yet.
+    pub(crate) fn subject_key_for_write(
+        &self,
+        subject: &str,
+        keyring: &str,
+    ) -> Result<([u8; SUBJECT_ID_LEN], Arc<Kek>)> {
+        let id = self.subject_key_id(subject)?;
+        loop {
+            if let Some(bytes) = self.store.get(Space::Subject, &id)? {
+                return Ok((id, self.decode_subject(&id, &bytes)?));
+            }
+            let kek = self.keyring(keyring)?.active_kek()?;
+            let sk = Key32::random()?;
+            let rec = SubjectRecord {
+                format: 1,
+                keyring: keyring.to_owned(),
+                kek_version: kek.version(),
+                wrapped: kek.wrap(&self.subject_aad(&id, keyring, kek.version()), sk.expose())?,
+            };
+            let bytes =
+                postcard::to_allocvec(&rec).map_err(|_| Error::Crypto("subject encoding"))?;
+            if self
+                .store
+                .compare_and_swap(Space::Subject, &id, None, Some(bytes))?
+            {
+                return Ok((
+                    id,
+                    Arc::new(Kek::new(SUBJECT_KEY_VERSION, sk, self.backend)?),
+                ));
+            }
+            // Another thread created it first: use theirs.
+        }
+    }
+
+    /// Destroys the subject's key: every record and envelope tied to the subject becomes
+    /// undecryptable at once (O(1)), including copies outside the vault. Returns whether the
+    /// subject had a key.
+    pub fn forget_subject(&self, subject: &str) -> Result<bool> {
+        let id = self.subject_key_id(subject)?;
+        let existed = self.store.get(Space::Subject, &id)?.is_some();
+        self.store.write(vec![crate::store::WriteOp::Delete {
+            space: Space::Subject,
+            key: id.to_vec(),
+        }])?;
+        Ok(existed)
+    }
+}

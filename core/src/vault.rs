@@ -1,0 +1,625 @@
+//! The [`Vault`]: create or open one, encrypt and decrypt bound to a context, manage keyrings.
+//!
+//! ```
+//! use phivault::{Context, Vault, root::KeyFile, Key32};
+//! let dir = tempfile::tempdir()?;
+//! let root = KeyFile::from_key(Key32::random()?);
+//! let vault = Vault::create(dir.path().join("v"), &root)?;
+//! let ctx = Context::new().with("record", "4711").with("field", "note");
+//! let ct = vault.encrypt(b"HbA1c 9.2%", &ctx)?;
+//! assert_eq!(&*vault.decrypt(&ct, &ctx)?, b"HbA1c 9.2%");
+//! assert!(vault.decrypt(&ct, &Context::new().with("record", "4712")).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::backend::{AeadKey, Backend};
+use crate::context::Context;
+use crate::envelope::{self, Envelope};
+use crate::kdf::{self, Mac, label};
+use crate::keyring::{
+    DEFAULT_KEYRING, Keyring, KeyringInfo, KeyringRecord, VersionRecord, now_unix,
+};
+use crate::root::{RootKeySource, RootParams};
+use crate::secret::Key32;
+use crate::store::{Durability, SledStore, Space, Store, WriteOp};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use zeroize::Zeroizing;
+
+/// The vault-header format version this code writes.
+pub const HEADER_FORMAT: u32 = 1;
+const HEADER_KEY: &[u8] = b"header";
+const VMK_AAD_LABEL: &[u8] = b"PVM1";
+const KEYRING_AAD_LABEL: &[u8] = b"PVK1";
+const LOCK_FILE: &str = "phivault.lock";
+const STORE_DIR: &str = "store";
+
+/// Options for creating or opening a vault.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct VaultOptions {
+    /// The AES-GCM implementation.
+    pub backend: Backend,
+    /// When writes reach the disk.
+    pub durability: Durability,
+}
+
+impl VaultOptions {
+    /// The defaults: `ring`, every write durable before it returns.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the AES-GCM backend.
+    #[must_use]
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Sets the durability.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
+/// How to encrypt: which keyring, randomized or deterministic.
+#[derive(Clone, Debug, Default)]
+pub struct EncryptOptions {
+    keyring: Option<String>,
+    deterministic: bool,
+}
+
+impl EncryptOptions {
+    /// Randomized encryption under the `default` keyring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses the named keyring.
+    #[must_use]
+    pub fn keyring(mut self, name: impl Into<String>) -> Self {
+        self.keyring = Some(name.into());
+        self
+    }
+
+    /// Deterministic encryption (AES-SIV): equal plaintexts give equal ciphertexts under the
+    /// same context and key version, which allows equality lookups and reveals equality.
+    #[must_use]
+    pub fn deterministic(mut self) -> Self {
+        self.deterministic = true;
+        self
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct VaultHeader {
+    format: u32,
+    vault_id: [u8; 16],
+    created_unix: u64,
+    root: RootParams,
+    wrapped_vmk: Vec<u8>,
+}
+
+impl VaultHeader {
+    fn vmk_aad(vault_id: &[u8; 16], root: &RootParams) -> Result<Vec<u8>> {
+        let mut aad = VMK_AAD_LABEL.to_vec();
+        aad.extend_from_slice(vault_id);
+        aad.extend(postcard::to_allocvec(root).map_err(|_| Error::Crypto("header encoding"))?);
+        Ok(aad)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let h: VaultHeader = postcard::from_bytes(bytes).map_err(|_| Error::CorruptMetadata {
+            what: "vault header",
+        })?;
+        if h.format != HEADER_FORMAT {
+            return Err(Error::UnsupportedVersion {
+                what: "vault header",
+                version: h.format,
+            });
+        }
+        Ok(h)
+    }
+}
+
+/// Keys derived from the vault master key.
+pub(crate) struct VaultKeys {
+    keyring_wrap: Box<dyn AeadKey>,
+    pub(crate) record_id: Mac,
+    pub(crate) subject_id: Mac,
+}
+
+impl VaultKeys {
+    fn derive(vmk: &Key32) -> Result<Self> {
+        Ok(VaultKeys {
+            keyring_wrap: Backend::Ring
+                .aes256gcm(&kdf::expand_key(vmk, &[label::KEYRING_WRAP])?)?,
+            record_id: Mac::new(&kdf::expand_key(vmk, &[label::RECORD_ID])?),
+            subject_id: Mac::new(&kdf::expand_key(vmk, &[label::SUBJECT_ID])?),
+        })
+    }
+}
+
+/// An open vault. `Send + Sync`: share one across threads (for example in an `Arc`).
+pub struct Vault {
+    pub(crate) store: Box<dyn Store>,
+    path: Option<PathBuf>,
+    _lock: Option<File>,
+    pub(crate) backend: Backend,
+    vault_id: [u8; 16],
+    root_kind: String,
+    pub(crate) keys: VaultKeys,
+    keyrings: RwLock<HashMap<String, Arc<Keyring>>>,
+    keyring_writes: Mutex<()>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("path", &self.path)
+            .field("vault_id", &self.vault_id_hex())
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let lock_path = dir.join(LOCK_FILE);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let f = opts
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::VaultLocked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", lock_path.display()), e))
+        }
+    }
+}
+
+/// Restricts the vault directory to its owner: directories 0700, files 0600.
+fn restrict_permissions(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(format!("restricting permissions of {}", p.display()), e))
+        };
+        set(dir, 0o700)?;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let entries = std::fs::read_dir(&d)
+                .map_err(|e| Error::io(format!("listing {}", d.display()), e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(format!("listing {}", d.display()), e))?;
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| Error::io(format!("listing {}", d.display()), e))?;
+                if ft.is_dir() {
+                    set(&entry.path(), 0o700)?;
+                    stack.push(entry.path());
+                } else if ft.is_file() {
+                    set(&entry.path(), 0o600)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_vault_dir(dir: &Path) -> bool {
+    dir.join(STORE_DIR).is_dir()
+}
+
+impl Vault {
+    /// Creates a vault in directory `path` (created with mode 0700; it must not hold a vault)
+    /// with a `default` keyring, using the default options.
+    pub fn create(path: impl AsRef<Path>, root: &dyn RootKeySource) -> Result<Vault> {
+        Self::create_with(path, root, VaultOptions::default())
+    }
+
+    /// [`Vault::create`] with options.
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        root: &dyn RootKeySource,
+        opts: VaultOptions,
+    ) -> Result<Vault> {
+        let dir = path.as_ref();
+        if is_vault_dir(dir) {
+            return Err(Error::VaultExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| Error::io(format!("creating vault directory {}", dir.display()), e))?;
+        let lock = lock_dir(dir)?;
+        if is_vault_dir(dir) {
+            return Err(Error::VaultExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
+        let mut vault = Self::create_in(Box::new(store), root, opts.backend)?;
+        restrict_permissions(dir)?;
+        vault.path = Some(dir.to_path_buf());
+        vault._lock = Some(lock);
+        Ok(vault)
+    }
+
+    /// Opens the vault in directory `path` with the default options.
+    pub fn open(path: impl AsRef<Path>, root: &dyn RootKeySource) -> Result<Vault> {
+        Self::open_with(path, root, VaultOptions::default())
+    }
+
+    /// [`Vault::open`] with options.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        root: &dyn RootKeySource,
+        opts: VaultOptions,
+    ) -> Result<Vault> {
+        let dir = path.as_ref();
+        if !is_vault_dir(dir) {
+            return Err(Error::VaultNotFound {
+                path: dir.to_path_buf(),
+            });
+        }
+        let lock = lock_dir(dir)?;
+        let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
+        let mut vault = Self::open_in(Box::new(store), root, opts.backend)?;
+        restrict_permissions(dir)?;
+        vault.path = Some(dir.to_path_buf());
+        vault._lock = Some(lock);
+        Ok(vault)
+    }
+
+    /// Creates a vault in an empty store of any kind.
+    pub fn create_in(
+        store: Box<dyn Store>,
+        root: &dyn RootKeySource,
+        backend: Backend,
+    ) -> Result<Vault> {
+        if store.get(Space::Meta, HEADER_KEY)?.is_some() {
+            return Err(Error::VaultExists {
+                path: PathBuf::new(),
+            });
+        }
+        let params = root.new_params()?;
+        let root_key = root.unlock(&params)?;
+        let mut vault_id = [0u8; 16];
+        kdf::fill_random(&mut vault_id)?;
+        let vmk = Key32::random()?;
+        let wrapped_vmk =
+            root_key.wrap(&VaultHeader::vmk_aad(&vault_id, &params)?, vmk.expose())?;
+        let header = VaultHeader {
+            format: HEADER_FORMAT,
+            vault_id,
+            created_unix: now_unix(),
+            root: params,
+            wrapped_vmk,
+        };
+        let vault = Vault::assemble(store, backend, &header, &vmk)?;
+        let default = KeyringRecord::new(DEFAULT_KEYRING)?;
+        let sealed = vault.seal_keyring(&default)?;
+        let header_bytes =
+            postcard::to_allocvec(&header).map_err(|_| Error::Crypto("header encoding"))?;
+        vault.store.write(vec![
+            WriteOp::Put {
+                space: Space::Keyring,
+                key: DEFAULT_KEYRING.as_bytes().to_vec(),
+                value: sealed,
+            },
+            WriteOp::Put {
+                space: Space::Meta,
+                key: HEADER_KEY.to_vec(),
+                value: header_bytes,
+            },
+        ])?;
+        Ok(vault)
+    }
+
+    /// Opens a vault that lives in `store`.
+    pub fn open_in(
+        store: Box<dyn Store>,
+        root: &dyn RootKeySource,
+        backend: Backend,
+    ) -> Result<Vault> {
+        let bytes = store
+            .get(Space::Meta, HEADER_KEY)?
+            .ok_or(Error::CorruptMetadata {
+                what: "vault header is missing",
+            })?;
+        let header = VaultHeader::decode(&bytes)?;
+        let root_key = root.unlock(&header.root)?;
+        let vmk = root_key.unwrap(
+            &VaultHeader::vmk_aad(&header.vault_id, &header.root)?,
+            &header.wrapped_vmk,
+        )?;
+        let vmk = Key32::from_slice(vmk.expose()).map_err(|_| Error::WrongRootKey)?;
+        Vault::assemble(store, backend, &header, &vmk)
+    }
+
+    fn assemble(
+        store: Box<dyn Store>,
+        backend: Backend,
+        header: &VaultHeader,
+        vmk: &Key32,
+    ) -> Result<Vault> {
+        Ok(Vault {
+            store,
+            path: None,
+            _lock: None,
+            backend,
+            vault_id: header.vault_id,
+            root_kind: header.root.kind().to_owned(),
+            keys: VaultKeys::derive(vmk)?,
+            keyrings: RwLock::new(HashMap::new()),
+            keyring_writes: Mutex::new(()),
+        })
+    }
+
+    /// The vault's random id, in hex.
+    pub fn vault_id_hex(&self) -> String {
+        self.vault_id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The vault's directory, when it lives in one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The kind of root key that unlocks this vault.
+    pub fn root_kind(&self) -> &str {
+        &self.root_kind
+    }
+
+    /// The AES-GCM backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    // ---- keyrings -------------------------------------------------------------------------
+
+    fn keyring_aad(&self, name: &str) -> Vec<u8> {
+        let mut aad = KEYRING_AAD_LABEL.to_vec();
+        aad.extend_from_slice(&self.vault_id);
+        aad.extend_from_slice(name.as_bytes());
+        aad
+    }
+
+    fn seal_keyring(&self, rec: &KeyringRecord) -> Result<Vec<u8>> {
+        envelope::wrap_with(
+            self.keys.keyring_wrap.as_ref(),
+            &self.keyring_aad(&rec.name),
+            &rec.encode()?,
+        )
+    }
+
+    fn unseal_keyring(&self, name: &str, sealed: &[u8]) -> Result<KeyringRecord> {
+        let plain = envelope::unwrap_with(
+            self.keys.keyring_wrap.as_ref(),
+            &self.keyring_aad(name),
+            sealed,
+        )
+        .map_err(|_| Error::CorruptMetadata { what: "keyring" })?;
+        let rec = KeyringRecord::decode(plain.expose())?;
+        if rec.name != name {
+            return Err(Error::CorruptMetadata { what: "keyring" });
+        }
+        Ok(rec)
+    }
+
+    fn read_keyring_record(&self, name: &str) -> Result<(KeyringRecord, Vec<u8>)> {
+        let sealed = self
+            .store
+            .get(Space::Keyring, name.as_bytes())?
+            .ok_or_else(|| Error::UnknownKeyring {
+                keyring: name.to_owned(),
+            })?;
+        Ok((self.unseal_keyring(name, &sealed)?, sealed))
+    }
+
+    /// The loaded keyring `name` (cached).
+    pub(crate) fn keyring(&self, name: &str) -> Result<Arc<Keyring>> {
+        if let Some(k) = self.keyrings.read().map_err(|_| poisoned())?.get(name) {
+            return Ok(k.clone());
+        }
+        envelope::check_keyring_name(name)?;
+        let (rec, _) = self.read_keyring_record(name)?;
+        let loaded = Arc::new(rec.load(self.backend)?);
+        self.keyrings
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(name.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Applies `change` to keyring `name` and stores it (serialised with other keyring writes).
+    pub(crate) fn update_keyring<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut KeyringRecord) -> Result<T>,
+    ) -> Result<T> {
+        let _guard = self.keyring_writes.lock().map_err(|_| poisoned())?;
+        let (mut rec, old) = self.read_keyring_record(name)?;
+        let out = change(&mut rec)?;
+        let sealed = self.seal_keyring(&rec)?;
+        if !self.store.compare_and_swap(
+            Space::Keyring,
+            name.as_bytes(),
+            Some(&old),
+            Some(sealed),
+        )? {
+            return Err(Error::CorruptMetadata {
+                what: "keyring changed underneath",
+            });
+        }
+        let loaded = Arc::new(rec.load(self.backend)?);
+        self.keyrings
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(name.to_owned(), loaded);
+        Ok(out)
+    }
+
+    /// Creates a keyring with one active key version.
+    pub fn create_keyring(&self, name: &str) -> Result<KeyringInfo> {
+        envelope::check_keyring_name(name)?;
+        let _guard = self.keyring_writes.lock().map_err(|_| poisoned())?;
+        let rec = KeyringRecord::new(name)?;
+        let sealed = self.seal_keyring(&rec)?;
+        if !self
+            .store
+            .compare_and_swap(Space::Keyring, name.as_bytes(), None, Some(sealed))?
+        {
+            return Err(Error::KeyringExists {
+                keyring: name.to_owned(),
+            });
+        }
+        let loaded = Arc::new(rec.load(self.backend)?);
+        let info = loaded.info();
+        self.keyrings
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(name.to_owned(), loaded);
+        Ok(info)
+    }
+
+    /// All keyrings, by name.
+    pub fn keyrings(&self) -> Result<Vec<KeyringInfo>> {
+        let mut out = Vec::new();
+        for entry in crate::store::ScanIter::new(self.store.as_ref(), Space::Keyring, Vec::new()) {
+            let (name, _) = entry?;
+            let name = String::from_utf8(name).map_err(|_| Error::CorruptMetadata {
+                what: "keyring name",
+            })?;
+            out.push(self.keyring(&name)?.info());
+        }
+        Ok(out)
+    }
+
+    /// Makes a new key version of `keyring` active at once; older versions stay decrypt-only.
+    /// Touches no data. Returns the new version.
+    pub fn rotate(&self, keyring: &str) -> Result<u32> {
+        self.update_keyring(keyring, |rec| {
+            let next = rec.versions.last().map_or(1, |v| v.version + 1);
+            let key = Key32::random()?;
+            rec.versions.push(VersionRecord {
+                version: next,
+                created_unix: now_unix(),
+                key: Some(*key.expose()),
+            });
+            rec.active = next;
+            Ok(next)
+        })
+    }
+
+    // ---- encryption -----------------------------------------------------------------------
+
+    /// Encrypts `plaintext` bound to `ctx` under the `default` keyring (randomized, binary
+    /// envelope).
+    pub fn encrypt(&self, plaintext: &[u8], ctx: &Context) -> Result<Vec<u8>> {
+        self.encrypt_with(plaintext, ctx, &EncryptOptions::default())
+    }
+
+    /// Encrypts with options (keyring, deterministic).
+    pub fn encrypt_with(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        let name = opts.keyring.as_deref().unwrap_or(DEFAULT_KEYRING);
+        let kek = self.keyring(name)?.active_kek()?;
+        if opts.deterministic {
+            envelope::seal_deterministic(name, &kek, plaintext, ctx)
+        } else {
+            envelope::seal(self.backend, name, &kek, plaintext, ctx)
+        }
+    }
+
+    /// Encrypts into the text form (`pv1:<keyring>:<version>:<base64url>`).
+    pub fn encrypt_text(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<String> {
+        envelope::to_text(&self.encrypt_with(plaintext, ctx, opts)?)
+    }
+
+    /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
+    /// context or a wrong key gives [`Error::AuthenticationFailed`]; a retired or destroyed key
+    /// version is named.
+    pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
+        if envelope::is_text(envelope) {
+            let text = std::str::from_utf8(envelope).map_err(|_| Error::AuthenticationFailed)?;
+            let bin = envelope::from_text(text)?;
+            return self.decrypt_binary(&bin, ctx);
+        }
+        self.decrypt_binary(envelope, ctx)
+    }
+
+    fn decrypt_binary(&self, bytes: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
+        let env = Envelope::parse(bytes)?;
+        if env.subject_key_id().is_some() {
+            return self.decrypt_subject(&env, ctx);
+        }
+        let kek = self
+            .keyring(env.keyring())?
+            .decrypting_kek(env.key_version())?;
+        Ok(envelope::open(self.backend, &env, &kek, ctx)?.into_zeroizing())
+    }
+
+    fn decrypt_subject(&self, env: &Envelope<'_>, ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
+        let id = env.subject_key_id().ok_or(Error::AuthenticationFailed)?;
+        let key = self.subject_key_by_id(id)?;
+        Ok(envelope::open(self.backend, env, &key, ctx)?.into_zeroizing())
+    }
+
+    /// Encrypts data tied to a data subject (a patient): the DEK is wrapped by the subject's
+    /// key, so [`Vault::forget_subject`] makes it unrecoverable.
+    pub fn encrypt_for_subject(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        subject: &str,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        if opts.deterministic {
+            return Err(Error::invalid(
+                "options",
+                "deterministic encryption cannot be tied to a subject",
+            ));
+        }
+        let name = opts.keyring.as_deref().unwrap_or(DEFAULT_KEYRING);
+        let (id, key) = self.subject_key_for_write(subject, name)?;
+        envelope::seal_for_subject(self.backend, name, &id, &key, plaintext, ctx)
+    }
+
+    pub(crate) fn vault_id(&self) -> &[u8; 16] {
+        &self.vault_id
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Crypto("a lock was poisoned by a panic in another thread")
+}
