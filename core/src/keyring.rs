@@ -225,7 +225,7 @@ impl Keyring {
         self.versions
             .get(&self.active)
             .and_then(|v| v.kek.clone())
-            .ok_or_else(|| Error::CorruptMetadata {
+            .ok_or(Error::CorruptMetadata {
                 what: "keyring has no active key",
             })
     }
@@ -252,7 +252,7 @@ impl Keyring {
             KeyState::Active | KeyState::DecryptOnly => v
                 .kek
                 .clone()
-                .ok_or_else(|| Error::CorruptMetadata { what: "keyring" }),
+                .ok_or(Error::CorruptMetadata { what: "keyring" }),
         }
     }
 }

@@ -44,6 +44,9 @@ pub mod store;
 mod subjects;
 pub mod vault;
 
+#[cfg(test)]
+mod testkit;
+
 pub use backend::Backend;
 pub use context::Context;
 pub use error::{Error, Result, StoreError};

@@ -37,6 +37,7 @@ const VMK_AAD_LABEL: &[u8] = b"PVM1";
 const KEYRING_AAD_LABEL: &[u8] = b"PVK1";
 const LOCK_FILE: &str = "phivault.lock";
 const STORE_DIR: &str = "store";
+const HEADER_FILE: &str = "vault.header";
 
 /// Options for creating or opening a vault.
 #[derive(Clone, Copy, Debug, Default)]
@@ -98,7 +99,7 @@ impl EncryptOptions {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct VaultHeader {
     format: u32,
     vault_id: [u8; 16],
@@ -158,6 +159,9 @@ pub struct Vault {
     pub(crate) keys: VaultKeys,
     keyrings: RwLock<HashMap<String, Arc<Keyring>>>,
     keyring_writes: Mutex<()>,
+    header_slot: HeaderSlot,
+    header: Mutex<VaultHeader>,
+    vmk: Key32,
 }
 
 impl std::fmt::Debug for Vault {
@@ -221,8 +225,73 @@ fn restrict_permissions(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where the vault header lives: in a file of a directory vault (so that a wrong root key is
+/// refused before the store is opened, touching nothing), or in the store's `Meta` space.
+#[derive(Debug)]
+pub(crate) enum HeaderSlot {
+    /// `<dir>/vault.header`, replaced atomically.
+    File(PathBuf),
+    /// `Space::Meta`, key `header`.
+    Store,
+}
+
 fn is_vault_dir(dir: &Path) -> bool {
-    dir.join(STORE_DIR).is_dir()
+    dir.join(HEADER_FILE).is_file()
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file (0600) in the same directory,
+/// fsync, rename over `path`, fsync of the directory.
+pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let io = |e| Error::io(format!("writing {}", path.display()), e);
+    let mut f = opts.open(&tmp).map_err(io)?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
+}
+
+impl VaultHeader {
+    /// A header for a new vault, with a fresh vault id and vault master key.
+    fn new(root: &dyn RootKeySource) -> Result<(Self, Key32)> {
+        let params = root.new_params()?;
+        let root_key = root.unlock(&params)?;
+        let mut vault_id = [0u8; 16];
+        kdf::fill_random(&mut vault_id)?;
+        let vmk = Key32::random()?;
+        let wrapped_vmk = root_key.wrap(&Self::vmk_aad(&vault_id, &params)?, vmk.expose())?;
+        Ok((
+            VaultHeader {
+                format: HEADER_FORMAT,
+                vault_id,
+                created_unix: now_unix(),
+                root: params,
+                wrapped_vmk,
+            },
+            vmk,
+        ))
+    }
+
+    /// Unwraps the vault master key with the root key.
+    fn unlock(&self, root: &dyn RootKeySource) -> Result<Key32> {
+        let root_key = root.unlock(&self.root)?;
+        let vmk = root_key.unwrap(
+            &Self::vmk_aad(&self.vault_id, &self.root)?,
+            &self.wrapped_vmk,
+        )?;
+        Key32::from_slice(vmk.expose()).map_err(|_| Error::WrongRootKey)
+    }
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(|_| Error::Crypto("header encoding"))
+    }
 }
 
 impl Vault {
@@ -257,8 +326,20 @@ impl Vault {
                 path: dir.to_path_buf(),
             });
         }
+        let (header, vmk) = VaultHeader::new(root)?;
         let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
-        let mut vault = Self::create_in(Box::new(store), root, opts.backend)?;
+        let header_path = dir.join(HEADER_FILE);
+        let mut vault = Vault::assemble(
+            Box::new(store),
+            opts.backend,
+            &header,
+            &vmk,
+            HeaderSlot::File(header_path.clone()),
+        )?;
+        vault.write_default_keyring(Vec::new())?;
+        vault.store.flush()?;
+        // The header file is the commit point: without it there is no vault.
+        write_file_atomic(&header_path, &header.encode()?)?;
         restrict_permissions(dir)?;
         vault.path = Some(dir.to_path_buf());
         vault._lock = Some(lock);
@@ -270,7 +351,8 @@ impl Vault {
         Self::open_with(path, root, VaultOptions::default())
     }
 
-    /// [`Vault::open`] with options.
+    /// [`Vault::open`] with options. A wrong root key is refused before the store is opened:
+    /// nothing on disk changes.
     pub fn open_with(
         path: impl AsRef<Path>,
         root: &dyn RootKeySource,
@@ -283,15 +365,26 @@ impl Vault {
             });
         }
         let lock = lock_dir(dir)?;
+        let header_path = dir.join(HEADER_FILE);
+        let bytes = std::fs::read(&header_path)
+            .map_err(|e| Error::io(format!("reading {}", header_path.display()), e))?;
+        let header = VaultHeader::decode(&bytes)?;
+        let vmk = header.unlock(root)?;
         let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
-        let mut vault = Self::open_in(Box::new(store), root, opts.backend)?;
+        let mut vault = Vault::assemble(
+            Box::new(store),
+            opts.backend,
+            &header,
+            &vmk,
+            HeaderSlot::File(header_path),
+        )?;
         restrict_permissions(dir)?;
         vault.path = Some(dir.to_path_buf());
         vault._lock = Some(lock);
         Ok(vault)
     }
 
-    /// Creates a vault in an empty store of any kind.
+    /// Creates a vault in an empty store of any kind (the header lives in the store).
     pub fn create_in(
         store: Box<dyn Store>,
         root: &dyn RootKeySource,
@@ -302,37 +395,13 @@ impl Vault {
                 path: PathBuf::new(),
             });
         }
-        let params = root.new_params()?;
-        let root_key = root.unlock(&params)?;
-        let mut vault_id = [0u8; 16];
-        kdf::fill_random(&mut vault_id)?;
-        let vmk = Key32::random()?;
-        let wrapped_vmk =
-            root_key.wrap(&VaultHeader::vmk_aad(&vault_id, &params)?, vmk.expose())?;
-        let header = VaultHeader {
-            format: HEADER_FORMAT,
-            vault_id,
-            created_unix: now_unix(),
-            root: params,
-            wrapped_vmk,
-        };
-        let vault = Vault::assemble(store, backend, &header, &vmk)?;
-        let default = KeyringRecord::new(DEFAULT_KEYRING)?;
-        let sealed = vault.seal_keyring(&default)?;
-        let header_bytes =
-            postcard::to_allocvec(&header).map_err(|_| Error::Crypto("header encoding"))?;
-        vault.store.write(vec![
-            WriteOp::Put {
-                space: Space::Keyring,
-                key: DEFAULT_KEYRING.as_bytes().to_vec(),
-                value: sealed,
-            },
-            WriteOp::Put {
-                space: Space::Meta,
-                key: HEADER_KEY.to_vec(),
-                value: header_bytes,
-            },
-        ])?;
+        let (header, vmk) = VaultHeader::new(root)?;
+        let vault = Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)?;
+        vault.write_default_keyring(vec![WriteOp::Put {
+            space: Space::Meta,
+            key: HEADER_KEY.to_vec(),
+            value: header.encode()?,
+        }])?;
         Ok(vault)
     }
 
@@ -348,13 +417,20 @@ impl Vault {
                 what: "vault header is missing",
             })?;
         let header = VaultHeader::decode(&bytes)?;
-        let root_key = root.unlock(&header.root)?;
-        let vmk = root_key.unwrap(
-            &VaultHeader::vmk_aad(&header.vault_id, &header.root)?,
-            &header.wrapped_vmk,
-        )?;
-        let vmk = Key32::from_slice(vmk.expose()).map_err(|_| Error::WrongRootKey)?;
-        Vault::assemble(store, backend, &header, &vmk)
+        let vmk = header.unlock(root)?;
+        Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)
+    }
+
+    /// Writes the `default` keyring together with `more` in one atomic batch.
+    fn write_default_keyring(&self, mut more: Vec<WriteOp>) -> Result<()> {
+        let default = KeyringRecord::new(DEFAULT_KEYRING)?;
+        more.push(WriteOp::Put {
+            space: Space::Keyring,
+            key: DEFAULT_KEYRING.as_bytes().to_vec(),
+            value: self.seal_keyring(&default)?,
+        });
+        self.store.write(more)?;
+        Ok(())
     }
 
     fn assemble(
@@ -362,6 +438,7 @@ impl Vault {
         backend: Backend,
         header: &VaultHeader,
         vmk: &Key32,
+        header_slot: HeaderSlot,
     ) -> Result<Vault> {
         Ok(Vault {
             store,
@@ -373,7 +450,39 @@ impl Vault {
             keys: VaultKeys::derive(vmk)?,
             keyrings: RwLock::new(HashMap::new()),
             keyring_writes: Mutex::new(()),
+            header_slot,
+            header: Mutex::new(header.clone()),
+            vmk: vmk.clone(),
         })
+    }
+
+    /// Changes the root key (a new passphrase, or a move to a key file) by rewrapping the
+    /// vault master key only: O(1), no keyring or record is touched. The new header replaces
+    /// the old one atomically.
+    pub fn rotate_root(&self, new_root: &dyn RootKeySource) -> Result<()> {
+        let mut header = self.header.lock().map_err(|_| poisoned())?;
+        let params = new_root.new_params()?;
+        let root_key = new_root.unlock(&params)?;
+        let wrapped_vmk = root_key.wrap(
+            &VaultHeader::vmk_aad(&header.vault_id, &params)?,
+            self.vmk.expose(),
+        )?;
+        let new_header = VaultHeader {
+            root: params,
+            wrapped_vmk,
+            ..header.clone()
+        };
+        let bytes = new_header.encode()?;
+        match &self.header_slot {
+            HeaderSlot::File(path) => write_file_atomic(path, &bytes)?,
+            HeaderSlot::Store => self.store.write(vec![WriteOp::Put {
+                space: Space::Meta,
+                key: HEADER_KEY.to_vec(),
+                value: bytes,
+            }])?,
+        }
+        *header = new_header;
+        Ok(())
     }
 
     /// The vault's random id, in hex.

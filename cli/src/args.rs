@@ -1,0 +1,156 @@
+//! Command-line arguments.
+
+use crate::exit::EXIT_CODES;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// phivault: an encrypted vault for protected health information.
+#[derive(Parser, Debug)]
+#[command(name = "phivault", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+/// Where the root key comes from. Without either flag: `PHIVAULT_PASSPHRASE`, then a prompt.
+#[derive(Args, Debug, Clone)]
+pub struct RootArgs {
+    /// File holding the 32-byte root key (raw, or 64 hex digits).
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_file")]
+    pub key_file: Option<PathBuf>,
+    /// File whose first line is the passphrase.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// The vault directory and its root key.
+#[derive(Args, Debug, Clone)]
+pub struct VaultArgs {
+    /// The vault directory.
+    #[arg(long, value_name = "DIR", env = "PHIVAULT_VAULT")]
+    pub vault: PathBuf,
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new vault (directory mode 0700, files 0600) with a `default` keyring.
+    #[command(
+        after_help = "Examples:\n  phivault keygen root.key\n  phivault init --vault ./vault --key-file root.key\n  PHIVAULT_PASSPHRASE=... phivault init --vault ./vault --argon-memory-mib 256"
+    )]
+    Init {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Argon2id memory in MiB (passphrase vaults; default 64, RFC 9106).
+        #[arg(long, value_name = "MIB")]
+        argon_memory_mib: Option<u32>,
+        /// Argon2id passes (default 3).
+        #[arg(long, value_name = "N")]
+        argon_passes: Option<u32>,
+        /// Argon2id lanes (default 4).
+        #[arg(long, value_name = "N")]
+        argon_lanes: Option<u32>,
+    },
+    /// Write a new random 32-byte root key file (mode 0600; refuses to overwrite).
+    #[command(after_help = "Example:\n  phivault keygen /secure/root.key")]
+    Keygen {
+        /// The file to create.
+        file: PathBuf,
+    },
+    /// Encrypt stdin to stdout, bound to a context.
+    #[command(
+        after_help = "Examples:\n  phivault encrypt --vault ./vault --key-file root.key --context record=4711 --context field=note <note.txt >note.pv\n  echo -n 123-45-6789 | phivault encrypt --vault ./vault --key-file root.key --text --deterministic --context field=ssn"
+    )]
+    Encrypt {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Context pair KEY=VALUE (repeatable, order matters).
+        #[arg(long = "context", value_name = "KEY=VALUE")]
+        context: Vec<String>,
+        /// Keyring to encrypt under.
+        #[arg(long, default_value = "default")]
+        keyring: String,
+        /// Deterministic encryption (AES-SIV): equal inputs give equal outputs.
+        #[arg(long, conflicts_with = "subject")]
+        deterministic: bool,
+        /// Write the text form (pv1:<keyring>:<version>:<base64url>) plus a newline.
+        #[arg(long)]
+        text: bool,
+        /// Tie the ciphertext to a data subject (erased by forget-subject).
+        #[arg(long, value_name = "ID")]
+        subject: Option<String>,
+    },
+    /// Decrypt stdin (binary or text form) to stdout; the context must match.
+    #[command(
+        after_help = "Example:\n  phivault decrypt --vault ./vault --key-file root.key --context record=4711 --context field=note <note.pv"
+    )]
+    Decrypt {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Context pair KEY=VALUE (repeatable, same order as at encryption).
+        #[arg(long = "context", value_name = "KEY=VALUE")]
+        context: Vec<String>,
+    },
+    /// Store stdin as record ID of COLLECTION.
+    #[command(
+        after_help = "Example:\n  phivault put --vault ./vault --key-file root.key notes MRN-4711 --subject patient-4711 <note.txt"
+    )]
+    Put {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Collection name.
+        collection: String,
+        /// Record id (stored only as a keyed hash).
+        id: String,
+        /// Tie the record to a data subject.
+        #[arg(long, value_name = "ID")]
+        subject: Option<String>,
+        /// Keyring to encrypt under.
+        #[arg(long, default_value = "default")]
+        keyring: String,
+    },
+    /// Print record ID of COLLECTION to stdout.
+    #[command(
+        after_help = "Example:\n  phivault get --vault ./vault --key-file root.key notes MRN-4711"
+    )]
+    Get {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Collection name.
+        collection: String,
+        /// Record id.
+        id: String,
+    },
+    /// Delete record ID of COLLECTION.
+    #[command(
+        after_help = "Example:\n  phivault delete --vault ./vault --key-file root.key notes MRN-4711"
+    )]
+    Delete {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Collection name.
+        collection: String,
+        /// Record id.
+        id: String,
+    },
+    /// Show keyrings, key versions and record counts per version.
+    #[command(
+        after_help = "Example:\n  phivault status --vault ./vault --key-file root.key --json"
+    )]
+    Status {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Print JSON (stable field names) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the end-to-end tour on a temporary vault with synthetic patients.
+    Demo {
+        /// Keep the demo vault in this directory instead of a temporary one.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}

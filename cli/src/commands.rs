@@ -1,0 +1,194 @@
+//! One function per command; all rules live in the `phivault` crate.
+
+use crate::args::{Cli, Command, VaultArgs};
+use crate::exit::CliError;
+use crate::io::{read_stdin, write_stdout};
+use crate::rootkey;
+use phivault::root::{Argon2Config, KeyFile};
+use phivault::{Context, EncryptOptions, Vault, records::PutOptions};
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.cmd {
+        Command::Init {
+            vault,
+            argon_memory_mib,
+            argon_passes,
+            argon_lanes,
+        } => {
+            let argon =
+                if argon_memory_mib.is_some() || argon_passes.is_some() || argon_lanes.is_some() {
+                    let d = Argon2Config::default();
+                    Some(Argon2Config {
+                        m_kib: argon_memory_mib.map_or(d.m_kib, |m| m.saturating_mul(1024)),
+                        t: argon_passes.unwrap_or(d.t),
+                        p: argon_lanes.unwrap_or(d.p),
+                    })
+                } else {
+                    None
+                };
+            let root = rootkey::source(&vault.root, true, argon)?;
+            let v = Vault::create(&vault.vault, root.as_ref())?;
+            eprintln!(
+                "created vault {} at {} (root: {}, keyring: default v1)",
+                v.vault_id_hex(),
+                vault.vault.display(),
+                v.root_kind()
+            );
+            Ok(())
+        }
+        Command::Keygen { file } => {
+            KeyFile::generate(&file)?;
+            eprintln!(
+                "wrote a new 32-byte root key to {} (mode 0600): keep it secret and backed up",
+                file.display()
+            );
+            Ok(())
+        }
+        Command::Encrypt {
+            vault,
+            context,
+            keyring,
+            deterministic,
+            text,
+            subject,
+        } => {
+            let ctx = parse_context(&context)?;
+            let v = open(&vault)?;
+            let input = read_stdin()?;
+            let mut opts = EncryptOptions::new().keyring(keyring);
+            if deterministic {
+                opts = opts.deterministic();
+            }
+            let ct = match subject {
+                Some(s) => v.encrypt_for_subject(&input, &ctx, &s, &opts)?,
+                None => v.encrypt_with(&input, &ctx, &opts)?,
+            };
+            if text {
+                let mut t = phivault::envelope::to_text(&ct)?;
+                t.push('\n');
+                write_stdout(t.as_bytes())?;
+            } else {
+                write_stdout(&ct)?;
+            }
+            Ok(())
+        }
+        Command::Decrypt { vault, context } => {
+            let ctx = parse_context(&context)?;
+            let v = open(&vault)?;
+            let input = read_stdin()?;
+            let pt = v.decrypt(&input, &ctx)?;
+            write_stdout(&pt)?;
+            Ok(())
+        }
+        Command::Put {
+            vault,
+            collection,
+            id,
+            subject,
+            keyring,
+        } => {
+            let v = open(&vault)?;
+            let input = read_stdin()?;
+            v.put_with(
+                &collection,
+                &id,
+                &input,
+                &PutOptions {
+                    subject: subject.as_deref(),
+                    keyring: Some(&keyring),
+                },
+            )?;
+            Ok(())
+        }
+        Command::Get {
+            vault,
+            collection,
+            id,
+        } => {
+            let v = open(&vault)?;
+            match v.get(&collection, &id)? {
+                Some(pt) => Ok(write_stdout(&pt)?),
+                None => Err(CliError::not_found(format!(
+                    "no such record in collection '{collection}'"
+                ))),
+            }
+        }
+        Command::Delete {
+            vault,
+            collection,
+            id,
+        } => {
+            let v = open(&vault)?;
+            if v.delete(&collection, &id)? {
+                Ok(())
+            } else {
+                Err(CliError::not_found(format!(
+                    "no such record in collection '{collection}'"
+                )))
+            }
+        }
+        Command::Status { vault, json } => {
+            let v = open(&vault)?;
+            let st = v.status()?;
+            if json {
+                let s =
+                    serde_json::to_string_pretty(&st).map_err(|e| CliError::msg(e.to_string()))?;
+                println!("{s}");
+            } else {
+                print_status(&st);
+            }
+            Ok(())
+        }
+        Command::Demo { keep } => crate::demo::run(keep),
+    }
+}
+
+/// Opens the vault named by the arguments.
+pub fn open(args: &VaultArgs) -> Result<Vault, CliError> {
+    let root = rootkey::source(&args.root, false, None)?;
+    Ok(Vault::open(&args.vault, root.as_ref())?)
+}
+
+/// Parses `KEY=VALUE` pairs, in order.
+pub fn parse_context(pairs: &[String]) -> Result<Context, CliError> {
+    let mut ctx = Context::new();
+    for (i, p) in pairs.iter().enumerate() {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(CliError::Other(
+                format!("--context number {} is not KEY=VALUE", i + 1),
+                2,
+            ));
+        };
+        ctx.push(k, v);
+    }
+    ctx.validate()?;
+    Ok(ctx)
+}
+
+fn print_status(st: &phivault::status::VaultStatus) {
+    println!("vault      {}", st.vault_id);
+    println!("root       {}", st.root_kind);
+    println!("backend    {}", st.backend);
+    println!(
+        "records    {} ({} tied to subjects)",
+        st.records, st.subject_records
+    );
+    println!();
+    println!(
+        "{:<20} {:>7} {:<13} {:>10}  created (unix)",
+        "keyring", "version", "state", "records"
+    );
+    for k in &st.keyrings {
+        for v in &k.versions {
+            println!(
+                "{:<20} {:>7} {:<13} {:>10}  {}",
+                k.name,
+                v.version,
+                v.state.as_str(),
+                v.records,
+                v.created_unix
+            );
+        }
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of phivault and installs what it needs. This is the README's test command
+# and what CI runs (.ci/run). Steps: format, lints, rustdoc, Rust tests (unit, integration,
+# property, frozen testkit, CLI), then the C, Python and fuzz-corpus suites as they exist.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+start=$(date +%s)
+step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "rustdoc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "cargo test --workspace"
+cargo test --workspace
+
+for extra in scripts/test-c.sh scripts/test-python.sh scripts/test-fuzz-corpus.sh; do
+  if [ -x "$extra" ]; then
+    step "$extra"
+    "$extra"
+  fi
+done
+
+step "all tests passed"
