@@ -76,7 +76,7 @@ pub enum Command {
         /// Deterministic encryption (AES-SIV): equal inputs give equal outputs.
         #[arg(long, conflicts_with = "subject")]
         deterministic: bool,
-        /// Write the text form (pv1:<keyring>:<version>:<base64url>) plus a newline.
+        /// Write the text form (pv1:KEYRING:VERSION:BASE64URL) plus a newline.
         #[arg(long)]
         text: bool,
         /// Tie the ciphertext to a data subject (erased by forget-subject).
