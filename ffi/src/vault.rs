@@ -1,0 +1,521 @@
+//! `pv_vault`: create, open, close and free a vault; encrypt and decrypt bound to a context;
+//! keyrings and rotation; status.
+//!
+//! One handle may be shared by many threads: every function that takes a `const pv_vault *`
+//! may run concurrently with any other such call on the same handle (the core `Vault` is
+//! `Send + Sync`). `pv_vault_close` may also run concurrently: it waits for calls in flight,
+//! and later calls get `PV_VAULT_CLOSED`. Only `pv_vault_free` needs every other thread to be
+//! done with the handle.
+
+use crate::buffer::pv_buffer;
+use crate::context::pv_context;
+use crate::error::{Failure, pv_result};
+use crate::ffi::{Out, arg_bytes, arg_opt_str, arg_ref, arg_str, boundary, free_raw, into_raw};
+use crate::root::pv_root_key;
+use phivault_core::{EncryptOptions, Vault};
+use std::path::PathBuf;
+use std::sync::{PoisonError, RwLock};
+
+/// Flag for `pv_vault_encrypt_with`: deterministic encryption (AES-SIV). Equal plaintexts
+/// under the same context and key version give equal envelopes, which allows equality
+/// lookups and reveals equality. Use only for lookup columns.
+pub const PV_ENCRYPT_DETERMINISTIC: u32 = 1;
+/// Flag for `pv_vault_encrypt_with` / `pv_vault_encrypt_for_subject`: return the text form
+/// `pv1:<keyring>:<version>:<base64url>` instead of the binary envelope.
+pub const PV_ENCRYPT_TEXT: u32 = 2;
+const KNOWN_FLAGS: u32 = PV_ENCRYPT_DETERMINISTIC | PV_ENCRYPT_TEXT;
+
+/// An opaque handle to an open vault. Share one handle across threads; see each function for
+/// what may run concurrently.
+pub struct pv_vault {
+    /// `None` once closed. Calls hold the read lock; `close` takes the write lock.
+    inner: RwLock<Option<Vault>>,
+}
+
+/// Runs `f` on the open vault behind `vault`.
+///
+/// # Safety
+/// `vault` is NULL or a live handle from this library.
+pub(crate) unsafe fn with_vault<T>(
+    vault: *const pv_vault,
+    f: impl FnOnce(&Vault) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    // SAFETY: forwarded contract.
+    let handle = unsafe { arg_ref(vault, "vault") }?;
+    // A poisoned lock means a panic happened during `close`; the Option is still coherent.
+    let guard = handle.inner.read().unwrap_or_else(PoisonError::into_inner);
+    let v = guard
+        .as_ref()
+        .ok_or_else(|| Failure::code(pv_result::PV_VAULT_CLOSED))?;
+    f(v)
+}
+
+/// # Safety
+/// `path` points to `path_len` readable bytes.
+unsafe fn arg_path(path: *const std::ffi::c_char, path_len: usize) -> Result<PathBuf, Failure> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: forwarded contract.
+        let bytes = unsafe { arg_bytes(path.cast(), path_len, "path") }?;
+        if bytes.is_empty() {
+            return Err(Failure::new(
+                pv_result::PV_INVALID_ARGUMENT,
+                "path is empty",
+            ));
+        }
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        // SAFETY: forwarded contract.
+        let s = unsafe { arg_str(path, path_len, "path") }?;
+        if s.is_empty() {
+            return Err(Failure::new(
+                pv_result::PV_INVALID_ARGUMENT,
+                "path is empty",
+            ));
+        }
+        Ok(PathBuf::from(s))
+    }
+}
+
+type Opener = fn(PathBuf, &dyn phivault_core::root::RootKeySource) -> phivault_core::Result<Vault>;
+
+/// # Safety
+/// As `pv_vault_create`.
+unsafe fn make_vault(
+    path: *const std::ffi::c_char,
+    path_len: usize,
+    root: *const pv_root_key,
+    out_vault: *mut *mut pv_vault,
+    opener: Opener,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_vault, "out_vault") }?;
+        // SAFETY: forwarded contract.
+        let path = unsafe { arg_path(path, path_len) }?;
+        // SAFETY: forwarded contract.
+        let root = unsafe { arg_ref(root, "root") }?;
+        let vault = opener(path, root.inner.as_ref()).map_err(Failure::from)?;
+        out.set(into_raw(pv_vault {
+            inner: RwLock::new(Some(vault)),
+        }));
+        Ok(())
+    })
+}
+
+/// Creates a new vault in directory `path` (created if missing, mode 0700) unlocked by `root`,
+/// and returns an open handle in `*out_vault`. The directory is locked until the handle is
+/// closed or freed.
+///
+/// Returns `PV_VAULT_EXISTS`, `PV_VAULT_LOCKED`, `PV_IO_ERROR`, `PV_INVALID_ARGUMENT` (for
+/// example Argon2 costs out of range), ...
+///
+/// # Safety
+/// `path` points to `path_len` readable bytes (a file-system path, not NUL-terminated);
+/// `root` is a live root key; `out_vault` points to writable memory for one pointer.
+///
+/// Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_create(
+    path: *const std::ffi::c_char,
+    path_len: usize,
+    root: *const pv_root_key,
+    out_vault: *mut *mut pv_vault,
+) -> pv_result {
+    // SAFETY: forwarded contract.
+    unsafe { make_vault(path, path_len, root, out_vault, |p, r| Vault::create(p, r)) }
+}
+
+/// Opens the vault in directory `path` with `root` and returns a handle in `*out_vault`. A
+/// wrong root key is refused (`PV_WRONG_ROOT_KEY`) before anything on disk changes.
+///
+/// Returns `PV_VAULT_NOT_FOUND`, `PV_WRONG_ROOT_KEY`, `PV_ROOT_KIND_MISMATCH`,
+/// `PV_VAULT_LOCKED` (another handle or process has it open), ...
+///
+/// # Safety
+/// As `pv_vault_create`.
+///
+/// Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_open(
+    path: *const std::ffi::c_char,
+    path_len: usize,
+    root: *const pv_root_key,
+    out_vault: *mut *mut pv_vault,
+) -> pv_result {
+    // SAFETY: forwarded contract.
+    unsafe { make_vault(path, path_len, root, out_vault, |p, r| Vault::open(p, r)) }
+}
+
+/// Closes the vault: flushes and releases the store and the directory lock, and wipes the
+/// vault's keys from memory. The handle stays allocated: later calls on it return
+/// `PV_VAULT_CLOSED`, and closing it again returns `PV_VAULT_CLOSED` too. Free it with
+/// `pv_vault_free`.
+///
+/// Waits for calls in flight on other threads to finish.
+///
+/// # Safety
+/// `vault` is a live handle.
+///
+/// Thread safety: may run concurrently with other calls on the same handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_close(vault: *mut pv_vault) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let handle = unsafe { arg_ref(vault, "vault") }?;
+        let taken = handle
+            .inner
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match taken {
+            Some(v) => {
+                drop(v);
+                Ok(())
+            }
+            None => Err(Failure::code(pv_result::PV_VAULT_CLOSED)),
+        }
+    })
+}
+
+/// Closes the vault if it is open (as `pv_vault_close`) and frees the handle.
+/// `pv_vault_free(NULL)` does nothing. The pointer must not be used afterwards, by any
+/// thread: freeing it twice is undefined behaviour. (Closing twice is defined: use
+/// `pv_vault_close` where a second close can happen.)
+///
+/// # Safety
+/// `vault` is NULL or a live handle that no other thread is using or will use.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_free(vault: *mut pv_vault) {
+    crate::ffi::boundary_value((), || {
+        // SAFETY: forwarded contract.
+        unsafe { free_raw(vault) };
+        Some(())
+    })
+}
+
+/// # Safety
+/// As `pv_vault_encrypt_with`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn encrypt_impl(
+    vault: *const pv_vault,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    ctx: *const pv_context,
+    keyring: Option<&str>,
+    subject: Option<&str>,
+    flags: u32,
+    out: Out<*mut pv_buffer>,
+) -> Result<(), Failure> {
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Failure::new(
+            pv_result::PV_INVALID_ARGUMENT,
+            "flags has unknown bits",
+        ));
+    }
+    // SAFETY: forwarded contract.
+    let plaintext = unsafe { arg_bytes(plaintext, plaintext_len, "plaintext") }?;
+    // SAFETY: forwarded contract.
+    let ctx = unsafe { arg_ref(ctx, "ctx") }?;
+    let mut opts = EncryptOptions::new();
+    if let Some(k) = keyring {
+        opts = opts.keyring(k);
+    }
+    if flags & PV_ENCRYPT_DETERMINISTIC != 0 {
+        opts = opts.deterministic();
+    }
+    // SAFETY: forwarded contract.
+    let envelope = unsafe {
+        with_vault(vault, |v| {
+            let bin = match subject {
+                Some(s) => v.encrypt_for_subject(plaintext, &ctx.inner, s, &opts),
+                None => v.encrypt_with(plaintext, &ctx.inner, &opts),
+            }?;
+            if flags & PV_ENCRYPT_TEXT != 0 {
+                Ok(phivault_core::envelope::to_text(&bin)?.into_bytes())
+            } else {
+                Ok(bin)
+            }
+        })
+    }?;
+    out.set(into_raw(pv_buffer::from_slice(&envelope)));
+    Ok(())
+}
+
+/// Encrypts `plaintext` bound to `ctx` under the `default` keyring (randomized) and returns
+/// the binary envelope in `*out_envelope` (free it with `pv_buffer_free`). An empty plaintext
+/// (NULL, 0) is allowed.
+///
+/// # Safety
+/// `vault` and `ctx` are live handles; `plaintext` points to `plaintext_len` readable bytes
+/// (or is NULL with length 0); `out_envelope` points to writable memory for one pointer.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_encrypt(
+    vault: *const pv_vault,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    ctx: *const pv_context,
+    out_envelope: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
+        // SAFETY: forwarded contract.
+        unsafe { encrypt_impl(vault, plaintext, plaintext_len, ctx, None, None, 0, out) }
+    })
+}
+
+/// As `pv_vault_encrypt`, returning the text form `pv1:<keyring>:<version>:<base64url>`
+/// (NUL-terminated in the buffer), for text columns and JSON.
+///
+/// # Safety
+/// As `pv_vault_encrypt`.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_encrypt_text(
+    vault: *const pv_vault,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    ctx: *const pv_context,
+    out_envelope: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
+        // SAFETY: forwarded contract.
+        unsafe {
+            encrypt_impl(
+                vault,
+                plaintext,
+                plaintext_len,
+                ctx,
+                None,
+                None,
+                PV_ENCRYPT_TEXT,
+                out,
+            )
+        }
+    })
+}
+
+/// Encrypts with options: `keyring` (NULL, 0 for `default`) and `flags`, a bitwise OR of
+/// `PV_ENCRYPT_DETERMINISTIC` and `PV_ENCRYPT_TEXT` (0 for neither). Unknown flag bits are
+/// `PV_INVALID_ARGUMENT`, so that a newer flag is never silently ignored.
+///
+/// # Safety
+/// As `pv_vault_encrypt`; `keyring` points to `keyring_len` readable bytes or is NULL with 0.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_encrypt_with(
+    vault: *const pv_vault,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    ctx: *const pv_context,
+    keyring: *const std::ffi::c_char,
+    keyring_len: usize,
+    flags: u32,
+    out_envelope: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
+        // SAFETY: forwarded contract.
+        let keyring = unsafe { arg_opt_str(keyring, keyring_len, "keyring") }?;
+        // SAFETY: forwarded contract.
+        unsafe {
+            encrypt_impl(
+                vault,
+                plaintext,
+                plaintext_len,
+                ctx,
+                keyring,
+                None,
+                flags,
+                out,
+            )
+        }
+    })
+}
+
+/// Encrypts data tied to a data subject (a patient) under the `default` keyring: after
+/// `pv_vault_forget_subject`, it can never be decrypted again, wherever copies went. `flags`
+/// may be 0 or `PV_ENCRYPT_TEXT` (deterministic encryption cannot be tied to a subject:
+/// `PV_INVALID_ARGUMENT`).
+///
+/// # Safety
+/// As `pv_vault_encrypt`; `subject` points to `subject_len` readable bytes.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_encrypt_for_subject(
+    vault: *const pv_vault,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    ctx: *const pv_context,
+    subject: *const std::ffi::c_char,
+    subject_len: usize,
+    flags: u32,
+    out_envelope: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
+        if subject.is_null() {
+            return Err(Failure::new(pv_result::PV_NULL_ARGUMENT, "subject is NULL"));
+        }
+        // SAFETY: forwarded contract.
+        let subject = unsafe { arg_str(subject, subject_len, "subject") }?;
+        // SAFETY: forwarded contract.
+        unsafe {
+            encrypt_impl(
+                vault,
+                plaintext,
+                plaintext_len,
+                ctx,
+                None,
+                Some(subject),
+                flags,
+                out,
+            )
+        }
+    })
+}
+
+/// Decrypts an envelope (binary or `pv1:` text form, detected) made under `ctx`, returning
+/// the plaintext in `*out_plaintext` (free it with `pv_buffer_free`, which wipes it).
+///
+/// Any tampering, truncation, a wrong context or a wrong key gives the one code
+/// `PV_AUTHENTICATION_FAILED`. A retired or destroyed key version, an unknown keyring or a
+/// forgotten subject have their own codes.
+///
+/// # Safety
+/// As `pv_vault_encrypt`, with `envelope` of `envelope_len` bytes.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_decrypt(
+    vault: *const pv_vault,
+    envelope: *const u8,
+    envelope_len: usize,
+    ctx: *const pv_context,
+    out_plaintext: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_plaintext, "out_plaintext") }?;
+        // SAFETY: forwarded contract.
+        let envelope = unsafe { arg_bytes(envelope, envelope_len, "envelope") }?;
+        // SAFETY: forwarded contract.
+        let ctx = unsafe { arg_ref(ctx, "ctx") }?;
+        // SAFETY: forwarded contract.
+        let plain = unsafe { with_vault(vault, |v| Ok(v.decrypt(envelope, &ctx.inner)?)) }?;
+        out.set(into_raw(pv_buffer::from_slice(&plain)));
+        Ok(())
+    })
+}
+
+/// Creates the keyring `name` (1–64 characters from `A-Z a-z 0-9 _ - .`) with one active key
+/// version. Returns `PV_KEYRING_EXISTS` if it exists.
+///
+/// # Safety
+/// `vault` is a live handle; `name` points to `name_len` readable bytes.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_create_keyring(
+    vault: *const pv_vault,
+    name: *const std::ffi::c_char,
+    name_len: usize,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let name = unsafe { arg_str(name, name_len, "name") }?;
+        // SAFETY: forwarded contract.
+        unsafe { with_vault(vault, |v| Ok(v.create_keyring(name).map(|_| ())?)) }
+    })
+}
+
+/// Makes a new key version of `keyring` (NULL, 0 for `default`) active at once; older
+/// versions stay decrypt-only. Touches no data (O(1)). The new version is written to
+/// `*out_version` if `out_version` is not NULL.
+///
+/// # Safety
+/// `vault` is a live handle; `keyring` points to `keyring_len` readable bytes or is NULL with
+/// 0; `out_version` is NULL or points to a writable `uint32_t`.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_rotate(
+    vault: *const pv_vault,
+    keyring: *const std::ffi::c_char,
+    keyring_len: usize,
+    out_version: *mut u32,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::optional(out_version, "out_version") }?;
+        // SAFETY: forwarded contract.
+        let keyring = unsafe { arg_opt_str(keyring, keyring_len, "keyring") }?
+            .unwrap_or(phivault_core::keyring::DEFAULT_KEYRING);
+        // SAFETY: forwarded contract.
+        let version = unsafe { with_vault(vault, |v| Ok(v.rotate(keyring)?)) }?;
+        if let Some(out) = out {
+            out.set(version);
+        }
+        Ok(())
+    })
+}
+
+/// Changes the vault's root key to `new_root` (a new passphrase, or a move to key bytes) by
+/// rewrapping the vault master key only: O(1), no data is touched. The old root key no longer
+/// opens the vault.
+///
+/// # Safety
+/// `vault` and `new_root` are live handles.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_rotate_root(
+    vault: *const pv_vault,
+    new_root: *const pv_root_key,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let root = unsafe { arg_ref(new_root, "new_root") }?;
+        // SAFETY: forwarded contract.
+        unsafe { with_vault(vault, |v| Ok(v.rotate_root(root.inner.as_ref())?)) }
+    })
+}
+
+/// Writes a JSON summary of the vault (id, format, keyrings, key versions and their states,
+/// record counts per version) into `*out_json`, a NUL-terminated buffer. Contains no PHI and
+/// no key material.
+///
+/// # Safety
+/// `vault` is a live handle; `out_json` points to writable memory for one pointer.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_status_json(
+    vault: *const pv_vault,
+    out_json: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_json, "out_json") }?;
+        // SAFETY: forwarded contract.
+        let status = unsafe { with_vault(vault, |v| Ok(v.status()?)) }?;
+        let json = serde_json::to_vec(&status).map_err(|_| {
+            Failure::new(pv_result::PV_INTERNAL_ERROR, "status could not be encoded")
+        })?;
+        out.set(into_raw(pv_buffer::from_slice(&json)));
+        Ok(())
+    })
+}
