@@ -147,10 +147,149 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage keyrings and key versions.
+    Keys {
+        /// The keys command.
+        #[command(subcommand)]
+        cmd: KeysCommand,
+    },
+    /// Move every record and subject key to its keyring's active key version (header-only,
+    /// payloads untouched). Resumable, idempotent, safe beside running applications.
+    #[command(
+        after_help = "Examples:\n  phivault rewrap --vault ./vault --key-file root.key\n  phivault rewrap --vault ./vault --key-file root.key --keyring notes --batch 5000 --json"
+    )]
+    Rewrap {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Only this keyring.
+        #[arg(long)]
+        keyring: Option<String>,
+        /// Records per durable batch and checkpoint.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Print the final report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrap envelopes kept outside the vault: one text-form envelope per stdin line, or one
+    /// binary envelope on stdin, to stdout. The context binding is kept.
+    #[command(
+        after_help = "Example:\n  cut -d, -f3 notes.csv | phivault rewrap-envelope --vault ./vault --key-file root.key"
+    )]
+    RewrapEnvelope {
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+    /// Change the root key: a new passphrase or key file. Only the vault master key is
+    /// rewrapped.
+    #[command(
+        after_help = "Examples:\n  phivault rotate-root --vault ./vault --key-file old.key --new-key-file new.key\n  phivault rotate-root --vault ./vault --key-file old.key --new-passphrase-file pass.txt"
+    )]
+    RotateRoot {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// The new 32-byte key file.
+        #[arg(long, value_name = "FILE", conflicts_with = "new_passphrase_file")]
+        new_key_file: Option<PathBuf>,
+        /// A file whose first line is the new passphrase (else PHIVAULT_NEW_PASSPHRASE, else a
+        /// prompt).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Destroy a data subject's key: all of the subject's records and envelopes become
+    /// unrecoverable at once. The erasure is recorded (without the id).
+    #[command(
+        after_help = "Example:\n  phivault forget-subject --vault ./vault --key-file root.key patient-4711"
+    )]
+    ForgetSubject {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// The subject id.
+        id: String,
+    },
+    /// List recorded erasures (time and keyed hash of the subject id).
+    #[command(
+        after_help = "Example:\n  phivault erasures --vault ./vault --key-file root.key --json"
+    )]
+    Erasures {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the end-to-end tour on a temporary vault with synthetic patients.
     Demo {
         /// Keep the demo vault in this directory instead of a temporary one.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+    },
+}
+
+/// `phivault keys ...`
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// List keyrings and versions: state, creation time, records and subject keys per version.
+    #[command(
+        after_help = "Example:\n  phivault keys list --vault ./vault --key-file root.key --json"
+    )]
+    List {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Print JSON (stable field names).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a keyring with one active version.
+    #[command(
+        after_help = "Example:\n  phivault keys create --vault ./vault --key-file root.key notes"
+    )]
+    Create {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Keyring name.
+        name: String,
+    },
+    /// Make a new key version active at once (old versions stay decrypt-only).
+    #[command(
+        after_help = "Examples:\n  phivault keys rotate --vault ./vault --key-file root.key\n  phivault keys rotate notes --if-older-than 90d   # safe to run daily from cron"
+    )]
+    Rotate {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Keyring name.
+        #[arg(default_value = "default")]
+        keyring: String,
+        /// Rotate only if the active version is older than this (e.g. 90d, 12h, 2w, 3600s).
+        #[arg(long, value_name = "DURATION")]
+        if_older_than: Option<String>,
+    },
+    /// Refuse decryption under versions below N (reversible until destroyed).
+    #[command(
+        after_help = "Example:\n  phivault keys retire --vault ./vault --key-file root.key default --min-version 3"
+    )]
+    Retire {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Keyring name.
+        keyring: String,
+        /// The new minimum decryption version.
+        #[arg(long, value_name = "N")]
+        min_version: u32,
+    },
+    /// Wipe a key version for good. Refused while data depends on it, unless --force.
+    #[command(
+        after_help = "Example:\n  phivault keys destroy --vault ./vault --key-file root.key default 1"
+    )]
+    Destroy {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Keyring name.
+        keyring: String,
+        /// Version to destroy.
+        version: u32,
+        /// Destroy even though records depend on it (they become unrecoverable).
+        #[arg(long)]
+        force: bool,
     },
 }

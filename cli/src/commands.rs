@@ -141,6 +141,55 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Demo { keep } => crate::demo::run(keep),
+        Command::Keys { cmd } => crate::keys::run(cmd),
+        Command::Rewrap {
+            vault,
+            keyring,
+            batch,
+            json,
+        } => crate::keys::rewrap(&vault, keyring, batch, json),
+        Command::RewrapEnvelope { vault } => crate::keys::rewrap_envelope(&vault),
+        Command::RotateRoot {
+            vault,
+            new_key_file,
+            new_passphrase_file,
+        } => {
+            let v = open(&vault)?;
+            let new_root = rootkey::new_source(new_key_file, new_passphrase_file)?;
+            v.rotate_root(new_root.as_ref())?;
+            eprintln!(
+                "root key changed (now: {}); the old root key no longer opens this vault",
+                new_root.kind()
+            );
+            Ok(())
+        }
+        Command::ForgetSubject { vault, id } => {
+            let v = open(&vault)?;
+            if v.forget_subject(&id)? {
+                eprintln!("subject forgotten: its key is destroyed; its data is unrecoverable");
+            } else {
+                eprintln!(
+                    "no key for that subject (never stored, or already forgotten); erasure recorded"
+                );
+            }
+            Ok(())
+        }
+        Command::Erasures { vault, json } => {
+            let v = open(&vault)?;
+            let list = v.erasures()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list)
+                        .map_err(|e| CliError::msg(e.to_string()))?
+                );
+            } else {
+                for e in list {
+                    println!("{}  {}", e.time_unix, e.subject_key_id);
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -171,24 +220,9 @@ fn print_status(st: &phivault::status::VaultStatus) {
     println!("root       {}", st.root_kind);
     println!("backend    {}", st.backend);
     println!(
-        "records    {} ({} tied to subjects)",
-        st.records, st.subject_records
+        "records    {} ({} tied to subjects, {} of forgotten subjects)",
+        st.records, st.subject_records, st.forgotten_records
     );
     println!();
-    println!(
-        "{:<20} {:>7} {:<13} {:>10}  created (unix)",
-        "keyring", "version", "state", "records"
-    );
-    for k in &st.keyrings {
-        for v in &k.versions {
-            println!(
-                "{:<20} {:>7} {:<13} {:>10}  {}",
-                k.name,
-                v.version,
-                v.state.as_str(),
-                v.records,
-                v.created_unix
-            );
-        }
-    }
+    crate::keys::print_versions(&st.keyrings);
 }

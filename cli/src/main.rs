@@ -10,6 +10,7 @@ mod commands;
 mod demo;
 mod exit;
 mod io;
+mod keys;
 mod rootkey;
 
 use clap::Parser;

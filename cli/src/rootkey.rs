@@ -57,3 +57,34 @@ fn prompt(confirm: bool) -> Result<Passphrase, CliError> {
     }
     Ok(Passphrase::new(first.as_str()))
 }
+
+/// Environment variable holding the new passphrase for `rotate-root`.
+pub const NEW_PASSPHRASE_ENV: &str = "PHIVAULT_NEW_PASSPHRASE";
+
+/// The new root key source for `rotate-root`: a key file, a passphrase file, the environment,
+/// or a prompt (asked twice).
+pub fn new_source(
+    key_file: Option<std::path::PathBuf>,
+    passphrase_file: Option<std::path::PathBuf>,
+) -> Result<Box<dyn RootKeySource>, CliError> {
+    if let Some(f) = key_file {
+        return Ok(Box::new(KeyFile::from_file(f)?));
+    }
+    if let Some(f) = passphrase_file {
+        return Ok(Box::new(Passphrase::from_file(f)?));
+    }
+    if let Ok(p) = std::env::var(NEW_PASSPHRASE_ENV) {
+        if p.is_empty() {
+            return Err(CliError::msg(format!(
+                "{NEW_PASSPHRASE_ENV} is set but empty"
+            )));
+        }
+        return Ok(Box::new(Passphrase::new(p)));
+    }
+    if std::io::stderr().is_terminal() {
+        return Ok(Box::new(prompt(true)?));
+    }
+    Err(CliError::msg(
+        "no new root key given: use --new-key-file FILE, --new-passphrase-file FILE or PHIVAULT_NEW_PASSPHRASE",
+    ))
+}

@@ -20,13 +20,47 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
 /// An AES-256-GCM key with its key schedule expanded, ready to seal and open.
+///
+/// Implementations provide the detached forms; the `Vec` forms are built on them.
 pub trait AeadKey: Send + Sync {
-    /// Encrypts `buf` in place and appends the 16-byte tag.
-    fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()>;
+    /// Encrypts `in_out` in place and returns the 16-byte tag.
+    fn seal_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]>;
+
+    /// Verifies `tag` and decrypts `in_out` in place. On failure `in_out` is wiped and
+    /// [`Error::AuthenticationFailed`] is returned.
+    fn open_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()>;
+
+    /// Encrypts `buf` in place and appends the tag.
+    fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+        let tag = self.seal_detached(nonce, aad, buf)?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
 
     /// Verifies and decrypts `buf` (ciphertext followed by the tag) in place and removes the
     /// tag. On failure `buf` is wiped and [`Error::AuthenticationFailed`] is returned.
-    fn open_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()>;
+    fn open_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+        if buf.len() < TAG_LEN {
+            zeroize::Zeroize::zeroize(buf);
+            return Err(Error::AuthenticationFailed);
+        }
+        let split = buf.len() - TAG_LEN;
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&buf[split..]);
+        buf.truncate(split);
+        self.open_detached(nonce, aad, buf, &tag)
+    }
 }
 
 /// Which implementation of AES-256-GCM to use.
@@ -69,27 +103,38 @@ impl RingKey {
 }
 
 impl AeadKey for RingKey {
-    fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+    fn seal_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
         let nonce = ring::aead::Nonce::assume_unique_for_key(*nonce);
-        self.0
-            .seal_in_place_append_tag(nonce, ring::aead::Aad::from(aad), buf)
-            .map_err(|_| Error::Crypto("AES-256-GCM input too long"))
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(nonce, ring::aead::Aad::from(aad), in_out)
+            .map_err(|_| Error::Crypto("AES-256-GCM input too long"))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
     }
 
-    fn open_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+    fn open_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
         let nonce = ring::aead::Nonce::assume_unique_for_key(*nonce);
-        let n = match self
-            .0
-            .open_in_place(nonce, ring::aead::Aad::from(aad), buf.as_mut_slice())
-        {
-            Ok(pt) => pt.len(),
-            Err(_) => {
-                zeroize::Zeroize::zeroize(buf);
-                return Err(Error::AuthenticationFailed);
-            }
-        };
-        buf.truncate(n);
-        Ok(())
+        let tag = ring::aead::Tag::from(*tag);
+        self.0
+            .open_in_place_separate_tag(nonce, ring::aead::Aad::from(aad), tag, in_out, 0..)
+            .map(|_| ())
+            .map_err(|_| {
+                zeroize::Zeroize::zeroize(in_out);
+                Error::AuthenticationFailed
+            })
     }
 }
 
@@ -103,19 +148,34 @@ impl RustCryptoKey {
 }
 
 impl AeadKey for RustCryptoKey {
-    fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+    fn seal_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
         use aes_gcm::aead::AeadInPlace;
-        self.0
-            .encrypt_in_place(nonce.into(), aad, buf)
-            .map_err(|_| Error::Crypto("AES-256-GCM input too long"))
+        let tag = self
+            .0
+            .encrypt_in_place_detached(nonce.into(), aad, in_out)
+            .map_err(|_| Error::Crypto("AES-256-GCM input too long"))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(&tag);
+        Ok(out)
     }
 
-    fn open_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+    fn open_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
         use aes_gcm::aead::AeadInPlace;
         self.0
-            .decrypt_in_place(nonce.into(), aad, buf)
+            .decrypt_in_place_detached(nonce.into(), aad, in_out, tag.into())
             .map_err(|_| {
-                zeroize::Zeroize::zeroize(buf);
+                zeroize::Zeroize::zeroize(in_out);
                 Error::AuthenticationFailed
             })
     }

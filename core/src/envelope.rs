@@ -85,6 +85,9 @@ impl Suite {
 }
 
 /// A key-encryption key (KEK): one version of a keyring, expanded for use.
+///
+/// The key itself is never used directly: HKDF-SHA256 derives the AES-256-GCM wrap key and,
+/// for deterministic envelopes, the AES-SIV key and its commitment, each under its own label.
 pub struct Kek {
     version: u32,
     key: Key32,
@@ -97,7 +100,7 @@ impl Kek {
         if version == 0 {
             return Err(Error::invalid("key version", "must be at least 1"));
         }
-        let aead = backend.aes256gcm(&key)?;
+        let aead = backend.aes256gcm(&kdf::expand_key(&key, &[label::KEK_WRAP])?)?;
         Ok(Kek { version, key, aead })
     }
 
@@ -424,16 +427,21 @@ pub(crate) fn seal_with(
 ) -> Result<Vec<u8>> {
     let mut out = header_prefix(Suite::Aes256GcmHkdf, keyring, subject)?;
     let stable_len = out.len();
+    // Reserve everything up front: the plaintext is copied once, into its final place, and
+    // encrypted there, so no reallocation leaves a plaintext copy behind in freed memory.
+    out.reserve_exact(4 + WRAPPED_DEK_LEN + NONCE_LEN + COMMITMENT_LEN + plaintext.len() + TAG_LEN);
     let (payload_key, commitment) = payload_keys(&rnd.dek)?;
 
     // Key part: version and wrapped DEK.
     let waad = wrap_aad(&out, kek.version);
     out.extend_from_slice(&kek.version.to_be_bytes());
     out.extend_from_slice(&rnd.wrap_nonce);
-    let mut wrapped = Zeroizing::new(rnd.dek.expose().to_vec());
-    kek.aead
-        .seal_in_place(&rnd.wrap_nonce, &waad, &mut wrapped)?;
-    out.extend_from_slice(&wrapped);
+    let dek_start = out.len();
+    out.extend_from_slice(rnd.dek.expose());
+    let wrap_tag = kek
+        .aead
+        .seal_detached(&rnd.wrap_nonce, &waad, &mut out[dek_start..])?;
+    out.extend_from_slice(&wrap_tag);
     let key_end = out.len();
 
     out.extend_from_slice(&rnd.nonce);
@@ -446,11 +454,11 @@ pub(crate) fn seal_with(
 
     let body_start = out.len();
     out.extend_from_slice(plaintext);
-    let mut body = out.split_off(body_start);
-    backend
-        .aes256gcm(&payload_key)?
-        .seal_in_place(&rnd.nonce, &aad, &mut body)?;
-    out.append(&mut body);
+    let tag =
+        backend
+            .aes256gcm(&payload_key)?
+            .seal_detached(&rnd.nonce, &aad, &mut out[body_start..])?;
+    out.extend_from_slice(&tag);
     Ok(out)
 }
 
@@ -498,8 +506,7 @@ pub fn open(backend: Backend, env: &Envelope<'_>, kek: &Kek, ctx: &Context) -> R
     match env.suite {
         Suite::Aes256GcmHkdf => {
             let (ks, ke) = env.key_part;
-            let dek = kek.unwrap(&env.wrap_aad(env.key_version), &b[ks + 4..ke])?;
-            let dek = Key32::from_slice(dek.expose()).map_err(|_| Error::AuthenticationFailed)?;
+            let dek = kek_unwrap_dek(env, kek)?;
             let (payload_key, commitment) = payload_keys(&dek)?;
             if !ct_eq(&commitment, env.commitment()) {
                 return Err(Error::AuthenticationFailed);
@@ -511,10 +518,13 @@ pub fn open(backend: Backend, env: &Envelope<'_>, kek: &Kek, ctx: &Context) -> R
             aad.extend_from_slice(&b[..ks]);
             aad.extend_from_slice(&b[ke..env.body_start]);
             aad.extend_from_slice(&ctx_bytes);
-            let mut buf = b[env.body_start..].to_vec();
+            let body = &b[env.body_start..];
+            let (ct, tag) = body.split_at(body.len() - TAG_LEN);
+            let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::AuthenticationFailed)?;
+            let mut buf = ct.to_vec();
             backend
                 .aes256gcm(&payload_key)?
-                .open_in_place(&nonce, &aad, &mut buf)?;
+                .open_detached(&nonce, &aad, &mut buf, tag)?;
             Ok(SecretBytes::new(buf))
         }
         Suite::Aes256Siv => {
@@ -584,19 +594,19 @@ pub fn to_text(bytes: &[u8]) -> Result<String> {
 }
 
 /// Decodes the text form back to the binary envelope. The prefix must agree with the header
-/// inside; otherwise the result is [`Error::AuthenticationFailed`].
+/// inside; otherwise the result is [`Error::AuthenticationFailed`]. A text form of another
+/// format version (`pv2:`, ...) gives [`Error::UnsupportedVersion`].
 pub fn from_text(text: &str) -> Result<Vec<u8>> {
     let text = text.trim_end_matches(['\n', '\r']);
-    let rest = text.strip_prefix(TEXT_PREFIX).ok_or_else(|| {
-        if text.starts_with("pv") && text.contains(':') {
-            Error::UnsupportedVersion {
+    let Some(rest) = text.strip_prefix(TEXT_PREFIX) else {
+        return Err(match text_version(text.as_bytes()) {
+            Some(version) => Error::UnsupportedVersion {
                 what: "text envelope",
-                version: 0,
-            }
-        } else {
-            Error::AuthenticationFailed
-        }
-    })?;
+                version,
+            },
+            None => Error::AuthenticationFailed,
+        });
+    };
     let mut parts = rest.splitn(3, ':');
     let (Some(keyring), Some(version), Some(b64)) = (parts.next(), parts.next(), parts.next())
     else {
@@ -612,9 +622,20 @@ pub fn from_text(text: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Whether `data` looks like the text form (starts with `pv1:`).
+/// The version number of a text form `pv<N>:...`, if `data` has that shape.
+fn text_version(data: &[u8]) -> Option<u32> {
+    let rest = data.strip_prefix(b"pv")?;
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 9 || rest.get(digits) != Some(&b':') {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// Whether `data` looks like a text form of any version (`pv<N>:`); binary envelopes start
+/// with the upper-case magic `PVE` and never match.
 pub fn is_text(data: &[u8]) -> bool {
-    data.starts_with(TEXT_PREFIX.as_bytes())
+    text_version(data).is_some()
 }
 
 #[cfg(test)]

@@ -102,6 +102,29 @@ pub enum Error {
     #[error("the data subject was forgotten: its key is destroyed and its data is unrecoverable")]
     SubjectForgotten,
 
+    /// A key version still protects data and was not destroyed (pass `force` to destroy it
+    /// anyway, making that data unrecoverable).
+    #[error(
+        "keyring '{keyring}' key version {version} still protects {records} records and {subject_keys} subject keys; rewrap first, or force"
+    )]
+    KeyInUse {
+        /// The keyring name.
+        keyring: String,
+        /// The version.
+        version: u32,
+        /// Records that depend on it.
+        records: u64,
+        /// Subject keys wrapped by it.
+        subject_keys: u64,
+    },
+
+    /// A concurrent change got in the way; the operation changed nothing and can be retried.
+    #[error("conflict: {what}")]
+    Conflict {
+        /// What conflicted.
+        what: &'static str,
+    },
+
     /// A keyring with that name exists already.
     #[error("keyring '{keyring}' exists already")]
     KeyringExists {

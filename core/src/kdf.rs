@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 /// HKDF labels: one per purpose, never reused. Listed in docs/FORMAT.md.
 pub(crate) mod label {
     pub const PAYLOAD: &[u8] = b"phivault v1 payload key+commitment";
+    pub const KEK_WRAP: &[u8] = b"phivault v1 kek wrap";
     pub const SIV_KEY: &[u8] = b"phivault v1 siv key";
     pub const SIV_COMMIT: &[u8] = b"phivault v1 siv commitment";
     pub const KEYRING_WRAP: &[u8] = b"phivault v1 keyring wrap";

@@ -141,21 +141,17 @@ impl KeyringRecord {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
-        let rec: KeyringRecord =
-            postcard::from_bytes(bytes).map_err(|_| Error::CorruptMetadata { what: "keyring" })?;
-        if rec.format != RECORD_FORMAT {
-            return Err(Error::UnsupportedVersion {
-                what: "keyring",
-                version: u32::from(rec.format),
-            });
-        }
+        crate::codec::check_format(bytes, u32::from(RECORD_FORMAT), "keyring")?;
+        let rec: KeyringRecord = crate::codec::decode_exact(bytes, "keyring")?;
         let ok = !rec.versions.is_empty()
             && rec.versions.windows(2).all(|w| w[0].version < w[1].version)
             && rec
                 .versions
                 .iter()
                 .any(|v| v.version == rec.active && v.key.is_some())
-            && rec.versions[0].version >= 1;
+            && rec.versions[0].version >= 1
+            && rec.min_decrypt >= 1
+            && rec.min_decrypt <= rec.active;
         if !ok {
             return Err(Error::CorruptMetadata { what: "keyring" });
         }

@@ -18,6 +18,7 @@
 //! - [`envelope`]: the envelope wire format (binary and text), seal, open, rewrap.
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
+//! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
 //! - [`root`]: root key sources (Argon2id passphrase, key file; HSM/KMS can plug in).
 //! - [`backend`]: AES-256-GCM by `ring` or RustCrypto behind one trait.
 //! - [`store`]: the [`Store`](store::Store) trait and the embedded `sled` store.
@@ -31,11 +32,13 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+mod codec;
 pub mod context;
 pub mod envelope;
 pub mod error;
 mod kdf;
 pub mod keyring;
+pub mod lifecycle;
 pub mod records;
 pub mod root;
 pub mod secret;

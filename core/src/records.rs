@@ -104,7 +104,7 @@ fn check_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn record_context(collection: &str, id: &str) -> Context {
+pub(crate) fn record_context(collection: &str, id: &str) -> Context {
     Context::new()
         .with(CONTEXT_COLLECTION, collection)
         .with(CONTEXT_ID, id)
@@ -156,7 +156,7 @@ impl Vault {
         let eo = EncryptOptions::new().keyring(opts.keyring.unwrap_or(DEFAULT_KEYRING));
         let env = match opts.subject {
             Some(s) => self.encrypt_for_subject(plaintext, &ctx, s, &eo)?,
-            None => self.encrypt_with(plaintext, &ctx, &eo)?,
+            None => self.encrypt_inner(plaintext, &ctx, &eo)?,
         };
         let mut value = Vec::with_capacity(1 + env.len());
         value.push(RECORD_FORMAT);
@@ -267,9 +267,31 @@ impl Vault {
             .chain(iter.into_iter().flatten().map(|e| record_info(e?)))
     }
 
-    /// Lists every record of every collection (for status and rewrap).
-    pub(crate) fn scan_all_records(&self) -> impl Iterator<Item = Result<RecordInfo>> + '_ {
-        ScanIter::new(self.store.as_ref(), Space::Record, Vec::new()).map(|e| record_info(e?))
+    /// Keyring, key version and subject key id of every record (for usage counts).
+    pub(crate) fn scan_all_records_raw(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, u32, Option<Vec<u8>>)>> + '_ {
+        ScanIter::new(self.store.as_ref(), Space::Record, Vec::new()).map(|e| {
+            let (_, value) = e?;
+            let env = Envelope::parse(decode_value(&value)?)?;
+            Ok((
+                env.keyring().to_owned(),
+                env.key_version(),
+                env.subject_key_id().map(<[u8]>::to_vec),
+            ))
+        })
+    }
+
+    /// The stored key and value of a record.
+    pub(crate) fn record_entry(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        check_collection(collection)?;
+        check_id(id)?;
+        let key = self.record_key(collection, id);
+        Ok(self.store.get(Space::Record, &key)?.map(|v| (key, v)))
     }
 }
 

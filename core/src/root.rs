@@ -72,7 +72,7 @@ pub struct Argon2Config {
 pub const MAX_ARGON2_M_KIB: u32 = 4 * 1024 * 1024;
 /// Most passes a vault header may ask for.
 pub const MAX_ARGON2_T: u32 = 64;
-/// Fewest KiB accepted for a new vault (RFC 9106 floor: 8 × p).
+/// Fewest KiB accepted (8 MiB; RFC 9106 itself allows as little as 8 × p KiB).
 pub const MIN_ARGON2_M_KIB: u32 = 8 * 1024;
 
 impl Default for Argon2Config {

@@ -5,7 +5,6 @@ use crate::Result;
 use crate::keyring::KeyState;
 use crate::vault::Vault;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// The vault as a whole.
 #[derive(Clone, Debug, Serialize)]
@@ -20,8 +19,10 @@ pub struct VaultStatus {
     pub backend: &'static str,
     /// Total records.
     pub records: u64,
-    /// Records tied to a data subject (counted apart: their key is the subject's).
+    /// Records tied to a data subject (counted under the version that wraps their subject key).
     pub subject_records: u64,
+    /// Records of forgotten subjects: unrecoverable, kept until deleted.
+    pub forgotten_records: u64,
     /// Keyrings by name.
     pub keyrings: Vec<KeyringStatus>,
 }
@@ -48,24 +49,17 @@ pub struct VersionStatus {
     pub state: KeyState,
     /// Creation time, Unix seconds.
     pub created_unix: u64,
-    /// Records whose envelope names this version.
+    /// Records that need this version (their envelope names it, or their subject key is
+    /// wrapped by it). Zero on every old version means a rewrap is complete.
     pub records: u64,
+    /// Subject keys wrapped by this version.
+    pub subject_keys: u64,
 }
 
 impl Vault {
     /// Summarises the vault; counts records by scanning headers (no decryption).
     pub fn status(&self) -> Result<VaultStatus> {
-        let mut counts: BTreeMap<(String, u32), u64> = BTreeMap::new();
-        let (mut records, mut subject_records) = (0u64, 0u64);
-        for info in self.scan_all_records() {
-            let info = info?;
-            records += 1;
-            if info.subject {
-                subject_records += 1;
-            } else {
-                *counts.entry((info.keyring, info.key_version)).or_default() += 1;
-            }
-        }
+        let usage = self.usage()?;
         let keyrings = self
             .keyrings()?
             .into_iter()
@@ -77,10 +71,14 @@ impl Vault {
                         version: v.version,
                         state: v.state,
                         created_unix: v.created_unix,
-                        records: counts
+                        records: usage
+                            .by_version
                             .get(&(k.name.clone(), v.version))
-                            .copied()
-                            .unwrap_or(0),
+                            .map_or(0, |u| u.records),
+                        subject_keys: usage
+                            .by_version
+                            .get(&(k.name.clone(), v.version))
+                            .map_or(0, |u| u.subject_keys),
                     })
                     .collect(),
                 name: k.name,
@@ -93,8 +91,9 @@ impl Vault {
             format_version: crate::vault::HEADER_FORMAT,
             root_kind: self.root_kind().to_owned(),
             backend: self.backend().name(),
-            records,
-            subject_records,
+            records: usage.records,
+            subject_records: usage.subject_records,
+            forgotten_records: usage.forgotten_records,
             keyrings,
         })
     }

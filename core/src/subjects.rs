@@ -116,16 +116,102 @@ impl Vault {
         }
     }
 
+    /// Keyring and KEK version that wrap a stored subject key.
+    pub(crate) fn subject_key_location(&self, value: &[u8]) -> Result<(String, u32)> {
+        let rec: SubjectRecord =
+            postcard::from_bytes(value).map_err(|_| Error::CorruptMetadata {
+                what: "subject key",
+            })?;
+        Ok((rec.keyring.clone(), rec.kek_version))
+    }
+
+    /// Rewraps every subject key not under its keyring's active version; returns how many.
+    pub(crate) fn rewrap_subject_keys(&self, only: Option<&str>) -> Result<u64> {
+        let mut done = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .store
+                .scan(Space::Subject, &[], after.as_deref(), 1000)?;
+            let Some(last) = page.last().map(|(k, _)| k.clone()) else {
+                break;
+            };
+            let full = page.len() == 1000;
+            let mut items = Vec::new();
+            for (id, value) in page {
+                let Ok(rec) = postcard::from_bytes::<SubjectRecord>(&value) else {
+                    continue;
+                };
+                if only.is_some_and(|k| k != rec.keyring) {
+                    continue;
+                }
+                let kr = self.keyring(&rec.keyring)?;
+                if rec.kek_version == kr.active {
+                    continue;
+                }
+                let Ok(old) = kr.decrypting_kek(rec.kek_version) else {
+                    continue;
+                };
+                let Ok(sk) = old.unwrap(
+                    &self.subject_aad(&id, &rec.keyring, rec.kek_version),
+                    &rec.wrapped,
+                ) else {
+                    continue;
+                };
+                let new = kr.active_kek()?;
+                let out = SubjectRecord {
+                    format: 1,
+                    keyring: rec.keyring.clone(),
+                    kek_version: new.version(),
+                    wrapped: new.wrap(
+                        &self.subject_aad(&id, &rec.keyring, new.version()),
+                        sk.expose(),
+                    )?,
+                };
+                let bytes =
+                    postcard::to_allocvec(&out).map_err(|_| Error::Crypto("subject encoding"))?;
+                items.push(crate::store::CasItem {
+                    key: id,
+                    expected: value,
+                    new: bytes,
+                });
+            }
+            if !items.is_empty() {
+                done += self.store.compare_and_swap_many(Space::Subject, items)? as u64;
+            }
+            after = Some(last);
+            if !full {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     /// Destroys the subject's key: every record and envelope tied to the subject becomes
     /// undecryptable at once (O(1)), including copies outside the vault. Returns whether the
     /// subject had a key.
     pub fn forget_subject(&self, subject: &str) -> Result<bool> {
         let id = self.subject_key_id(subject)?;
         let existed = self.store.get(Space::Subject, &id)?.is_some();
-        self.store.write(vec![crate::store::WriteOp::Delete {
-            space: Space::Subject,
-            key: id.to_vec(),
-        }])?;
+        let now = crate::keyring::now_unix();
+        let erasure = crate::lifecycle::ErasureRecord {
+            time_unix: now,
+            subject_key_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let mut ekey = now.to_be_bytes().to_vec();
+        ekey.extend_from_slice(&id);
+        self.store.write(vec![
+            crate::store::WriteOp::Delete {
+                space: Space::Subject,
+                key: id.to_vec(),
+            },
+            crate::store::WriteOp::Put {
+                space: Space::Erasure,
+                key: ekey,
+                value: postcard::to_allocvec(&erasure)
+                    .map_err(|_| Error::Crypto("erasure encoding"))?,
+            },
+        ])?;
         Ok(existed)
     }
 }

@@ -109,9 +109,17 @@ struct VaultHeader {
 }
 
 impl VaultHeader {
-    fn vmk_aad(vault_id: &[u8; 16], root: &RootParams) -> Result<Vec<u8>> {
+    /// Associated data of the VMK wrap: everything in the header but the wrap itself.
+    fn vmk_aad(
+        format: u32,
+        vault_id: &[u8; 16],
+        created_unix: u64,
+        root: &RootParams,
+    ) -> Result<Vec<u8>> {
         let mut aad = VMK_AAD_LABEL.to_vec();
+        aad.extend_from_slice(&format.to_be_bytes());
         aad.extend_from_slice(vault_id);
+        aad.extend_from_slice(&created_unix.to_be_bytes());
         aad.extend(postcard::to_allocvec(root).map_err(|_| Error::Crypto("header encoding"))?);
         Ok(aad)
     }
@@ -266,12 +274,14 @@ impl VaultHeader {
         let mut vault_id = [0u8; 16];
         kdf::fill_random(&mut vault_id)?;
         let vmk = Key32::random()?;
-        let wrapped_vmk = root_key.wrap(&Self::vmk_aad(&vault_id, &params)?, vmk.expose())?;
+        let created_unix = now_unix();
+        let aad = Self::vmk_aad(HEADER_FORMAT, &vault_id, created_unix, &params)?;
+        let wrapped_vmk = root_key.wrap(&aad, vmk.expose())?;
         Ok((
             VaultHeader {
                 format: HEADER_FORMAT,
                 vault_id,
-                created_unix: now_unix(),
+                created_unix,
                 root: params,
                 wrapped_vmk,
             },
@@ -282,10 +292,8 @@ impl VaultHeader {
     /// Unwraps the vault master key with the root key.
     fn unlock(&self, root: &dyn RootKeySource) -> Result<Key32> {
         let root_key = root.unlock(&self.root)?;
-        let vmk = root_key.unwrap(
-            &Self::vmk_aad(&self.vault_id, &self.root)?,
-            &self.wrapped_vmk,
-        )?;
+        let aad = Self::vmk_aad(self.format, &self.vault_id, self.created_unix, &self.root)?;
+        let vmk = root_key.unwrap(&aad, &self.wrapped_vmk)?;
         Key32::from_slice(vmk.expose()).map_err(|_| Error::WrongRootKey)
     }
 
@@ -463,10 +471,13 @@ impl Vault {
         let mut header = self.header.lock().map_err(|_| poisoned())?;
         let params = new_root.new_params()?;
         let root_key = new_root.unlock(&params)?;
-        let wrapped_vmk = root_key.wrap(
-            &VaultHeader::vmk_aad(&header.vault_id, &params)?,
-            self.vmk.expose(),
+        let aad = VaultHeader::vmk_aad(
+            header.format,
+            &header.vault_id,
+            header.created_unix,
+            &params,
         )?;
+        let wrapped_vmk = root_key.wrap(&aad, self.vmk.expose())?;
         let new_header = VaultHeader {
             root: params,
             wrapped_vmk,
@@ -629,7 +640,11 @@ impl Vault {
     /// Touches no data. Returns the new version.
     pub fn rotate(&self, keyring: &str) -> Result<u32> {
         self.update_keyring(keyring, |rec| {
-            let next = rec.versions.last().map_or(1, |v| v.version + 1);
+            let next = rec
+                .versions
+                .last()
+                .map_or(Some(1), |v| v.version.checked_add(1))
+                .ok_or(Error::invalid("keyring", "has run out of version numbers"))?;
             let key = Key32::random()?;
             rec.versions.push(VersionRecord {
                 version: next,
@@ -651,6 +666,17 @@ impl Vault {
 
     /// Encrypts with options (keyring, deterministic).
     pub fn encrypt_with(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        check_caller_context(ctx)?;
+        self.encrypt_inner(plaintext, ctx, opts)
+    }
+
+    /// [`Vault::encrypt_with`] without the reserved-key check (for records).
+    pub(crate) fn encrypt_inner(
         &self,
         plaintext: &[u8],
         ctx: &Context,
@@ -728,6 +754,24 @@ impl Vault {
         &self.vault_id
     }
 }
+
+/// Context keys starting with `phivault.` are reserved for the vault's own bindings (records),
+/// so a caller cannot forge a record's binding through the envelope API.
+fn check_caller_context(ctx: &Context) -> Result<()> {
+    if ctx
+        .pairs()
+        .any(|(k, _)| k.starts_with(RESERVED_CONTEXT_PREFIX))
+    {
+        return Err(Error::invalid(
+            "context",
+            "keys starting with 'phivault.' are reserved",
+        ));
+    }
+    Ok(())
+}
+
+/// Prefix of context keys reserved for phivault.
+pub const RESERVED_CONTEXT_PREFIX: &str = "phivault.";
 
 fn poisoned() -> Error {
     Error::Crypto("a lock was poisoned by a panic in another thread")

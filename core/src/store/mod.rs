@@ -17,6 +17,8 @@ use crate::error::StoreError;
 pub enum Space {
     /// Vault header and other single values.
     Meta,
+    /// Records of erasures (forgotten subjects), without PHI.
+    Erasure,
     /// Keyrings (each one AEAD-sealed blob).
     Keyring,
     /// Encrypted records, keyed by keyed hashes of collection and id.
@@ -30,6 +32,7 @@ impl Space {
     pub fn prefix(self) -> u8 {
         match self {
             Space::Meta => b'm',
+            Space::Erasure => b'e',
             Space::Keyring => b'k',
             Space::Record => b'r',
             Space::Subject => b's',
@@ -58,6 +61,17 @@ pub enum WriteOp {
     },
 }
 
+/// One item of [`Store::compare_and_swap_many`].
+#[derive(Clone, Debug)]
+pub struct CasItem {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value it must still have.
+    pub expected: Vec<u8>,
+    /// The value to set.
+    pub new: Vec<u8>,
+}
+
 /// A key and its value, as returned by [`Store::scan`].
 pub type Entry = (Vec<u8>, Vec<u8>);
 
@@ -81,6 +95,12 @@ pub trait Store: Send + Sync {
         expected: Option<&[u8]>,
         new: Option<Vec<u8>>,
     ) -> Result<bool, StoreError>;
+
+    /// Compare-and-swap for many keys of one space: each item is swapped only if its current
+    /// value still equals its expected value (items are independent; the batch is not one
+    /// transaction), then everything is made durable once. Returns how many were swapped.
+    fn compare_and_swap_many(&self, space: Space, items: Vec<CasItem>)
+    -> Result<usize, StoreError>;
 
     /// Up to `limit` entries whose keys start with `prefix`, in key order, strictly after
     /// `after` when given: a page of a scan with constant memory that can resume anywhere.

@@ -98,6 +98,27 @@ impl Store for SledStore {
         Ok(swapped)
     }
 
+    fn compare_and_swap_many(
+        &self,
+        space: Space,
+        items: Vec<super::CasItem>,
+    ) -> Result<usize, StoreError> {
+        let mut swapped = 0;
+        for it in items {
+            let r = self
+                .db
+                .compare_and_swap(full_key(space, &it.key), Some(it.expected), Some(it.new))
+                .map_err(backend)?;
+            if r.is_ok() {
+                swapped += 1;
+            }
+        }
+        if swapped > 0 {
+            self.maybe_flush()?;
+        }
+        Ok(swapped)
+    }
+
     fn scan(
         &self,
         space: Space,

@@ -1,0 +1,467 @@
+//! Key lifecycle: rotation on schedule, rewrap without re-encryption, retirement, destruction,
+//! re-encryption, and the usage counts operators need to drive them.
+//!
+//! ```
+//! use phivault::{Vault, root::KeyFile, Key32, lifecycle::RewrapOptions};
+//! let dir = tempfile::tempdir()?;
+//! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
+//! vault.put("notes", "1", b"note", None)?;
+//! let v2 = vault.rotate("default")?;                       // O(1): new data uses v2 at once
+//! let report = vault.rewrap(&RewrapOptions::default(), &mut |_| {})?;
+//! assert_eq!(report.rewrapped, 1);                          // only the wrapped DEK changed
+//! vault.set_min_decryption_version("default", v2)?;        // v1 refuses to decrypt (reversible)
+//! vault.destroy_key_version("default", 1, false)?;         // nothing depends on v1 any more
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Security notes
+//! Destroying a key version removes it from the keyring blob; the store may keep old bytes of
+//! the previous blob until it compacts its log (see SECURITY.md). Rewrap checks each data key
+//! against its envelope's commitment before wrapping it again, so it never launders a damaged
+//! envelope into a valid-looking one.
+
+use crate::envelope::{self, Envelope};
+use crate::keyring::now_unix;
+use crate::records::RECORD_FORMAT;
+use crate::store::{CasItem, ScanIter, Space, WriteOp};
+use crate::vault::Vault;
+use crate::{Context, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+const CHECKPOINT_KEY: &[u8] = b"rewrap-checkpoint";
+
+/// Options for [`Vault::rewrap`].
+#[derive(Clone, Debug)]
+pub struct RewrapOptions {
+    /// Only this keyring (default: all).
+    pub keyring: Option<String>,
+    /// Records per batch: one durable write and one checkpoint per batch (default 1000).
+    pub batch: usize,
+}
+
+impl Default for RewrapOptions {
+    fn default() -> Self {
+        RewrapOptions {
+            keyring: None,
+            batch: 1000,
+        }
+    }
+}
+
+/// Progress of a running rewrap, reported after every batch.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct RewrapProgress {
+    /// Records looked at so far (including those done before a resume).
+    pub scanned: u64,
+    /// Records rewrapped so far in this run.
+    pub rewrapped: u64,
+}
+
+/// The outcome of a rewrap.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Records looked at in this run.
+    pub scanned: u64,
+    /// Records moved to their keyring's active version.
+    pub rewrapped: u64,
+    /// Records already on the active version.
+    pub up_to_date: u64,
+    /// Records tied to a subject (they follow their subject key, rewrapped below).
+    pub subject_records: u64,
+    /// Records changed by a concurrent writer between read and rewrap: left as written (the
+    /// writer used the active key).
+    pub raced: u64,
+    /// Records that could not be rewrapped: their key version is retired or destroyed, or the
+    /// record is damaged. They are left untouched.
+    pub unreadable: u64,
+    /// Subject keys moved to their keyring's active version.
+    pub subject_keys_rewrapped: u64,
+    /// Whether this run resumed from a checkpoint left by an interrupted run.
+    pub resumed: bool,
+}
+
+/// Where an interrupted rewrap stopped. It is used only if the keyring filter and every
+/// keyring's active version are still what they were, so a rotation in between starts over.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Checkpoint {
+    keyring: Option<String>,
+    actives: Vec<(String, u32)>,
+    last_key: Vec<u8>,
+}
+
+/// What depends on one key version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VersionUsage {
+    /// Records whose envelope (or whose subject key) needs this version.
+    pub records: u64,
+    /// Subject keys wrapped by this version.
+    pub subject_keys: u64,
+}
+
+/// Usage per (keyring, version), plus records whose subject was forgotten.
+#[derive(Clone, Debug, Default)]
+pub struct Usage {
+    /// By keyring and version.
+    pub by_version: BTreeMap<(String, u32), VersionUsage>,
+    /// All records.
+    pub records: u64,
+    /// Records tied to subjects.
+    pub subject_records: u64,
+    /// Records of forgotten subjects (unrecoverable; kept until deleted).
+    pub forgotten_records: u64,
+}
+
+/// A record of one erasure (`forget_subject`): when, and the keyed hash of the subject id —
+/// never the id itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErasureRecord {
+    /// Seconds since the Unix epoch.
+    pub time_unix: u64,
+    /// Keyed hash (hex) of the subject id; the vault owner can recompute it to prove an
+    /// erasure, nobody else can link it to a person.
+    pub subject_key_id: String,
+}
+
+impl Vault {
+    /// Rotates `keyring` only if its active version is older than `max_age` (for a daily cron
+    /// job). Returns the new version, or `None` when the active one is young enough.
+    pub fn rotate_if_older_than(&self, keyring: &str, max_age: Duration) -> Result<Option<u32>> {
+        let kr = self.keyring(keyring)?;
+        let created = kr.versions.get(&kr.active).map_or(0, |v| v.created_unix);
+        if now_unix().saturating_sub(created) < max_age.as_secs() {
+            return Ok(None);
+        }
+        self.rotate(keyring).map(Some)
+    }
+
+    /// Versions below `min` refuse to decrypt, with an error naming keyring and version.
+    /// Reversible: lower it again to re-enable them (unless they were destroyed).
+    pub fn set_min_decryption_version(&self, keyring: &str, min: u32) -> Result<()> {
+        self.update_keyring(keyring, |rec| {
+            if min == 0 || min > rec.active {
+                return Err(Error::invalid(
+                    "minimum decryption version",
+                    "must be between 1 and the active version",
+                ));
+            }
+            rec.min_decrypt = min;
+            Ok(())
+        })
+    }
+
+    /// Counts what depends on each key version (scans records and subject keys; no
+    /// decryption).
+    pub fn usage(&self) -> Result<Usage> {
+        let mut usage = Usage::default();
+        let mut subjects: HashMap<Vec<u8>, (String, u32)> = HashMap::new();
+        for entry in ScanIter::new(self.store.as_ref(), Space::Subject, Vec::new()) {
+            let (id, value) = entry?;
+            let (keyring, version) = self.subject_key_location(&value)?;
+            usage
+                .by_version
+                .entry((keyring.clone(), version))
+                .or_default()
+                .subject_keys += 1;
+            subjects.insert(id, (keyring, version));
+        }
+        for info in self.scan_all_records_raw() {
+            let (keyring, version, subject) = info?;
+            usage.records += 1;
+            let slot = match subject {
+                None => Some((keyring, version)),
+                Some(id) => {
+                    usage.subject_records += 1;
+                    let found = subjects.get(&id).cloned();
+                    if found.is_none() {
+                        usage.forgotten_records += 1;
+                    }
+                    found
+                }
+            };
+            if let Some(slot) = slot {
+                usage.by_version.entry(slot).or_default().records += 1;
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Destroys key version `version` of `keyring`: its key is wiped from the store and from
+    /// memory, and nothing under it can be decrypted again. Refuses the active version, and
+    /// refuses while records or subject keys still depend on it unless `force` is set.
+    /// Returns what depended on it.
+    pub fn destroy_key_version(
+        &self,
+        keyring: &str,
+        version: u32,
+        force: bool,
+    ) -> Result<VersionUsage> {
+        let kr = self.keyring(keyring)?;
+        if !kr.versions.contains_key(&version) {
+            return Err(Error::UnknownKeyVersion {
+                keyring: keyring.to_owned(),
+                version,
+            });
+        }
+        if version == kr.active {
+            return Err(Error::invalid(
+                "key version",
+                "the active version cannot be destroyed; rotate first",
+            ));
+        }
+        let deps = self
+            .usage()?
+            .by_version
+            .get(&(keyring.to_owned(), version))
+            .copied()
+            .unwrap_or_default();
+        if !force && (deps.records > 0 || deps.subject_keys > 0) {
+            return Err(Error::KeyInUse {
+                keyring: keyring.to_owned(),
+                version,
+                records: deps.records,
+                subject_keys: deps.subject_keys,
+            });
+        }
+        self.update_keyring(keyring, |rec| {
+            for v in rec.versions.iter_mut().filter(|v| v.version == version) {
+                if let Some(k) = v.key.as_mut() {
+                    zeroize::Zeroize::zeroize(k);
+                }
+                v.key = None;
+            }
+            Ok(())
+        })?;
+        Ok(deps)
+    }
+
+    /// Moves every stored record (and subject key) whose data key is wrapped by an older key
+    /// version to its keyring's active version, without re-encrypting payloads. Streams in
+    /// batches with constant memory, runs beside readers and writers (each record is swapped
+    /// only if unchanged since it was read), is idempotent, and resumes from a durable
+    /// checkpoint after a crash. `progress` is called after every batch.
+    pub fn rewrap(
+        &self,
+        opts: &RewrapOptions,
+        progress: &mut dyn FnMut(&RewrapProgress),
+    ) -> Result<RewrapReport> {
+        if let Some(k) = &opts.keyring {
+            self.keyring(k)?;
+        }
+        let batch = opts.batch.clamp(1, 100_000);
+        let mut report = RewrapReport::default();
+        let actives: Vec<(String, u32)> = self
+            .keyrings()?
+            .into_iter()
+            .map(|k| (k.name, k.active))
+            .collect();
+        let mut after: Option<Vec<u8>> = None;
+        let checkpoint = self
+            .store
+            .get(Space::Meta, CHECKPOINT_KEY)?
+            .and_then(|bytes| postcard::from_bytes::<Checkpoint>(&bytes).ok());
+        if let Some(cp) = checkpoint
+            && cp.keyring == opts.keyring
+            && cp.actives == actives
+        {
+            after = Some(cp.last_key);
+            report.resumed = true;
+        }
+        let mut prog = RewrapProgress::default();
+        loop {
+            let page = self
+                .store
+                .scan(Space::Record, &[], after.as_deref(), batch)?;
+            let Some(last) = page.last().map(|(k, _)| k.clone()) else {
+                break;
+            };
+            let full = page.len() == batch;
+            let mut items = Vec::new();
+            for (key, value) in page {
+                report.scanned += 1;
+                match self.rewrap_record_value(&value, opts.keyring.as_deref()) {
+                    Ok(Step::Rewrapped(new)) => items.push(CasItem {
+                        key,
+                        expected: value,
+                        new,
+                    }),
+                    Ok(Step::UpToDate) => report.up_to_date += 1,
+                    Ok(Step::Subject) => report.subject_records += 1,
+                    Ok(Step::Filtered) => {}
+                    Err(_) => report.unreadable += 1,
+                }
+            }
+            let tried = items.len() as u64;
+            let swapped = if items.is_empty() {
+                0
+            } else {
+                self.store.compare_and_swap_many(Space::Record, items)? as u64
+            };
+            report.rewrapped += swapped;
+            report.raced += tried - swapped;
+            let cp = Checkpoint {
+                keyring: opts.keyring.clone(),
+                actives: actives.clone(),
+                last_key: last.clone(),
+            };
+            self.store.write(vec![WriteOp::Put {
+                space: Space::Meta,
+                key: CHECKPOINT_KEY.to_vec(),
+                value: postcard::to_allocvec(&cp)
+                    .map_err(|_| Error::Crypto("checkpoint encoding"))?,
+            }])?;
+            prog.scanned = report.scanned;
+            prog.rewrapped = report.rewrapped;
+            progress(&prog);
+            after = Some(last);
+            if !full {
+                break;
+            }
+        }
+        report.subject_keys_rewrapped = self.rewrap_subject_keys(opts.keyring.as_deref())?;
+        self.store.write(vec![WriteOp::Delete {
+            space: Space::Meta,
+            key: CHECKPOINT_KEY.to_vec(),
+        }])?;
+        Ok(report)
+    }
+
+    fn rewrap_record_value(&self, value: &[u8], only: Option<&str>) -> Result<Step> {
+        if value.first() != Some(&RECORD_FORMAT) {
+            return Err(Error::AuthenticationFailed);
+        }
+        let env = Envelope::parse(&value[1..])?;
+        if env.subject_key_id().is_some() {
+            return Ok(Step::Subject);
+        }
+        if only.is_some_and(|k| k != env.keyring()) {
+            return Ok(Step::Filtered);
+        }
+        let kr = self.keyring(env.keyring())?;
+        if env.key_version() == kr.active {
+            return Ok(Step::UpToDate);
+        }
+        let old = kr.decrypting_kek(env.key_version())?;
+        let new = kr.active_kek()?;
+        let rewrapped = envelope::rewrap(&env, &old, &new)?;
+        let mut out = Vec::with_capacity(1 + rewrapped.len());
+        out.push(RECORD_FORMAT);
+        out.extend_from_slice(&rewrapped);
+        Ok(Step::Rewrapped(out))
+    }
+
+    /// Rewraps an envelope kept outside the vault (binary or text form; the result has the
+    /// same form) to its keyring's active version. The payload and its context binding are
+    /// unchanged. Envelopes already current, and subject envelopes (their subject key is
+    /// rewrapped inside the vault), come back as they are. Deterministic envelopes need their
+    /// context: use [`Vault::reencrypt`].
+    pub fn rewrap_envelope(&self, data: &[u8]) -> Result<Vec<u8>> {
+        if envelope::is_text(data) {
+            let text = std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?;
+            let bin = self.rewrap_envelope(&envelope::from_text(text)?)?;
+            return Ok(envelope::to_text(&bin)?.into_bytes());
+        }
+        let env = Envelope::parse(data)?;
+        if env.subject_key_id().is_some() {
+            return Ok(data.to_vec());
+        }
+        let kr = self.keyring(env.keyring())?;
+        if env.key_version() == kr.active {
+            return Ok(data.to_vec());
+        }
+        if env.is_deterministic() {
+            return Err(Error::invalid(
+                "envelope",
+                "deterministic envelopes are re-encrypted with their context, not rewrapped",
+            ));
+        }
+        envelope::rewrap(
+            &env,
+            &*kr.decrypting_kek(env.key_version())?,
+            &*kr.active_kek()?,
+        )
+    }
+
+    /// [`Vault::rewrap_envelope`] over many envelopes; one result per input, in order.
+    pub fn rewrap_envelopes<T: AsRef<[u8]>>(&self, envelopes: &[T]) -> Vec<Result<Vec<u8>>> {
+        envelopes
+            .iter()
+            .map(|e| self.rewrap_envelope(e.as_ref()))
+            .collect()
+    }
+
+    /// Full re-encryption, for when a data key itself is suspect: decrypts and encrypts again
+    /// with a fresh data key (and payload nonce) under the active version of the same keyring,
+    /// keeping the subject tie and the form (binary or text).
+    pub fn reencrypt(&self, data: &[u8], ctx: &Context) -> Result<Vec<u8>> {
+        let text = envelope::is_text(data);
+        let bin = if text {
+            envelope::from_text(
+                std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?,
+            )?
+        } else {
+            data.to_vec()
+        };
+        let env = Envelope::parse(&bin)?;
+        let plaintext = self.decrypt(&bin, ctx)?;
+        let out = if let Some(id) = env.subject_key_id() {
+            let key = self.subject_key_by_id(id)?;
+            let id: [u8; envelope::SUBJECT_ID_LEN] =
+                id.try_into().map_err(|_| Error::AuthenticationFailed)?;
+            envelope::seal_for_subject(self.backend, env.keyring(), &id, &key, &plaintext, ctx)?
+        } else {
+            let mut opts = crate::EncryptOptions::new().keyring(env.keyring());
+            if env.is_deterministic() {
+                opts = opts.deterministic();
+            }
+            self.encrypt_inner(&plaintext, ctx, &opts)?
+        };
+        if text {
+            Ok(envelope::to_text(&out)?.into_bytes())
+        } else {
+            Ok(out)
+        }
+    }
+
+    /// Re-encrypts one stored record with a fresh data key. Returns whether it existed.
+    pub fn reencrypt_record(&self, collection: &str, id: &str) -> Result<bool> {
+        let (key, value) = match self.record_entry(collection, id)? {
+            Some(kv) => kv,
+            None => return Ok(false),
+        };
+        let ctx = crate::records::record_context(collection, id);
+        let env = self.reencrypt(&value[1..], &ctx)?;
+        let mut new = Vec::with_capacity(1 + env.len());
+        new.push(RECORD_FORMAT);
+        new.extend_from_slice(&env);
+        if !self
+            .store
+            .compare_and_swap(Space::Record, &key, Some(&value), Some(new))?
+        {
+            return Err(Error::Conflict {
+                what: "record changed during re-encryption; try again",
+            });
+        }
+        Ok(true)
+    }
+
+    /// The erasures recorded by `forget_subject`, oldest first.
+    pub fn erasures(&self) -> Result<Vec<ErasureRecord>> {
+        ScanIter::new(self.store.as_ref(), Space::Erasure, Vec::new())
+            .map(|e| {
+                let (_, v) = e?;
+                postcard::from_bytes(&v).map_err(|_| Error::CorruptMetadata {
+                    what: "erasure record",
+                })
+            })
+            .collect()
+    }
+}
+
+enum Step {
+    Rewrapped(Vec<u8>),
+    UpToDate,
+    Subject,
+    Filtered,
+}
