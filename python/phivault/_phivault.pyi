@@ -1,0 +1,235 @@
+"""Type stubs for the native part of phivault (``phivault._phivault``)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Optional, Tuple, Union, overload
+
+from typing_extensions import Self, TypeAlias
+
+__version__: str
+#: Inputs at least this many bytes long are processed with the GIL released.
+DETACH_THRESHOLD: int
+
+#: Bytes-like input; ``str`` is encoded as UTF-8.
+Data: TypeAlias = Union[bytes, bytearray, memoryview, str]
+#: An encryption context: a mapping ``{str: str}`` (insertion order matters) or ``(str, str)``
+#: pairs; ``None`` is the empty context.
+ContextArg: TypeAlias = Optional[Union[Mapping[str, str], Iterable[Tuple[str, str]]]]
+#: Any batch: list, tuple, iterable, numpy object array, pyarrow (chunked) array.
+Batch: TypeAlias = Iterable[Any]
+StrPath: TypeAlias = Union[str, "os.PathLike[str]"]
+
+class Vault:
+    """An open phivault vault. Thread-safe; long and batch calls release the GIL."""
+
+    @staticmethod
+    def create(
+        path: StrPath,
+        *,
+        passphrase: Optional[str] = None,
+        key: Optional[Union[bytes, bytearray, memoryview]] = None,
+        key_file: Optional[StrPath] = None,
+        argon2: Optional[Tuple[int, int, int]] = None,
+        durability: Literal["immediate", "deferred"] = "immediate",
+        backend: Literal["ring", "rustcrypto"] = "ring",
+    ) -> Vault:
+        """Create a vault in directory ``path``. Give exactly one root key: ``passphrase``
+        (Argon2id; ``argon2=(memory_kib, passes, lanes)`` sets its cost), ``key`` (32 raw bytes
+        or 64 hex digits) or ``key_file``.
+
+        Raises VaultExists, InvalidInput, StorageError."""
+
+    @staticmethod
+    def open(
+        path: StrPath,
+        *,
+        passphrase: Optional[str] = None,
+        key: Optional[Union[bytes, bytearray, memoryview]] = None,
+        key_file: Optional[StrPath] = None,
+        durability: Literal["immediate", "deferred"] = "immediate",
+        backend: Literal["ring", "rustcrypto"] = "ring",
+    ) -> Vault:
+        """Open the vault in directory ``path``.
+
+        Raises VaultNotFound, WrongRootKey, VaultLocked, CorruptVault, StorageError."""
+
+    def close(self) -> None:
+        """Close the vault and release its lock. Idempotent; later calls raise VaultClosed."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    @property
+    def vault_id(self) -> str:
+        """The vault's random id, in hex (not secret)."""
+
+    @property
+    def path(self) -> Optional[pathlib.Path]:
+        """The vault's directory."""
+
+    # envelopes
+    def encrypt(
+        self,
+        data: Data,
+        context: ContextArg = None,
+        *,
+        keyring: Optional[str] = None,
+        deterministic: bool = False,
+        subject: Optional[str] = None,
+    ) -> bytes:
+        """Encrypt ``data`` bound to ``context``; return the binary envelope. ``deterministic``
+        (AES-SIV) reveals equality; ``subject`` ties the value to a data subject."""
+
+    def encrypt_text(
+        self,
+        data: Data,
+        context: ContextArg = None,
+        *,
+        keyring: Optional[str] = None,
+        deterministic: bool = False,
+        subject: Optional[str] = None,
+    ) -> str:
+        """Like ``encrypt``, returning the text form ``pv1:<keyring>:<version>:<base64url>``."""
+
+    def decrypt(self, envelope: Union[bytes, bytearray, memoryview, str], context: ContextArg = None) -> bytes:
+        """Decrypt a binary or text envelope made under exactly this ``context``.
+
+        Raises AuthenticationError (tampered, wrong context or key), KeyRetired, KeyDestroyed,
+        SubjectForgotten, UnknownKeyring, UnsupportedVersion."""
+
+    @overload
+    def encrypt_many(
+        self,
+        values: Batch,
+        context: ContextArg = None,
+        *,
+        keyring: Optional[str] = None,
+        deterministic: bool = False,
+        text: Literal[False] = False,
+    ) -> list[Optional[bytes]]: ...
+    @overload
+    def encrypt_many(
+        self,
+        values: Batch,
+        context: ContextArg = None,
+        *,
+        keyring: Optional[str] = None,
+        deterministic: bool = False,
+        text: Literal[True],
+    ) -> list[Optional[str]]: ...
+    def decrypt_many(self, envelopes: Batch, context: ContextArg = None) -> list[Optional[bytes]]:
+        """Decrypt many envelopes made under one ``context`` (GIL released); ``None`` stays
+        ``None``. The first failure raises."""
+
+    # records
+    def put(
+        self,
+        collection: str,
+        id: str,
+        data: Data,
+        *,
+        subject: Optional[str] = None,
+        keyring: Optional[str] = None,
+    ) -> None:
+        """Store ``data`` as record ``id`` of ``collection`` (ids are stored as keyed hashes)."""
+
+    def put_many(
+        self,
+        collection: str,
+        items: Union[Mapping[str, Data], Iterable[Tuple[str, Data]]],
+        *,
+        subject: Optional[str] = None,
+        keyring: Optional[str] = None,
+    ) -> None:
+        """Store many records in one atomic, durable write."""
+
+    def get(self, collection: str, id: str) -> Optional[bytes]:
+        """The record, or ``None`` when there is none."""
+
+    def delete(self, collection: str, id: str) -> bool:
+        """Delete a record; return whether it existed."""
+
+    def forget_subject(self, subject: str) -> bool:
+        """Destroy a data subject's key: its data becomes unrecoverable (SubjectForgotten)."""
+
+    # keys
+    def rotate(self, keyring: str = "default") -> int:
+        """Activate a new key version of ``keyring`` at once; return its number."""
+
+    def create_keyring(self, name: str) -> dict[str, Any]:
+        """Create a keyring with one active key version; return its description."""
+
+    def keyrings(self) -> list[dict[str, Any]]:
+        """Every keyring: ``name``, ``active_version``, ``min_decryption_version``,
+        ``versions`` (``version``, ``state``, ``created_unix``)."""
+
+    def status(self) -> dict[str, Any]:
+        """Summary: ``vault_id``, ``format_version``, ``root_kind``, ``backend``, ``records``,
+        ``subject_records``, ``keyrings`` (with per-version record counts)."""
+
+    # key lifecycle
+    def rotate_if_older_than(self, keyring: str, max_age_seconds: float) -> Optional[int]:
+        """Rotate ``keyring`` only if its active version is older than ``max_age_seconds``;
+        return the new version or ``None``."""
+
+    def set_min_decryption_version(self, keyring: str, version: int) -> None:
+        """Retire (reversibly) every key version of ``keyring`` below ``version``."""
+
+    def destroy_key_version(self, keyring: str, version: int, *, force: bool = False) -> dict[str, int]:
+        """Destroy a key version for good; raises KeyInUse while data depends on it unless
+        ``force``. Returns ``{"records": n, "subject_keys": n}`` that depended on it."""
+
+    def rewrap(
+        self,
+        *,
+        keyring: Optional[str] = None,
+        batch: int = 1000,
+        progress: Optional[Callable[[int, int], object]] = None,
+    ) -> dict[str, Any]:
+        """Move stored records and subject keys to the active key version without
+        re-encrypting payloads; ``progress(scanned, rewrapped)`` after each batch. Returns the
+        report: scanned, rewrapped, up_to_date, subject_records, raced, unreadable,
+        subject_keys_rewrapped, resumed."""
+
+    @overload
+    def rewrap_envelope(self, envelope: str) -> str: ...
+    @overload
+    def rewrap_envelope(self, envelope: Union[bytes, bytearray, memoryview]) -> bytes: ...
+    def rewrap_envelopes(self, envelopes: Batch) -> list[Optional[Union[bytes, str]]]:
+        """``rewrap_envelope`` over a batch (GIL released); ``None`` stays ``None``."""
+
+    @overload
+    def reencrypt(self, envelope: str, context: ContextArg = None) -> str: ...
+    @overload
+    def reencrypt(self, envelope: Union[bytes, bytearray, memoryview], context: ContextArg = None) -> bytes: ...
+    def reencrypt_record(self, collection: str, id: str) -> bool:
+        """Re-encrypt one stored record with a fresh data key; return whether it existed."""
+
+    def rotate_root(
+        self,
+        *,
+        passphrase: Optional[str] = None,
+        key: Optional[Union[bytes, bytearray, memoryview]] = None,
+        key_file: Optional[StrPath] = None,
+        argon2: Optional[Tuple[int, int, int]] = None,
+    ) -> None:
+        """Change the root key by rewrapping the vault master key only."""
+
+    def usage(self) -> dict[str, Any]:
+        """What depends on each key version: records, subject_records, forgotten_records,
+        by_version (keyring, version, records, subject_keys)."""
+
+    def erasures(self) -> list[dict[str, Any]]:
+        """Erasures recorded by ``forget_subject``: time_unix, subject_key_id (a keyed hash)."""

@@ -1,0 +1,23 @@
+//! `phivault._phivault`: the native part of the `phivault` Python package.
+//!
+//! A thin binding in the manner of pyca/cryptography's Rust crate: it mirrors the Python
+//! module, converts arguments and results, releases the GIL around real work, and maps core's
+//! errors onto the exception hierarchy defined in Python (`phivault/exceptions.py`). Every rule
+//! lives once, in the core `phivault` crate.
+//!
+//! Build it with maturin (`pip install ./python`); `cargo build` only checks that it compiles.
+
+pub mod convert;
+pub mod errors;
+pub mod vault;
+
+use pyo3::prelude::*;
+
+/// The native module. `phivault/__init__.py` re-exports what users need.
+#[pymodule]
+fn _phivault(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<vault::PyVault>()?;
+    m.add("DETACH_THRESHOLD", convert::DETACH_THRESHOLD)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
