@@ -121,6 +121,10 @@ enum pv_result
    */
   PV_SUBJECT_FORGOTTEN = 208,
   /**
+   * The key version still protects data; rewrap first, or destroy with `force`.
+   */
+  PV_KEY_IN_USE = 209,
+  /**
    * No vault exists at the path.
    */
   PV_VAULT_NOT_FOUND = 300,
@@ -152,6 +156,10 @@ enum pv_result
    * A file-system operation failed (vault directory, lock file, header).
    */
   PV_IO_ERROR = 307,
+  /**
+   * A concurrent change got in the way; nothing was changed and the call can be retried.
+   */
+  PV_CONFLICT = 308,
   /**
    * No record with that collection and id.
    */
@@ -348,6 +356,88 @@ pv_result pv_last_error_code(void);
  * Thread safety: per thread; may be called from any thread. Does not change the last error.
  */
 pv_result pv_last_error_message(char *buf, size_t buf_len, size_t *out_written);
+
+/**
+ * Moves every stored record (and subject key) of `keyring` (NULL, 0 for all keyrings) whose
+ * data key is wrapped by an older key version to the keyring's active version, without
+ * re-encrypting payloads. Runs beside readers and writers, is idempotent, and resumes from
+ * a checkpoint after a crash. If `out_report_json` is not NULL it receives a JSON report
+ * (`scanned`, `rewrapped`, `up_to_date`, `unreadable`, ...).
+ *
+ * # Safety
+ * `vault` is a live handle; `keyring` points to `keyring_len` readable bytes or is NULL
+ * with 0; `out_report_json` is NULL or points to writable memory for one pointer.
+ *
+ * Thread safety: may run concurrently with any call on the same vault; it may take long.
+ */
+pv_result pv_vault_rewrap(const struct pv_vault *vault,
+                          const char *keyring,
+                          size_t keyring_len,
+                          struct pv_buffer **out_report_json);
+
+/**
+ * Rewraps an envelope kept outside the vault (binary or text form; the result has the same
+ * form) to its keyring's active version: only the wrapped data key changes; the payload and
+ * its context binding do not. Current envelopes and subject envelopes come back unchanged.
+ * Deterministic envelopes are refused (`PV_INVALID_ARGUMENT`): use `pv_vault_reencrypt`.
+ *
+ * # Safety
+ * `vault` is a live handle; `envelope` points to `envelope_len` readable bytes;
+ * `out_envelope` points to writable memory for one pointer.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_rewrap_envelope(const struct pv_vault *vault,
+                                   const uint8_t *envelope,
+                                   size_t envelope_len,
+                                   struct pv_buffer **out_envelope);
+
+/**
+ * Decrypts `envelope` under `ctx` and encrypts it again with a fresh data key under the
+ * active version of the same keyring, keeping the subject tie and the form (binary or text).
+ * For when a data key itself is suspect, and for deterministic envelopes.
+ *
+ * # Safety
+ * As `pv_vault_rewrap_envelope`; `ctx` is a live context.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_reencrypt(const struct pv_vault *vault,
+                             const uint8_t *envelope,
+                             size_t envelope_len,
+                             const struct pv_context *ctx,
+                             struct pv_buffer **out_envelope);
+
+/**
+ * Retires every key version of `keyring` below `min_version`: they no longer decrypt
+ * (`PV_KEY_RETIRED`) but are kept, so this is reversible by lowering it again.
+ *
+ * # Safety
+ * `vault` is a live handle; `keyring` points to `keyring_len` readable bytes.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_set_min_decryption_version(const struct pv_vault *vault,
+                                              const char *keyring,
+                                              size_t keyring_len,
+                                              uint32_t min_version);
+
+/**
+ * Destroys key version `version` of `keyring`: its key is wiped and nothing under it can
+ * ever be decrypted again. Refuses the active version (`PV_INVALID_ARGUMENT`), and refuses
+ * while records, tokens or subject keys still depend on it (`PV_KEY_IN_USE`) unless `force`
+ * is true. Irreversible.
+ *
+ * # Safety
+ * `vault` is a live handle; `keyring` points to `keyring_len` readable bytes.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_destroy_key_version(const struct pv_vault *vault,
+                                       const char *keyring,
+                                       size_t keyring_len,
+                                       uint32_t version,
+                                       bool force);
 
 /**
  * Stores `value` as record `id` of `collection`, replacing any previous value; durable when

@@ -63,6 +63,8 @@ pub enum pv_result {
     PV_KEYRING_EXISTS = 207,
     /// The data belongs to a forgotten subject (crypto-shredded); it is unrecoverable.
     PV_SUBJECT_FORGOTTEN = 208,
+    /// The key version still protects data; rewrap first, or destroy with `force`.
+    PV_KEY_IN_USE = 209,
 
     /// No vault exists at the path.
     PV_VAULT_NOT_FOUND = 300,
@@ -80,6 +82,8 @@ pub enum pv_result {
     PV_STORE_ERROR = 306,
     /// A file-system operation failed (vault directory, lock file, header).
     PV_IO_ERROR = 307,
+    /// A concurrent change got in the way; nothing was changed and the call can be retried.
+    PV_CONFLICT = 308,
 
     /// No record with that collection and id.
     PV_NOT_FOUND = 400,
@@ -112,6 +116,7 @@ impl pv_result {
             PV_KEY_DESTROYED => "the key version was destroyed",
             PV_KEYRING_EXISTS => "the keyring exists already",
             PV_SUBJECT_FORGOTTEN => "the data subject was forgotten; the data is unrecoverable",
+            PV_KEY_IN_USE => "the key version still protects data",
             PV_VAULT_NOT_FOUND => "no vault at that path",
             PV_VAULT_EXISTS => "a vault exists already at that path",
             PV_VAULT_LOCKED => "the vault is locked by another process or handle",
@@ -120,6 +125,7 @@ impl pv_result {
             PV_CORRUPT_METADATA => "vault metadata is damaged or was tampered with",
             PV_STORE_ERROR => "the store failed",
             PV_IO_ERROR => "a file-system operation failed",
+            PV_CONFLICT => "a concurrent change got in the way; retry",
             PV_NOT_FOUND => "not found",
             PV_CRYPTO_FAILURE => "a cryptographic primitive or the random generator failed",
             PV_PANIC => "internal error (a panic was caught)",
@@ -127,7 +133,7 @@ impl pv_result {
         }
     }
 
-    const ALL: [pv_result; 27] = {
+    const ALL: [pv_result; 29] = {
         use pv_result::*;
         [
             PV_OK,
@@ -145,6 +151,7 @@ impl pv_result {
             PV_KEY_DESTROYED,
             PV_KEYRING_EXISTS,
             PV_SUBJECT_FORGOTTEN,
+            PV_KEY_IN_USE,
             PV_VAULT_NOT_FOUND,
             PV_VAULT_EXISTS,
             PV_VAULT_LOCKED,
@@ -153,6 +160,7 @@ impl pv_result {
             PV_CORRUPT_METADATA,
             PV_STORE_ERROR,
             PV_IO_ERROR,
+            PV_CONFLICT,
             PV_NOT_FOUND,
             PV_CRYPTO_FAILURE,
             PV_PANIC,
@@ -204,6 +212,8 @@ impl From<Error> for Failure {
             Error::KeyRetired { .. } => PV_KEY_RETIRED,
             Error::SubjectForgotten => PV_SUBJECT_FORGOTTEN,
             Error::KeyringExists { .. } => PV_KEYRING_EXISTS,
+            Error::KeyInUse { .. } => PV_KEY_IN_USE,
+            Error::Conflict { .. } => PV_CONFLICT,
             Error::InvalidInput { .. } => PV_INVALID_ARGUMENT,
             Error::CorruptMetadata { .. } => PV_CORRUPT_METADATA,
             Error::Store(_) => PV_STORE_ERROR,

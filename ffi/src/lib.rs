@@ -18,6 +18,8 @@
 //! - [`root`]: `pv_root_key` (key bytes or passphrase) and `pv_key_generate`.
 //! - [`vault`]: `pv_vault`: create, open, close, encrypt, decrypt, keys, status.
 //! - [`records`]: encrypted records: put, get, delete; subjects: forget.
+//! - [`lifecycle`]: key lifecycle: rewrap, retire (minimum decryption version), destroy,
+//!   re-encrypt.
 //!
 //! ## Conventions (docs/c-api.md has the whole contract)
 //! Names are `pv_<object>_<verb>`; handles are opaque; `pv_x_free(NULL)` is a no-op; outputs
@@ -39,6 +41,7 @@ pub mod buffer;
 pub mod context;
 pub mod error;
 pub mod ffi;
+pub mod lifecycle;
 pub mod records;
 pub mod root;
 pub mod vault;

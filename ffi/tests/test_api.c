@@ -398,6 +398,77 @@ static void test_keyrings(const pv_vault *vault) {
   pv_context_free(ctx);
 }
 
+static void test_lifecycle(const pv_vault *vault) {
+  pv_context *ctx = context2("field", "lab", NULL, NULL);
+  pv_buffer *old = NULL, *det = NULL, *fresh = NULL, *re = NULL, *out = NULL, *report = NULL;
+  const uint8_t *lab = (const uint8_t *)"K+ 4.1";
+  uint32_t v = 0;
+
+  CHECK_OK(pv_vault_encrypt(vault, lab, 6, ctx, &old));
+  CHECK_OK(pv_vault_encrypt_with(vault, lab, 6, ctx, NULL, 0, PV_ENCRYPT_DETERMINISTIC, &det));
+  CHECK_OK(pv_vault_rotate(vault, NULL, 0, &v));
+
+  /* Rewrap of stored records: a JSON report, idempotent. */
+  CHECK_OK(pv_vault_rewrap(vault, NULL, 0, &report));
+  CHECK(report != NULL && strstr((const char *)pv_buffer_data(report), "\"rewrapped\"") != NULL);
+  pv_buffer_free(report);
+  CHECK_OK(pv_vault_rewrap(vault, "default", 7, NULL));
+  CHECK_RC(pv_vault_rewrap(vault, "missing", 7, NULL), PV_UNKNOWN_KEYRING);
+
+  /* Rewrap of an envelope kept outside: new bytes, same plaintext and context. */
+  CHECK_OK(pv_vault_rewrap_envelope(vault, pv_buffer_data(old), pv_buffer_len(old), &fresh));
+  CHECK(!buffer_equals(fresh, pv_buffer_data(old), pv_buffer_len(old)));
+  CHECK_OK(pv_vault_decrypt(vault, pv_buffer_data(fresh), pv_buffer_len(fresh), ctx, &out));
+  CHECK(buffer_equals(out, lab, 6));
+  pv_buffer_free(out);
+  out = SENTINEL;
+  CHECK_RC(pv_vault_rewrap_envelope(vault, pv_buffer_data(det), pv_buffer_len(det), &out),
+           PV_INVALID_ARGUMENT);
+  CHECK_RC(pv_vault_rewrap_envelope(vault, pv_buffer_data(old), 5, &out),
+           PV_AUTHENTICATION_FAILED);
+  CHECK_RC(pv_vault_rewrap_envelope(vault, NULL, 5, &out), PV_NULL_ARGUMENT);
+  CHECK(out == SENTINEL);
+  CHECK_OK(pv_vault_reencrypt(vault, pv_buffer_data(det), pv_buffer_len(det), ctx, &re));
+  CHECK_OK(pv_vault_decrypt(vault, pv_buffer_data(re), pv_buffer_len(re), ctx, &out));
+  CHECK(buffer_equals(out, lab, 6));
+  pv_buffer_free(out);
+  out = SENTINEL;
+
+  /* Retire (reversible), then destroy (irreversible). */
+  CHECK_OK(pv_vault_set_min_decryption_version(vault, "default", 7, v));
+  CHECK_RC(pv_vault_decrypt(vault, pv_buffer_data(old), pv_buffer_len(old), ctx, &out),
+           PV_KEY_RETIRED);
+  CHECK_OK(pv_vault_decrypt(vault, pv_buffer_data(fresh), pv_buffer_len(fresh), ctx, &out));
+  pv_buffer_free(out);
+  out = SENTINEL;
+  CHECK_RC(pv_vault_destroy_key_version(vault, "default", 7, v, false), PV_INVALID_ARGUMENT);
+  CHECK_RC(pv_vault_destroy_key_version(vault, "default", 7, 99, false),
+           PV_UNKNOWN_KEY_VERSION);
+  CHECK_OK(pv_vault_destroy_key_version(vault, "default", 7, v - 1, false));
+  CHECK_OK(pv_vault_set_min_decryption_version(vault, "default", 7, 1));
+  CHECK_RC(pv_vault_decrypt(vault, pv_buffer_data(old), pv_buffer_len(old), ctx, &out),
+           PV_KEY_DESTROYED);
+  CHECK(out == SENTINEL);
+
+  /* A version that still protects a record is refused unless forced. */
+  uint32_t w = 0;
+  CHECK_OK(pv_vault_put(vault, "notes", 5, "MRN-inuse", 9, lab, 6, NULL, 0));
+  CHECK_OK(pv_vault_rotate(vault, NULL, 0, &w));
+  CHECK(w == v + 1);
+  CHECK_RC(pv_vault_destroy_key_version(vault, "default", 7, v, false), PV_KEY_IN_USE);
+  CHECK_OK(pv_vault_rewrap(vault, NULL, 0, NULL));
+  CHECK_OK(pv_vault_destroy_key_version(vault, "default", 7, v, false));
+  CHECK_OK(pv_vault_get(vault, "notes", 5, "MRN-inuse", 9, &out));
+  CHECK(out != SENTINEL && buffer_equals(out, lab, 6));
+  pv_buffer_free(out);
+
+  pv_buffer_free(old);
+  pv_buffer_free(det);
+  pv_buffer_free(fresh);
+  pv_buffer_free(re);
+  pv_context_free(ctx);
+}
+
 static void test_close_and_reopen(pv_vault *vault, const char *path) {
   pv_buffer *out = SENTINEL;
   pv_context *ctx = context2("k", "v", NULL, NULL);
@@ -493,6 +564,7 @@ int main(int argc, char **argv) {
     test_encrypt_decrypt(vault);
     test_records(vault);
     test_keyrings(vault);
+    test_lifecycle(vault);
     test_close_and_reopen(vault, path);
   }
   test_passphrase_vault();
