@@ -218,6 +218,63 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tokenize stdin lines (one value per line) to stdout lines.
+    #[command(
+        after_help = "Examples:\n  phivault tokenize --vault ./vault --key-file root.key --field ssn < ssns.txt > tokens.txt\n  echo 1961-04-12 | phivault tokenize --vault ./vault --key-file root.key --field dob --subject patient-1"
+    )]
+    Tokenize {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Field name (a preset such as ssn, mrn, phone, email, name, zip, dob, pseudonym, or a
+        /// defined field).
+        #[arg(long)]
+        field: String,
+        /// The data subject the values belong to (required for fields tied to subjects).
+        #[arg(long, value_name = "ID")]
+        subject: Option<String>,
+    },
+    /// Detokenize stdin lines to stdout lines.
+    #[command(
+        after_help = "Examples:\n  phivault detokenize --vault ./vault --key-file root.key --field ssn < tokens.txt\n  phivault detokenize --vault ./vault --key-file root.key --field ssn --view masked < tokens.txt"
+    )]
+    Detokenize {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Field name.
+        #[arg(long)]
+        field: String,
+        /// plaintext, masked or redacted.
+        #[arg(long, default_value = "plaintext")]
+        view: String,
+        /// The data subject (for date-shift and other subject-bound fields).
+        #[arg(long, value_name = "ID")]
+        subject: Option<String>,
+    },
+    /// Tokenize columns of a CSV file of any size (streaming, constant memory). The output is
+    /// written beside OUT and renamed into place when complete.
+    #[command(
+        after_help = "Example:\n  phivault tokenize-csv --vault ./vault --key-file root.key --fields ssn=ssn,mrn=mrn patients.csv patients.tok.csv"
+    )]
+    TokenizeCsv {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// COLUMN=FIELD pairs, comma-separated.
+        #[arg(long)]
+        fields: String,
+        /// Column holding each row's data subject (for subject-bound fields such as dob).
+        #[arg(long, value_name = "COLUMN")]
+        subject_column: Option<String>,
+        /// Input CSV (with a header row).
+        input: PathBuf,
+        /// Output CSV.
+        output: PathBuf,
+    },
+    /// List, show or define tokenization fields.
+    Fields {
+        /// The fields command.
+        #[command(subcommand)]
+        cmd: FieldsCommand,
+    },
     /// Run the end-to-end tour on a temporary vault with synthetic patients.
     Demo {
         /// Keep the demo vault in this directory instead of a temporary one.
@@ -291,5 +348,39 @@ pub enum KeysCommand {
         /// Destroy even though records depend on it (they become unrecoverable).
         #[arg(long)]
         force: bool,
+    },
+}
+
+/// `phivault fields ...`
+#[derive(Subcommand, Debug)]
+pub enum FieldsCommand {
+    /// List the fields: presets and defined ones.
+    #[command(
+        after_help = "Example:\n  phivault fields list --vault ./vault --key-file root.key --json"
+    )]
+    List {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every field as TOML (a starting point for a schema file).
+    #[command(
+        after_help = "Example:\n  phivault fields show --vault ./vault --key-file root.key > fields.toml"
+    )]
+    Show {
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+    /// Define the fields of a TOML schema file ([[field]] tables).
+    #[command(
+        after_help = "Example:\n  phivault fields define --vault ./vault --key-file root.key fields.toml"
+    )]
+    Define {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// The TOML file.
+        file: PathBuf,
     },
 }

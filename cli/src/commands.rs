@@ -142,6 +142,27 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Demo { keep } => crate::demo::run(keep),
         Command::Keys { cmd } => crate::keys::run(cmd),
+        Command::Tokenize {
+            vault,
+            field,
+            subject,
+        } => crate::tokens::tokenize(&vault, &field, subject.as_deref()),
+        Command::Detokenize {
+            vault,
+            field,
+            view,
+            subject,
+        } => crate::tokens::detokenize(&vault, &field, &view, subject.as_deref()),
+        Command::TokenizeCsv {
+            vault,
+            fields,
+            subject_column,
+            input,
+            output,
+        } => {
+            crate::tokens::tokenize_csv(&vault, &fields, subject_column.as_deref(), &input, &output)
+        }
+        Command::Fields { cmd } => crate::tokens::fields(cmd),
         Command::Rewrap {
             vault,
             keyring,

@@ -2,7 +2,9 @@
 //! step checks its own result; the demo exits non-zero if any check fails.
 
 use crate::exit::CliError;
+use phivault::lifecycle::RewrapOptions;
 use phivault::root::Passphrase;
+use phivault::tokens::View;
 use phivault::{Context, EncryptOptions, Error, Vault};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -196,9 +198,45 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
         "deterministic opt-in: equal values give equal ciphertexts (for lookups)",
     )?;
 
-    println!("6. Rotate the default keyring: new data uses v2, old data still reads");
-    let v2 = vault.rotate("default")?;
+    println!("6. Tokenize identifiers for an analytics copy (joins keep working)");
+    let ssns: Vec<&str> = PATIENTS.iter().map(|p| p.ssn).collect();
+    let toks = vault.tokenize_many("ssn", &ssns)?;
+    for (p, t) in PATIENTS.iter().zip(&toks) {
+        println!(
+            "     ssn ###-##-#### -> {}   (masked view: {})",
+            t,
+            &*vault.detokenize("ssn", t, View::Masked)?
+        );
+        check(
+            t.len() == p.ssn.len() && t.as_str() != p.ssn,
+            "FF1 keeps the ddd-dd-dddd shape",
+        )?;
+    }
+    check(
+        vault.tokenize_many("ssn", &ssns)? == toks,
+        "same value, same token (consistent)",
+    )?;
+    check(
+        *vault.detokenize("ssn", &toks[0], View::Plaintext)? == PATIENTS[0].ssn,
+        "authorised detokenize returns the value",
+    )?;
+    let mrn_tok = vault.tokenize("mrn", PATIENTS[0].mrn)?;
+    check(
+        *vault.detokenize("mrn", &mrn_tok, View::Plaintext)? == PATIENTS[0].mrn,
+        "vaulted MRN token round-trips",
+    )?;
+    let psn = vault.tokenize("pseudonym", PATIENTS[0].name)?;
+    println!("     name -> {psn} (one-way pseudonym)");
+    let d = vault.tokenize_for_subject("dob", PATIENTS[0].dob, PATIENTS[0].mrn)?;
+    check(
+        d.as_str() != PATIENTS[0].dob && d.len() == 10,
+        "date of birth shifted by the patient's secret offset",
+    )?;
+
+    println!("7. Rotate the default keyring: new data uses v2, old data still reads");
     vault.put("labs", "LAB-1", b"potassium 4.1 mmol/L", None)?;
+    let v2 = vault.rotate("default")?;
+    vault.put("labs", "LAB-2", b"sodium 139 mmol/L", None)?;
     let ct2 = vault.encrypt_text(b"x", &ctx, &EncryptOptions::new())?;
     check(
         ct2.starts_with(&format!("pv1:default:{v2}:")),
@@ -208,8 +246,19 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
         vault.decrypt(ct.as_bytes(), &ctx).is_ok(),
         "a version-1 ciphertext still decrypts",
     )?;
+    let report = vault.rewrap(&RewrapOptions::default(), &mut |_| {})?;
+    println!(
+        "     rewrap: {} records moved to v{v2} (header only), {} subject keys rewrapped",
+        report.rewrapped, report.subject_keys_rewrapped
+    );
+    check(report.unreadable == 0, "rewrap moved everything it scanned")?;
+    vault.destroy_key_version("default", 1, false)?;
+    check(
+        vault.get("patients", PATIENTS[0].mrn)?.is_some(),
+        "version 1 destroyed after rewrap; data still reads",
+    )?;
 
-    println!("7. Forget a patient (crypto-shredding)");
+    println!("8. Forget a patient (crypto-shredding)");
     vault.forget_subject(PATIENTS[2].mrn)?;
     check(
         matches!(
@@ -223,7 +272,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
         "other patients are untouched",
     )?;
 
-    println!("8. Status");
+    println!("9. Status");
     let st = vault.status()?;
     for k in &st.keyrings {
         for v in &k.versions {

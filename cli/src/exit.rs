@@ -8,10 +8,10 @@ Exit codes:
   0  success
   1  other error (I/O, invalid input, store failure)
   2  usage error
-  3  authentication failed (tampered data, wrong context, wrong key)
+  3  authentication failed (tampered data, wrong context, wrong key) or invalid token
   4  wrong root key (passphrase or key file)
   5  vault is locked by another process
-  6  not found (vault, keyring, key version, record)
+  6  not found (vault, keyring, key version, record, field)
   7  key retired or destroyed, or data subject forgotten";
 
 /// A CLI failure: a library error or a message of the CLI's own.
@@ -70,12 +70,13 @@ pub fn code(e: &CliError) -> i32 {
     match e {
         CliError::Other(_, c) => *c,
         CliError::Vault(e) => match e {
-            Error::AuthenticationFailed => 3,
+            Error::AuthenticationFailed | Error::InvalidToken { .. } => 3,
             Error::WrongRootKey | Error::RootKindMismatch { .. } => 4,
             Error::VaultLocked { .. } => 5,
             Error::VaultNotFound { .. }
             | Error::UnknownKeyring { .. }
-            | Error::UnknownKeyVersion { .. } => 6,
+            | Error::UnknownKeyVersion { .. }
+            | Error::UnknownField { .. } => 6,
             Error::KeyDestroyed { .. } | Error::KeyRetired { .. } | Error::SubjectForgotten => 7,
             _ => 1,
         },

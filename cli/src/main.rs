@@ -12,6 +12,7 @@ mod exit;
 mod io;
 mod keys;
 mod rootkey;
+mod tokens;
 
 use clap::Parser;
 

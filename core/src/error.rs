@@ -105,17 +105,31 @@ pub enum Error {
     /// A key version still protects data and was not destroyed (pass `force` to destroy it
     /// anyway, making that data unrecoverable).
     #[error(
-        "keyring '{keyring}' key version {version} still protects {records} records and {subject_keys} subject keys; rewrap first, or force"
+        "keyring '{keyring}' key version {version} still protects {records} records or tokens and {subject_keys} subject keys; rewrap first, or force"
     )]
     KeyInUse {
         /// The keyring name.
         keyring: String,
         /// The version.
         version: u32,
-        /// Records that depend on it.
+        /// Records and vaulted tokens that depend on it.
         records: u64,
         /// Subject keys wrapped by it.
         subject_keys: u64,
+    },
+
+    /// A field derives its FF1, pseudonym or date-shift key from this key version: destroying
+    /// it would make every such token irreversible (pass `force` to do it anyway).
+    #[error(
+        "keyring '{keyring}' key version {version} is the key of field '{field}'; migrate the field first, or force"
+    )]
+    KeyPinnedByField {
+        /// The keyring name.
+        keyring: String,
+        /// The version.
+        version: u32,
+        /// A field that uses it.
+        field: String,
     },
 
     /// A concurrent change got in the way; the operation changed nothing and can be retried.
@@ -123,6 +137,27 @@ pub enum Error {
     Conflict {
         /// What conflicted.
         what: &'static str,
+    },
+
+    /// The token is not a token of this field: unknown, malformed or forged.
+    #[error("invalid token for field '{field}'")]
+    InvalidToken {
+        /// The field.
+        field: String,
+    },
+
+    /// No field of that name is defined (and no preset has it).
+    #[error("unknown field '{field}'")]
+    UnknownField {
+        /// The field name.
+        field: String,
+    },
+
+    /// The field is tied to data subjects: the call must name the subject.
+    #[error("field '{field}' is tied to data subjects: give the subject")]
+    SubjectRequired {
+        /// The field name.
+        field: String,
     },
 
     /// A keyring with that name exists already.

@@ -11,6 +11,11 @@ use std::sync::OnceLock;
 /// HKDF labels: one per purpose, never reused. Listed in docs/FORMAT.md.
 pub(crate) mod label {
     pub const PAYLOAD: &[u8] = b"phivault v1 payload key+commitment";
+    pub const FIELD_KEY: &[u8] = b"phivault v1 field key";
+    pub const TOKEN_ID: &[u8] = b"phivault v1 token id";
+    pub const TOKEN_INDEX: &[u8] = b"phivault v1 token index";
+    pub const SUBJECT_TOKEN_INDEX: &[u8] = b"phivault v1 subject token index";
+    pub const META_SEAL: &[u8] = b"phivault v1 metadata seal";
     pub const KEK_WRAP: &[u8] = b"phivault v1 kek wrap";
     pub const SIV_KEY: &[u8] = b"phivault v1 siv key";
     pub const SIV_COMMIT: &[u8] = b"phivault v1 siv commitment";

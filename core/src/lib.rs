@@ -16,6 +16,7 @@
 //! - [`vault`]: the [`Vault`] — create, open, encrypt, decrypt, keyrings.
 //! - [`records`]: encrypted records (`put`, `get`, `delete`, `scan`) with hashed ids.
 //! - [`envelope`]: the envelope wire format (binary and text), seal, open, rewrap.
+//! - [`tokens`]: tokenization — vaulted, FF1, pseudonyms, date shift — and masking.
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
@@ -45,6 +46,7 @@ pub mod secret;
 pub mod status;
 pub mod store;
 mod subjects;
+pub mod tokens;
 pub mod vault;
 
 #[cfg(test)]

@@ -88,8 +88,13 @@ pub struct RewrapReport {
 struct Checkpoint {
     keyring: Option<String>,
     actives: Vec<(String, u32)>,
+    space: u8,
     last_key: Vec<u8>,
 }
+
+/// The spaces whose values are `[format] || envelope` and follow rotations, in rewrap order
+/// (their prefixes ascend, which the checkpoint relies on).
+const REWRAP_SPACES: [Space; 2] = [Space::Record, Space::Token];
 
 /// What depends on one key version.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -98,6 +103,8 @@ pub struct VersionUsage {
     pub records: u64,
     /// Subject keys wrapped by this version.
     pub subject_keys: u64,
+    /// Vaulted token values whose envelope (or subject key) needs this version.
+    pub tokens: u64,
 }
 
 /// Usage per (keyring, version), plus records whose subject was forgotten.
@@ -166,22 +173,34 @@ impl Vault {
                 .subject_keys += 1;
             subjects.insert(id, (keyring, version));
         }
-        for info in self.scan_all_records_raw() {
-            let (keyring, version, subject) = info?;
-            usage.records += 1;
-            let slot = match subject {
-                None => Some((keyring, version)),
-                Some(id) => {
-                    usage.subject_records += 1;
-                    let found = subjects.get(&id).cloned();
-                    if found.is_none() {
-                        usage.forgotten_records += 1;
-                    }
-                    found
+        for space in REWRAP_SPACES {
+            for info in self.scan_envelopes_raw(space) {
+                let (keyring, version, subject) = info?;
+                let is_record = space == Space::Record;
+                if is_record {
+                    usage.records += 1;
                 }
-            };
-            if let Some(slot) = slot {
-                usage.by_version.entry(slot).or_default().records += 1;
+                let slot = match subject {
+                    None => Some((keyring, version)),
+                    Some(id) => {
+                        let found = subjects.get(&id).cloned();
+                        if is_record {
+                            usage.subject_records += 1;
+                            if found.is_none() {
+                                usage.forgotten_records += 1;
+                            }
+                        }
+                        found
+                    }
+                };
+                if let Some(slot) = slot {
+                    let u = usage.by_version.entry(slot).or_default();
+                    if is_record {
+                        u.records += 1;
+                    } else {
+                        u.tokens += 1;
+                    }
+                }
             }
         }
         Ok(usage)
@@ -210,17 +229,31 @@ impl Vault {
                 "the active version cannot be destroyed; rotate first",
             ));
         }
+        if !force {
+            let pinned = self.fields()?.into_iter().find(|f| {
+                f.kind != crate::tokens::TokenKind::Vaulted
+                    && f.keyring == keyring
+                    && f.key_version == version
+            });
+            if let Some(f) = pinned {
+                return Err(Error::KeyPinnedByField {
+                    keyring: keyring.to_owned(),
+                    version,
+                    field: f.name,
+                });
+            }
+        }
         let deps = self
             .usage()?
             .by_version
             .get(&(keyring.to_owned(), version))
             .copied()
             .unwrap_or_default();
-        if !force && (deps.records > 0 || deps.subject_keys > 0) {
+        if !force && (deps.records > 0 || deps.subject_keys > 0 || deps.tokens > 0) {
             return Err(Error::KeyInUse {
                 keyring: keyring.to_owned(),
                 version,
-                records: deps.records,
+                records: deps.records + deps.tokens,
                 subject_keys: deps.subject_keys,
             });
         }
@@ -257,6 +290,7 @@ impl Vault {
             .map(|k| (k.name, k.active))
             .collect();
         let mut after: Option<Vec<u8>> = None;
+        let mut checkpoint_space = 0u8;
         let checkpoint = self
             .store
             .get(Space::Meta, CHECKPOINT_KEY)?
@@ -266,57 +300,67 @@ impl Vault {
             && cp.actives == actives
         {
             after = Some(cp.last_key);
+            checkpoint_space = cp.space;
             report.resumed = true;
         }
         let mut prog = RewrapProgress::default();
-        loop {
-            let page = self
-                .store
-                .scan(Space::Record, &[], after.as_deref(), batch)?;
-            let Some(last) = page.last().map(|(k, _)| k.clone()) else {
-                break;
-            };
-            let full = page.len() == batch;
-            let mut items = Vec::new();
-            for (key, value) in page {
-                report.scanned += 1;
-                match self.rewrap_record_value(&value, opts.keyring.as_deref()) {
-                    Ok(Step::Rewrapped(new)) => items.push(CasItem {
-                        key,
-                        expected: value,
-                        new,
-                    }),
-                    Ok(Step::UpToDate) => report.up_to_date += 1,
-                    Ok(Step::Subject) => report.subject_records += 1,
-                    Ok(Step::Filtered) => {}
-                    Err(_) => report.unreadable += 1,
-                }
+        for space in REWRAP_SPACES {
+            if report.resumed && checkpoint_space > space.prefix() {
+                continue; // finished before the interruption
             }
-            let tried = items.len() as u64;
-            let swapped = if items.is_empty() {
-                0
+            let mut after = if checkpoint_space == space.prefix() {
+                after.take()
             } else {
-                self.store.compare_and_swap_many(Space::Record, items)? as u64
+                None
             };
-            report.rewrapped += swapped;
-            report.raced += tried - swapped;
-            let cp = Checkpoint {
-                keyring: opts.keyring.clone(),
-                actives: actives.clone(),
-                last_key: last.clone(),
-            };
-            self.store.write(vec![WriteOp::Put {
-                space: Space::Meta,
-                key: CHECKPOINT_KEY.to_vec(),
-                value: postcard::to_allocvec(&cp)
-                    .map_err(|_| Error::Crypto("checkpoint encoding"))?,
-            }])?;
-            prog.scanned = report.scanned;
-            prog.rewrapped = report.rewrapped;
-            progress(&prog);
-            after = Some(last);
-            if !full {
-                break;
+            loop {
+                let page = self.store.scan(space, &[], after.as_deref(), batch)?;
+                let Some(last) = page.last().map(|(k, _)| k.clone()) else {
+                    break;
+                };
+                let full = page.len() == batch;
+                let mut items = Vec::new();
+                for (key, value) in page {
+                    report.scanned += 1;
+                    match self.rewrap_record_value(&value, opts.keyring.as_deref()) {
+                        Ok(Step::Rewrapped(new)) => items.push(CasItem {
+                            key,
+                            expected: value,
+                            new,
+                        }),
+                        Ok(Step::UpToDate) => report.up_to_date += 1,
+                        Ok(Step::Subject) => report.subject_records += 1,
+                        Ok(Step::Filtered) => {}
+                        Err(_) => report.unreadable += 1,
+                    }
+                }
+                let tried = items.len() as u64;
+                let swapped = if items.is_empty() {
+                    0
+                } else {
+                    self.store.compare_and_swap_many(space, items)? as u64
+                };
+                report.rewrapped += swapped;
+                report.raced += tried - swapped;
+                let cp = Checkpoint {
+                    keyring: opts.keyring.clone(),
+                    actives: actives.clone(),
+                    space: space.prefix(),
+                    last_key: last.clone(),
+                };
+                self.store.write(vec![WriteOp::Put {
+                    space: Space::Meta,
+                    key: CHECKPOINT_KEY.to_vec(),
+                    value: postcard::to_allocvec(&cp)
+                        .map_err(|_| Error::Crypto("checkpoint encoding"))?,
+                }])?;
+                prog.scanned = report.scanned;
+                prog.rewrapped = report.rewrapped;
+                progress(&prog);
+                after = Some(last);
+                if !full {
+                    break;
+                }
             }
         }
         report.subject_keys_rewrapped = self.rewrap_subject_keys(opts.keyring.as_deref())?;

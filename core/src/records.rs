@@ -268,10 +268,11 @@ impl Vault {
     }
 
     /// Keyring, key version and subject key id of every record (for usage counts).
-    pub(crate) fn scan_all_records_raw(
+    pub(crate) fn scan_envelopes_raw(
         &self,
+        space: Space,
     ) -> impl Iterator<Item = Result<(String, u32, Option<Vec<u8>>)>> + '_ {
-        ScanIter::new(self.store.as_ref(), Space::Record, Vec::new()).map(|e| {
+        ScanIter::new(self.store.as_ref(), space, Vec::new()).map(|e| {
             let (_, value) = e?;
             let env = Envelope::parse(decode_value(&value)?)?;
             Ok((

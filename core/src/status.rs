@@ -52,6 +52,8 @@ pub struct VersionStatus {
     /// Records that need this version (their envelope names it, or their subject key is
     /// wrapped by it). Zero on every old version means a rewrap is complete.
     pub records: u64,
+    /// Vaulted token values that need this version.
+    pub tokens: u64,
     /// Subject keys wrapped by this version.
     pub subject_keys: u64,
 }
@@ -75,6 +77,10 @@ impl Vault {
                             .by_version
                             .get(&(k.name.clone(), v.version))
                             .map_or(0, |u| u.records),
+                        tokens: usage
+                            .by_version
+                            .get(&(k.name.clone(), v.version))
+                            .map_or(0, |u| u.tokens),
                         subject_keys: usage
                             .by_version
                             .get(&(k.name.clone(), v.version))

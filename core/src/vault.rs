@@ -35,6 +35,7 @@ pub const HEADER_FORMAT: u32 = 1;
 const HEADER_KEY: &[u8] = b"header";
 const VMK_AAD_LABEL: &[u8] = b"PVM1";
 const KEYRING_AAD_LABEL: &[u8] = b"PVK1";
+const META_AAD_LABEL: &[u8] = b"PVX1";
 const LOCK_FILE: &str = "phivault.lock";
 const STORE_DIR: &str = "store";
 const HEADER_FILE: &str = "vault.header";
@@ -143,6 +144,9 @@ pub(crate) struct VaultKeys {
     keyring_wrap: Box<dyn AeadKey>,
     pub(crate) record_id: Mac,
     pub(crate) subject_id: Mac,
+    pub(crate) token_id: Mac,
+    pub(crate) token_index: Mac,
+    meta_seal: Box<dyn AeadKey>,
 }
 
 impl VaultKeys {
@@ -152,6 +156,9 @@ impl VaultKeys {
                 .aes256gcm(&kdf::expand_key(vmk, &[label::KEYRING_WRAP])?)?,
             record_id: Mac::new(&kdf::expand_key(vmk, &[label::RECORD_ID])?),
             subject_id: Mac::new(&kdf::expand_key(vmk, &[label::SUBJECT_ID])?),
+            token_id: Mac::new(&kdf::expand_key(vmk, &[label::TOKEN_ID])?),
+            token_index: Mac::new(&kdf::expand_key(vmk, &[label::TOKEN_INDEX])?),
+            meta_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::META_SEAL])?)?,
         })
     }
 }
@@ -167,6 +174,7 @@ pub struct Vault {
     pub(crate) keys: VaultKeys,
     keyrings: RwLock<HashMap<String, Arc<Keyring>>>,
     keyring_writes: Mutex<()>,
+    pub(crate) tokens: crate::tokens::TokenState,
     header_slot: HeaderSlot,
     header: Mutex<VaultHeader>,
     vmk: Key32,
@@ -429,14 +437,16 @@ impl Vault {
         Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)
     }
 
-    /// Writes the `default` keyring together with `more` in one atomic batch.
+    /// Writes the `default` and `tokens` keyrings together with `more` in one atomic batch.
     fn write_default_keyring(&self, mut more: Vec<WriteOp>) -> Result<()> {
-        let default = KeyringRecord::new(DEFAULT_KEYRING)?;
-        more.push(WriteOp::Put {
-            space: Space::Keyring,
-            key: DEFAULT_KEYRING.as_bytes().to_vec(),
-            value: self.seal_keyring(&default)?,
-        });
+        for name in [DEFAULT_KEYRING, crate::tokens::TOKENS_KEYRING] {
+            let rec = KeyringRecord::new(name)?;
+            more.push(WriteOp::Put {
+                space: Space::Keyring,
+                key: name.as_bytes().to_vec(),
+                value: self.seal_keyring(&rec)?,
+            });
+        }
         self.store.write(more)?;
         Ok(())
     }
@@ -458,6 +468,7 @@ impl Vault {
             keys: VaultKeys::derive(vmk)?,
             keyrings: RwLock::new(HashMap::new()),
             keyring_writes: Mutex::new(()),
+            tokens: crate::tokens::TokenState::default(),
             header_slot,
             header: Mutex::new(header.clone()),
             vmk: vmk.clone(),
@@ -531,6 +542,27 @@ impl Vault {
             &self.keyring_aad(&rec.name),
             &rec.encode()?,
         )
+    }
+
+    fn meta_aad(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut aad = META_AAD_LABEL.to_vec();
+        aad.extend_from_slice(&self.vault_id);
+        for p in parts {
+            aad.extend_from_slice(&(p.len() as u64).to_be_bytes());
+            aad.extend_from_slice(p);
+        }
+        aad
+    }
+
+    /// Seals vault metadata (field definitions, policy) under a key derived from the vault
+    /// master key, bound to `parts` (what it is and its name).
+    pub(crate) fn seal_meta(&self, parts: &[&[u8]], plain: &[u8]) -> Result<Vec<u8>> {
+        envelope::wrap_with(self.keys.meta_seal.as_ref(), &self.meta_aad(parts), plain)
+    }
+
+    /// Opens what [`Vault::seal_meta`] sealed.
+    pub(crate) fn unseal_meta(&self, parts: &[&[u8]], sealed: &[u8]) -> Result<crate::SecretBytes> {
+        envelope::unwrap_with(self.keys.meta_seal.as_ref(), &self.meta_aad(parts), sealed)
     }
 
     fn unseal_keyring(&self, name: &str, sealed: &[u8]) -> Result<KeyringRecord> {

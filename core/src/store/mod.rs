@@ -23,6 +23,12 @@ pub enum Space {
     Keyring,
     /// Encrypted records, keyed by keyed hashes of collection and id.
     Record,
+    /// Vaulted token values, keyed by keyed hashes of field and token.
+    Token,
+    /// Consistent-token index: keyed hash of field and value → token.
+    TokenIndex,
+    /// Field definitions (sealed).
+    Field,
     /// Subject keys (crypto-shredding).
     Subject,
 }
@@ -35,6 +41,9 @@ impl Space {
             Space::Erasure => b'e',
             Space::Keyring => b'k',
             Space::Record => b'r',
+            Space::Token => b't',
+            Space::TokenIndex => b'i',
+            Space::Field => b'f',
             Space::Subject => b's',
         }
     }
@@ -95,6 +104,20 @@ pub trait Store: Send + Sync {
         expected: Option<&[u8]>,
         new: Option<Vec<u8>>,
     ) -> Result<bool, StoreError>;
+
+    /// Like [`Store::compare_and_swap`], but not yet durable when it returns: a batch of these
+    /// is made durable by one [`Store::sync`].
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Makes every write so far durable to the degree the durability setting promises
+    /// (`Immediate`: on stable storage; `Deferred`: soon).
+    fn sync(&self) -> Result<(), StoreError>;
 
     /// Compare-and-swap for many keys of one space: each item is swapped only if its current
     /// value still equals its expected value (items are independent; the batch is not one

@@ -119,6 +119,24 @@ impl Store for SledStore {
         Ok(swapped)
     }
 
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .compare_and_swap(full_key(space, key), expected, new)
+            .map_err(backend)?
+            .is_ok())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.maybe_flush()
+    }
+
     fn scan(
         &self,
         space: Space,

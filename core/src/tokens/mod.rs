@@ -1,0 +1,471 @@
+//! Field-level tokenization: vaulted random tokens (optionally consistent), format-preserving
+//! FF1, one-way pseudonyms and date shifting, with masked and redacted views.
+//!
+//! ```
+//! use phivault::{Vault, root::KeyFile, Key32, tokens::View};
+//! let dir = tempfile::tempdir()?;
+//! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
+//! let t = vault.tokenize("ssn", "900-12-3456")?;            // FF1: same shape, reversible
+//! assert_eq!(t.len(), 11);
+//! assert_eq!(t, vault.tokenize("ssn", "900-12-3456")?);    // consistent: joins work
+//! assert_eq!(&*vault.detokenize("ssn", &t, View::Plaintext)?, "900-12-3456");
+//! assert_eq!(&*vault.detokenize("ssn", &t, View::Masked)?, "***-**-3456");
+//! let m = vault.tokenize("mrn", "MRN0012345")?;            // vaulted: value stored encrypted
+//! assert_eq!(&*vault.detokenize("mrn", &m, View::Plaintext)?, "MRN0012345");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Security notes
+//! Consistent tokens (and FF1, and pseudonyms) reveal equality: that is what keeps joins
+//! working. FF1 tokens are not authenticated (see [`ff1`](self) notes). Fields are stored in
+//! the vault sealed under the vault master key; the built-in presets need no storage.
+
+mod alphabet;
+mod dateshift;
+mod ff1;
+pub mod mask;
+mod pseudonym;
+pub mod spec;
+mod vaulted;
+
+pub use mask::View;
+pub use pseudonym::PREFIX as PSEUDONYM_PREFIX;
+pub use spec::{FieldSpec, Shape, TOKENS_KEYRING, TokenKind, presets};
+
+use crate::envelope::Kek;
+use crate::kdf::{self, Mac, label};
+use crate::secret::Key32;
+use crate::store::{ScanIter, Space};
+use crate::vault::Vault;
+use crate::{Error, Result};
+use alphabet::Alphabet;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+use zeroize::Zeroizing;
+
+/// Longest value accepted for tokenization, in bytes.
+pub const MAX_VALUE_LEN: usize = 4096;
+
+/// A field ready for use: its spec, alphabet and (for fields not tied to subjects) its derived
+/// keys, computed once.
+pub(crate) struct Field {
+    pub spec: FieldSpec,
+    pub alphabet: Alphabet,
+    ff1: OnceLock<ff1::Ff1>,
+    mac: OnceLock<Mac>,
+}
+
+/// Tokenization state of an open vault.
+#[derive(Default)]
+pub(crate) struct TokenState {
+    fields: RwLock<HashMap<String, Arc<Field>>>,
+}
+
+/// The keys a field operation needs: the field's own (derived from a KEK version or from the
+/// subject's key).
+enum FieldKeys<'a> {
+    Shared(&'a Field, Arc<Kek>),
+    Subject(&'a Field, Arc<Kek>),
+}
+
+impl FieldKeys<'_> {
+    fn derive(&self, purpose: &[u8]) -> Result<Key32> {
+        let (f, k) = match self {
+            FieldKeys::Shared(f, k) | FieldKeys::Subject(f, k) => (f, k),
+        };
+        kdf::expand_key(
+            k.key(),
+            &[
+                label::FIELD_KEY,
+                purpose,
+                f.spec.name.as_bytes(),
+                f.spec.project.as_bytes(),
+            ],
+        )
+    }
+
+    fn ff1(&self) -> Result<FfRef<'_>> {
+        match self {
+            FieldKeys::Shared(f, _) => {
+                if let Some(x) = f.ff1.get() {
+                    return Ok(FfRef::Cached(x));
+                }
+                let made = ff1::Ff1::new(self.derive(b"ff1")?.expose(), f.alphabet.radix())?;
+                Ok(FfRef::Cached(f.ff1.get_or_init(|| made)))
+            }
+            FieldKeys::Subject(f, _) => Ok(FfRef::Owned(Box::new(ff1::Ff1::new(
+                self.derive(b"ff1")?.expose(),
+                f.alphabet.radix(),
+            )?))),
+        }
+    }
+
+    fn mac(&self, purpose: &'static [u8]) -> Result<MacRef<'_>> {
+        match self {
+            FieldKeys::Shared(f, _) => {
+                if let Some(m) = f.mac.get() {
+                    return Ok(MacRef::Cached(m));
+                }
+                let made = Mac::new(&self.derive(purpose)?);
+                Ok(MacRef::Cached(f.mac.get_or_init(|| made)))
+            }
+            FieldKeys::Subject(..) => Ok(MacRef::Owned(Mac::new(&self.derive(purpose)?))),
+        }
+    }
+}
+
+enum FfRef<'a> {
+    Cached(&'a ff1::Ff1),
+    Owned(Box<ff1::Ff1>),
+}
+
+impl std::ops::Deref for FfRef<'_> {
+    type Target = ff1::Ff1;
+    fn deref(&self) -> &ff1::Ff1 {
+        match self {
+            FfRef::Cached(f) => f,
+            FfRef::Owned(f) => f,
+        }
+    }
+}
+
+enum MacRef<'a> {
+    Cached(&'a Mac),
+    Owned(Mac),
+}
+
+impl std::ops::Deref for MacRef<'_> {
+    type Target = Mac;
+    fn deref(&self) -> &Mac {
+        match self {
+            MacRef::Cached(m) => m,
+            MacRef::Owned(m) => m,
+        }
+    }
+}
+
+fn check_value(value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > MAX_VALUE_LEN {
+        return Err(Error::invalid("value", "must be 1 to 4096 bytes"));
+    }
+    Ok(())
+}
+
+fn invalid_token(field: &Field) -> Error {
+    Error::InvalidToken {
+        field: field.spec.name.clone(),
+    }
+}
+
+impl Vault {
+    /// The field `name`: a defined one, or a preset.
+    pub(crate) fn field(&self, name: &str) -> Result<Arc<Field>> {
+        if let Some(f) = self.tokens.fields.read().map_err(|_| poisoned())?.get(name) {
+            return Ok(f.clone());
+        }
+        let spec = match self.store.get(Space::Field, name.as_bytes())? {
+            Some(sealed) => self.unseal_field(name, &sealed)?,
+            None => presets()
+                .into_iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| Error::UnknownField {
+                    field: name.to_owned(),
+                })?,
+        };
+        let f = Arc::new(Field {
+            alphabet: Alphabet::parse(&spec.alphabet)?,
+            spec,
+            ff1: OnceLock::new(),
+            mac: OnceLock::new(),
+        });
+        self.tokens
+            .fields
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(name.to_owned(), f.clone());
+        Ok(f)
+    }
+
+    fn unseal_field(&self, name: &str, sealed: &[u8]) -> Result<FieldSpec> {
+        let plain = self
+            .unseal_meta(&[b"field", name.as_bytes()], sealed)
+            .map_err(|_| Error::CorruptMetadata {
+                what: "field definition",
+            })?;
+        let spec: FieldSpec = crate::codec::decode_exact(plain.expose(), "field definition")?;
+        if spec.name != name {
+            return Err(Error::CorruptMetadata {
+                what: "field definition",
+            });
+        }
+        Ok(spec)
+    }
+
+    /// Defines (or redefines) a field, stored in the vault sealed under the vault master key.
+    /// Redefining a field that already has tokens changes how new tokens look and may make
+    /// old FF1 tokens undecryptable: give a new field a new name instead.
+    pub fn define_field(&self, spec: FieldSpec) -> Result<()> {
+        spec.validate()?;
+        Alphabet::parse(&spec.alphabet)?;
+        let bytes = Zeroizing::new(
+            postcard::to_allocvec(&spec).map_err(|_| Error::Crypto("field encoding"))?,
+        );
+        let sealed = self.seal_meta(&[b"field", spec.name.as_bytes()], &bytes)?;
+        self.store.write(vec![crate::store::WriteOp::Put {
+            space: Space::Field,
+            key: spec.name.as_bytes().to_vec(),
+            value: sealed,
+        }])?;
+        self.tokens
+            .fields
+            .write()
+            .map_err(|_| poisoned())?
+            .remove(&spec.name);
+        Ok(())
+    }
+
+    /// Defines every field of a TOML schema (`[[field]]` tables).
+    pub fn define_fields_toml(&self, text: &str) -> Result<usize> {
+        let specs = FieldSpec::from_toml(text)?;
+        let n = specs.len();
+        for s in specs {
+            self.define_field(s)?;
+        }
+        Ok(n)
+    }
+
+    /// Every field usable in this vault: presets, then defined fields (which override presets
+    /// of the same name).
+    pub fn fields(&self) -> Result<Vec<FieldSpec>> {
+        let mut by_name: std::collections::BTreeMap<String, FieldSpec> =
+            presets().into_iter().map(|p| (p.name.clone(), p)).collect();
+        for entry in ScanIter::new(self.store.as_ref(), Space::Field, Vec::new()) {
+            let (name, sealed) = entry?;
+            let name = String::from_utf8(name)
+                .map_err(|_| Error::CorruptMetadata { what: "field name" })?;
+            by_name.insert(name.clone(), self.unseal_field(&name, &sealed)?);
+        }
+        Ok(by_name.into_values().collect())
+    }
+
+    /// The keyring of a field, creating the standard `tokens` keyring on first use.
+    pub(crate) fn field_keyring(&self, name: &str) -> Result<Arc<crate::keyring::Keyring>> {
+        match self.keyring(name) {
+            Err(Error::UnknownKeyring { .. }) if name == TOKENS_KEYRING => {
+                match self.create_keyring(name) {
+                    Ok(_) | Err(Error::KeyringExists { .. }) => self.keyring(name),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn field_keys_for_write<'a>(
+        &self,
+        f: &'a Field,
+        subject: Option<&str>,
+    ) -> Result<FieldKeys<'a>> {
+        match (f.spec.subject, subject) {
+            (true, Some(s)) => {
+                self.field_keyring(&f.spec.keyring)?;
+                Ok(FieldKeys::Subject(
+                    f,
+                    self.subject_key_for_write(s, &f.spec.keyring)?.1,
+                ))
+            }
+            (true, None) => Err(Error::SubjectRequired {
+                field: f.spec.name.clone(),
+            }),
+            (false, _) => Ok(FieldKeys::Shared(
+                f,
+                self.field_keyring(&f.spec.keyring)?
+                    .decrypting_kek(f.spec.key_version)?,
+            )),
+        }
+    }
+
+    fn field_keys_for_read<'a>(
+        &self,
+        f: &'a Field,
+        subject: Option<&str>,
+    ) -> Result<FieldKeys<'a>> {
+        match (f.spec.subject, subject) {
+            (true, Some(s)) => Ok(FieldKeys::Subject(
+                f,
+                self.subject_key_by_id(&self.subject_key_id(s)?)?,
+            )),
+            (true, None) => Err(Error::SubjectRequired {
+                field: f.spec.name.clone(),
+            }),
+            (false, _) => Ok(FieldKeys::Shared(
+                f,
+                self.field_keyring(&f.spec.keyring)?
+                    .decrypting_kek(f.spec.key_version)?,
+            )),
+        }
+    }
+
+    /// Tokenizes `value` as field `field`. Fields tied to subjects need
+    /// [`Vault::tokenize_for_subject`].
+    pub fn tokenize(&self, field: &str, value: &str) -> Result<String> {
+        self.tokenize_inner(field, &[value], None)
+            .map(|mut v| v.remove(0))
+    }
+
+    /// Tokenizes a value that belongs to a data subject (required for fields tied to
+    /// subjects, such as `dob`): the token dies with `forget_subject`.
+    pub fn tokenize_for_subject(&self, field: &str, value: &str, subject: &str) -> Result<String> {
+        self.tokenize_inner(field, &[value], Some(subject))
+            .map(|mut v| v.remove(0))
+    }
+
+    /// Tokenizes many values of one field, in order; vaulted tokens are made durable with one
+    /// store sync for the whole batch. Fails as a whole on the first invalid value.
+    pub fn tokenize_many<S: AsRef<str>>(&self, field: &str, values: &[S]) -> Result<Vec<String>> {
+        let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+        self.tokenize_inner(field, &refs, None)
+    }
+
+    fn tokenize_inner(
+        &self,
+        field: &str,
+        values: &[&str],
+        subject: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let f = self.field(field)?;
+        for v in values {
+            check_value(v)?;
+        }
+        if f.spec.kind == TokenKind::Vaulted {
+            return self.vaulted_tokenize(&f, values, subject);
+        }
+        let keys = self.field_keys_for_write(&f, subject)?;
+        match f.spec.kind {
+            TokenKind::Vaulted => Err(Error::Crypto("unreachable: vaulted handled above")),
+            TokenKind::Ff1 => {
+                let ff = keys.ff1()?;
+                values
+                    .iter()
+                    .map(|v| ff.tokenize(&f.alphabet, f.spec.name.as_bytes(), v))
+                    .collect()
+            }
+            TokenKind::Pseudonym => {
+                let mac = keys.mac(b"pseudonym")?;
+                Ok(values
+                    .iter()
+                    .map(|v| pseudonym::pseudonym(&mac, v))
+                    .collect())
+            }
+            TokenKind::DateShift => {
+                let mac = keys.mac(b"date-shift")?;
+                let off = dateshift::offset(&mac, &f.spec.name, f.spec.window_days);
+                values
+                    .iter()
+                    .map(|v| dateshift::format(dateshift::parse(v)? + off))
+                    .collect()
+            }
+        }
+    }
+
+    /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
+    /// vaulted tokens give [`Error::InvalidToken`]; pseudonyms cannot be detokenized.
+    pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
+        self.detokenize_inner(field, &[token], view, None)
+            .map(|mut v| v.remove(0))
+    }
+
+    /// [`Vault::detokenize`] for fields tied to subjects that are not vaulted (date shift,
+    /// subject-bound FF1): the subject's key is needed to reverse them.
+    pub fn detokenize_for_subject(
+        &self,
+        field: &str,
+        token: &str,
+        subject: &str,
+        view: View,
+    ) -> Result<Zeroizing<String>> {
+        self.detokenize_inner(field, &[token], view, Some(subject))
+            .map(|mut v| v.remove(0))
+    }
+
+    /// Detokenizes many tokens of one field, in order.
+    pub fn detokenize_many<S: AsRef<str>>(
+        &self,
+        field: &str,
+        tokens: &[S],
+        view: View,
+    ) -> Result<Vec<Zeroizing<String>>> {
+        let refs: Vec<&str> = tokens.iter().map(AsRef::as_ref).collect();
+        self.detokenize_inner(field, &refs, view, None)
+    }
+
+    fn detokenize_inner(
+        &self,
+        field: &str,
+        tokens: &[&str],
+        view: View,
+        subject: Option<&str>,
+    ) -> Result<Vec<Zeroizing<String>>> {
+        let f = self.field(field)?;
+        for t in tokens {
+            if t.is_empty() || t.len() > MAX_VALUE_LEN {
+                return Err(invalid_token(&f));
+            }
+        }
+        let values: Vec<Zeroizing<String>> = match f.spec.kind {
+            TokenKind::Vaulted => self.vaulted_detokenize(&f, tokens)?,
+            TokenKind::Pseudonym => {
+                return Err(Error::invalid(
+                    "field",
+                    "pseudonyms are one-way: there is nothing to detokenize",
+                ));
+            }
+            TokenKind::Ff1 => {
+                let keys = self.field_keys_for_read(&f, subject)?;
+                let ff = keys.ff1()?;
+                tokens
+                    .iter()
+                    .map(|t| {
+                        ff.detokenize(&f.alphabet, f.spec.name.as_bytes(), t)
+                            .map(Zeroizing::new)
+                            .map_err(|_| invalid_token(&f))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            TokenKind::DateShift => {
+                let keys = self.field_keys_for_read(&f, subject)?;
+                let mac = keys.mac(b"date-shift")?;
+                let off = dateshift::offset(&mac, &f.spec.name, f.spec.window_days);
+                tokens
+                    .iter()
+                    .map(|t| {
+                        let d = dateshift::parse(t).map_err(|_| invalid_token(&f))?;
+                        dateshift::format(d - off).map(Zeroizing::new)
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        Ok(values
+            .into_iter()
+            .map(|v| match view {
+                View::Plaintext => v,
+                other => Zeroizing::new(mask::apply(&f.spec, &f.alphabet, &v, other)),
+            })
+            .collect())
+    }
+
+    /// Whether `candidate` is the pseudonym of `value` in `field` (constant-time comparison).
+    pub fn verify_pseudonym(&self, field: &str, value: &str, candidate: &str) -> Result<bool> {
+        let f = self.field(field)?;
+        if f.spec.kind != TokenKind::Pseudonym {
+            return Err(Error::invalid("field", "is not a pseudonym field"));
+        }
+        let keys = self.field_keys_for_write(&f, None)?;
+        let mac = keys.mac(b"pseudonym")?;
+        Ok(pseudonym::verify(&mac, value, candidate))
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Crypto("a lock was poisoned by a panic in another thread")
+}
