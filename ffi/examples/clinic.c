@@ -1,6 +1,6 @@
 /*
  * clinic.c - embedding phivault in a C program: open (or create) a vault, store a patient
- * note, make a lookup token for the patient's MRN, and read both back.
+ * note, tokenize the patient's MRN, and read both back.
  *
  * Build and run (from the repository root, after `cargo build --release -p phivault-ffi`):
  *
@@ -76,7 +76,6 @@ int main(int argc, char **argv) {
   int status = 1;
   pv_result rc;
   pv_vault *vault = NULL;
-  pv_context *ctx = NULL;
   pv_buffer *token = NULL, *note_back = NULL, *mrn_back = NULL;
 
   /* 1. The root key: read it, hand it to the library, wipe our copy at once. */
@@ -103,23 +102,15 @@ int main(int argc, char **argv) {
     goto done;
   }
 
-  /* 4. A lookup token for the MRN: deterministic, so the same MRN always gives the same
-   *    token under this context (searchable in another database) while revealing nothing
-   *    else. The context binds it to its use: a token copied elsewhere does not decrypt. */
-  rc = pv_context_new(&ctx);
-  if (rc == PV_OK) rc = pv_context_add(ctx, "table", 5, "patients", 8);
-  if (rc == PV_OK) rc = pv_context_add(ctx, "column", 6, "mrn", 3);
-  if (rc != PV_OK) {
-    fail("building the context", rc);
-    goto done;
-  }
-  rc = pv_vault_encrypt_with(vault, (const uint8_t *)mrn, strlen(mrn), ctx, NULL, 0,
-                             PV_ENCRYPT_DETERMINISTIC | PV_ENCRYPT_TEXT, &token);
+  /* 4. A token for the MRN, for systems that must not see it (analytics, billing exports).
+   *    "mrn" is a built-in vaulted field: the token is random, the MRN is kept encrypted in
+   *    the vault, and the same MRN always gets the same token, so joins still work. */
+  rc = pv_vault_tokenize(vault, "mrn", 3, mrn, strlen(mrn), NULL, 0, &token);
   if (rc != PV_OK) {
     fail("tokenizing the MRN", rc);
     goto done;
   }
-  /* The text form is NUL-terminated: print it as a string. */
+  /* Tokens are text, NUL-terminated in the buffer. A token is not PHI: it may be printed. */
   printf("MRN token: %s\n", (const char *)pv_buffer_data(token));
 
   /* 5. Read both back. */
@@ -128,7 +119,8 @@ int main(int argc, char **argv) {
     fail("reading the note", rc);
     goto done;
   }
-  rc = pv_vault_decrypt(vault, pv_buffer_data(token), pv_buffer_len(token), ctx, &mrn_back);
+  rc = pv_vault_detokenize(vault, "mrn", 3, (const char *)pv_buffer_data(token),
+                           pv_buffer_len(token), NULL, 0, PV_VIEW_PLAINTEXT, &mrn_back);
   if (rc != PV_OK) {
     fail("detokenizing the MRN", rc);
     goto done;
@@ -149,7 +141,6 @@ done:
   pv_buffer_free(note_back);
   pv_buffer_free(mrn_back);
   pv_buffer_free(token);
-  pv_context_free(ctx);
   pv_vault_free(vault); /* closes the vault and releases its lock */
   return status;
 }

@@ -24,6 +24,22 @@
 #define PV_KEY_LEN 32
 
 /**
+ * View for `pv_vault_detokenize`: the value itself.
+ */
+#define PV_VIEW_PLAINTEXT 0
+
+/**
+ * View for `pv_vault_detokenize`: alphabet characters replaced by `*` except those the
+ * field's mask keeps (`***-**-6789`).
+ */
+#define PV_VIEW_MASKED 1
+
+/**
+ * View for `pv_vault_detokenize`: the text `[REDACTED]`.
+ */
+#define PV_VIEW_REDACTED 2
+
+/**
  * Flag for `pv_vault_encrypt_with`: deterministic encryption (AES-SIV). Equal plaintexts
  * under the same context and key version give equal envelopes, which allows equality
  * lookups and reveals equality. Use only for lookup columns.
@@ -45,7 +61,7 @@
  * - 200–299: authentication and keys.
  * - 300–399: the vault, its storage and its metadata.
  * - 400–499: records.
- * - 500–599: reserved for tokenization.
+ * - 500–599: tokenization.
  * - 600–699: reserved for access policy and audit.
  * - 900–999: internal failures.
  *
@@ -125,6 +141,11 @@ enum pv_result
    */
   PV_KEY_IN_USE = 209,
   /**
+   * The key version is the key of a token field (FF1, pseudonym, date shift); destroying it
+   * would make those tokens irreversible. Migrate the field first, or force.
+   */
+  PV_KEY_PINNED_BY_FIELD = 210,
+  /**
    * No vault exists at the path.
    */
   PV_VAULT_NOT_FOUND = 300,
@@ -164,6 +185,18 @@ enum pv_result
    * No record with that collection and id.
    */
   PV_NOT_FOUND = 400,
+  /**
+   * The token is not a token of this field: unknown, malformed or forged.
+   */
+  PV_INVALID_TOKEN = 500,
+  /**
+   * No field of that name is defined (and no preset has it).
+   */
+  PV_UNKNOWN_FIELD = 501,
+  /**
+   * The field is tied to data subjects: the call must name the subject.
+   */
+  PV_SUBJECT_REQUIRED = 502,
   /**
    * The system random number generator or a cryptographic primitive failed.
    */
@@ -229,6 +262,21 @@ typedef struct pv_argon2_config {
    */
   uint32_t p;
 } pv_argon2_config;
+
+/**
+ * A text argument in an array: pointer and length (UTF-8, not NUL-terminated). `data` may be
+ * NULL only when `len` is 0.
+ */
+typedef struct pv_str {
+  /**
+   * The bytes.
+   */
+  const char *data;
+  /**
+   * Their number.
+   */
+  size_t len;
+} pv_str;
 
 #ifdef __cplusplus
 extern "C" {
@@ -564,6 +612,101 @@ void pv_root_key_free(struct pv_root_key *root);
  * Thread safety: may be called from any thread.
  */
 pv_result pv_key_generate(uint8_t *out_key, size_t out_key_len);
+
+/**
+ * Defines (or redefines) the fields of a TOML schema (`[[field]]` tables), stored in the
+ * vault. `*out_count` (if not NULL) receives the number of fields defined.
+ *
+ * # Safety
+ * `vault` is a live handle; `toml` points to `toml_len` readable bytes; `out_count` is NULL
+ * or points to a writable `size_t`.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_define_fields_toml(const struct pv_vault *vault,
+                                      const char *toml,
+                                      size_t toml_len,
+                                      size_t *out_count);
+
+/**
+ * Tokenizes `value` as field `field` (a preset such as `ssn`, `mrn`, `dob`, or a defined
+ * field) and returns the token as NUL-terminated text in `*out_token`. Fields tied to data
+ * subjects need `subject` (else `PV_SUBJECT_REQUIRED`); give NULL, 0 otherwise.
+ *
+ * Returns `PV_UNKNOWN_FIELD`, `PV_SUBJECT_REQUIRED`, `PV_INVALID_ARGUMENT` (a value the
+ * field does not accept), ...
+ *
+ * # Safety
+ * `vault` is a live handle; each text pointer points to its length in readable bytes
+ * (`subject` may be NULL with 0); `out_token` points to writable memory for one pointer.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_tokenize(const struct pv_vault *vault,
+                            const char *field,
+                            size_t field_len,
+                            const char *value,
+                            size_t value_len,
+                            const char *subject,
+                            size_t subject_len,
+                            struct pv_buffer **out_token);
+
+/**
+ * Turns `token` of field `field` back into its value, shown as `view` (`PV_VIEW_*`), in
+ * `*out_value` (NUL-terminated; wiped by `pv_buffer_free`). `subject` (or NULL, 0) is needed
+ * for subject-bound fields that are not vaulted. Unknown, malformed and forged tokens give
+ * `PV_INVALID_TOKEN`.
+ *
+ * # Safety
+ * As `pv_vault_tokenize`, with `token` of `token_len` bytes and `out_value`.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_detokenize(const struct pv_vault *vault,
+                              const char *field,
+                              size_t field_len,
+                              const char *token,
+                              size_t token_len,
+                              const char *subject,
+                              size_t subject_len,
+                              uint32_t view,
+                              struct pv_buffer **out_value);
+
+/**
+ * Tokenizes `count` values of one field, in order, into `out_tokens[0..count]` (each freed
+ * with `pv_buffer_free`). Vaulted tokens are made durable with one store sync for the whole
+ * batch. All or nothing: on failure no output is written, and the status is that of the
+ * first invalid value. Not for fields tied to subjects.
+ *
+ * # Safety
+ * `vault` is a live handle; `field` points to `field_len` readable bytes; `values` points to
+ * `count` `pv_str`s (or is NULL with 0); `out_tokens` points to `count` writable pointers.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_tokenize_many(const struct pv_vault *vault,
+                                 const char *field,
+                                 size_t field_len,
+                                 const struct pv_str *values,
+                                 size_t count,
+                                 struct pv_buffer **out_tokens);
+
+/**
+ * Detokenizes `count` tokens of one field, in order, shown as `view`, into
+ * `out_values[0..count]`. All or nothing, like `pv_vault_tokenize_many`.
+ *
+ * # Safety
+ * As `pv_vault_tokenize_many`, with `tokens` and `out_values`.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_detokenize_many(const struct pv_vault *vault,
+                                   const char *field,
+                                   size_t field_len,
+                                   const struct pv_str *tokens,
+                                   size_t count,
+                                   uint32_t view,
+                                   struct pv_buffer **out_values);
 
 /**
  * Creates a new vault in directory `path` (created if missing, mode 0700) unlocked by `root`,

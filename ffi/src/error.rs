@@ -19,7 +19,7 @@ use crate::ffi::{Out, boundary_value};
 /// - 200–299: authentication and keys.
 /// - 300–399: the vault, its storage and its metadata.
 /// - 400–499: records.
-/// - 500–599: reserved for tokenization.
+/// - 500–599: tokenization.
 /// - 600–699: reserved for access policy and audit.
 /// - 900–999: internal failures.
 ///
@@ -65,6 +65,9 @@ pub enum pv_result {
     PV_SUBJECT_FORGOTTEN = 208,
     /// The key version still protects data; rewrap first, or destroy with `force`.
     PV_KEY_IN_USE = 209,
+    /// The key version is the key of a token field (FF1, pseudonym, date shift); destroying it
+    /// would make those tokens irreversible. Migrate the field first, or force.
+    PV_KEY_PINNED_BY_FIELD = 210,
 
     /// No vault exists at the path.
     PV_VAULT_NOT_FOUND = 300,
@@ -87,6 +90,13 @@ pub enum pv_result {
 
     /// No record with that collection and id.
     PV_NOT_FOUND = 400,
+
+    /// The token is not a token of this field: unknown, malformed or forged.
+    PV_INVALID_TOKEN = 500,
+    /// No field of that name is defined (and no preset has it).
+    PV_UNKNOWN_FIELD = 501,
+    /// The field is tied to data subjects: the call must name the subject.
+    PV_SUBJECT_REQUIRED = 502,
 
     /// The system random number generator or a cryptographic primitive failed.
     PV_CRYPTO_FAILURE = 900,
@@ -117,6 +127,7 @@ impl pv_result {
             PV_KEYRING_EXISTS => "the keyring exists already",
             PV_SUBJECT_FORGOTTEN => "the data subject was forgotten; the data is unrecoverable",
             PV_KEY_IN_USE => "the key version still protects data",
+            PV_KEY_PINNED_BY_FIELD => "the key version is the key of a token field",
             PV_VAULT_NOT_FOUND => "no vault at that path",
             PV_VAULT_EXISTS => "a vault exists already at that path",
             PV_VAULT_LOCKED => "the vault is locked by another process or handle",
@@ -127,13 +138,16 @@ impl pv_result {
             PV_IO_ERROR => "a file-system operation failed",
             PV_CONFLICT => "a concurrent change got in the way; retry",
             PV_NOT_FOUND => "not found",
+            PV_INVALID_TOKEN => "invalid token for this field",
+            PV_UNKNOWN_FIELD => "unknown token field",
+            PV_SUBJECT_REQUIRED => "the field is tied to data subjects: give the subject",
             PV_CRYPTO_FAILURE => "a cryptographic primitive or the random generator failed",
             PV_PANIC => "internal error (a panic was caught)",
             PV_INTERNAL_ERROR => "internal error",
         }
     }
 
-    const ALL: [pv_result; 29] = {
+    const ALL: [pv_result; 33] = {
         use pv_result::*;
         [
             PV_OK,
@@ -152,6 +166,7 @@ impl pv_result {
             PV_KEYRING_EXISTS,
             PV_SUBJECT_FORGOTTEN,
             PV_KEY_IN_USE,
+            PV_KEY_PINNED_BY_FIELD,
             PV_VAULT_NOT_FOUND,
             PV_VAULT_EXISTS,
             PV_VAULT_LOCKED,
@@ -162,6 +177,9 @@ impl pv_result {
             PV_IO_ERROR,
             PV_CONFLICT,
             PV_NOT_FOUND,
+            PV_INVALID_TOKEN,
+            PV_UNKNOWN_FIELD,
+            PV_SUBJECT_REQUIRED,
             PV_CRYPTO_FAILURE,
             PV_PANIC,
             PV_INTERNAL_ERROR,
@@ -214,6 +232,10 @@ impl From<Error> for Failure {
             Error::KeyringExists { .. } => PV_KEYRING_EXISTS,
             Error::KeyInUse { .. } => PV_KEY_IN_USE,
             Error::Conflict { .. } => PV_CONFLICT,
+            Error::KeyPinnedByField { .. } => PV_KEY_PINNED_BY_FIELD,
+            Error::InvalidToken { .. } => PV_INVALID_TOKEN,
+            Error::UnknownField { .. } => PV_UNKNOWN_FIELD,
+            Error::SubjectRequired { .. } => PV_SUBJECT_REQUIRED,
             Error::InvalidInput { .. } => PV_INVALID_ARGUMENT,
             Error::CorruptMetadata { .. } => PV_CORRUPT_METADATA,
             Error::Store(_) => PV_STORE_ERROR,

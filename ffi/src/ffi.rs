@@ -151,6 +151,72 @@ pub(crate) unsafe fn arg_opt_str<'a>(
     unsafe { arg_str(p, len, what) }.map(Some)
 }
 
+/// Borrows an array of `count` elements of `T` at `p`. NULL with count 0 is the empty array.
+///
+/// # Safety
+/// If `p` is not NULL it points to `count` initialised `T`s that stay unchanged during the
+/// call.
+pub(crate) unsafe fn arg_array<'a, T>(
+    p: *const T,
+    count: usize,
+    what: &'static str,
+) -> Result<&'a [T], Failure> {
+    if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(Failure::new(
+            pv_result::PV_LENGTH_TOO_LARGE,
+            Cow::Owned(format!("count of {what} is larger than any array can be")),
+        ));
+    }
+    if p.is_null() {
+        return if count == 0 { Ok(&[]) } else { Err(null(what)) };
+    }
+    check_aligned(p, what)?;
+    // SAFETY: non-NULL, aligned, the total size fits in isize; that `count` elements are
+    // readable and initialised is the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, count) })
+}
+
+/// An output array of `count` elements, checked before any work is done and written only by
+/// [`OutArray::set_all`].
+pub(crate) struct OutArray<T> {
+    ptr: *mut T,
+    count: usize,
+}
+
+impl<T> OutArray<T> {
+    /// Checks an output array. NULL is accepted only with count 0.
+    ///
+    /// # Safety
+    /// If `p` is not NULL it points to writable memory for `count` elements of `T`.
+    pub(crate) unsafe fn new(p: *mut T, count: usize, what: &'static str) -> Result<Self, Failure> {
+        if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+            return Err(Failure::new(
+                pv_result::PV_LENGTH_TOO_LARGE,
+                Cow::Owned(format!("count of {what} is larger than any array can be")),
+            ));
+        }
+        if p.is_null() && count > 0 {
+            return Err(null(what));
+        }
+        check_aligned(p, what)?;
+        Ok(OutArray { ptr: p, count })
+    }
+
+    /// Writes all elements; `values` must have exactly `count` elements (else nothing is
+    /// written and `false` is returned).
+    pub(crate) fn set_all(self, values: Vec<T>) -> bool {
+        if values.len() != self.count {
+            return false;
+        }
+        for (i, v) in values.into_iter().enumerate() {
+            // SAFETY: `i < count`; the array is writable for `count` elements by the contract
+            // of `new` (non-NULL whenever count > 0, aligned).
+            unsafe { self.ptr.add(i).write(v) };
+        }
+        true
+    }
+}
+
 /// An output argument, checked non-NULL and aligned before any work is done, so that a bad
 /// output pointer never leaves a side effect behind. Written only by [`Out::set`].
 pub(crate) struct Out<T>(NonNull<T>);

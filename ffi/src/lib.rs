@@ -18,6 +18,7 @@
 //! - [`root`]: `pv_root_key` (key bytes or passphrase) and `pv_key_generate`.
 //! - [`vault`]: `pv_vault`: create, open, close, encrypt, decrypt, keys, status.
 //! - [`records`]: encrypted records: put, get, delete; subjects: forget.
+//! - [`tokens`]: tokenize and detokenize (single and batch), views, field definitions.
 //! - [`lifecycle`]: key lifecycle: rewrap, retire (minimum decryption version), destroy,
 //!   re-encrypt.
 //!
@@ -44,6 +45,7 @@ pub mod ffi;
 pub mod lifecycle;
 pub mod records;
 pub mod root;
+pub mod tokens;
 pub mod vault;
 
 /// The library version as a NUL-terminated string ("0.1.0"). The pointer is static: do not
