@@ -1,0 +1,362 @@
+//! `pvbench`: the figures criterion is a poor fit for, printed as one JSON object per line.
+//!
+//! ```text
+//! pvbench load DIR N        create a vault in DIR and store N 64-byte records (10k batches)
+//! pvbench rewrap DIR        rotate `default` and rewrap every record: records/s, peak RSS
+//! pvbench open              vault open time per Argon2id setting (and with a key file)
+//! pvbench disk N            bytes on disk per record and per token, next to raw sled
+//! pvbench threads           1 vs 2 threads on the batch calls and the envelope
+//! pvbench seal64 N          N envelope encryptions of 64 bytes (a loop to profile)
+//! ```
+//!
+//! Peak memory is `VmHWM` from `/proc/self/status`: `load` and `rewrap` are separate processes
+//! so the rewrap's peak is its own.
+
+use phivault::records::PutOptions;
+use phivault::root::{Argon2Config, KeyFile, Passphrase};
+use phivault::store::Durability;
+use phivault::{Context, Key32, Vault};
+use phivault_benches::{BATCH, default_vault, dir_bytes, new_vault, payload, proc_status_kib};
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match (arg(0), arg(1), arg(2)) {
+        (Some("load"), Some(dir), Some(n)) => load(Path::new(dir), n.parse().expect("N")),
+        (Some("rewrap"), Some(dir), None) => rewrap(Path::new(dir)),
+        (Some("open"), None, None) => open_times(),
+        (Some("disk"), Some(n), None) => disk(n.parse().expect("N")),
+        (Some("threads"), None, None) => threads(),
+        (Some("seal64"), Some(n), None) => seal64(n.parse().expect("N")),
+        _ => {
+            eprintln!(
+                "usage: pvbench load DIR N | rewrap DIR | open | disk N | threads | seal64 N"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The key file the `load`d vault is opened with again by `rewrap`.
+fn key_path(dir: &Path) -> std::path::PathBuf {
+    dir.with_extension("key")
+}
+
+fn load(dir: &Path, n: usize) {
+    let key = Key32::random().expect("rng");
+    std::fs::write(key_path(dir), key.expose()).expect("write key");
+    let vault = Vault::create(dir, &KeyFile::from_key(key)).expect("create");
+    let pt = payload(64);
+    let t = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let m = BATCH.min(n - done);
+        let ids: Vec<String> = (done..done + m).map(|i| format!("MRN-{i:09}")).collect();
+        let items: Vec<(&str, &[u8])> = ids.iter().map(|id| (id.as_str(), pt.as_slice())).collect();
+        vault
+            .put_many("notes", &items, &PutOptions::default())
+            .expect("put_many");
+        done += m;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    drop(vault);
+    println!(
+        "{}",
+        json!({
+            "bench": "load", "records": n, "secs": secs,
+            "records_per_s": n as f64 / secs,
+            "peak_rss_kib": proc_status_kib("VmHWM"),
+            "disk_bytes": dir_bytes(dir),
+        })
+    );
+}
+
+fn rewrap(dir: &Path) {
+    let key = std::fs::read(key_path(dir)).expect("key");
+    let root = KeyFile::from_bytes(&key).expect("key file");
+    let vault = Vault::open(dir, &root).expect("open");
+    vault.rotate("default").expect("rotate");
+    let rss_before = proc_status_kib("VmHWM");
+    let t = Instant::now();
+    let report = vault
+        .rewrap(&Default::default(), &mut |_| {})
+        .expect("rewrap");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "bench": "rewrap", "rewrapped": report.rewrapped, "scanned": report.scanned,
+            "secs": secs, "records_per_s": report.rewrapped as f64 / secs,
+            "peak_rss_kib_before": rss_before,
+            "peak_rss_kib": proc_status_kib("VmHWM"),
+        })
+    );
+}
+
+fn open_times() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let settings: [(&str, Option<Argon2Config>); 5] = [
+        ("key-file", None),
+        (
+            "argon2id m=8MiB t=1 p=1 (testing)",
+            Some(Argon2Config::testing()),
+        ),
+        (
+            "argon2id m=64MiB t=3 p=1",
+            Some(Argon2Config {
+                m_kib: 64 * 1024,
+                t: 3,
+                p: 1,
+            }),
+        ),
+        (
+            "argon2id m=64MiB t=3 p=4 (default)",
+            Some(Argon2Config::default()),
+        ),
+        (
+            "argon2id m=256MiB t=3 p=4",
+            Some(Argon2Config {
+                m_kib: 256 * 1024,
+                t: 3,
+                p: 4,
+            }),
+        ),
+    ];
+    for (i, (name, cfg)) in settings.iter().enumerate() {
+        let dir = tmp.path().join(format!("v{i}"));
+        let times: Vec<f64> = match cfg {
+            None => {
+                let root = KeyFile::from_key(Key32::random().expect("rng"));
+                drop(Vault::create(&dir, &root).expect("create"));
+                (0..5)
+                    .map(|_| {
+                        let t = Instant::now();
+                        drop(Vault::open(&dir, &root).expect("open"));
+                        t.elapsed().as_secs_f64()
+                    })
+                    .collect()
+            }
+            Some(cfg) => {
+                let root = Passphrase::new("correct horse battery staple").with_config(*cfg);
+                drop(Vault::create(&dir, &root).expect("create"));
+                (0..3)
+                    .map(|_| {
+                        let t = Instant::now();
+                        drop(Vault::open(&dir, &root).expect("open"));
+                        t.elapsed().as_secs_f64()
+                    })
+                    .collect()
+            }
+        };
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "{}",
+            json!({"bench": "open", "setting": name, "median_ms": sorted[sorted.len() / 2] * 1e3,
+                   "runs_ms": times.iter().map(|t| t * 1e3).collect::<Vec<_>>()})
+        );
+    }
+}
+
+fn raw_sled(dir: &Path) -> sled::Db {
+    sled::Config::new()
+        .path(dir)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(Some(500))
+        .open()
+        .expect("sled")
+}
+
+fn disk(n: usize) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pt = payload(64);
+    let ids: Vec<String> = (0..n).map(|i| format!("MRN-{i:09}")).collect();
+
+    // Records.
+    let vdir = tmp.path().join("records");
+    let vault = default_vault(&vdir);
+    let empty = dir_bytes(&vdir);
+    let stored_value_len = 1 + vault
+        .encrypt(&pt, &Context::new().with("a", "b"))
+        .expect("encrypt")
+        .len();
+    for chunk in ids.chunks(BATCH) {
+        let items: Vec<(&str, &[u8])> = chunk
+            .iter()
+            .map(|id| (id.as_str(), pt.as_slice()))
+            .collect();
+        vault
+            .put_many("notes", &items, &PutOptions::default())
+            .expect("put_many");
+    }
+    drop(vault);
+    let records = dir_bytes(&vdir) - empty;
+    // The same entries in raw sled: key = space + collection tag + id MAC, value = record.
+    let sdir = tmp.path().join("sled");
+    let db = raw_sled(&sdir);
+    let raw_empty = dir_bytes(&sdir);
+    for (c, chunk) in ids.chunks(BATCH).enumerate() {
+        let mut batch = sled::Batch::default();
+        for i in 0..chunk.len() {
+            let mut k = vec![0x72u8; 49];
+            k[1..9].copy_from_slice(
+                &((c * BATCH + i) as u64)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .to_be_bytes(),
+            );
+            batch.insert(k, vec![0x5au8; stored_value_len]);
+        }
+        db.apply_batch(batch).expect("batch");
+        db.flush().expect("flush");
+    }
+    drop(db);
+    let raw = dir_bytes(&sdir) - raw_empty;
+    let plain = (n * (ids[0].len() + pt.len())) as f64;
+    println!(
+        "{}",
+        json!({
+            "bench": "disk-records", "records": n, "payload": pt.len(), "id_len": ids[0].len(),
+            "bytes_per_record": records as f64 / n as f64,
+            "entry_bytes": 49 + stored_value_len,
+            "raw_sled_bytes_per_record": raw as f64 / n as f64,
+            "vs_plaintext": records as f64 / plain,
+            "vs_raw_sled": records as f64 / raw as f64,
+        })
+    );
+
+    // Vaulted tokens (consistent: a token entry and an index entry per value).
+    let tdir = tmp.path().join("tokens");
+    let vault = default_vault(&tdir);
+    let values: Vec<String> = (0..n).map(|i| format!("M{i:09}")).collect();
+    vault.tokenize("mrn", "M999999999").expect("warm up");
+    let empty = dir_bytes(&tdir);
+    for chunk in values.chunks(BATCH) {
+        vault.tokenize_many("mrn", chunk).expect("tokenize");
+    }
+    drop(vault);
+    let tokens = dir_bytes(&tdir) - empty;
+    println!(
+        "{}",
+        json!({
+            "bench": "disk-tokens", "tokens": n, "value_len": values[0].len(),
+            "bytes_per_token": tokens as f64 / n as f64,
+            "vs_plaintext": tokens as f64 / (n * values[0].len()) as f64,
+        })
+    );
+}
+
+/// Runs `work` on `threads` threads at once, `rounds` times each; returns items per second
+/// over the whole run (each call of `work` does `items` items).
+fn rate(threads: usize, rounds: usize, items: usize, work: &(dyn Fn(usize, usize) + Sync)) -> f64 {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for th in 0..threads {
+            s.spawn(move || {
+                for r in 0..rounds {
+                    work(th, r);
+                }
+            });
+        }
+    });
+    (threads * rounds * items) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn threads() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vault = new_vault(&tmp.path().join("v"), Durability::default());
+    let ctx = Context::new().with("record", "4711").with("field", "note");
+    let pt = payload(64);
+    let report = |name: &str, one: f64, two: f64| {
+        println!(
+            "{}",
+            json!({"bench": "threads", "workload": name, "one_thread_per_s": one,
+                   "two_threads_per_s": two, "speedup": two / one})
+        );
+    };
+    // Warm up the keyrings and field caches.
+    vault.tokenize("mrn", "M000000000").expect("warm");
+    vault.tokenize("ssn", "000000000").expect("warm");
+
+    let n = 200_000;
+    let enc = |_: usize, _: usize| {
+        for _ in 0..n {
+            std::hint::black_box(vault.encrypt(&pt, &ctx).expect("encrypt"));
+        }
+    };
+    let best = |threads: usize, rounds: usize, items: usize, w: &(dyn Fn(usize, usize) + Sync)| {
+        (0..3)
+            .map(|_| rate(threads, rounds, items, w))
+            .fold(0.0, f64::max)
+    };
+    report(
+        "envelope-encrypt 64B",
+        best(1, 1, n, &enc),
+        best(2, 1, n, &enc),
+    );
+
+    let seq = std::sync::atomic::AtomicU64::new(0);
+    let tok = |_: usize, _: usize| {
+        let base = seq.fetch_add(BATCH as u64, std::sync::atomic::Ordering::Relaxed);
+        let values: Vec<String> = (0..BATCH as u64)
+            .map(|i| format!("T{:09}", base + i))
+            .collect();
+        std::hint::black_box(vault.tokenize_many("mrn", &values).expect("tokenize"));
+    };
+    report(
+        "tokenize_many vaulted 10k (durable)",
+        best(1, 2, BATCH, &tok),
+        best(2, 2, BATCH, &tok),
+    );
+
+    let ff1 = |_: usize, r: usize| {
+        let values: Vec<String> = (0..BATCH)
+            .map(|i| format!("{:09}", r * BATCH + i))
+            .collect();
+        std::hint::black_box(vault.tokenize_many("ssn", &values).expect("tokenize"));
+    };
+    report(
+        "tokenize_many ff1 10k",
+        best(1, 2, BATCH, &ff1),
+        best(2, 2, BATCH, &ff1),
+    );
+
+    let put = |_: usize, _: usize| {
+        let base = seq.fetch_add(BATCH as u64, std::sync::atomic::Ordering::Relaxed);
+        let ids: Vec<String> = (0..BATCH as u64)
+            .map(|i| format!("P-{}", base + i))
+            .collect();
+        let items: Vec<(&str, &[u8])> = ids.iter().map(|id| (id.as_str(), pt.as_slice())).collect();
+        vault
+            .put_many("notes", &items, &PutOptions::default())
+            .expect("put_many");
+    };
+    report(
+        "put_many 10k x 64B (durable)",
+        best(1, 2, BATCH, &put),
+        best(2, 2, BATCH, &put),
+    );
+}
+
+/// A loop of 64-byte envelope encryptions through the public API, for `perf record`.
+fn seal64(n: u64) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vault = default_vault(&tmp.path().join("v"));
+    let ctx = Context::new().with("record", "4711").with("field", "note");
+    let pt = payload(64);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            vault
+                .encrypt(std::hint::black_box(&pt), &ctx)
+                .expect("encrypt"),
+        );
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"bench": "seal64", "n": n, "secs": secs, "per_s": n as f64 / secs})
+    );
+}
