@@ -32,6 +32,15 @@ pub struct VaultArgs {
     pub vault: PathBuf,
     #[command(flatten)]
     pub root: RootArgs,
+    /// Act as this principal of the vault's policy (default: the owner).
+    #[arg(long = "as", value_name = "PRINCIPAL", global = false)]
+    pub principal: Option<String>,
+    /// The purpose of the access, checked against the policy and logged.
+    #[arg(long, default_value = "operations")]
+    pub purpose: String,
+    /// Break the glass: an emergency override with this stated reason (flagged for review).
+    #[arg(long, value_name = "REASON")]
+    pub break_glass: Option<String>,
 }
 
 /// The commands.
@@ -275,6 +284,18 @@ pub enum Command {
         #[command(subcommand)]
         cmd: FieldsCommand,
     },
+    /// Verify, show and export the audit log.
+    Audit {
+        /// The audit command.
+        #[command(subcommand)]
+        cmd: AuditCommand,
+    },
+    /// Show or set the access policy.
+    Policy {
+        /// The policy command.
+        #[command(subcommand)]
+        cmd: PolicyCommand,
+    },
     /// Run the end-to-end tour on a temporary vault with synthetic patients.
     Demo {
         /// Keep the demo vault in this directory instead of a temporary one.
@@ -383,4 +404,84 @@ pub enum FieldsCommand {
         /// The TOML file.
         file: PathBuf,
     },
+}
+
+/// `phivault audit ...`
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the whole chain and the head anchor; exit 8 if anything was edited, deleted,
+    /// reordered or truncated.
+    #[command(
+        after_help = "Example:\n  phivault audit verify --vault ./vault --key-file root.key --json"
+    )]
+    Verify {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The head anchor recorded elsewhere earlier (SEQ:MACHEX): the log must extend it.
+        #[arg(long, value_name = "SEQ:MAC")]
+        expect_head: Option<String>,
+    },
+    /// Show entries.
+    #[command(
+        after_help = "Examples:\n  phivault audit show --vault ./vault --key-file root.key --since 24h\n  phivault audit show --vault ./vault --key-file root.key --principal dr-house --json"
+    )]
+    Show {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Only entries newer than this: a duration ago (24h, 7d) or Unix seconds.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only this principal.
+        #[arg(long = "principal", value_name = "NAME")]
+        of_principal: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Show break-the-glass reasons (stored encrypted).
+        #[arg(long)]
+        include_reasons: bool,
+    },
+    /// Export every entry as JSON lines (for a SIEM).
+    #[command(
+        after_help = "Example:\n  phivault audit export --vault ./vault --key-file root.key audit.jsonl"
+    )]
+    Export {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Output file.
+        file: PathBuf,
+    },
+}
+
+/// `phivault policy ...`
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print the policy as TOML.
+    #[command(after_help = "Example:\n  phivault policy show --vault ./vault --key-file root.key")]
+    Show {
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+    /// Replace the policy with a TOML file (audited).
+    #[command(
+        after_help = "Example:\n  phivault policy set --vault ./vault --key-file root.key policy.toml"
+    )]
+    Set {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// The policy file.
+        file: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -5,7 +5,7 @@ use crate::exit::CliError;
 use crate::io::{read_stdin, write_stdout};
 use crate::rootkey;
 use phivault::root::{Argon2Config, KeyFile};
-use phivault::{Context, EncryptOptions, Vault, records::PutOptions};
+use phivault::{Caller, Context, EncryptOptions, Vault, records::PutOptions};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -61,8 +61,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 opts = opts.deterministic();
             }
             let ct = match subject {
-                Some(s) => v.encrypt_for_subject(&input, &ctx, &s, &opts)?,
-                None => v.encrypt_with(&input, &ctx, &opts)?,
+                Some(s) => v
+                    .session(caller(&vault))
+                    .encrypt_for_subject(&input, &ctx, &s, &opts)?,
+                None => v
+                    .session(caller(&vault))
+                    .encrypt_with(&input, &ctx, &opts)?,
             };
             if text {
                 let mut t = phivault::envelope::to_text(&ct)?;
@@ -77,7 +81,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let ctx = parse_context(&context)?;
             let v = open(&vault)?;
             let input = read_stdin()?;
-            let pt = v.decrypt(&input, &ctx)?;
+            let pt = v.session(caller(&vault)).decrypt(&input, &ctx)?;
             write_stdout(&pt)?;
             Ok(())
         }
@@ -90,7 +94,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let v = open(&vault)?;
             let input = read_stdin()?;
-            v.put_with(
+            v.session(caller(&vault)).put_with(
                 &collection,
                 &id,
                 &input,
@@ -107,7 +111,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             id,
         } => {
             let v = open(&vault)?;
-            match v.get(&collection, &id)? {
+            match v.session(caller(&vault)).get(&collection, &id)? {
                 Some(pt) => Ok(write_stdout(&pt)?),
                 None => Err(CliError::not_found(format!(
                     "no such record in collection '{collection}'"
@@ -120,7 +124,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             id,
         } => {
             let v = open(&vault)?;
-            if v.delete(&collection, &id)? {
+            if v.session(caller(&vault)).delete(&collection, &id)? {
                 Ok(())
             } else {
                 Err(CliError::not_found(format!(
@@ -163,6 +167,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::tokens::tokenize_csv(&vault, &fields, subject_column.as_deref(), &input, &output)
         }
         Command::Fields { cmd } => crate::tokens::fields(cmd),
+        Command::Audit { cmd } => crate::audit::run(cmd),
+        Command::Policy { cmd } => crate::audit::policy(cmd),
         Command::Rewrap {
             vault,
             keyring,
@@ -218,6 +224,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub fn open(args: &VaultArgs) -> Result<Vault, CliError> {
     let root = rootkey::source(&args.root, false, None)?;
     Ok(Vault::open(&args.vault, root.as_ref())?)
+}
+
+/// Who the CLI acts as: the owner, unless `--as` names a principal of the policy.
+pub fn caller(args: &VaultArgs) -> Caller {
+    let mut c = match &args.principal {
+        Some(p) => Caller::new(p.as_str(), args.purpose.as_str()),
+        None => Caller {
+            purpose: args.purpose.clone(),
+            ..Caller::owner()
+        },
+    };
+    if let Some(r) = &args.break_glass {
+        c = c.break_glass(r.as_str());
+    }
+    c
 }
 
 /// Parses `KEY=VALUE` pairs, in order.

@@ -12,7 +12,9 @@ Exit codes:
   4  wrong root key (passphrase or key file)
   5  vault is locked by another process
   6  not found (vault, keyring, key version, record, field)
-  7  key retired or destroyed, or data subject forgotten";
+  7  key retired or destroyed, or data subject forgotten
+  8  audit log verification failed
+  9  access denied by the policy, or the audit log unavailable (fail closed)";
 
 /// A CLI failure: a library error or a message of the CLI's own.
 #[derive(Debug)]
@@ -78,6 +80,7 @@ pub fn code(e: &CliError) -> i32 {
             | Error::UnknownKeyVersion { .. }
             | Error::UnknownField { .. } => 6,
             Error::KeyDestroyed { .. } | Error::KeyRetired { .. } | Error::SubjectForgotten => 7,
+            Error::AccessDenied { .. } | Error::AuditUnavailable => 9,
             _ => 1,
         },
     }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod audit;
 mod commands;
 mod demo;
 mod exit;

@@ -54,15 +54,16 @@ fn run_lines(
 /// `phivault tokenize`.
 pub fn tokenize(vault: &VaultArgs, field: &str, subject: Option<&str>) -> Result<(), CliError> {
     let v = open(vault)?;
+    let sess = v.session(crate::commands::caller(vault));
     let stdin = std::io::stdin().lock();
     let stdout = BufWriter::new(std::io::stdout().lock());
     run_lines(stdin, stdout, |vals| {
         let toks = match subject {
             Some(s) => vals
                 .iter()
-                .map(|x| v.tokenize_for_subject(field, x, s))
+                .map(|x| sess.tokenize_for_subject(field, x, s))
                 .collect::<Result<Vec<_>, _>>()?,
-            None => v.tokenize_many(field, vals)?,
+            None => sess.tokenize_many(field, vals)?,
         };
         Ok(toks.into_iter().map(Zeroizing::new).collect())
     })
@@ -78,14 +79,15 @@ pub fn detokenize(
     let view = View::parse(view)
         .ok_or_else(|| CliError::Other("--view must be plaintext, masked or redacted".into(), 2))?;
     let v = open(vault)?;
+    let sess = v.session(crate::commands::caller(vault));
     let stdin = std::io::stdin().lock();
     let stdout = BufWriter::new(std::io::stdout().lock());
     run_lines(stdin, stdout, |toks| match subject {
         Some(s) => Ok(toks
             .iter()
-            .map(|t| v.detokenize_for_subject(field, t, s, view))
+            .map(|t| sess.detokenize_for_subject(field, t, s, view))
             .collect::<Result<Vec<_>, _>>()?),
-        None => Ok(v.detokenize_many(field, toks, view)?),
+        None => Ok(sess.detokenize_many(field, toks, view)?),
     })
 }
 
@@ -117,6 +119,7 @@ pub fn tokenize_csv(
         return Err(CliError::Other("--fields names no column".into(), 2));
     }
     let v = open(vault)?;
+    let sess = v.session(crate::commands::caller(vault));
     let file = std::fs::File::open(input)
         .map_err(|e| CliError::msg(format!("opening {}: {e}", input.display())))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -175,7 +178,7 @@ pub fn tokenize_csv(
             let toks = match subject_idx {
                 Some(si) => positions
                     .iter()
-                    .map(|&r| v.tokenize_for_subject(field, &rows[r][*idx], &rows[r][si]))
+                    .map(|&r| sess.tokenize_for_subject(field, &rows[r][*idx], &rows[r][si]))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| row_error(done_rows.get(), e))?,
                 None => v

@@ -160,6 +160,19 @@ pub enum Error {
         field: String,
     },
 
+    /// The policy does not allow this principal this action (default deny).
+    #[error("access denied: principal '{principal}' may not {action} here")]
+    AccessDenied {
+        /// The principal.
+        principal: String,
+        /// The action.
+        action: &'static str,
+    },
+
+    /// The audit entry could not be written, so the operation was refused (fail closed).
+    #[error("audit log unavailable: operation refused")]
+    AuditUnavailable,
+
     /// A keyring with that name exists already.
     #[error("keyring '{keyring}' exists already")]
     KeyringExists {

@@ -15,6 +15,8 @@ pub(crate) mod label {
     pub const TOKEN_ID: &[u8] = b"phivault v1 token id";
     pub const TOKEN_INDEX: &[u8] = b"phivault v1 token index";
     pub const SUBJECT_TOKEN_INDEX: &[u8] = b"phivault v1 subject token index";
+    pub const AUDIT_MAC: &[u8] = b"phivault v1 audit mac";
+    pub const AUDIT_SEAL: &[u8] = b"phivault v1 audit seal";
     pub const META_SEAL: &[u8] = b"phivault v1 metadata seal";
     pub const KEK_WRAP: &[u8] = b"phivault v1 kek wrap";
     pub const SIV_KEY: &[u8] = b"phivault v1 siv key";

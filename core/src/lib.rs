@@ -17,6 +17,8 @@
 //! - [`records`]: encrypted records (`put`, `get`, `delete`, `scan`) with hashed ids.
 //! - [`envelope`]: the envelope wire format (binary and text), seal, open, rewrap.
 //! - [`tokens`]: tokenization — vaulted, FF1, pseudonyms, date shift — and masking.
+//! - [`policy`], [`session`], [`audit`]: who may do what (default deny, break-the-glass),
+//!   one decision point for every call, and the tamper-evident audit log.
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
@@ -32,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod backend;
 mod codec;
 pub mod context;
@@ -40,9 +43,11 @@ pub mod error;
 mod kdf;
 pub mod keyring;
 pub mod lifecycle;
+pub mod policy;
 pub mod records;
 pub mod root;
 pub mod secret;
+pub mod session;
 pub mod status;
 pub mod store;
 mod subjects;
@@ -57,5 +62,7 @@ pub use context::Context;
 pub use error::{Error, Result, StoreError};
 pub use kdf::ct_eq;
 pub use keyring::{KeyState, KeyringInfo};
+pub use policy::Caller;
 pub use secret::{Key32, SecretBytes};
+pub use session::Session;
 pub use vault::{EncryptOptions, Vault, VaultOptions};

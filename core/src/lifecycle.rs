@@ -146,6 +146,12 @@ impl Vault {
     /// Versions below `min` refuse to decrypt, with an error naming keyring and version.
     /// Reversible: lower it again to re-enable them (unless they were destroyed).
     pub fn set_min_decryption_version(&self, keyring: &str, min: u32) -> Result<()> {
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            keyring,
+            None,
+            format!("minimum decryption version {min}"),
+        )?;
         self.update_keyring(keyring, |rec| {
             if min == 0 || min > rec.active {
                 return Err(Error::invalid(
@@ -216,6 +222,15 @@ impl Vault {
         version: u32,
         force: bool,
     ) -> Result<VersionUsage> {
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            keyring,
+            None,
+            format!(
+                "destroy version {version}{}",
+                if force { " (forced)" } else { "" }
+            ),
+        )?;
         let kr = self.keyring(keyring)?;
         if !kr.versions.contains_key(&version) {
             return Err(Error::UnknownKeyVersion {
@@ -279,6 +294,12 @@ impl Vault {
         opts: &RewrapOptions,
         progress: &mut dyn FnMut(&RewrapProgress),
     ) -> Result<RewrapReport> {
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            opts.keyring.as_deref().unwrap_or("*"),
+            None,
+            "rewrap".into(),
+        )?;
         if let Some(k) = &opts.keyring {
             self.keyring(k)?;
         }
@@ -448,7 +469,7 @@ impl Vault {
             data.to_vec()
         };
         let env = Envelope::parse(&bin)?;
-        let plaintext = self.decrypt(&bin, ctx)?;
+        let plaintext = self.decrypt_unguarded(&bin, ctx)?;
         let out = if let Some(id) = env.subject_key_id() {
             let key = self.subject_key_by_id(id)?;
             let id: [u8; envelope::SUBJECT_ID_LEN] =
@@ -470,6 +491,12 @@ impl Vault {
 
     /// Re-encrypts one stored record with a fresh data key. Returns whether it existed.
     pub fn reencrypt_record(&self, collection: &str, id: &str) -> Result<bool> {
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            collection,
+            Some(self.record_audit_id(collection, id)),
+            "re-encrypt record".into(),
+        )?;
         let (key, value) = match self.record_entry(collection, id)? {
             Some(kv) => kv,
             None => return Ok(false),

@@ -155,7 +155,7 @@ impl Vault {
         let ctx = record_context(collection, id);
         let eo = EncryptOptions::new().keyring(opts.keyring.unwrap_or(DEFAULT_KEYRING));
         let env = match opts.subject {
-            Some(s) => self.encrypt_for_subject(plaintext, &ctx, s, &eo)?,
+            Some(s) => self.encrypt_for_subject_unguarded(plaintext, &ctx, s, &eo)?,
             None => self.encrypt_inner(plaintext, &ctx, &eo)?,
         };
         let mut value = Vec::with_capacity(1 + env.len());
@@ -164,28 +164,8 @@ impl Vault {
         Ok((self.record_key(collection, id), value))
     }
 
-    /// Stores `plaintext` as record `id` of `collection`, replacing any previous value,
-    /// optionally tied to a data subject. Durable when it returns.
-    pub fn put(
-        &self,
-        collection: &str,
-        id: &str,
-        plaintext: &[u8],
-        subject: Option<&str>,
-    ) -> Result<()> {
-        self.put_with(
-            collection,
-            id,
-            plaintext,
-            &PutOptions {
-                subject,
-                keyring: None,
-            },
-        )
-    }
-
-    /// [`Vault::put`] with options.
-    pub fn put_with(
+    /// Writes a record without authorization or audit (callers do both).
+    pub(crate) fn put_with_unguarded(
         &self,
         collection: &str,
         id: &str,
@@ -202,7 +182,7 @@ impl Vault {
     }
 
     /// Stores many records in one atomic, durable batch (one flush).
-    pub fn put_many(
+    pub(crate) fn put_many_unguarded(
         &self,
         collection: &str,
         items: &[(&str, &[u8])],
@@ -222,7 +202,11 @@ impl Vault {
     }
 
     /// Reads and decrypts record `id` of `collection`; `None` when there is none.
-    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    pub(crate) fn get_unguarded(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
         check_collection(collection)?;
         check_id(id)?;
         let Some(value) = self
@@ -232,11 +216,12 @@ impl Vault {
             return Ok(None);
         };
         let env = decode_value(&value)?;
-        self.decrypt(env, &record_context(collection, id)).map(Some)
+        self.decrypt_unguarded(env, &record_context(collection, id))
+            .map(Some)
     }
 
     /// Deletes record `id` of `collection`; returns whether it existed.
-    pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+    pub(crate) fn delete_unguarded(&self, collection: &str, id: &str) -> Result<bool> {
         check_collection(collection)?;
         check_id(id)?;
         let key = self.record_key(collection, id);
@@ -281,6 +266,16 @@ impl Vault {
                 env.subject_key_id().map(<[u8]>::to_vec),
             ))
         })
+    }
+
+    /// The keyed hash of a record id as the audit log shows it (hex, 128 bits).
+    pub(crate) fn record_audit_id(&self, collection: &str, id: &str) -> String {
+        self.keys
+            .record_id
+            .tag(&[b"record", collection.as_bytes(), id.as_bytes()])[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The stored key and value of a record.

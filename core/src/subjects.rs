@@ -25,6 +25,15 @@ struct SubjectRecord {
     wrapped: Vec<u8>,
 }
 
+impl SubjectRecord {
+    /// Decodes a stored subject key record strictly (codec.rs): the format first, and nothing
+    /// may follow the record.
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        crate::codec::check_format(bytes, 1, "subject key")?;
+        crate::codec::decode_exact(bytes, "subject key")
+    }
+}
+
 impl Vault {
     pub(crate) fn subject_key_id(&self, subject: &str) -> Result<[u8; SUBJECT_ID_LEN]> {
         if subject.is_empty() || subject.len() > 1024 {
@@ -46,16 +55,7 @@ impl Vault {
     }
 
     fn decode_subject(&self, id: &[u8], bytes: &[u8]) -> Result<Arc<Kek>> {
-        let rec: SubjectRecord =
-            postcard::from_bytes(bytes).map_err(|_| Error::CorruptMetadata {
-                what: "subject key",
-            })?;
-        if rec.format != 1 {
-            return Err(Error::UnsupportedVersion {
-                what: "subject key",
-                version: u32::from(rec.format),
-            });
-        }
+        let rec = SubjectRecord::decode(bytes)?;
         let kek = self
             .keyring(&rec.keyring)?
             .decrypting_kek(rec.kek_version)?;
@@ -118,10 +118,7 @@ impl Vault {
 
     /// Keyring and KEK version that wrap a stored subject key.
     pub(crate) fn subject_key_location(&self, value: &[u8]) -> Result<(String, u32)> {
-        let rec: SubjectRecord =
-            postcard::from_bytes(value).map_err(|_| Error::CorruptMetadata {
-                what: "subject key",
-            })?;
+        let rec = SubjectRecord::decode(value)?;
         Ok((rec.keyring.clone(), rec.kek_version))
     }
 
@@ -139,7 +136,7 @@ impl Vault {
             let full = page.len() == 1000;
             let mut items = Vec::new();
             for (id, value) in page {
-                let Ok(rec) = postcard::from_bytes::<SubjectRecord>(&value) else {
+                let Ok(rec) = SubjectRecord::decode(&value) else {
                     continue;
                 };
                 if only.is_some_and(|k| k != rec.keyring) {
@@ -192,6 +189,12 @@ impl Vault {
     /// subject had a key.
     pub fn forget_subject(&self, subject: &str) -> Result<bool> {
         let id = self.subject_key_id(subject)?;
+        self.audit_admin(
+            crate::audit::Action::ForgetSubject,
+            "subject",
+            Some(id.iter().map(|b| format!("{b:02x}")).collect()),
+            "forget subject".into(),
+        )?;
         let existed = self.store.get(Space::Subject, &id)?.is_some();
         let now = crate::keyring::now_unix();
         let erasure = crate::lifecycle::ErasureRecord {

@@ -84,6 +84,11 @@ impl EncryptOptions {
         Self::default()
     }
 
+    /// The keyring name these options select.
+    pub fn keyring_name(&self) -> &str {
+        self.keyring.as_deref().unwrap_or(DEFAULT_KEYRING)
+    }
+
     /// Uses the named keyring.
     #[must_use]
     pub fn keyring(mut self, name: impl Into<String>) -> Self {
@@ -146,6 +151,8 @@ pub(crate) struct VaultKeys {
     pub(crate) subject_id: Mac,
     pub(crate) token_id: Mac,
     pub(crate) token_index: Mac,
+    pub(crate) audit_mac: Mac,
+    pub(crate) audit_seal: Box<dyn AeadKey>,
     meta_seal: Box<dyn AeadKey>,
 }
 
@@ -159,6 +166,8 @@ impl VaultKeys {
             token_id: Mac::new(&kdf::expand_key(vmk, &[label::TOKEN_ID])?),
             token_index: Mac::new(&kdf::expand_key(vmk, &[label::TOKEN_INDEX])?),
             meta_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::META_SEAL])?)?,
+            audit_mac: Mac::new(&kdf::expand_key(vmk, &[label::AUDIT_MAC])?),
+            audit_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::AUDIT_SEAL])?)?,
         })
     }
 }
@@ -175,6 +184,8 @@ pub struct Vault {
     keyrings: RwLock<HashMap<String, Arc<Keyring>>>,
     keyring_writes: Mutex<()>,
     pub(crate) tokens: crate::tokens::TokenState,
+    pub(crate) audit: crate::audit::AuditState,
+    pub(crate) policy_cache: RwLock<Option<crate::policy::Policy>>,
     header_slot: HeaderSlot,
     header: Mutex<VaultHeader>,
     vmk: Key32,
@@ -469,6 +480,8 @@ impl Vault {
             keyrings: RwLock::new(HashMap::new()),
             keyring_writes: Mutex::new(()),
             tokens: crate::tokens::TokenState::default(),
+            audit: crate::audit::AuditState::default(),
+            policy_cache: RwLock::new(None),
             header_slot,
             header: Mutex::new(header.clone()),
             vmk: vmk.clone(),
@@ -479,6 +492,12 @@ impl Vault {
     /// vault master key only: O(1), no keyring or record is touched. The new header replaces
     /// the old one atomically.
     pub fn rotate_root(&self, new_root: &dyn RootKeySource) -> Result<()> {
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            "root",
+            None,
+            format!("rotate root to a {}", new_root.kind()),
+        )?;
         let mut header = self.header.lock().map_err(|_| poisoned())?;
         let params = new_root.new_params()?;
         let root_key = new_root.unlock(&params)?;
@@ -635,6 +654,12 @@ impl Vault {
     /// Creates a keyring with one active key version.
     pub fn create_keyring(&self, name: &str) -> Result<KeyringInfo> {
         envelope::check_keyring_name(name)?;
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            name,
+            None,
+            "create keyring".into(),
+        )?;
         let _guard = self.keyring_writes.lock().map_err(|_| poisoned())?;
         let rec = KeyringRecord::new(name)?;
         let sealed = self.seal_keyring(&rec)?;
@@ -671,6 +696,7 @@ impl Vault {
     /// Makes a new key version of `keyring` active at once; older versions stay decrypt-only.
     /// Touches no data. Returns the new version.
     pub fn rotate(&self, keyring: &str) -> Result<u32> {
+        self.audit_admin(crate::audit::Action::Admin, keyring, None, "rotate".into())?;
         self.update_keyring(keyring, |rec| {
             let next = rec
                 .versions
@@ -690,14 +716,8 @@ impl Vault {
 
     // ---- encryption -----------------------------------------------------------------------
 
-    /// Encrypts `plaintext` bound to `ctx` under the `default` keyring (randomized, binary
-    /// envelope).
-    pub fn encrypt(&self, plaintext: &[u8], ctx: &Context) -> Result<Vec<u8>> {
-        self.encrypt_with(plaintext, ctx, &EncryptOptions::default())
-    }
-
     /// Encrypts with options (keyring, deterministic).
-    pub fn encrypt_with(
+    pub(crate) fn encrypt_with_unguarded(
         &self,
         plaintext: &[u8],
         ctx: &Context,
@@ -723,20 +743,14 @@ impl Vault {
         }
     }
 
-    /// Encrypts into the text form (`pv1:<keyring>:<version>:<base64url>`).
-    pub fn encrypt_text(
-        &self,
-        plaintext: &[u8],
-        ctx: &Context,
-        opts: &EncryptOptions,
-    ) -> Result<String> {
-        envelope::to_text(&self.encrypt_with(plaintext, ctx, opts)?)
-    }
-
     /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
     /// context or a wrong key gives [`Error::AuthenticationFailed`]; a retired or destroyed key
     /// version is named.
-    pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn decrypt_unguarded(
+        &self,
+        envelope: &[u8],
+        ctx: &Context,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if envelope::is_text(envelope) {
             let text = std::str::from_utf8(envelope).map_err(|_| Error::AuthenticationFailed)?;
             let bin = envelope::from_text(text)?;
@@ -764,7 +778,7 @@ impl Vault {
 
     /// Encrypts data tied to a data subject (a patient): the DEK is wrapped by the subject's
     /// key, so [`Vault::forget_subject`] makes it unrecoverable.
-    pub fn encrypt_for_subject(
+    pub(crate) fn encrypt_for_subject_unguarded(
         &self,
         plaintext: &[u8],
         ctx: &Context,

@@ -17,6 +17,8 @@ use crate::error::StoreError;
 pub enum Space {
     /// Vault header and other single values.
     Meta,
+    /// The audit log, keyed by sequence number.
+    Audit,
     /// Records of erasures (forgotten subjects), without PHI.
     Erasure,
     /// Keyrings (each one AEAD-sealed blob).
@@ -38,6 +40,7 @@ impl Space {
     pub fn prefix(self) -> u8 {
         match self {
             Space::Meta => b'm',
+            Space::Audit => b'a',
             Space::Erasure => b'e',
             Space::Keyring => b'k',
             Space::Record => b'r',
@@ -104,6 +107,11 @@ pub trait Store: Send + Sync {
         expected: Option<&[u8]>,
         new: Option<Vec<u8>>,
     ) -> Result<bool, StoreError>;
+
+    /// Like [`Store::write`] (atomic), but not yet durable when it returns: made durable by the
+    /// next [`Store::sync`], the next durable write, or the store's background flush (group
+    /// commit for audit entries of reads).
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
 
     /// Like [`Store::compare_and_swap`], but not yet durable when it returns: a batch of these
     /// is made durable by one [`Store::sync`].

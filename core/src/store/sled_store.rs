@@ -68,6 +68,17 @@ impl Store for SledStore {
             .map(|v| v.to_vec()))
     }
 
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match op {
+                WriteOp::Put { space, key, value } => batch.insert(full_key(space, &key), value),
+                WriteOp::Delete { space, key } => batch.remove(full_key(space, &key)),
+            }
+        }
+        self.db.apply_batch(batch).map_err(backend)
+    }
+
     fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for op in ops {

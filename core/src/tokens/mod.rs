@@ -206,6 +206,12 @@ impl Vault {
     /// old FF1 tokens undecryptable: give a new field a new name instead.
     pub fn define_field(&self, spec: FieldSpec) -> Result<()> {
         spec.validate()?;
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            &spec.name,
+            None,
+            "define field".into(),
+        )?;
         Alphabet::parse(&spec.alphabet)?;
         let bytes = Zeroizing::new(
             postcard::to_allocvec(&spec).map_err(|_| Error::Crypto("field encoding"))?,
@@ -306,28 +312,7 @@ impl Vault {
         }
     }
 
-    /// Tokenizes `value` as field `field`. Fields tied to subjects need
-    /// [`Vault::tokenize_for_subject`].
-    pub fn tokenize(&self, field: &str, value: &str) -> Result<String> {
-        self.tokenize_inner(field, &[value], None)
-            .map(|mut v| v.remove(0))
-    }
-
-    /// Tokenizes a value that belongs to a data subject (required for fields tied to
-    /// subjects, such as `dob`): the token dies with `forget_subject`.
-    pub fn tokenize_for_subject(&self, field: &str, value: &str, subject: &str) -> Result<String> {
-        self.tokenize_inner(field, &[value], Some(subject))
-            .map(|mut v| v.remove(0))
-    }
-
-    /// Tokenizes many values of one field, in order; vaulted tokens are made durable with one
-    /// store sync for the whole batch. Fails as a whole on the first invalid value.
-    pub fn tokenize_many<S: AsRef<str>>(&self, field: &str, values: &[S]) -> Result<Vec<String>> {
-        let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
-        self.tokenize_inner(field, &refs, None)
-    }
-
-    fn tokenize_inner(
+    pub(crate) fn tokenize_inner(
         &self,
         field: &str,
         values: &[&str],
@@ -368,38 +353,7 @@ impl Vault {
         }
     }
 
-    /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
-    /// vaulted tokens give [`Error::InvalidToken`]; pseudonyms cannot be detokenized.
-    pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
-        self.detokenize_inner(field, &[token], view, None)
-            .map(|mut v| v.remove(0))
-    }
-
-    /// [`Vault::detokenize`] for fields tied to subjects that are not vaulted (date shift,
-    /// subject-bound FF1): the subject's key is needed to reverse them.
-    pub fn detokenize_for_subject(
-        &self,
-        field: &str,
-        token: &str,
-        subject: &str,
-        view: View,
-    ) -> Result<Zeroizing<String>> {
-        self.detokenize_inner(field, &[token], view, Some(subject))
-            .map(|mut v| v.remove(0))
-    }
-
-    /// Detokenizes many tokens of one field, in order.
-    pub fn detokenize_many<S: AsRef<str>>(
-        &self,
-        field: &str,
-        tokens: &[S],
-        view: View,
-    ) -> Result<Vec<Zeroizing<String>>> {
-        let refs: Vec<&str> = tokens.iter().map(AsRef::as_ref).collect();
-        self.detokenize_inner(field, &refs, view, None)
-    }
-
-    fn detokenize_inner(
+    pub(crate) fn detokenize_inner(
         &self,
         field: &str,
         tokens: &[&str],
@@ -452,6 +406,16 @@ impl Vault {
                 other => Zeroizing::new(mask::apply(&f.spec, &f.alphabet, &v, other)),
             })
             .collect())
+    }
+
+    /// The keyed hash of a token as the audit log shows it (hex, 128 bits).
+    pub(crate) fn token_audit_id(&self, field: &str, token: &str) -> String {
+        self.keys
+            .token_id
+            .tag(&[field.as_bytes(), token.as_bytes()])[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Whether `candidate` is the pseudonym of `value` in `field` (constant-time comparison).

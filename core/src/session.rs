@@ -1,0 +1,467 @@
+//! Sessions: every data operation runs as a [`Caller`] through the one decision point
+//! ([`policy`](crate::policy)) and leaves an audit entry before it touches data. The plain
+//! `Vault` methods act as the owner; applications serving many users call
+//! [`Vault::session`] with the user's principal and purpose.
+//!
+//! ```
+//! use phivault::{Context, Vault, root::KeyFile, Key32, policy::{Caller, Policy}, tokens::View};
+//! let dir = tempfile::tempdir()?;
+//! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
+//! vault.set_policy(&Policy::from_toml(r#"
+//!     [[principal]]
+//!     name = "analyst"
+//!     roles = ["research"]
+//!     [[rule]]
+//!     roles = ["research"]
+//!     purposes = ["research"]
+//!     actions = ["tokenize", "detokenize"]
+//!     fields = ["ssn"]
+//!     view = "masked"
+//! "#)?)?;
+//! let t = vault.tokenize("ssn", "900-12-3456")?;
+//! let analyst = vault.session(Caller::new("analyst", "research"));
+//! assert_eq!(&*analyst.detokenize("ssn", &t, View::Masked)?, "***-**-3456");
+//! assert!(analyst.detokenize("ssn", &t, View::Plaintext).is_err());   // view not granted
+//! assert!(analyst.get("notes", "1").is_err());                        // default deny
+//! assert!(vault.audit_verify()?.ok);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::audit::{Action, Target};
+use crate::context::Context;
+use crate::envelope::{self, Envelope};
+use crate::policy::{Caller, Resource};
+use crate::records::PutOptions;
+use crate::tokens::View;
+use crate::vault::{EncryptOptions, Vault};
+use crate::{Error, Result};
+use zeroize::Zeroizing;
+
+/// A vault used by one caller: every call is authorized and audited.
+#[derive(Debug)]
+pub struct Session<'v> {
+    vault: &'v Vault,
+    caller: Caller,
+}
+
+fn target(name: &str, item: Option<String>, count: usize) -> Target {
+    Target {
+        name: name.to_owned(),
+        item,
+        count: count as u64,
+        detail: None,
+    }
+}
+
+fn detok_action(view: View) -> Action {
+    match view {
+        View::Plaintext => Action::Detokenize,
+        View::Masked => Action::DetokenizeMasked,
+        _ => Action::DetokenizeRedacted,
+    }
+}
+
+fn keyring_of(data: &[u8]) -> Result<String> {
+    if envelope::is_text(data) {
+        let text = std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?;
+        let bin = envelope::from_text(text)?;
+        return Ok(Envelope::parse(&bin)?.keyring().to_owned());
+    }
+    Ok(Envelope::parse(data)?.keyring().to_owned())
+}
+
+impl<'v> Session<'v> {
+    /// The caller this session acts as.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    fn allow(&self, action: Action, resource: Resource<'_>, t: Target) -> Result<()> {
+        self.vault
+            .authorize(&self.caller, action, resource, t)
+            .map(|_| ())
+    }
+
+    /// [`Vault::encrypt`] as this caller.
+    pub fn encrypt(&self, plaintext: &[u8], ctx: &Context) -> Result<Vec<u8>> {
+        self.encrypt_with(plaintext, ctx, &EncryptOptions::default())
+    }
+
+    /// [`Vault::encrypt_with`] as this caller.
+    pub fn encrypt_with(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        let k = opts.keyring_name();
+        self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
+        self.vault.encrypt_with_unguarded(plaintext, ctx, opts)
+    }
+
+    /// [`Vault::encrypt_text`] as this caller.
+    pub fn encrypt_text(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<String> {
+        envelope::to_text(&self.encrypt_with(plaintext, ctx, opts)?)
+    }
+
+    /// [`Vault::encrypt_for_subject`] as this caller.
+    pub fn encrypt_for_subject(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        subject: &str,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        let k = opts.keyring_name();
+        self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
+        self.vault
+            .encrypt_for_subject_unguarded(plaintext, ctx, subject, opts)
+    }
+
+    /// [`Vault::decrypt`] as this caller.
+    pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
+        let k = keyring_of(envelope)?;
+        self.allow(Action::Decrypt, Resource::Keyring(&k), target(&k, None, 1))?;
+        self.vault.decrypt_unguarded(envelope, ctx)
+    }
+
+    /// [`Vault::put`] as this caller.
+    pub fn put(
+        &self,
+        collection: &str,
+        id: &str,
+        plaintext: &[u8],
+        subject: Option<&str>,
+    ) -> Result<()> {
+        self.put_with(
+            collection,
+            id,
+            plaintext,
+            &PutOptions {
+                subject,
+                keyring: None,
+            },
+        )
+    }
+
+    /// [`Vault::put_with`] as this caller.
+    pub fn put_with(
+        &self,
+        collection: &str,
+        id: &str,
+        plaintext: &[u8],
+        opts: &PutOptions<'_>,
+    ) -> Result<()> {
+        let item = Some(self.vault.record_audit_id(collection, id));
+        self.allow(
+            Action::Put,
+            Resource::Collection(collection),
+            target(collection, item, 1),
+        )?;
+        self.vault
+            .put_with_unguarded(collection, id, plaintext, opts)
+    }
+
+    /// [`Vault::put_many`] as this caller.
+    pub fn put_many(
+        &self,
+        collection: &str,
+        items: &[(&str, &[u8])],
+        opts: &PutOptions<'_>,
+    ) -> Result<()> {
+        self.allow(
+            Action::Put,
+            Resource::Collection(collection),
+            target(collection, None, items.len()),
+        )?;
+        self.vault.put_many_unguarded(collection, items, opts)
+    }
+
+    /// [`Vault::get`] as this caller.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let item = Some(self.vault.record_audit_id(collection, id));
+        self.allow(
+            Action::Get,
+            Resource::Collection(collection),
+            target(collection, item, 1),
+        )?;
+        self.vault.get_unguarded(collection, id)
+    }
+
+    /// [`Vault::delete`] as this caller.
+    pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        let item = Some(self.vault.record_audit_id(collection, id));
+        self.allow(
+            Action::Delete,
+            Resource::Collection(collection),
+            target(collection, item, 1),
+        )?;
+        self.vault.delete_unguarded(collection, id)
+    }
+
+    /// [`Vault::tokenize`] as this caller.
+    pub fn tokenize(&self, field: &str, value: &str) -> Result<String> {
+        self.allow(
+            Action::Tokenize,
+            Resource::Field(field),
+            target(field, None, 1),
+        )?;
+        self.vault
+            .tokenize_inner(field, &[value], None)
+            .map(|mut v| v.remove(0))
+    }
+
+    /// [`Vault::tokenize_for_subject`] as this caller.
+    pub fn tokenize_for_subject(&self, field: &str, value: &str, subject: &str) -> Result<String> {
+        self.allow(
+            Action::Tokenize,
+            Resource::Field(field),
+            target(field, None, 1),
+        )?;
+        self.vault
+            .tokenize_inner(field, &[value], Some(subject))
+            .map(|mut v| v.remove(0))
+    }
+
+    /// [`Vault::tokenize_many`] as this caller (one audit entry for the batch).
+    pub fn tokenize_many<S: AsRef<str>>(&self, field: &str, values: &[S]) -> Result<Vec<String>> {
+        self.allow(
+            Action::Tokenize,
+            Resource::Field(field),
+            target(field, None, values.len()),
+        )?;
+        let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+        self.vault.tokenize_inner(field, &refs, None)
+    }
+
+    /// [`Vault::detokenize`] as this caller: the view must be granted.
+    pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
+        let item = Some(self.vault.token_audit_id(field, token));
+        self.allow(
+            detok_action(view),
+            Resource::Field(field),
+            target(field, item, 1),
+        )?;
+        self.vault
+            .detokenize_inner(field, &[token], view, None)
+            .map(|mut v| v.remove(0))
+    }
+
+    /// [`Vault::detokenize_for_subject`] as this caller.
+    pub fn detokenize_for_subject(
+        &self,
+        field: &str,
+        token: &str,
+        subject: &str,
+        view: View,
+    ) -> Result<Zeroizing<String>> {
+        let item = Some(self.vault.token_audit_id(field, token));
+        self.allow(
+            detok_action(view),
+            Resource::Field(field),
+            target(field, item, 1),
+        )?;
+        self.vault
+            .detokenize_inner(field, &[token], view, Some(subject))
+            .map(|mut v| v.remove(0))
+    }
+
+    /// [`Vault::detokenize_many`] as this caller (one audit entry for the batch).
+    pub fn detokenize_many<S: AsRef<str>>(
+        &self,
+        field: &str,
+        tokens: &[S],
+        view: View,
+    ) -> Result<Vec<Zeroizing<String>>> {
+        self.allow(
+            detok_action(view),
+            Resource::Field(field),
+            target(field, None, tokens.len()),
+        )?;
+        let refs: Vec<&str> = tokens.iter().map(AsRef::as_ref).collect();
+        self.vault.detokenize_inner(field, &refs, view, None)
+    }
+}
+
+impl Vault {
+    /// A session acting as `caller`: every call is checked against the policy and audited.
+    pub fn session(&self, caller: Caller) -> Session<'_> {
+        Session {
+            vault: self,
+            caller,
+        }
+    }
+
+    fn owner(&self) -> Session<'_> {
+        self.session(Caller::owner())
+    }
+
+    /// Encrypts `plaintext` bound to `ctx` under the `default` keyring (randomized, binary
+    /// envelope). As the owner; audited.
+    pub fn encrypt(&self, plaintext: &[u8], ctx: &Context) -> Result<Vec<u8>> {
+        self.owner().encrypt(plaintext, ctx)
+    }
+
+    /// Encrypts with options (keyring, deterministic). As the owner; audited.
+    pub fn encrypt_with(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        self.owner().encrypt_with(plaintext, ctx, opts)
+    }
+
+    /// Encrypts into the text form (`pv1:KEYRING:VERSION:BASE64URL`). As the owner; audited.
+    pub fn encrypt_text(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<String> {
+        self.owner().encrypt_text(plaintext, ctx, opts)
+    }
+
+    /// Encrypts data tied to a data subject (a patient): the DEK is wrapped by the subject's
+    /// key, so [`Vault::forget_subject`] makes it unrecoverable. As the owner; audited.
+    pub fn encrypt_for_subject(
+        &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        subject: &str,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        self.owner()
+            .encrypt_for_subject(plaintext, ctx, subject, opts)
+    }
+
+    /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
+    /// context or a wrong key gives [`Error::AuthenticationFailed`]; a retired or destroyed key
+    /// version is named. As the owner; audited.
+    pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
+        self.owner().decrypt(envelope, ctx)
+    }
+
+    /// Stores `plaintext` as record `id` of `collection`, replacing any previous value,
+    /// optionally tied to a data subject. Durable when it returns. As the owner; audited.
+    pub fn put(
+        &self,
+        collection: &str,
+        id: &str,
+        plaintext: &[u8],
+        subject: Option<&str>,
+    ) -> Result<()> {
+        self.owner().put(collection, id, plaintext, subject)
+    }
+
+    /// [`Vault::put`] with options.
+    pub fn put_with(
+        &self,
+        collection: &str,
+        id: &str,
+        plaintext: &[u8],
+        opts: &PutOptions<'_>,
+    ) -> Result<()> {
+        self.owner().put_with(collection, id, plaintext, opts)
+    }
+
+    /// Stores many records in one atomic, durable batch (one flush, one audit entry).
+    pub fn put_many(
+        &self,
+        collection: &str,
+        items: &[(&str, &[u8])],
+        opts: &PutOptions<'_>,
+    ) -> Result<()> {
+        self.owner().put_many(collection, items, opts)
+    }
+
+    /// Reads and decrypts record `id` of `collection`; `None` when there is none. As the
+    /// owner; audited.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        self.owner().get(collection, id)
+    }
+
+    /// Deletes record `id` of `collection`; returns whether it existed. As the owner; audited.
+    pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        self.owner().delete(collection, id)
+    }
+
+    /// Tokenizes `value` as field `field`. Fields tied to subjects need
+    /// [`Vault::tokenize_for_subject`]. As the owner; audited.
+    pub fn tokenize(&self, field: &str, value: &str) -> Result<String> {
+        self.owner().tokenize(field, value)
+    }
+
+    /// Tokenizes a value that belongs to a data subject (required for fields tied to
+    /// subjects, such as `dob`): the token dies with `forget_subject`.
+    pub fn tokenize_for_subject(&self, field: &str, value: &str, subject: &str) -> Result<String> {
+        self.owner().tokenize_for_subject(field, value, subject)
+    }
+
+    /// Tokenizes many values of one field, in order; vaulted tokens are made durable with one
+    /// store sync for the whole batch. Fails as a whole on the first invalid value.
+    pub fn tokenize_many<S: AsRef<str>>(&self, field: &str, values: &[S]) -> Result<Vec<String>> {
+        self.owner().tokenize_many(field, values)
+    }
+
+    /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
+    /// vaulted tokens give [`Error::InvalidToken`]; pseudonyms cannot be detokenized.
+    pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
+        self.owner().detokenize(field, token, view)
+    }
+
+    /// [`Vault::detokenize`] for fields tied to subjects that are not vaulted (date shift,
+    /// subject-bound FF1): the subject's key is needed to reverse them.
+    pub fn detokenize_for_subject(
+        &self,
+        field: &str,
+        token: &str,
+        subject: &str,
+        view: View,
+    ) -> Result<Zeroizing<String>> {
+        self.owner()
+            .detokenize_for_subject(field, token, subject, view)
+    }
+
+    /// Detokenizes many tokens of one field, in order.
+    pub fn detokenize_many<S: AsRef<str>>(
+        &self,
+        field: &str,
+        tokens: &[S],
+        view: View,
+    ) -> Result<Vec<Zeroizing<String>>> {
+        self.owner().detokenize_many(field, tokens, view)
+    }
+
+    /// Writes an audit entry for an administrative operation by the owner (fail closed).
+    pub(crate) fn audit_admin(
+        &self,
+        action: Action,
+        name: &str,
+        item: Option<String>,
+        detail: String,
+    ) -> Result<()> {
+        self.audit_append(
+            crate::audit::Record {
+                principal: crate::policy::OWNER,
+                purpose: "administration",
+                action,
+                target: Target {
+                    name: name.to_owned(),
+                    item,
+                    count: 1,
+                    detail: Some(detail),
+                },
+                outcome: crate::audit::Outcome::Allowed,
+                reason: None,
+            },
+            Vec::new(),
+        )
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,500 @@
+//! Access policy and audit log: default deny, views, purposes, break-the-glass, policy
+//! tampering, audit tampering (edit, delete, reorder, truncate), fail-closed, no PHI.
+
+use phivault::audit::{Action, Outcome};
+use phivault::policy::{Caller, Policy};
+use phivault::root::KeyFile;
+use phivault::store::{CasItem, Durability, Entry, SledStore, Space, Store, WriteOp};
+use phivault::tokens::View;
+use phivault::{Backend, Context, Error, Key32, StoreError, Vault};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const POLICY: &str = r#"
+[[principal]]
+name = "dr-house"
+roles = ["clinician"]
+
+[[principal]]
+name = "analyst"
+roles = ["research"]
+
+[[principal]]
+name = "billing-bot"
+roles = ["billing"]
+
+[[rule]]
+roles = ["clinician"]
+purposes = ["treatment"]
+actions = ["get", "put", "decrypt", "encrypt", "detokenize", "tokenize"]
+collections = ["notes"]
+fields = ["ssn", "mrn"]
+keyrings = ["default"]
+
+[[rule]]
+roles = ["research"]
+purposes = ["research"]
+actions = ["tokenize", "detokenize"]
+fields = ["ssn"]
+view = "masked"
+
+[[break_glass]]
+roles = ["clinician"]
+"#;
+
+fn root() -> KeyFile {
+    KeyFile::from_key(Key32::from_slice(&[8u8; 32]).expect("32"))
+}
+
+fn setup(dir: &Path) -> Vault {
+    let v = Vault::create(dir.join("v"), &root()).expect("create");
+    v.set_policy(&Policy::from_toml(POLICY).expect("policy"))
+        .expect("set");
+    v
+}
+
+#[test]
+fn default_deny_purposes_and_views() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    v.put("notes", "MRN-1", b"note", None).expect("owner put");
+    v.put("labs", "MRN-1", b"lab", None).expect("owner put");
+    let ssn = v.tokenize("ssn", "900-12-3456").expect("tok");
+
+    let house = v.session(Caller::new("dr-house", "treatment"));
+    assert_eq!(
+        &*house.get("notes", "MRN-1").expect("allowed").expect("some"),
+        b"note"
+    );
+    assert!(
+        matches!(house.get("labs", "MRN-1"), Err(Error::AccessDenied { .. })),
+        "collection not granted"
+    );
+    assert!(
+        matches!(
+            v.session(Caller::new("dr-house", "billing"))
+                .get("notes", "MRN-1"),
+            Err(Error::AccessDenied { .. })
+        ),
+        "wrong purpose"
+    );
+    assert!(
+        matches!(
+            v.session(Caller::new("stranger", "treatment"))
+                .get("notes", "MRN-1"),
+            Err(Error::AccessDenied { .. })
+        ),
+        "unknown principal"
+    );
+    assert!(
+        matches!(
+            v.session(Caller::new("billing-bot", "billing")).detokenize(
+                "ssn",
+                &ssn,
+                View::Redacted
+            ),
+            Err(Error::AccessDenied { .. })
+        ),
+        "no rule"
+    );
+    assert!(
+        matches!(
+            house.delete("notes", "MRN-1"),
+            Err(Error::AccessDenied { .. })
+        ),
+        "action not granted"
+    );
+
+    let analyst = v.session(Caller::new("analyst", "research"));
+    assert_eq!(
+        &*analyst
+            .detokenize("ssn", &ssn, View::Masked)
+            .expect("masked"),
+        "***-**-3456"
+    );
+    assert_eq!(
+        &*analyst
+            .detokenize("ssn", &ssn, View::Redacted)
+            .expect("redacted"),
+        "[REDACTED]"
+    );
+    assert!(
+        matches!(
+            analyst.detokenize("ssn", &ssn, View::Plaintext),
+            Err(Error::AccessDenied { .. })
+        ),
+        "view above grant"
+    );
+    assert_eq!(
+        &*house
+            .detokenize("ssn", &ssn, View::Plaintext)
+            .expect("plain"),
+        "900-12-3456"
+    );
+    assert!(matches!(
+        analyst.tokenize("mrn", "MRN-1"),
+        Err(Error::AccessDenied { .. })
+    ));
+
+    // envelope operations: keyring-scoped
+    let ctx = Context::new().with("record", "1");
+    let ct = house.encrypt(b"x", &ctx).expect("encrypt");
+    assert_eq!(&*house.decrypt(&ct, &ctx).expect("decrypt"), b"x");
+    assert!(matches!(
+        analyst.decrypt(&ct, &ctx),
+        Err(Error::AccessDenied { .. })
+    ));
+
+    // every decision is in the log, denials included
+    let log = v.audit_entries(0, None, false).expect("entries");
+    assert!(
+        log.iter()
+            .any(|e| e.principal == "stranger" && e.outcome == Outcome::Denied)
+    );
+    assert!(log.iter().any(|e| e.principal == "analyst"
+        && e.action == Action::DetokenizeMasked
+        && e.outcome == Outcome::Allowed));
+    assert!(v.audit_verify().expect("verify").ok);
+}
+
+#[test]
+fn break_the_glass_succeeds_for_permitted_roles_and_is_flagged() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    v.put("labs", "MRN-9", b"potassium 6.9", None).expect("put");
+    let bg = v.session(Caller::new("dr-house", "emergency").break_glass("code blue, bed 4"));
+    assert_eq!(
+        &*bg.get("labs", "MRN-9").expect("override").expect("some"),
+        b"potassium 6.9"
+    );
+    let empty = v.session(Caller::new("dr-house", "emergency").break_glass("  "));
+    assert!(
+        matches!(empty.get("labs", "MRN-9"), Err(Error::AccessDenied { .. })),
+        "a reason is required"
+    );
+    let not_permitted = v.session(Caller::new("analyst", "research").break_glass("curious"));
+    assert!(matches!(
+        not_permitted.get("labs", "MRN-9"),
+        Err(Error::AccessDenied { .. })
+    ));
+    let log = v.audit_entries(0, Some("dr-house"), true).expect("entries");
+    let flagged: Vec<_> = log.iter().filter(|e| e.break_glass).collect();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].outcome, Outcome::BreakGlass);
+    assert_eq!(flagged[0].reason.as_deref(), Some("code blue, bed 4"));
+    let hidden = v
+        .audit_entries(0, Some("dr-house"), false)
+        .expect("entries");
+    assert!(
+        hidden.iter().all(|e| e.reason.is_none()),
+        "reasons only on request"
+    );
+}
+
+#[test]
+fn policy_tampering_is_detected() {
+    let dir = tempfile::tempdir().expect("tmp");
+    drop(setup(dir.path()));
+    let db = sled::open(dir.path().join("v/store")).expect("sled");
+    let key = b"mpolicy".to_vec();
+    let mut sealed = db.get(&key).expect("get").expect("policy").to_vec();
+    let n = sealed.len();
+    sealed[n / 2] ^= 1;
+    db.insert(&key, sealed).expect("insert");
+    db.flush().expect("flush");
+    drop(db);
+    let v = Vault::open(dir.path().join("v"), &root()).expect("open");
+    let house = v.session(Caller::new("dr-house", "treatment"));
+    assert!(
+        matches!(house.get("notes", "x"), Err(Error::CorruptMetadata { .. })),
+        "fails closed on a forged policy"
+    );
+    assert!(matches!(v.policy(), Err(Error::CorruptMetadata { .. })));
+    // policy changes are audited
+    let log = v.audit_entries(0, None, false).expect("entries");
+    assert!(log.iter().any(|e| e.action == Action::PolicySet));
+}
+
+fn tamper(dir: &Path, f: impl FnOnce(&sled::Db)) -> phivault::audit::AuditReport {
+    let db = sled::open(dir.join("v/store")).expect("sled");
+    f(&db);
+    db.flush().expect("flush");
+    drop(db);
+    Vault::open(dir.join("v"), &root())
+        .expect("open")
+        .audit_verify()
+        .expect("verify")
+}
+
+fn audit_key(seq: u64) -> Vec<u8> {
+    let mut k = vec![b'a'];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn fresh_log(dir: &Path) -> u64 {
+    let v = setup(dir);
+    for i in 0..10 {
+        v.put("notes", &format!("r{i}"), b"x", None).expect("put");
+        let _ = v.get("notes", &format!("r{i}")).expect("get");
+    }
+    let r = v.audit_verify().expect("verify");
+    assert!(r.ok, "{r:?}");
+    r.entries
+}
+
+#[test]
+fn audit_edit_delete_reorder_truncate_are_detected() {
+    // edit
+    let dir = tempfile::tempdir().expect("tmp");
+    let n = fresh_log(dir.path());
+    let r = tamper(dir.path(), |db| {
+        let mut val = db.get(audit_key(5)).expect("get").expect("entry").to_vec();
+        let i = val.len() / 2;
+        val[i] ^= 0x20;
+        db.insert(audit_key(5), val).expect("insert");
+    });
+    assert_eq!((r.ok, r.first_bad), (false, Some(5)), "{r:?}");
+    // delete from the middle
+    let dir = tempfile::tempdir().expect("tmp");
+    fresh_log(dir.path());
+    let r = tamper(dir.path(), |db| {
+        db.remove(audit_key(7)).expect("remove");
+    });
+    assert_eq!((r.ok, r.first_bad), (false, Some(7)), "{r:?}");
+    // reorder: swap two entries
+    let dir = tempfile::tempdir().expect("tmp");
+    fresh_log(dir.path());
+    let r = tamper(dir.path(), |db| {
+        let a = db.get(audit_key(3)).expect("get").expect("a");
+        let b = db.get(audit_key(4)).expect("get").expect("b");
+        db.insert(audit_key(3), b).expect("insert");
+        db.insert(audit_key(4), a).expect("insert");
+    });
+    assert_eq!((r.ok, r.first_bad), (false, Some(3)), "{r:?}");
+    // truncate the tail
+    let dir = tempfile::tempdir().expect("tmp");
+    let n2 = fresh_log(dir.path());
+    assert_eq!(n, n2);
+    let r = tamper(dir.path(), |db| {
+        for s in (n2 - 2)..=n2 {
+            db.remove(audit_key(s)).expect("remove");
+        }
+    });
+    assert!(!r.ok && r.first_bad == Some(n2 - 2), "{r:?}");
+    assert!(r.problem.as_deref().unwrap_or("").contains("truncated"));
+}
+
+#[test]
+fn audit_head_anchor_catches_rollback_of_log_and_head_together() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    v.put("notes", "a", b"x", None).expect("put");
+    let (seq, mac) = v.audit_head().expect("head");
+    drop(v);
+    // an attacker deletes the last entry AND rewinds the head to the previous one: the store
+    // alone looks consistent, the externally recorded anchor does not
+    let db = sled::open(dir.path().join("v/store")).expect("sled");
+    let prev_head = {
+        let v = db
+            .get(audit_key(seq - 1))
+            .expect("get")
+            .expect("entry")
+            .to_vec();
+        v[v.len() - 32..].to_vec()
+    };
+    db.remove(audit_key(seq)).expect("remove");
+    // rebuild a head for seq-1 with the previous MAC (postcard: varint seq, 32 bytes)
+    let mut head = Vec::new();
+    let mut s = seq - 1;
+    loop {
+        let b = (s & 0x7f) as u8;
+        s >>= 7;
+        if s == 0 {
+            head.push(b);
+            break;
+        }
+        head.push(b | 0x80);
+    }
+    head.extend_from_slice(&prev_head);
+    db.insert(b"maudit-head".to_vec(), head).expect("insert");
+    db.flush().expect("flush");
+    drop(db);
+    let v = Vault::open(dir.path().join("v"), &root()).expect("open");
+    let r = v.audit_verify().expect("verify");
+    assert!(
+        r.ok,
+        "a consistent rollback passes the in-store check: {r:?}"
+    );
+    assert_ne!(
+        (r.head_seq, r.head_mac.clone()),
+        (seq, mac),
+        "the external anchor shows it"
+    );
+}
+
+/// A store that fails every write touching the audit log while `fail` is set.
+struct FlakyAuditStore {
+    inner: SledStore,
+    fail: Arc<AtomicBool>,
+}
+
+impl FlakyAuditStore {
+    fn check(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let hits = ops.iter().any(|op| {
+            matches!(
+                op,
+                WriteOp::Put {
+                    space: Space::Audit,
+                    ..
+                } | WriteOp::Delete {
+                    space: Space::Audit,
+                    ..
+                }
+            )
+        });
+        if hits && self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("injected audit failure".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Store for FlakyAuditStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(space, key)
+    }
+    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.check(&ops)?;
+        self.inner.write(ops)
+    }
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.check(&ops)?;
+        self.inner.write_unsynced(ops)
+    }
+    fn compare_and_swap(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.inner.compare_and_swap(space, key, expected, new)
+    }
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .compare_and_swap_unsynced(space, key, expected, new)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
+    fn compare_and_swap_many(
+        &self,
+        space: Space,
+        items: Vec<CasItem>,
+    ) -> Result<usize, StoreError> {
+        self.inner.compare_and_swap_many(space, items)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(space, prefix, after, limit)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn operations_fail_closed_when_the_audit_write_fails() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fail = Arc::new(AtomicBool::new(false));
+    let store = FlakyAuditStore {
+        inner: SledStore::open(&dir.path().join("store"), Durability::Immediate).expect("sled"),
+        fail: fail.clone(),
+    };
+    let v = Vault::create_in(Box::new(store), &root(), Backend::Ring).expect("create");
+    v.put("notes", "1", b"secret note", None).expect("put");
+    let t = v.tokenize("ssn", "900-12-3456").expect("tok");
+    let ctx = Context::new().with("k", "v");
+    let ct = v.encrypt(b"x", &ctx).expect("enc");
+    fail.store(true, Ordering::SeqCst);
+    assert!(matches!(v.get("notes", "1"), Err(Error::AuditUnavailable)));
+    assert!(matches!(
+        v.put("notes", "2", b"y", None),
+        Err(Error::AuditUnavailable)
+    ));
+    assert!(matches!(
+        v.detokenize("ssn", &t, View::Plaintext),
+        Err(Error::AuditUnavailable)
+    ));
+    assert!(matches!(v.decrypt(&ct, &ctx), Err(Error::AuditUnavailable)));
+    assert!(matches!(v.rotate("default"), Err(Error::AuditUnavailable)));
+    fail.store(false, Ordering::SeqCst);
+    assert!(
+        v.get("notes", "2").expect("get").is_none(),
+        "the refused put wrote nothing"
+    );
+    assert_eq!(
+        v.keyrings().expect("k")[0].active,
+        1,
+        "the refused rotate changed nothing"
+    );
+    assert!(v.audit_verify().expect("verify").ok);
+}
+
+#[test]
+fn canaries_never_reach_the_log_or_the_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    let canaries = [
+        "CANARY-7c1e-SSN-900-11-2222",
+        "CANARY-7c1e-Zebulon-Quartermaine",
+        "CANARY-7c1e-MRN-00042",
+    ];
+    for c in canaries {
+        v.put("notes", c, c.as_bytes(), Some(c)).expect("put");
+        let _ = v.get("notes", c).expect("get");
+        let t = v.tokenize("name", c).expect("tok");
+        let _ = v.detokenize("name", &t, View::Plaintext).expect("detok");
+        let ctx = Context::new().with("record", c);
+        let ct = v.encrypt(c.as_bytes(), &ctx).expect("enc");
+        let _ = v.decrypt(&ct, &ctx).expect("dec");
+        let _ = v
+            .session(Caller::new("dr-house", "emergency").break_glass(c))
+            .get("notes", c);
+    }
+    v.forget_subject(canaries[0]).expect("forget");
+    let exported =
+        serde_json::to_string(&v.audit_entries(0, None, false).expect("entries")).expect("json");
+    drop(v);
+    let mut blobs = vec![exported.into_bytes()];
+    let mut stack = vec![dir.path().join("v")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let e = e.expect("entry");
+            if e.file_type().expect("type").is_dir() {
+                stack.push(e.path());
+            } else {
+                blobs.push(std::fs::read(e.path()).expect("read"));
+            }
+        }
+    }
+    for b in &blobs {
+        assert!(
+            !b.windows(11).any(|w| w == b"CANARY-7c1e"),
+            "a canary leaked"
+        );
+    }
+}
