@@ -40,6 +40,8 @@ mod codec;
 pub mod context;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod kdf;
 pub mod keyring;
 pub mod lifecycle;

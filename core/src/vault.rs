@@ -131,16 +131,10 @@ impl VaultHeader {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        let h: VaultHeader = postcard::from_bytes(bytes).map_err(|_| Error::CorruptMetadata {
-            what: "vault header",
-        })?;
-        if h.format != HEADER_FORMAT {
-            return Err(Error::UnsupportedVersion {
-                what: "vault header",
-                version: h.format,
-            });
-        }
-        Ok(h)
+        // Strict (codec.rs): the format first, so a newer header is named as such, and
+        // nothing may follow the header.
+        crate::codec::check_format(bytes, HEADER_FORMAT, "vault header")?;
+        crate::codec::decode_exact(bytes, "vault header")
     }
 }
 

@@ -44,7 +44,16 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 pub(crate) fn parse(date: &str) -> Result<i64> {
     let bad = || Error::invalid("date", "must be a calendar date YYYY-MM-DD");
     let b = date.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    // Digits only: `u32::from_str` alone would also take a sign ("2000-+1-15"), giving a
+    // second spelling of a date (and of a token).
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !digits(0..4)
+        || !digits(5..7)
+        || !digits(8..10)
+    {
         return Err(bad());
     }
     let num = |s: &str| s.parse::<u32>().map_err(|_| bad());
@@ -101,6 +110,8 @@ mod tests {
             "2000/01/01",
             "0000-01-01",
             "2000-1-1",
+            "2000-+1-15",
+            "+500-01-15",
             "ab",
         ] {
             assert!(parse(bad).is_err(), "{bad}");

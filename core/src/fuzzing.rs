@@ -1,0 +1,1644 @@
+//! Fuzz targets: one function per parser and foreign entry point, each asserting the property
+//! it is for. `fuzz/` (cargo-fuzz, its own workspace) calls them from libFuzzer, and
+//! `core/tests/fuzz_replay.rs` replays every committed seed and crash-regression file through
+//! the same functions on stable, so a fixed crash stays fixed.
+//!
+//! Not a public API: hidden from the docs, and it may change with every release. Every
+//! function takes arbitrary bytes and panics only when the property it checks is violated.
+//!
+//! Inputs are structure-aware where raw bytes would never get past the first check: a small
+//! cursor ([`Input`]) reads choices, lengths and strings from the fuzzer's bytes, so the
+//! targets that tamper with envelopes, keyrings, subject keys and records start from valid
+//! ones made in this process and apply the fuzzer's mutations to them. (A hand-written cursor
+//! rather than the `arbitrary` crate keeps `core` free of a fuzzing-only dependency; the
+//! shapes read here are all small.)
+//!
+//! | target | entry point | property |
+//! |---|---|---|
+//! | `envelope_binary` | [`Envelope::parse`], [`envelope::open`], `Vault::decrypt` | no panic; both backends agree; an envelope that opens has a text form that round-trips and every probed bit flip, truncation and extension of it is rejected |
+//! | `envelope_text` | [`envelope::from_text`], `Vault::decrypt` | no panic; accepted text is exactly the canonical text form of the binary it decodes to |
+//! | `envelope_tamper` | seal/open of both suites and both backends | round trip; backends write identical bytes; any change of bytes, context or key is rejected |
+//! | `rewrap` | [`envelope::rewrap`], `Vault::rewrap_envelope` | rewrap accepts only an authentic key part and never turns a rejected envelope into an accepted one or changes its plaintext |
+//! | `aead_differential` | [`Backend::Ring`] vs [`Backend::RustCrypto`] | byte-for-byte equal seals, equal answers on arbitrary ciphertexts |
+//! | `vault_header` | vault header as read from the store | no panic; a header that opens is the original and gives the original keys |
+//! | `metadata_records` | keyring, subject key, field, erasure and record values from the store; key files | no panic; a changed sealed value is never accepted; decoders round-trip |
+//! | `detokenize` | detokenize of every token kind, views | no panic; a detokenized value tokenizes back to the token; vaulted tokens resolve only to their own values |
+//! | `ff1_roundtrip` | FF1 tokenize/detokenize, any alphabet | decrypt(encrypt(x)) == x, format kept |
+//! | `field_schema_toml` | [`FieldSpec::from_toml`] | no panic; accepted schemas validate and round-trip through TOML |
+//!
+//! CSV tokenization is not here: it lives in the CLI (`phivault tokenize-csv`), not in `core`.
+
+use crate::backend::{Backend, NONCE_LEN, TAG_LEN};
+use crate::context::Context;
+use crate::envelope::{self, Envelope, Kek, SUBJECT_ID_LEN, SealRandomness};
+use crate::error::StoreError;
+use crate::keyring::KeyringRecord;
+use crate::root::KeyFile;
+use crate::secret::Key32;
+use crate::store::{CasItem, Entry, Space, Store, WriteOp};
+use crate::tokens::{FieldSpec, TokenKind, View};
+use crate::{Error, Vault};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A fuzz target: takes the fuzzer's bytes, panics only on a violated property.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/seeds/<name>/` name it.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("aead_differential", aead_differential),
+    ("detokenize", detokenize),
+    ("envelope_binary", envelope_binary),
+    ("envelope_tamper", envelope_tamper),
+    ("envelope_text", envelope_text),
+    ("ff1_roundtrip", ff1_roundtrip),
+    ("field_schema_toml", field_schema_toml),
+    ("metadata_records", metadata_records),
+    ("rewrap", rewrap),
+    ("vault_header", vault_header),
+];
+
+// ---- input cursor ------------------------------------------------------------------------
+
+/// A cursor over the fuzzer's bytes that never fails: past the end it reads zeros.
+pub struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    /// A cursor at the start of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Input { data }
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((b, rest)) => {
+                self.data = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    /// A big-endian `u16`.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.u8(), self.u8()])
+    }
+
+    /// A big-endian `u32`.
+    pub fn u32(&mut self) -> u32 {
+        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    /// Up to `n` bytes (fewer at the end).
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.data.split_at(n.min(self.data.len()));
+        self.data = b;
+        a
+    }
+
+    /// Exactly `N` bytes, zero-padded at the end.
+    pub fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        let b = self.bytes(N);
+        out[..b.len()].copy_from_slice(b);
+        out
+    }
+
+    /// A byte string of at most `max` bytes, its length read first (one byte).
+    pub fn short(&mut self, max: usize) -> &'a [u8] {
+        let n = usize::from(self.u8()) % (max + 1);
+        self.bytes(n)
+    }
+
+    /// A string of at most `max` bytes (invalid UTF-8 replaced).
+    pub fn string(&mut self, max: usize) -> String {
+        String::from_utf8_lossy(self.short(max)).into_owned()
+    }
+
+    /// Everything left.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.data)
+    }
+}
+
+/// Applies up to 4 mutations read from `input` to a copy of `original`: bit flips, byte
+/// sets, truncations, insertions, deletions, appends. May leave it unchanged.
+fn mutate(input: &mut Input<'_>, original: &[u8]) -> Vec<u8> {
+    let mut out = original.to_vec();
+    let ops = input.u8() % 5;
+    for _ in 0..ops {
+        let op = input.u8();
+        let pos = usize::from(input.u16());
+        let val = input.u8();
+        let at = |len: usize| if len == 0 { 0 } else { pos % len };
+        match op % 6 {
+            0 if !out.is_empty() => {
+                let i = at(out.len());
+                out[i] ^= 1 << (val % 8);
+            }
+            1 if !out.is_empty() => {
+                let i = at(out.len());
+                out[i] = val;
+            }
+            2 => out.truncate(at(out.len() + 1)),
+            3 => out.insert(at(out.len() + 1), val),
+            4 if !out.is_empty() => {
+                out.remove(at(out.len()));
+            }
+            5 => out.extend_from_slice(input.short(8)),
+            _ => {}
+        }
+    }
+    out
+}
+
+// ---- an in-memory store --------------------------------------------------------------------
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Default)]
+struct MemInner {
+    map: Map,
+    /// When the map outgrows [`MemStore::TRIM_AT`] entries (audit entries of a long fuzzing
+    /// run), it is reset to this state, so memory stays bounded.
+    base: Option<Map>,
+}
+
+/// An in-memory [`Store`]: fast to copy, so every fuzz iteration can open its own vault.
+#[derive(Clone, Default)]
+struct MemStore(Arc<Mutex<MemInner>>);
+
+fn full_key(space: Space, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(space.prefix());
+    k.extend_from_slice(key);
+    k
+}
+
+impl MemStore {
+    const TRIM_AT: usize = 20_000;
+
+    fn from_map(map: Map) -> Self {
+        MemStore(Arc::new(Mutex::new(MemInner { map, base: None })))
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, MemInner> {
+        // A poisoned lock only follows a failed assertion, which ends the run anyway.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn map(&self) -> Map {
+        self.inner().map.clone()
+    }
+
+    fn set_base(&self) {
+        let mut g = self.inner();
+        g.base = Some(g.map.clone());
+    }
+
+    fn apply(&self, ops: Vec<WriteOp>) {
+        let mut g = self.inner();
+        if g.map.len() > Self::TRIM_AT
+            && let Some(base) = g.base.clone()
+        {
+            g.map = base;
+        }
+        for op in ops {
+            match op {
+                WriteOp::Put { space, key, value } => {
+                    g.map.insert(full_key(space, &key), value);
+                }
+                WriteOp::Delete { space, key } => {
+                    g.map.remove(&full_key(space, &key));
+                }
+            }
+        }
+    }
+
+    fn cas(&self, space: Space, key: &[u8], expected: Option<&[u8]>, new: Option<Vec<u8>>) -> bool {
+        let mut g = self.inner();
+        let k = full_key(space, key);
+        if g.map.get(&k).map(Vec::as_slice) != expected {
+            return false;
+        }
+        match new {
+            Some(v) => g.map.insert(k, v),
+            None => g.map.remove(&k),
+        };
+        true
+    }
+}
+
+impl Store for MemStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner().map.get(&full_key(space, key)).cloned())
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.apply(ops);
+        Ok(())
+    }
+
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.apply(ops);
+        Ok(())
+    }
+
+    fn compare_and_swap(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.cas(space, key, expected, new))
+    }
+
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.cas(space, key, expected, new))
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn compare_and_swap_many(
+        &self,
+        space: Space,
+        items: Vec<CasItem>,
+    ) -> Result<usize, StoreError> {
+        Ok(items
+            .into_iter()
+            .filter(|it| self.cas(space, &it.key, Some(&it.expected), Some(it.new.clone())))
+            .count())
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let g = self.inner();
+        let full_prefix = full_key(space, prefix);
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(full_key(space, a)),
+            None => std::ops::Bound::Included(full_prefix.clone()),
+        };
+        Ok(g.map
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&full_prefix))
+            .take(limit)
+            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
+            .collect())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+// ---- fixed keys, contexts and a fixed vault ------------------------------------------------
+
+/// The KEK of the frozen testkit (`core/tests/testkit`): bytes 00..1f.
+const FIXED_KEK: [u8; 32] = {
+    let mut k = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        k[i] = i as u8;
+        i += 1;
+    }
+    k
+};
+/// A second KEK, for rewraps.
+const OTHER_KEK: [u8; 32] = [0x5a; 32];
+/// Root key of the fixed vault.
+const ROOT_KEY: [u8; 32] = [0x42; 32];
+/// Where the vault header lives in a store (docs/FORMAT.md).
+const HEADER_KEY: &[u8] = b"header";
+/// The subject of the fixed vault.
+const SUBJECT: &str = "patient-1";
+
+fn kek(version: u32, key: &[u8; 32], backend: Backend) -> Option<Kek> {
+    Kek::new(version, Key32::from_slice(key).ok()?, backend).ok()
+}
+
+/// The contexts the frozen testkit and the seeds use.
+fn contexts() -> [Context; 4] {
+    [
+        Context::new(),
+        Context::new().with("record", "4711").with("field", "note"),
+        Context::new().with("field", "ssn"),
+        Context::new().with("k", "v"),
+    ]
+}
+
+struct Known {
+    field: &'static str,
+    token: String,
+    value: String,
+    subject: bool,
+}
+
+struct Fixture {
+    vault: Vault,
+    /// The store right after setup.
+    snapshot: Map,
+    vault_id: String,
+    root: KeyFile,
+    canary: (Vec<u8>, Context, Vec<u8>),
+    subject_env: (Vec<u8>, Context, Vec<u8>),
+    record: (&'static str, &'static str, Vec<u8>),
+    tokens: Vec<Known>,
+}
+
+/// Fields of the fixed vault: the presets and three defined ones.
+const FIELDS: &[&str] = &[
+    "ssn",
+    "phone",
+    "account",
+    "license",
+    "device_id",
+    "mrn",
+    "email",
+    "name",
+    "zip",
+    "dob",
+    "pseudonym",
+    "fz-custom",
+    "fz-random",
+    "fz-subject-ff1",
+];
+
+fn field_needs_subject(field: &str) -> bool {
+    matches!(field, "dob" | "fz-subject-ff1")
+}
+
+fn build_fixture() -> Fixture {
+    let store = MemStore::default();
+    let root = KeyFile::from_key(Key32::from_slice(&ROOT_KEY).expect("32 bytes"));
+    let vault =
+        Vault::create_in(Box::new(store.clone()), &root, Backend::Ring).expect("fixture vault");
+    let mut custom = FieldSpec::new("fz-custom", TokenKind::Ff1);
+    custom.alphabet = "custom:0123456789abcdefXYZ".into();
+    custom.mask_keep_first = 2;
+    vault.define_field(custom).expect("fz-custom");
+    let mut random = FieldSpec::new("fz-random", TokenKind::Vaulted);
+    random.alphabet = "alphanumeric".into();
+    random.consistent = false;
+    vault.define_field(random).expect("fz-random");
+    let mut subj = FieldSpec::new("fz-subject-ff1", TokenKind::Ff1);
+    subj.subject = true;
+    subj.mask_keep_last = 4;
+    vault.define_field(subj).expect("fz-subject-ff1");
+
+    let samples: &[(&'static str, &str)] = &[
+        ("ssn", "900-12-3456"),
+        ("phone", "+1 (555) 010-9999"),
+        ("account", "ACC-77G1X9"),
+        ("license", "D1234-5678-90"),
+        ("device_id", "dev-00af93c2"),
+        ("mrn", "MRN0012345"),
+        ("mrn", "MRN0099999"),
+        ("email", "ada.quist@example.org"),
+        ("name", "Ada Quist"),
+        ("zip", "02139"),
+        ("fz-custom", "deadbeef-XYZ"),
+        ("fz-random", "ABC123456"),
+        ("fz-random", "ABC123456"),
+        ("dob", "1980-02-29"),
+        ("fz-subject-ff1", "555-010-9999"),
+    ];
+    let mut tokens = Vec::new();
+    for &(field, value) in samples {
+        let subject = field_needs_subject(field);
+        let token = if subject {
+            vault.tokenize_for_subject(field, value, SUBJECT)
+        } else {
+            vault.tokenize(field, value)
+        }
+        .expect("fixture token");
+        tokens.push(Known {
+            field,
+            token,
+            value: value.to_owned(),
+            subject,
+        });
+    }
+    let ctx = Context::new().with("record", "4711").with("field", "note");
+    let canary_pt = b"HbA1c 9.2%".to_vec();
+    let canary = vault.encrypt(&canary_pt, &ctx).expect("canary");
+    let subject_pt = b"subject note".to_vec();
+    let subject_env = vault
+        .encrypt_for_subject(&subject_pt, &ctx, SUBJECT, &crate::EncryptOptions::new())
+        .expect("subject envelope");
+    let record_value = b"Patient reports chest pain".to_vec();
+    vault
+        .put("notes", "MRN-4711", &record_value, None)
+        .expect("record");
+    let snapshot = store.map();
+    assert!(
+        snapshot.contains_key(&full_key(Space::Meta, HEADER_KEY)),
+        "the header key of docs/FORMAT.md"
+    );
+    store.set_base();
+    Fixture {
+        vault_id: vault.vault_id_hex(),
+        vault,
+        snapshot,
+        root,
+        canary: (canary, ctx.clone(), canary_pt),
+        subject_env: (subject_env, ctx, subject_pt),
+        record: ("notes", "MRN-4711", record_value),
+        tokens,
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(build_fixture)
+}
+
+impl Fixture {
+    /// Opens a fresh vault over a copy of the setup-time store with `key` set to `value`
+    /// (removed when `None`).
+    fn open_changed(
+        &self,
+        space: Space,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+    ) -> crate::Result<Vault> {
+        let mut map = self.snapshot.clone();
+        match value {
+            Some(v) => map.insert(full_key(space, key), v),
+            None => map.remove(&full_key(space, key)),
+        };
+        Vault::open_in(Box::new(MemStore::from_map(map)), &self.root, Backend::Ring)
+    }
+
+    /// Entries of `space` in the setup-time store.
+    fn entries(&self, space: Space) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let p = space.prefix();
+        self.snapshot
+            .iter()
+            .filter(|(k, _)| k.first() == Some(&p))
+            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
+            .collect()
+    }
+
+    /// Whether `pt` is a plaintext this vault encrypted during setup.
+    fn is_known_plaintext(&self, pt: &[u8]) -> bool {
+        pt == self.canary.2.as_slice() || pt == self.subject_env.2.as_slice()
+    }
+}
+
+// ---- envelopes -----------------------------------------------------------------------------
+
+fn open_both(env: &Envelope<'_>, key: &[u8; 32], ctx: &Context) -> Option<Vec<u8>> {
+    let version = env.key_version();
+    let (Some(kr), Some(kc)) = (
+        kek(version, key, Backend::Ring),
+        kek(version, key, Backend::RustCrypto),
+    ) else {
+        return None;
+    };
+    let a = envelope::open(Backend::Ring, env, &kr, ctx).map(|p| p.expose().to_vec());
+    let b = envelope::open(Backend::RustCrypto, env, &kc, ctx).map(|p| p.expose().to_vec());
+    assert_eq!(a.is_ok(), b.is_ok(), "backends disagree on an envelope");
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b, "backends decrypt to different plaintexts");
+            Some(a)
+        }
+        (Err(e), _) => {
+            assert!(
+                matches!(e, Error::AuthenticationFailed),
+                "open fails only as AuthenticationFailed"
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+fn opens(bytes: &[u8], key: &[u8; 32], ctx: &Context) -> bool {
+    match Envelope::parse(bytes) {
+        Ok(env) => kek(env.key_version(), key, Backend::Ring)
+            .is_some_and(|k| envelope::open(Backend::Ring, &env, &k, ctx).is_ok()),
+        Err(_) => false,
+    }
+}
+
+/// An envelope that opened: every probed single-bit flip, a truncation and an extension must
+/// be rejected.
+fn assert_tamper_rejected(bytes: &[u8], key: &[u8; 32], ctx: &Context) {
+    let n = bytes.len();
+    let step = (n / 96).max(1);
+    let mut i = 0;
+    while i < n {
+        for bit in [0u8, 7] {
+            let mut bad = bytes.to_vec();
+            bad[i] ^= 1 << bit;
+            assert!(!opens(&bad, key, ctx), "a flipped bit was accepted");
+        }
+        i += if i < 80 { 1 } else { step };
+    }
+    assert!(
+        !opens(&bytes[..n - 1], key, ctx),
+        "a truncation was accepted"
+    );
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert!(!opens(&longer, key, ctx), "an extension was accepted");
+}
+
+fn check_binary_envelope(data: &[u8]) {
+    let Ok(env) = Envelope::parse(data) else {
+        assert!(envelope::to_text(data).is_err());
+        return;
+    };
+    assert!(envelope::check_keyring_name(env.keyring()).is_ok());
+    assert!(env.key_version() >= 1);
+    assert_eq!(env.as_bytes(), data);
+    assert_eq!(
+        env.subject_key_id()
+            .map(<[u8]>::len)
+            .unwrap_or(SUBJECT_ID_LEN),
+        SUBJECT_ID_LEN
+    );
+    let text = envelope::to_text(data).expect("a parsed envelope has a text form");
+    assert!(envelope::is_text(text.as_bytes()));
+    assert_eq!(
+        envelope::from_text(&text).expect("own text form"),
+        data,
+        "text form round trip"
+    );
+    for ctx in contexts() {
+        if let Some(pt) = open_both(&env, &FIXED_KEK, &ctx) {
+            assert_eq!(pt.len(), env.plaintext_len());
+            assert_tamper_rejected(data, &FIXED_KEK, &ctx);
+        }
+    }
+}
+
+fn check_vault_decrypt(data: &[u8]) {
+    let fx = fixture();
+    let ctx = &fx.canary.1;
+    if let Ok(pt) = fx.vault.decrypt(data, ctx) {
+        assert!(
+            fx.is_known_plaintext(&pt[..]),
+            "the vault decrypted something it never encrypted"
+        );
+    }
+}
+
+/// Binary envelope: parse, then open with the testkit KEK under the seed contexts with both
+/// backends; and the vault's decrypt path (keyring and subject-key lookups).
+pub fn envelope_binary(data: &[u8]) {
+    check_binary_envelope(data);
+    check_vault_decrypt(data);
+}
+
+/// Text envelope (`pv1:<keyring>:<version>:<base64url>`): decode, and the vault's decrypt.
+pub fn envelope_text(data: &[u8]) {
+    check_vault_decrypt(data);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(bin) = envelope::from_text(text) {
+        assert!(envelope::is_text(data));
+        let canonical = envelope::to_text(&bin).expect("decoded text parses");
+        assert_eq!(
+            canonical,
+            text.trim_end_matches(['\n', '\r']),
+            "accepted text is not the canonical form"
+        );
+        check_binary_envelope(&bin);
+    }
+}
+
+const NAME_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.";
+
+fn keyring_name(input: &mut Input<'_>) -> String {
+    let raw = input.short(63);
+    if raw.is_empty() {
+        return "default".into();
+    }
+    raw.iter()
+        .map(|b| char::from(NAME_CHARS[usize::from(*b) % NAME_CHARS.len()]))
+        .collect()
+}
+
+fn context_of(input: &mut Input<'_>) -> Context {
+    let mut ctx = Context::new();
+    for _ in 0..input.u8() % 4 {
+        let k = input.string(12);
+        let v = input.string(24);
+        ctx.push(k, v);
+    }
+    ctx
+}
+
+/// A valid envelope built from `input`: (bytes, context, plaintext, kek key, version).
+struct Sealed {
+    bytes: Vec<u8>,
+    ctx: Context,
+    pt: Vec<u8>,
+    key: [u8; 32],
+    version: u32,
+    subject: bool,
+}
+
+fn seal_from(input: &mut Input<'_>, allow_siv: bool) -> Option<Sealed> {
+    let mode = input.u8();
+    let version = input.u32().max(1);
+    let key: [u8; 32] = input.array();
+    let keyring = keyring_name(input);
+    let ctx = context_of(input);
+    let rnd: [u8; 56] = input.array();
+    let pt = input.short(255).to_vec();
+    let subject_id: [u8; SUBJECT_ID_LEN] = input.array();
+    let siv = allow_siv && mode % 3 == 2;
+    let subject = mode % 3 == 1;
+    let ring = kek(version, &key, Backend::Ring)?;
+    if ctx.validate().is_err() {
+        assert!(envelope::seal(Backend::Ring, &keyring, &ring, &pt, &ctx).is_err());
+        return None;
+    }
+    let bytes = if siv {
+        let a = envelope::seal_deterministic(&keyring, &ring, &pt, &ctx).expect("seal siv");
+        let b = envelope::seal_deterministic(&keyring, &ring, &pt, &ctx).expect("seal siv");
+        assert_eq!(a, b, "deterministic sealing is deterministic");
+        a
+    } else {
+        let randomness = || -> Option<SealRandomness> {
+            let mut wrap_nonce = [0u8; NONCE_LEN];
+            wrap_nonce.copy_from_slice(&rnd[32..44]);
+            let mut nonce = [0u8; NONCE_LEN];
+            nonce.copy_from_slice(&rnd[44..56]);
+            Some(SealRandomness {
+                dek: Key32::from_slice(&rnd[..32]).ok()?,
+                wrap_nonce,
+                nonce,
+            })
+        };
+        let sid = subject.then_some(&subject_id);
+        let mut outs = Vec::new();
+        for backend in [Backend::Ring, Backend::RustCrypto] {
+            let k = kek(version, &key, backend)?;
+            outs.push(
+                envelope::seal_with(backend, &keyring, sid, &k, &pt, &ctx, randomness()?)
+                    .expect("seal"),
+            );
+        }
+        assert_eq!(outs[0], outs[1], "backends seal to different bytes");
+        outs.swap_remove(0)
+    };
+    Some(Sealed {
+        bytes,
+        ctx,
+        pt,
+        key,
+        version,
+        subject,
+    })
+}
+
+/// Structure-aware tampering: seal a valid envelope (either suite, with or without a subject
+/// key, both backends) from the input, then mutate it; any change must be rejected, as must
+/// another context, another key and another key version.
+pub fn envelope_tamper(data: &[u8]) {
+    let mut input = Input::new(data);
+    let Some(s) = seal_from(&mut input, true) else {
+        return;
+    };
+    let env = Envelope::parse(&s.bytes).expect("own envelope parses");
+    assert_eq!(env.key_version(), s.version);
+    assert_eq!(env.subject_key_id().is_some(), s.subject);
+    assert_eq!(
+        open_both(&env, &s.key, &s.ctx).as_deref(),
+        Some(s.pt.as_slice()),
+        "round trip"
+    );
+    let mutated = mutate(&mut input, &s.bytes);
+    if mutated != s.bytes {
+        assert!(
+            !opens(&mutated, &s.key, &s.ctx),
+            "a tampered envelope was accepted"
+        );
+        if let Ok(e) = Envelope::parse(&mutated) {
+            assert!(open_both(&e, &s.key, &s.ctx).is_none());
+        }
+    }
+    let mut other_ctx = s.ctx.clone();
+    other_ctx.push(input.string(8) + "\u{1}", input.string(8));
+    assert!(
+        !opens(&s.bytes, &s.key, &other_ctx),
+        "another context was accepted"
+    );
+    let mut other_key = s.key;
+    other_key[usize::from(input.u8()) % 32] ^= 1 << (input.u8() % 8);
+    assert!(
+        !opens(&s.bytes, &other_key, &s.ctx),
+        "another key was accepted"
+    );
+    if let Some(k) = kek(s.version.wrapping_add(1).max(1), &s.key, Backend::Ring)
+        && k.version() != s.version
+    {
+        assert!(envelope::open(Backend::Ring, &env, &k, &s.ctx).is_err());
+    }
+}
+
+/// Rewrap. Structure-aware (even first byte): a valid randomized envelope, mutated, rewrapped
+/// from its KEK to another; raw (odd first byte): arbitrary bytes rewrapped from the testkit
+/// KEK, and through `Vault::rewrap_envelope`. A rewrap may succeed only on an authentic key
+/// part, and never changes whether or to what the envelope opens.
+pub fn rewrap(data: &[u8]) {
+    let mut input = Input::new(data);
+    if input.u8() % 2 == 1 {
+        return rewrap_raw(input.rest());
+    }
+    let Some(s) = seal_from(&mut input, false) else {
+        return;
+    };
+    let new_version = input.u32().max(1);
+    let Some(old) = kek(s.version, &s.key, Backend::Ring) else {
+        return;
+    };
+    let Some(new) = kek(new_version, &OTHER_KEK, Backend::Ring) else {
+        return;
+    };
+    let mutated = mutate(&mut input, &s.bytes);
+    let Ok(env) = Envelope::parse(&mutated) else {
+        return;
+    };
+    let res = envelope::rewrap(&env, &old, &new);
+    if mutated == s.bytes {
+        assert!(res.is_ok(), "an authentic envelope was not rewrapped");
+    }
+    let Ok(out) = res else {
+        return;
+    };
+    // The stable header, key version, wrapped DEK and commitment are authenticated by the
+    // rewrap; only the payload nonce and body may differ from the original.
+    let ks = 7 + env.keyring().len() + if s.subject { SUBJECT_ID_LEN } else { 0 };
+    let ke = ks + 4 + envelope::WRAPPED_DEK_LEN;
+    let commit = ke + NONCE_LEN..ke + NONCE_LEN + envelope::COMMITMENT_LEN;
+    assert_eq!(
+        mutated.get(..ke),
+        s.bytes.get(..ke),
+        "rewrap accepted a changed key part"
+    );
+    assert_eq!(
+        mutated.get(commit.clone()),
+        s.bytes.get(commit),
+        "rewrap accepted a changed commitment"
+    );
+    assert_eq!(out.len(), mutated.len());
+    assert_eq!(out.get(..ks), mutated.get(..ks));
+    assert_eq!(
+        out.get(ke..),
+        mutated.get(ke..),
+        "rewrap changed the payload"
+    );
+    let renv = Envelope::parse(&out).expect("rewrapped envelope parses");
+    assert_eq!(renv.key_version(), new_version);
+    let before = envelope::open(Backend::Ring, &env, &old, &s.ctx).map(|p| p.expose().to_vec());
+    let after = envelope::open(Backend::Ring, &renv, &new, &s.ctx).map(|p| p.expose().to_vec());
+    assert_eq!(
+        before.ok(),
+        after.ok(),
+        "rewrap changed what the envelope opens to"
+    );
+    if new_version != s.version {
+        assert!(envelope::open(Backend::Ring, &renv, &old, &s.ctx).is_err());
+    }
+}
+
+fn rewrap_raw(data: &[u8]) {
+    let fx = fixture();
+    if let Ok(out) = fx.vault.rewrap_envelope(data) {
+        let ctx = &fx.canary.1;
+        let before = fx.vault.decrypt(data, ctx).map(|p| p.to_vec()).ok();
+        let after = fx.vault.decrypt(&out, ctx).map(|p| p.to_vec()).ok();
+        assert_eq!(
+            before, after,
+            "the vault's rewrap changed what an envelope opens to"
+        );
+    }
+    let Ok(env) = Envelope::parse(data) else {
+        return;
+    };
+    let Some(new_version) = env.key_version().checked_add(1) else {
+        return;
+    };
+    let (Some(old), Some(new)) = (
+        kek(env.key_version(), &FIXED_KEK, Backend::Ring),
+        kek(new_version, &OTHER_KEK, Backend::Ring),
+    ) else {
+        return;
+    };
+    let Ok(out) = envelope::rewrap(&env, &old, &new) else {
+        return;
+    };
+    assert!(
+        !env.is_deterministic(),
+        "a deterministic envelope was rewrapped"
+    );
+    let renv = Envelope::parse(&out).expect("rewrapped envelope parses");
+    for ctx in contexts() {
+        let before = envelope::open(Backend::Ring, &env, &old, &ctx).map(|p| p.expose().to_vec());
+        let after = envelope::open(Backend::Ring, &renv, &new, &ctx).map(|p| p.expose().to_vec());
+        assert_eq!(
+            before.ok(),
+            after.ok(),
+            "rewrap changed what the envelope opens to"
+        );
+    }
+}
+
+/// Differential AES-256-GCM: `ring` and RustCrypto `aes-gcm` must seal to the same bytes,
+/// open what they sealed, refuse a flipped bit, and agree on arbitrary ciphertexts.
+pub fn aead_differential(data: &[u8]) {
+    let mut input = Input::new(data);
+    let key: [u8; 32] = input.array();
+    let nonce: [u8; NONCE_LEN] = input.array();
+    let aad = input.short(64).to_vec();
+    let flip = usize::from(input.u16());
+    let body = input.rest();
+    let Ok(k) = Key32::from_slice(&key) else {
+        return;
+    };
+    let ring = Backend::Ring.aes256gcm(&k).expect("ring key");
+    let rc = Backend::RustCrypto.aes256gcm(&k).expect("aes-gcm key");
+
+    let mut a = body.to_vec();
+    let mut b = body.to_vec();
+    ring.seal_in_place(&nonce, &aad, &mut a).expect("ring seal");
+    rc.seal_in_place(&nonce, &aad, &mut b)
+        .expect("aes-gcm seal");
+    assert_eq!(a, b, "backends seal to different bytes");
+    assert_eq!(a.len(), body.len() + TAG_LEN);
+    for key in [&ring, &rc] {
+        let mut c = a.clone();
+        key.open_in_place(&nonce, &aad, &mut c)
+            .expect("open own seal");
+        assert_eq!(c, body);
+        let mut bad = a.clone();
+        let i = flip % (bad.len() * 8);
+        bad[i / 8] ^= 1 << (i % 8);
+        assert!(key.open_in_place(&nonce, &aad, &mut bad).is_err());
+        assert!(
+            bad.iter().all(|&x| x == 0),
+            "a failed open leaves no plaintext"
+        );
+        let mut other_aad = aad.clone();
+        other_aad.push(0);
+        let mut c = a.clone();
+        assert!(key.open_in_place(&nonce, &other_aad, &mut c).is_err());
+    }
+    // Arbitrary bytes as ciphertext || tag.
+    let mut x = body.to_vec();
+    let mut y = body.to_vec();
+    let rx = ring.open_in_place(&nonce, &aad, &mut x);
+    let ry = rc.open_in_place(&nonce, &aad, &mut y);
+    assert_eq!(rx.is_ok(), ry.is_ok(), "backends disagree on a ciphertext");
+    assert_eq!(x, y, "backends open to different bytes");
+}
+
+// ---- metadata as read from the store -------------------------------------------------------
+
+/// The vault header as read from the store: raw bytes (even first byte) or the fixed vault's
+/// header with the fuzzer's mutations (odd). A header that opens must be the original one
+/// and give the original keys, or belong to another vault and open nothing of this one.
+pub fn vault_header(data: &[u8]) {
+    let fx = fixture();
+    let mut input = Input::new(data);
+    let original = fx
+        .snapshot
+        .get(&full_key(Space::Meta, HEADER_KEY))
+        .cloned()
+        .unwrap_or_default();
+    let header = if input.u8().is_multiple_of(2) {
+        input.rest().to_vec()
+    } else {
+        mutate(&mut input, &original)
+    };
+    let Ok(v) = fx.open_changed(Space::Meta, HEADER_KEY, Some(header.clone())) else {
+        return;
+    };
+    let (env, ctx, pt) = &fx.canary;
+    let opened = v.decrypt(env, ctx).ok();
+    if v.vault_id_hex() == fx.vault_id {
+        assert_eq!(
+            opened.as_deref().map(Vec::as_slice),
+            Some(pt.as_slice()),
+            "a changed header gave other keys"
+        );
+        assert_eq!(header, original, "a changed vault header was accepted");
+    } else {
+        // Another vault's header under the same root key: its keys open nothing here.
+        assert!(
+            opened.is_none(),
+            "another vault's header decrypted this vault's data"
+        );
+        assert!(v.keyrings().is_err());
+    }
+}
+
+/// Metadata records as read from the store, chosen by the first byte: keyring records
+/// (decoded directly, and sealed in the store), subject keys, field definitions, erasure
+/// records, record values, vaulted token values, key files.
+pub fn metadata_records(data: &[u8]) {
+    let mut input = Input::new(data);
+    match input.u8() % 8 {
+        0 => keyring_record(input.rest()),
+        1 => sealed_value(&mut input, Space::Keyring),
+        2 => sealed_value(&mut input, Space::Subject),
+        3 => field_definition(input.rest()),
+        4 => erasure_record(&mut input),
+        5 => sealed_value(&mut input, Space::Record),
+        6 => sealed_value(&mut input, Space::Token),
+        _ => key_file(input.rest()),
+    }
+}
+
+fn keyring_record(bytes: &[u8]) {
+    let Ok(rec) = KeyringRecord::decode(bytes) else {
+        return;
+    };
+    assert!(!rec.versions.is_empty());
+    assert!(rec.versions.windows(2).all(|w| w[0].version < w[1].version));
+    assert!(rec.min_decrypt >= 1 && rec.min_decrypt <= rec.active);
+    let enc = rec.encode().expect("encode");
+    let again = KeyringRecord::decode(&enc).expect("re-decode");
+    assert_eq!(
+        *again.encode().expect("encode"),
+        *enc,
+        "keyring record round trip"
+    );
+    let Ok(loaded) = rec.load(Backend::Ring) else {
+        return;
+    };
+    let info = loaded.info();
+    assert_eq!(info.active, rec.active);
+    assert_eq!(info.versions.len(), rec.versions.len());
+    assert!(
+        loaded.active_kek().is_ok(),
+        "a decoded keyring has a usable active key"
+    );
+    for v in &rec.versions {
+        let _ = loaded.decrypting_kek(v.version);
+    }
+}
+
+/// A sealed or authenticated value of `space` (picked from the setup-time store) replaced by
+/// raw bytes or mutated; every read of the vault must then fail or give the original data.
+fn sealed_value(input: &mut Input<'_>, space: Space) {
+    let fx = fixture();
+    let entries = fx.entries(space);
+    if entries.is_empty() {
+        return;
+    }
+    let (key, original) = &entries[usize::from(input.u8()) % entries.len()];
+    let value = if input.u8().is_multiple_of(4) {
+        input.rest().to_vec()
+    } else {
+        mutate(input, original)
+    };
+    let changed = value != *original;
+    let Ok(v) = fx.open_changed(space, key, Some(value)) else {
+        return;
+    };
+    let (env, ctx, pt) = &fx.canary;
+    let (senv, sctx, spt) = &fx.subject_env;
+    let checks: [(&str, bool); 4] = [
+        ("canary", v.decrypt(env, ctx).is_ok_and(|p| *p == *pt)),
+        ("subject", v.decrypt(senv, sctx).is_ok_and(|p| *p == *spt)),
+        ("record", {
+            let (c, id, val) = &fx.record;
+            match v.get(c, id) {
+                Ok(Some(p)) => {
+                    assert_eq!(*p, *val, "a record read gave wrong data");
+                    true
+                }
+                _ => false,
+            }
+        }),
+        ("tokens", {
+            let mut all = true;
+            for t in &fx.tokens {
+                let r = if t.subject {
+                    v.detokenize_for_subject(t.field, &t.token, SUBJECT, View::Plaintext)
+                } else {
+                    v.detokenize(t.field, &t.token, View::Plaintext)
+                };
+                match r {
+                    Ok(x) => assert_eq!(*x, t.value, "a token resolved to another value"),
+                    Err(_) => all = false,
+                }
+            }
+            all
+        }),
+    ];
+    let _ = v.keyrings();
+    let _ = v.fields();
+    if changed {
+        // The changed value must make the reads that depend on it fail.
+        let depends = match space {
+            Space::Keyring => None, // which keyring was hit decides; checked below
+            Space::Subject => Some("subject"),
+            Space::Record => Some("record"),
+            Space::Token => Some("tokens"),
+            _ => None,
+        };
+        if let Some(name) = depends {
+            let ok = checks.iter().any(|(n, ok)| *n == name && *ok);
+            assert!(!ok, "a changed {name} value was accepted");
+        }
+        if space == Space::Keyring {
+            let name = String::from_utf8_lossy(key).into_owned();
+            assert!(
+                !v.keyrings()
+                    .is_ok_and(|ks| ks.iter().any(|k| k.name == name)),
+                "a changed keyring was accepted"
+            );
+        }
+    }
+}
+
+fn field_definition(plain: &[u8]) {
+    let fx = fixture();
+    let sealed = fx
+        .vault
+        .seal_meta(&[b"field".as_slice(), b"fz".as_slice()], plain)
+        .expect("seal field");
+    let Ok(v) = fx.open_changed(Space::Field, b"fz", Some(sealed)) else {
+        return;
+    };
+    if let Ok(fields) = v.fields()
+        && let Some(f) = fields.iter().find(|f| f.name == "fz")
+    {
+        for value in ["123456789", "2001-02-03", "ABCdef-123456"] {
+            if let Ok(t) = v.tokenize("fz", value) {
+                let _ = v.detokenize("fz", &t, View::Masked);
+            }
+            let _ = v.tokenize_for_subject("fz", value, SUBJECT);
+        }
+        let _ = f.validate();
+    }
+}
+
+fn erasure_record(input: &mut Input<'_>) {
+    let fx = fixture();
+    let key = input.short(16).to_vec();
+    let Ok(v) = fx.open_changed(Space::Erasure, &key, Some(input.rest().to_vec())) else {
+        return;
+    };
+    let _ = v.erasures();
+}
+
+fn key_file(bytes: &[u8]) {
+    let ok = KeyFile::from_bytes(bytes).is_ok();
+    let t = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let t = t.strip_suffix(b"\r").unwrap_or(t);
+    let expected = bytes.len() == 32 || (t.len() == 64 && t.iter().all(u8::is_ascii_hexdigit));
+    assert_eq!(ok, expected, "key file acceptance");
+}
+
+// ---- tokens ----------------------------------------------------------------------------------
+
+/// Detokenize every token kind of the fixed vault (presets and defined fields): raw strings
+/// (even mode) or the vault's own tokens mutated (odd), in every view. A value that comes back
+/// must tokenize to the token again; vaulted tokens resolve only to their own values;
+/// pseudonyms never detokenize.
+pub fn detokenize(data: &[u8]) {
+    let fx = fixture();
+    let mut input = Input::new(data);
+    let field = FIELDS[usize::from(input.u8()) % FIELDS.len()];
+    let view = match input.u8() % 3 {
+        0 => View::Plaintext,
+        1 => View::Masked,
+        _ => View::Redacted,
+    };
+    let mode = input.u8();
+    let subject = match mode / 2 % 4 {
+        0 => None,
+        1 => Some("patient-2"),
+        _ => Some(SUBJECT),
+    };
+    let token = if mode.is_multiple_of(2) {
+        String::from_utf8_lossy(input.rest()).into_owned()
+    } else {
+        let known: Vec<&Known> = fx.tokens.iter().filter(|t| t.field == field).collect();
+        let base = known
+            .get(usize::from(input.u8()) % known.len().max(1))
+            .map_or("", |k| k.token.as_str());
+        String::from_utf8_lossy(&mutate(&mut input, base.as_bytes())).into_owned()
+    };
+    let _ = View::parse(&token);
+    let v = &fx.vault;
+    let run = |view| match subject {
+        Some(s) => v.detokenize_for_subject(field, &token, s, view),
+        None => v.detokenize(field, &token, view),
+    };
+    let plain = run(View::Plaintext);
+    if view != View::Plaintext {
+        let shown = run(view);
+        assert_eq!(shown.is_ok(), plain.is_ok(), "views disagree");
+        if let (Ok(shown), Ok(p)) = (&shown, &plain) {
+            match view {
+                View::Redacted => assert_eq!(shown.as_str(), crate::tokens::mask::REDACTED),
+                _ => assert_eq!(shown.chars().count(), p.chars().count(), "mask length"),
+            }
+        }
+    }
+    let Ok(value) = plain else {
+        return;
+    };
+    let spec = v
+        .fields()
+        .expect("fields")
+        .into_iter()
+        .find(|f| f.name == field)
+        .expect("fixture field");
+    match spec.kind {
+        TokenKind::Vaulted => {
+            let known = fx
+                .tokens
+                .iter()
+                .find(|t| t.field == field && t.token == token);
+            assert_eq!(
+                known.map(|k| k.value.as_str()),
+                Some(value.as_str()),
+                "a vaulted token resolved to a value it was not made for"
+            );
+        }
+        TokenKind::Pseudonym => panic!("a pseudonym was detokenized"),
+        _ => {
+            let again = match subject {
+                Some(s) => v.tokenize_for_subject(field, &value, s),
+                None => v.tokenize(field, &value),
+            };
+            assert_eq!(
+                again.ok().as_deref(),
+                Some(token.as_str()),
+                "a detokenized value does not tokenize back to its token"
+            );
+        }
+    }
+}
+
+/// FF1 round trip over any alphabet (named, or `custom:` from the input), shared or tied to
+/// a subject: a value that tokenizes keeps its length and its non-alphabet characters, and
+/// detokenizes back to itself.
+pub fn ff1_roundtrip(data: &[u8]) {
+    let fx = fixture();
+    let mut input = Input::new(data);
+    let sel = input.u8();
+    let alphabet = match sel % 8 {
+        0 => "digits".to_owned(),
+        1 => "alphanumeric".to_owned(),
+        2 => "upper".to_owned(),
+        3 => "lower".to_owned(),
+        4 => "hex".to_owned(),
+        n => {
+            let raw = input.short(100);
+            let mut chars: Vec<char> = raw.iter().map(|b| char::from(b % 96 + 32)).collect();
+            if n != 7 {
+                let mut seen = [false; 128];
+                chars.retain(|c| !std::mem::replace(&mut seen[*c as usize], true));
+            }
+            format!("custom:{}", chars.into_iter().collect::<String>())
+        }
+    };
+    let custom: Option<Vec<char>> = alphabet
+        .strip_prefix("custom:")
+        .map(|c| c.chars().collect());
+    let subject = sel & 0x80 != 0;
+    let name = if subject { "fz-ff1-subject" } else { "fz-ff1" };
+    let mut spec = FieldSpec::new(name, TokenKind::Ff1);
+    spec.alphabet = alphabet;
+    spec.subject = subject;
+    spec.mask_keep_last = usize::from(input.u8() % 8);
+    let v = &fx.vault;
+    if v.define_field(spec).is_err() {
+        return;
+    }
+    let value = String::from_utf8_lossy(input.rest()).into_owned();
+    let tokenize = |x: &str| {
+        if subject {
+            v.tokenize_for_subject(name, x, SUBJECT)
+        } else {
+            v.tokenize(name, x)
+        }
+    };
+    let detokenize = |t: &str, view| {
+        if subject {
+            v.detokenize_for_subject(name, t, SUBJECT, view)
+        } else {
+            v.detokenize(name, t, view)
+        }
+    };
+    let Ok(token) = tokenize(&value) else {
+        return;
+    };
+    assert_eq!(token.len(), value.len(), "FF1 kept the length");
+    assert_eq!(token.chars().count(), value.chars().count());
+    for (a, b) in value.chars().zip(token.chars()) {
+        let in_alphabet = |c: char| match &custom {
+            Some(cs) => cs.contains(&c),
+            None => false,
+        };
+        if custom.is_some() && !in_alphabet(a) {
+            assert_eq!(a, b, "FF1 kept a non-alphabet character in place");
+        }
+    }
+    assert_eq!(
+        tokenize(&value).ok().as_deref(),
+        Some(token.as_str()),
+        "FF1 is deterministic"
+    );
+    let back = detokenize(&token, View::Plaintext).expect("detokenize own token");
+    assert_eq!(*back, value, "FF1 round trip");
+    let _ = detokenize(&token, View::Masked);
+}
+
+/// Field schemas in TOML: whatever parses validates, round-trips through TOML, and can be
+/// defined in a vault.
+pub fn field_schema_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(specs) = FieldSpec::from_toml(text) else {
+        return;
+    };
+    for s in &specs {
+        s.validate().expect("parsed fields are valid");
+    }
+    let written = FieldSpec::to_toml(&specs).expect("valid fields can be written");
+    let again = FieldSpec::from_toml(&written).expect("written schema parses");
+    assert_eq!(again, specs, "TOML round trip");
+    let root = KeyFile::from_key(Key32::from_slice(&ROOT_KEY).expect("32 bytes"));
+    let v = Vault::create_in(Box::new(MemStore::default()), &root, Backend::Ring)
+        .expect("scratch vault");
+    assert_eq!(
+        v.define_fields_toml(text).expect("a valid schema defines"),
+        specs.len()
+    );
+}
+
+// ---- seeds ------------------------------------------------------------------------------------
+
+/// Writes the seed corpora, one directory per target under `dir` (`fuzz/seeds`), from the
+/// frozen testkit in `testkit` (`core/tests/testkit`) and from envelopes, headers, records
+/// and tokens made here. Files that exist are left alone: committed seeds are only added to.
+/// Returns how many files were written.
+pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io::Result<usize> {
+    let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
+    let mut add = |t: &'static str, name: String, data: Vec<u8>| seeds.push((t, name, data));
+
+    // Frozen testkit envelopes: text as is, binary decoded, binary behind the raw-rewrap byte.
+    let mut kit: Vec<_> = std::fs::read_dir(testkit)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    kit.sort();
+    for p in kit {
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&p)?;
+        let Some((_, body)) = text.split_once("\n\n") else {
+            continue;
+        };
+        let line = body.trim().to_owned();
+        add(
+            "envelope_text",
+            format!("testkit-{stem}"),
+            line.clone().into_bytes(),
+        );
+        add(
+            "envelope_text",
+            format!("testkit-{stem}-newline"),
+            format!("{line}\n").into_bytes(),
+        );
+        let bin = envelope::from_text(&line).unwrap_or_else(|_| {
+            base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                line.rsplit(':').next().unwrap_or(""),
+            )
+            .unwrap_or_default()
+        });
+        add("envelope_binary", format!("testkit-{stem}"), bin.clone());
+        let mut raw = vec![1u8];
+        raw.extend_from_slice(&bin);
+        add("rewrap", format!("raw-testkit-{stem}"), raw);
+    }
+
+    // Fresh envelopes under the testkit KEK: both suites, subject flag, every seed context.
+    let k3 = kek(3, &FIXED_KEK, Backend::Ring).ok_or_else(|| std::io::Error::other("kek"))?;
+    for (i, ctx) in contexts().iter().enumerate() {
+        for (j, pt) in [&b""[..], b"900-12-3456", &[0xa5; 300]].iter().enumerate() {
+            let rnd = || SealRandomness {
+                dek: Key32::from_slice(&[i as u8 + 1; 32]).unwrap_or_else(|_| Key32::zero()),
+                wrap_nonce: [j as u8; NONCE_LEN],
+                nonce: [j as u8 + 7; NONCE_LEN],
+            };
+            let sid = [0xabu8; SUBJECT_ID_LEN];
+            let made = [
+                (
+                    "gcm",
+                    envelope::seal_with(Backend::Ring, "default", None, &k3, pt, ctx, rnd()),
+                ),
+                (
+                    "subject",
+                    envelope::seal_with(Backend::Ring, "notes", Some(&sid), &k3, pt, ctx, rnd()),
+                ),
+                ("siv", envelope::seal_deterministic("ids", &k3, pt, ctx)),
+            ];
+            for (kind, env) in made {
+                let Ok(env) = env else { continue };
+                let name = format!("{kind}-ctx{i}-pt{j}");
+                add("envelope_binary", name.clone(), env.clone());
+                if let Ok(t) = envelope::to_text(&env) {
+                    add("envelope_text", name.clone(), t.into_bytes());
+                }
+                let mut raw = vec![1u8];
+                raw.extend_from_slice(&env);
+                add("rewrap", format!("raw-{name}"), raw);
+            }
+        }
+    }
+    add(
+        "envelope_text",
+        "other-version".into(),
+        b"pv2:default:1:AAAA".to_vec(),
+    );
+    add(
+        "envelope_text",
+        "empty-b64".into(),
+        b"pv1:default:1:".to_vec(),
+    );
+
+    // Structure-aware inputs for seal_from: mode, version, key, keyring, context, randomness,
+    // plaintext, subject id, then mutations.
+    for mode in 0u8..3 {
+        for (m, muts) in [
+            &[][..],
+            &[1, 0, 0, 0, 10, 1][..],
+            &[2, 3, 0, 0, 3, 0x41, 2, 0, 0, 20, 0][..],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut s = vec![mode];
+            s.extend_from_slice(&3u32.to_be_bytes());
+            s.extend_from_slice(&FIXED_KEK);
+            s.extend_from_slice(&[7, b'd', b'e', b'f', b'a', b'u', b'l', b't']);
+            s.extend_from_slice(&[
+                2, 6, b'r', b'e', b'c', b'o', b'r', b'd', 4, b'4', b'7', b'1', b'1',
+            ]);
+            s.extend_from_slice(&[5, b'f', b'i', b'e', b'l', b'd', 4, b'n', b'o', b't', b'e']);
+            s.extend_from_slice(&[0x11; 56]);
+            s.extend_from_slice(&[10]);
+            s.extend_from_slice(b"HbA1c 9.2%");
+            s.extend_from_slice(&[0xab; SUBJECT_ID_LEN]);
+            s.extend_from_slice(muts);
+            add("envelope_tamper", format!("mode{mode}-mut{m}"), s.clone());
+            if mode != 2 {
+                let mut r = vec![0u8];
+                r.extend_from_slice(&s[..s.len() - muts.len()]);
+                r.extend_from_slice(&4u32.to_be_bytes());
+                r.extend_from_slice(muts);
+                add("rewrap", format!("sealed-mode{mode}-mut{m}"), r);
+            }
+        }
+    }
+
+    // AEAD: key, nonce, aad, flip position, body.
+    for (i, body) in [&b""[..], b"x", &[0x5c; 64], &[0u8; 1000]]
+        .iter()
+        .enumerate()
+    {
+        let mut s = FIXED_KEK.to_vec();
+        s.extend_from_slice(&[i as u8; NONCE_LEN]);
+        s.extend_from_slice(&[4, b'P', b'V', b'W', b'1']);
+        s.extend_from_slice(&[0, i as u8]);
+        s.extend_from_slice(body);
+        add("aead_differential", format!("body{i}"), s);
+    }
+
+    // Vault header and metadata, from the fixed vault.
+    let fx = fixture();
+    if let Some(h) = fx.snapshot.get(&full_key(Space::Meta, HEADER_KEY)) {
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(h);
+        add("vault_header", "raw-key-file".into(), raw);
+        let mut pass = vec![0u8];
+        let params = crate::root::RootParams::Passphrase {
+            salt: [1; 16],
+            config: crate::root::Argon2Config::testing(),
+        };
+        // A passphrase vault's header: same layout with other root parameters.
+        pass.extend_from_slice(&postcard_header(h, &params));
+        add("vault_header", "raw-passphrase".into(), pass);
+    }
+    add("vault_header", "unchanged".into(), vec![1, 0]);
+    add("vault_header", "flip".into(), vec![1, 1, 0, 0, 20, 3]);
+    add(
+        "vault_header",
+        "trailing".into(),
+        vec![1, 1, 5, 0, 0, 0, 2, 0, 0],
+    );
+    if let Ok(enc) = KeyringRecord::new("default").and_then(|r| r.encode()) {
+        let mut s = vec![0u8];
+        s.extend_from_slice(&enc);
+        add("metadata_records", "keyring-record".into(), s);
+    }
+    for sel in [1u8, 2, 5, 6] {
+        add(
+            "metadata_records",
+            format!("sealed{sel}-unchanged"),
+            vec![sel, 0, 1, 0],
+        );
+        add(
+            "metadata_records",
+            format!("sealed{sel}-flip"),
+            vec![sel, 0, 1, 1, 0, 0, 9, 1],
+        );
+        add(
+            "metadata_records",
+            format!("sealed{sel}-append"),
+            vec![sel, 0, 1, 1, 5, 0, 0, 0, 2, 0, 0],
+        );
+    }
+    for spec in crate::tokens::presets() {
+        if let Ok(enc) = postcard::to_allocvec(&FieldSpec {
+            name: "fz".into(),
+            ..spec.clone()
+        }) {
+            let mut s = vec![3u8];
+            s.extend_from_slice(&enc);
+            add("metadata_records", format!("field-{}", spec.name), s);
+        }
+    }
+    if let Ok(enc) = postcard::to_allocvec(&crate::lifecycle::ErasureRecord {
+        time_unix: 1_700_000_000,
+        subject_key_id: "00112233445566778899aabbccddeeff".into(),
+    }) {
+        let mut s = vec![4u8, 2, 0, 1];
+        s.extend_from_slice(&enc);
+        add("metadata_records", "erasure".into(), s);
+    }
+    let mut kf = vec![7u8];
+    kf.extend_from_slice(&[9; 32]);
+    add("metadata_records", "key-file-raw".into(), kf);
+    let mut kf = vec![7u8];
+    kf.extend_from_slice(format!("{}\r\n", "ab".repeat(32)).as_bytes());
+    add("metadata_records", "key-file-hex".into(), kf);
+
+    // Tokens: every field's own tokens unchanged and mutated, and raw strings.
+    for (i, field) in FIELDS.iter().enumerate() {
+        let subj_mode = if field_needs_subject(field) { 5 } else { 1 };
+        for view in 0u8..3 {
+            add(
+                "detokenize",
+                format!("{field}-own-view{view}"),
+                vec![i as u8, view, subj_mode, 0, 0],
+            );
+        }
+        add(
+            "detokenize",
+            format!("{field}-own-flip"),
+            vec![i as u8, 0, subj_mode, 0, 1, 1, 0, 2, 1],
+        );
+        for t in fx.tokens.iter().filter(|t| t.field == *field) {
+            let mut s = vec![i as u8, 0, subj_mode - 1];
+            s.extend_from_slice(t.value.as_bytes());
+            add("detokenize", format!("{field}-raw-value"), s);
+        }
+    }
+    let dob = FIELDS.iter().position(|f| *f == "dob").unwrap_or(0) as u8;
+    for d in [
+        "2000-02-29",
+        "0001-01-01",
+        "9999-12-31",
+        "+001-01-01",
+        "2000-1-01",
+    ] {
+        let mut s = vec![dob, 0, 4];
+        s.extend_from_slice(d.as_bytes());
+        add("detokenize", format!("dob-{d}"), s);
+    }
+
+    // FF1: alphabet selector, (custom characters), mask, value.
+    let ff1: &[(&str, &[u8])] = &[
+        ("digits-ssn", b"\x00\x04900-12-3456"),
+        ("digits-subject", b"\x80\x04555-010-9999"),
+        ("alnum", b"\x01\x04ACC-77G1X9"),
+        ("upper", b"\x02\x00D1234-5678-90"),
+        ("lower", b"\x03\x00dev-00af93c2"),
+        ("hex", b"\x04\x00deadbeef"),
+        (
+            "custom",
+            b"\x05\x05\x10\x11\x12\x13\x14\x03abcabcabcabcabcabcabc",
+        ),
+        ("custom-dup", b"\x07\x03\x10\x10\x11\x00000000"),
+        ("too-short", b"\x00\x0012345"),
+    ];
+    for (name, s) in ff1 {
+        add("ff1_roundtrip", (*name).to_owned(), s.to_vec());
+    }
+
+    // Field schemas.
+    if let Ok(t) = FieldSpec::to_toml(&crate::tokens::presets()) {
+        add("field_schema_toml", "presets".into(), t.into_bytes());
+    }
+    add(
+        "field_schema_toml",
+        "docs-example".into(),
+        b"[[field]]\nname = \"account\"\nkind = \"ff1\"\nalphabet = \"digits\"\nmask_keep_last = 4\n"
+            .to_vec(),
+    );
+    add(
+        "field_schema_toml",
+        "opaque-subject".into(),
+        b"[[field]]\nname = \"visit\"\nkind = \"vaulted\"\nshape = \"opaque\"\nprefix = \"v_\"\nsubject = true\n\n[[field]]\nname = \"dob2\"\nkind = \"date-shift\"\nsubject = true\nwindow_days = 30\n"
+            .to_vec(),
+    );
+    add("field_schema_toml", "empty".into(), Vec::new());
+
+    let mut written = 0;
+    for (target, name, data) in seeds {
+        let d = dir.join(target);
+        std::fs::create_dir_all(&d)?;
+        let p = d.join(name);
+        if !p.exists() {
+            std::fs::write(p, data)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// A vault header with other root parameters (the same postcard layout as `VaultHeader`:
+/// format, vault id, creation time, root parameters, wrapped vault master key).
+fn postcard_header(header: &[u8], params: &crate::root::RootParams) -> Vec<u8> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct H {
+        format: u32,
+        vault_id: [u8; 16],
+        created_unix: u64,
+        root: crate::root::RootParams,
+        wrapped_vmk: Vec<u8>,
+    }
+    match postcard::from_bytes::<H>(header) {
+        Ok(mut h) => {
+            h.root = params.clone();
+            postcard::to_allocvec(&h).unwrap_or_default()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_sorted_and_unique() {
+        assert!(TARGETS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn fixture_tokens_detokenize() {
+        let fx = fixture();
+        for t in &fx.tokens {
+            let r = if t.subject {
+                fx.vault
+                    .detokenize_for_subject(t.field, &t.token, SUBJECT, View::Plaintext)
+            } else {
+                fx.vault.detokenize(t.field, &t.token, View::Plaintext)
+            };
+            assert_eq!(r.expect("detokenize").as_str(), t.value);
+        }
+        assert_eq!(fx.entries(Space::Subject).len(), 1);
+        assert_eq!(fx.entries(Space::Record).len(), 1);
+        assert!(!fx.entries(Space::Token).is_empty());
+        assert!(!fx.entries(Space::Keyring).is_empty());
+    }
+}
