@@ -62,7 +62,7 @@
  * - 300–399: the vault, its storage and its metadata.
  * - 400–499: records.
  * - 500–599: tokenization.
- * - 600–699: reserved for access policy and audit.
+ * - 600–699: access policy and audit.
  * - 900–999: internal failures.
  *
  * The C type is `uint32_t`: a caller may meet codes added by a newer library version and
@@ -198,6 +198,15 @@ enum pv_result
    */
   PV_SUBJECT_REQUIRED = 502,
   /**
+   * The access policy does not allow this principal this action for this purpose
+   * (default deny), or not with this view.
+   */
+  PV_ACCESS_DENIED = 600,
+  /**
+   * The audit entry could not be written, so the operation was refused (fail closed).
+   */
+  PV_AUDIT_UNAVAILABLE = 601,
+  /**
    * The system random number generator or a cryptographic primitive failed.
    */
   PV_CRYPTO_FAILURE = 900,
@@ -237,6 +246,12 @@ typedef struct pv_context pv_context;
  * `pv_root_key_free` as soon as the vault is open.
  */
 typedef struct pv_root_key pv_root_key;
+
+/**
+ * An opaque session: a vault seen by one principal acting for one purpose. Every call is
+ * authorized by the vault's policy (default deny: `PV_ACCESS_DENIED`) and audited.
+ */
+typedef struct pv_session pv_session;
 
 /**
  * An opaque handle to an open vault. Share one handle across threads; see each function for
@@ -612,6 +627,186 @@ void pv_root_key_free(struct pv_root_key *root);
  * Thread safety: may be called from any thread.
  */
 pv_result pv_key_generate(uint8_t *out_key, size_t out_key_len);
+
+/**
+ * Makes a session on `vault` for `principal` (a name the policy knows) acting for
+ * `purpose` (treatment, research, billing, ...). Nothing is checked until the first call.
+ *
+ * # Safety
+ * `vault` is a live handle; `principal`/`purpose` point to their lengths in readable bytes;
+ * `out_session` points to writable memory for one pointer.
+ *
+ * Thread safety: may be called from any thread; a session may be used by several threads.
+ */
+pv_result pv_session_new(const struct pv_vault *vault,
+                         const char *principal,
+                         size_t principal_len,
+                         const char *purpose,
+                         size_t purpose_len,
+                         struct pv_session **out_session);
+
+/**
+ * Invokes break-the-glass for this session with a stated `reason`: later calls succeed for
+ * principals whose roles the policy lets break the glass, and are flagged in the audit log
+ * for review. The reason is stored encrypted; keep it free of PHI anyway.
+ *
+ * # Safety
+ * `session` is a live session; `reason` points to `reason_len` readable bytes.
+ *
+ * Thread safety: mutates the session: no other thread may use it during the call.
+ */
+pv_result pv_session_break_glass(struct pv_session *session, const char *reason, size_t reason_len);
+
+/**
+ * Frees a session. `pv_session_free(NULL)` does nothing. The pointer must not be used
+ * afterwards; freeing it twice is undefined behaviour. The vault stays open.
+ *
+ * # Safety
+ * `session` is NULL or a live session that no other thread is using.
+ */
+void pv_session_free(struct pv_session *session);
+
+/**
+ * `pv_vault_encrypt_with` as this session's caller (`keyring` NULL, 0 for `default`).
+ *
+ * # Safety
+ * As `pv_vault_encrypt_with`, with a live `session`.
+ *
+ * Thread safety: may run concurrently with any call on the same session or vault.
+ */
+pv_result pv_session_encrypt(const struct pv_session *session,
+                             const uint8_t *plaintext,
+                             size_t plaintext_len,
+                             const struct pv_context *ctx,
+                             const char *keyring,
+                             size_t keyring_len,
+                             uint32_t flags,
+                             struct pv_buffer **out_envelope);
+
+/**
+ * `pv_vault_decrypt` as this session's caller.
+ *
+ * # Safety
+ * As `pv_vault_decrypt`, with a live `session`.
+ *
+ * Thread safety: may run concurrently with any call on the same session or vault.
+ */
+pv_result pv_session_decrypt(const struct pv_session *session,
+                             const uint8_t *envelope,
+                             size_t envelope_len,
+                             const struct pv_context *ctx,
+                             struct pv_buffer **out_plaintext);
+
+/**
+ * `pv_vault_put` as this session's caller.
+ *
+ * # Safety
+ * As `pv_vault_put`, with a live `session`.
+ *
+ * Thread safety: may run concurrently with any call on the same session or vault.
+ */
+pv_result pv_session_put(const struct pv_session *session,
+                         const char *collection,
+                         size_t collection_len,
+                         const char *id,
+                         size_t id_len,
+                         const uint8_t *value,
+                         size_t value_len,
+                         const char *subject,
+                         size_t subject_len);
+
+/**
+ * `pv_vault_get` as this session's caller (`PV_NOT_FOUND` when absent).
+ *
+ * # Safety
+ * As `pv_vault_get`, with a live `session`.
+ *
+ * Thread safety: may run concurrently with any call on the same session or vault.
+ */
+pv_result pv_session_get(const struct pv_session *session,
+                         const char *collection,
+                         size_t collection_len,
+                         const char *id,
+                         size_t id_len,
+                         struct pv_buffer **out_value);
+
+/**
+ * `pv_vault_delete` as this session's caller.
+ *
+ * # Safety
+ * As `pv_vault_delete`, with a live `session`.
+ *
+ * Thread safety: may run concurrently with any call on the same session or vault.
+ */
+pv_result pv_session_delete(const struct pv_session *session,
+                            const char *collection,
+                            size_t collection_len,
+                            const char *id,
+                            size_t id_len,
+                            bool *out_deleted);
+
+/**
+ * `pv_vault_tokenize` as this session's caller.
+ *
+ * # Safety
+ * As `pv_vault_tokenize`, with a live `session`.
+ *
+ * Thread safety: may run concurrently with any call on the same session or vault.
+ */
+pv_result pv_session_tokenize(const struct pv_session *session,
+                              const char *field,
+                              size_t field_len,
+                              const char *value,
+                              size_t value_len,
+                              const char *subject,
+                              size_t subject_len,
+                              struct pv_buffer **out_token);
+
+/**
+ * `pv_vault_detokenize` as this session's caller; the policy may allow only some views
+ * (for example masked), refusing the others with `PV_ACCESS_DENIED`.
+ *
+ * # Safety
+ * As `pv_vault_detokenize`, with a live `session`.
+ *
+ * Thread safety: may run concurrently with any call on the same session or vault.
+ */
+pv_result pv_session_detokenize(const struct pv_session *session,
+                                const char *field,
+                                size_t field_len,
+                                const char *token,
+                                size_t token_len,
+                                const char *subject,
+                                size_t subject_len,
+                                uint32_t view,
+                                struct pv_buffer **out_value);
+
+/**
+ * Replaces the vault's access policy with the TOML document `toml` (`[[principal]]` and
+ * `[[rule]]` tables; see the core's `policy` module). Owner only; audited.
+ *
+ * # Safety
+ * `vault` is a live handle; `toml` points to `toml_len` readable bytes.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_set_policy_toml(const struct pv_vault *vault, const char *toml, size_t toml_len);
+
+/**
+ * Verifies the audit log's hash chain and head anchor. `*out_ok` receives whether it is
+ * intact; `out_report_json` (if not NULL) a JSON report (`entries`, `ok`, `first_bad`,
+ * `problem`, `head_seq`, `head_mac`). A broken chain is reported, not an error: the call
+ * returns `PV_OK` with `*out_ok` false.
+ *
+ * # Safety
+ * `vault` is a live handle; `out_ok` points to a writable `bool`; `out_report_json` is NULL
+ * or points to writable memory for one pointer.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_audit_verify(const struct pv_vault *vault,
+                                bool *out_ok,
+                                struct pv_buffer **out_report_json);
 
 /**
  * Defines (or redefines) the fields of a TOML schema (`[[field]]` tables), stored in the

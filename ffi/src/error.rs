@@ -20,7 +20,7 @@ use crate::ffi::{Out, boundary_value};
 /// - 300–399: the vault, its storage and its metadata.
 /// - 400–499: records.
 /// - 500–599: tokenization.
-/// - 600–699: reserved for access policy and audit.
+/// - 600–699: access policy and audit.
 /// - 900–999: internal failures.
 ///
 /// The C type is `uint32_t`: a caller may meet codes added by a newer library version and
@@ -98,6 +98,12 @@ pub enum pv_result {
     /// The field is tied to data subjects: the call must name the subject.
     PV_SUBJECT_REQUIRED = 502,
 
+    /// The access policy does not allow this principal this action for this purpose
+    /// (default deny), or not with this view.
+    PV_ACCESS_DENIED = 600,
+    /// The audit entry could not be written, so the operation was refused (fail closed).
+    PV_AUDIT_UNAVAILABLE = 601,
+
     /// The system random number generator or a cryptographic primitive failed.
     PV_CRYPTO_FAILURE = 900,
     /// A bug: a panic inside the library was caught at the C boundary.
@@ -141,13 +147,15 @@ impl pv_result {
             PV_INVALID_TOKEN => "invalid token for this field",
             PV_UNKNOWN_FIELD => "unknown token field",
             PV_SUBJECT_REQUIRED => "the field is tied to data subjects: give the subject",
+            PV_ACCESS_DENIED => "access denied by policy",
+            PV_AUDIT_UNAVAILABLE => "audit log unavailable: operation refused",
             PV_CRYPTO_FAILURE => "a cryptographic primitive or the random generator failed",
             PV_PANIC => "internal error (a panic was caught)",
             PV_INTERNAL_ERROR => "internal error",
         }
     }
 
-    const ALL: [pv_result; 33] = {
+    const ALL: [pv_result; 35] = {
         use pv_result::*;
         [
             PV_OK,
@@ -180,6 +188,8 @@ impl pv_result {
             PV_INVALID_TOKEN,
             PV_UNKNOWN_FIELD,
             PV_SUBJECT_REQUIRED,
+            PV_ACCESS_DENIED,
+            PV_AUDIT_UNAVAILABLE,
             PV_CRYPTO_FAILURE,
             PV_PANIC,
             PV_INTERNAL_ERROR,
@@ -236,6 +246,8 @@ impl From<Error> for Failure {
             Error::InvalidToken { .. } => PV_INVALID_TOKEN,
             Error::UnknownField { .. } => PV_UNKNOWN_FIELD,
             Error::SubjectRequired { .. } => PV_SUBJECT_REQUIRED,
+            Error::AccessDenied { .. } => PV_ACCESS_DENIED,
+            Error::AuditUnavailable => PV_AUDIT_UNAVAILABLE,
             Error::InvalidInput { .. } => PV_INVALID_ARGUMENT,
             Error::CorruptMetadata { .. } => PV_CORRUPT_METADATA,
             Error::Store(_) => PV_STORE_ERROR,

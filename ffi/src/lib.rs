@@ -18,6 +18,8 @@
 //! - [`root`]: `pv_root_key` (key bytes or passphrase) and `pv_key_generate`.
 //! - [`vault`]: `pv_vault`: create, open, close, encrypt, decrypt, keys, status.
 //! - [`records`]: encrypted records: put, get, delete; subjects: forget.
+//! - [`session`]: `pv_session` (principal + purpose: policy-checked, audited calls), policy
+//!   and audit verification.
 //! - [`tokens`]: tokenize and detokenize (single and batch), views, field definitions.
 //! - [`lifecycle`]: key lifecycle: rewrap, retire (minimum decryption version), destroy,
 //!   re-encrypt.
@@ -45,6 +47,7 @@ pub mod ffi;
 pub mod lifecycle;
 pub mod records;
 pub mod root;
+pub mod session;
 pub mod tokens;
 pub mod vault;
 

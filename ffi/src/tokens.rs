@@ -28,7 +28,7 @@ pub struct pv_str {
     pub len: usize,
 }
 
-fn view(v: u32) -> Result<View, Failure> {
+pub(crate) fn view(v: u32) -> Result<View, Failure> {
     match v {
         PV_VIEW_PLAINTEXT => Ok(View::Plaintext),
         PV_VIEW_MASKED => Ok(View::Masked),

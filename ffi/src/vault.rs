@@ -14,7 +14,7 @@ use crate::ffi::{Out, arg_bytes, arg_opt_str, arg_ref, arg_str, boundary, free_r
 use crate::root::pv_root_key;
 use phivault_core::{EncryptOptions, Vault};
 use std::path::PathBuf;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Flag for `pv_vault_encrypt_with`: deterministic encryption (AES-SIV). Equal plaintexts
 /// under the same context and key version give equal envelopes, which allows equality
@@ -23,13 +23,40 @@ pub const PV_ENCRYPT_DETERMINISTIC: u32 = 1;
 /// Flag for `pv_vault_encrypt_with` / `pv_vault_encrypt_for_subject`: return the text form
 /// `pv1:<keyring>:<version>:<base64url>` instead of the binary envelope.
 pub const PV_ENCRYPT_TEXT: u32 = 2;
-const KNOWN_FLAGS: u32 = PV_ENCRYPT_DETERMINISTIC | PV_ENCRYPT_TEXT;
+pub(crate) const KNOWN_FLAGS: u32 = PV_ENCRYPT_DETERMINISTIC | PV_ENCRYPT_TEXT;
 
 /// An opaque handle to an open vault. Share one handle across threads; see each function for
 /// what may run concurrently.
 pub struct pv_vault {
-    /// `None` once closed. Calls hold the read lock; `close` takes the write lock.
-    inner: RwLock<Option<Vault>>,
+    /// `None` once closed. Calls hold the read lock; `close` takes the write lock. Shared
+    /// with the sessions made from this handle, so a session outliving its vault handle sees
+    /// `PV_VAULT_CLOSED` instead of freed memory.
+    pub(crate) inner: SharedVault,
+}
+
+/// An open-or-closed vault shared by a handle and its sessions.
+pub(crate) type SharedVault = Arc<RwLock<Option<Vault>>>;
+
+/// Runs `f` on the open vault in `shared`, or fails with `PV_VAULT_CLOSED`.
+pub(crate) fn with_shared<T>(
+    shared: &SharedVault,
+    f: impl FnOnce(&Vault) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    // A poisoned lock means a panic happened during `close`; the Option is still coherent.
+    let guard = shared.read().unwrap_or_else(PoisonError::into_inner);
+    let v = guard
+        .as_ref()
+        .ok_or_else(|| Failure::code(pv_result::PV_VAULT_CLOSED))?;
+    f(v)
+}
+
+/// Closes the vault in `shared`; `false` if it was closed already.
+fn close_shared(shared: &SharedVault) -> bool {
+    let taken = shared
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    taken.is_some()
 }
 
 /// Runs `f` on the open vault behind `vault`.
@@ -42,12 +69,7 @@ pub(crate) unsafe fn with_vault<T>(
 ) -> Result<T, Failure> {
     // SAFETY: forwarded contract.
     let handle = unsafe { arg_ref(vault, "vault") }?;
-    // A poisoned lock means a panic happened during `close`; the Option is still coherent.
-    let guard = handle.inner.read().unwrap_or_else(PoisonError::into_inner);
-    let v = guard
-        .as_ref()
-        .ok_or_else(|| Failure::code(pv_result::PV_VAULT_CLOSED))?;
-    f(v)
+    with_shared(&handle.inner, f)
 }
 
 /// # Safety
@@ -100,7 +122,7 @@ unsafe fn make_vault(
         let root = unsafe { arg_ref(root, "root") }?;
         let vault = opener(path, root.inner.as_ref()).map_err(Failure::from)?;
         out.set(into_raw(pv_vault {
-            inner: RwLock::new(Some(vault)),
+            inner: Arc::new(RwLock::new(Some(vault))),
         }));
         Ok(())
     })
@@ -166,17 +188,10 @@ pub unsafe extern "C" fn pv_vault_close(vault: *mut pv_vault) -> pv_result {
     boundary(|| {
         // SAFETY: forwarded contract.
         let handle = unsafe { arg_ref(vault, "vault") }?;
-        let taken = handle
-            .inner
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match taken {
-            Some(v) => {
-                drop(v);
-                Ok(())
-            }
-            None => Err(Failure::code(pv_result::PV_VAULT_CLOSED)),
+        if close_shared(&handle.inner) {
+            Ok(())
+        } else {
+            Err(Failure::code(pv_result::PV_VAULT_CLOSED))
         }
     })
 }
@@ -191,6 +206,11 @@ pub unsafe extern "C" fn pv_vault_close(vault: *mut pv_vault) -> pv_result {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pv_vault_free(vault: *mut pv_vault) {
     crate::ffi::boundary_value((), || {
+        // Close first: sessions may still share the vault, and must not keep it open.
+        // SAFETY: forwarded contract (NULL is handled by `arg_ref` returning an error).
+        if let Ok(handle) = unsafe { arg_ref(vault, "vault") } {
+            close_shared(&handle.inner);
+        }
         // SAFETY: forwarded contract.
         unsafe { free_raw(vault) };
         Some(())
