@@ -94,11 +94,14 @@ def main() -> None:
             show(joined[:5])
 
             # The vault owner (not the analyst) can still re-identify a row when the protocol
-            # allows it: deterministic envelopes decrypt with their context.
-            if how == "deterministic encryption":
-                first = joined[0]["pid"]
+            # allows it.
+            first = joined[0]["pid"]
+            if how == "tokenize_many":
+                mrn = vault.detokenize(first, "mrn")  # type: ignore[attr-defined]
+            else:
                 mrn = vault.decrypt(first, {"field": "mrn"}).decode()
-                print(f"re-identified one row for an authorised follow-up: {mrn[:4]}…")
+            assert mrn in {p["mrn"] for p in patients}
+            print(f"re-identified one row for an authorised follow-up: {mrn[:4]}…")
 
 
 def join(patients: list[dict[str, Any]], labs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import pathlib
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Optional, Tuple, Union, overload
+from typing import Any, Literal, Optional, Tuple, TypeVar, Union, overload
 
 from typing_extensions import Self, TypeAlias
 
@@ -21,6 +22,8 @@ Data: TypeAlias = Union[bytes, bytearray, memoryview, str]
 ContextArg: TypeAlias = Optional[Union[Mapping[str, str], Iterable[Tuple[str, str]]]]
 #: Any batch: list, tuple, iterable, numpy object array, pyarrow (chunked) array.
 Batch: TypeAlias = Iterable[Any]
+View: TypeAlias = Literal["plaintext", "masked", "redacted"]
+_D = TypeVar("_D", str, datetime.date)
 StrPath: TypeAlias = Union[str, "os.PathLike[str]"]
 
 class Vault:
@@ -233,3 +236,60 @@ class Vault:
 
     def erasures(self) -> list[dict[str, Any]]:
         """Erasures recorded by ``forget_subject``: time_unix, subject_key_id (a keyed hash)."""
+
+    # tokenization
+    def tokenize(self, value: str, field: str, *, subject: Optional[str] = None) -> str:
+        """Tokenize ``value`` as ``field`` (a preset: ssn, phone, account, license, device_id,
+        mrn, email, name, zip, dob, pseudonym; or a defined field). Consistent: joins work.
+        Fields tied to data subjects need ``subject``.
+
+        Raises UnknownField, SubjectRequired, InvalidInput."""
+
+    def tokenize_many(self, values: Batch, field: str) -> list[Optional[str]]:
+        """Tokenize a batch of one field (GIL released); ``None`` stays ``None``."""
+
+    def detokenize(
+        self, token: str, field: str, *, subject: Optional[str] = None, view: View = "plaintext"
+    ) -> str:
+        """The value behind ``token``, shown as ``view``. Raises InvalidToken."""
+
+    def detokenize_many(self, tokens: Batch, field: str, *, view: View = "plaintext") -> list[Optional[str]]:
+        """Detokenize a batch of one field (GIL released); ``None`` stays ``None``."""
+
+    def pseudonym(self, value: str, field: str = "pseudonym") -> str:
+        """The one-way pseudonym (``psn_...``) of ``value``."""
+
+    def verify_pseudonym(self, value: str, candidate: str, field: str = "pseudonym") -> bool:
+        """Whether ``candidate`` is the pseudonym of ``value`` (constant time)."""
+
+    def shift_date(self, date: _D, subject: str, field: str = "dob") -> _D:
+        """Shift a date (``"YYYY-MM-DD"`` or ``datetime.date``) by the subject's secret,
+        consistent offset; returns the same type."""
+
+    def unshift_date(self, date: _D, subject: str, field: str = "dob") -> _D:
+        """Reverse ``shift_date`` for the same subject."""
+
+    def define_field(
+        self,
+        name: str,
+        kind: Literal["vaulted", "ff1", "pseudonym", "date-shift"],
+        *,
+        alphabet: Optional[str] = None,
+        consistent: Optional[bool] = None,
+        opaque: Optional[bool] = None,
+        prefix: Optional[str] = None,
+        mask_keep_last: Optional[int] = None,
+        mask_keep_first: Optional[int] = None,
+        subject: Optional[bool] = None,
+        keyring: Optional[str] = None,
+        key_version: Optional[int] = None,
+        project: Optional[str] = None,
+        window_days: Optional[int] = None,
+    ) -> None:
+        """Define (or redefine) a tokenization field, stored sealed in the vault."""
+
+    def define_fields_toml(self, text: str) -> int:
+        """Define every ``[[field]]`` of a TOML schema; return how many."""
+
+    def fields(self) -> list[dict[str, Any]]:
+        """Every usable field (presets and defined ones) with its settings."""

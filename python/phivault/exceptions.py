@@ -23,7 +23,9 @@ Hierarchy::
     ├── KeyringExists              create_keyring() on an existing name
     ├── KeyInUse                   destroy_key_version() while data still needs the key
     ├── Conflict                   a concurrent change got in the way; retry
+    ├── UnknownField               no tokenization field (or preset) by that name
     ├── InvalidInput (ValueError)  an argument value is not acceptable
+    │   └── SubjectRequired        the field is tied to data subjects: give subject=
     ├── UnsupportedVersion         data written by a newer/unknown format version
     ├── CorruptVault               vault metadata damaged or edited outside phivault
     ├── AuditError                 the audit log does not verify
@@ -51,7 +53,9 @@ __all__ = [
     "KeyringExists",
     "KeyInUse",
     "Conflict",
+    "UnknownField",
     "InvalidInput",
+    "SubjectRequired",
     "UnsupportedVersion",
     "CorruptVault",
     "AuditError",
@@ -139,6 +143,14 @@ class Conflict(VaultError):
 
 class InvalidInput(VaultError, ValueError):
     """An argument value is not acceptable. The message names the argument, never its value."""
+
+
+class SubjectRequired(InvalidInput):
+    """The tokenization field is tied to data subjects: the call must give ``subject=``."""
+
+
+class UnknownField(VaultError):
+    """No tokenization field (and no preset) has that name."""
 
 
 class UnsupportedVersion(VaultError):

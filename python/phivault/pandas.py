@@ -34,6 +34,7 @@ __all__ = [
     "decrypt_columns",
     "tokenize_columns",
     "detokenize_columns",
+    "pseudonymize_columns",
 ]
 
 #: ``True``/``False`` or a callable ``(column, done, total)``.
@@ -230,6 +231,24 @@ def detokenize_columns(
 
     return _apply(
         df, list(fields), batch, inplace=inplace, chunk_size=chunk_size, progress=progress
+    )
+
+
+def pseudonymize_columns(
+    df: "pd.DataFrame",
+    columns: Union[str, Sequence[str]],
+    vault: "Vault",
+    *,
+    field: str = "pseudonym",
+    inplace: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress = False,
+) -> "pd.DataFrame":
+    """Replace values by one-way pseudonyms (``psn_...``) of pseudonym field ``field``: equal
+    values give equal pseudonyms (joins work) and nothing can reverse them."""
+    cols = [columns] if isinstance(columns, str) else list(columns)
+    return tokenize_columns(
+        df, {c: field for c in cols}, vault, inplace=inplace, chunk_size=chunk_size, progress=progress
     )
 
 

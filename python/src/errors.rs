@@ -24,6 +24,8 @@ import_exception!(phivault.exceptions, KeyringExists);
 import_exception!(phivault.exceptions, KeyInUse);
 import_exception!(phivault.exceptions, Conflict);
 import_exception!(phivault.exceptions, InvalidInput);
+import_exception!(phivault.exceptions, UnknownField);
+import_exception!(phivault.exceptions, SubjectRequired);
 import_exception!(phivault.exceptions, UnsupportedVersion);
 import_exception!(phivault.exceptions, CorruptVault);
 import_exception!(phivault.exceptions, StorageError);
@@ -93,6 +95,9 @@ fn core_to_py(e: &phivault::Error) -> PyErr {
         E::KeyInUse { .. } => KeyInUse::new_err(msg),
         E::Conflict { .. } => Conflict::new_err(msg),
         E::InvalidInput { .. } => InvalidInput::new_err(msg),
+        E::InvalidToken { .. } => InvalidToken::new_err(msg),
+        E::UnknownField { .. } => UnknownField::new_err(msg),
+        E::SubjectRequired { .. } => SubjectRequired::new_err(msg),
         E::CorruptMetadata { .. } => CorruptVault::new_err(msg),
         E::Store(_) | E::Io { .. } => StorageError::new_err(msg),
         _ => VaultError::new_err(msg),

@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod errors;
+pub mod tokens;
 pub mod vault;
 
 use pyo3::prelude::*;

@@ -171,7 +171,7 @@ impl PyVault {
     }
 
     /// The open vault, or `VaultClosed`.
-    fn vault(&self) -> PvResult<Arc<phivault::Vault>> {
+    pub(crate) fn vault(&self) -> PvResult<Arc<phivault::Vault>> {
         self.inner
             .lock()
             .map_err(|_| PvError::Panic)?

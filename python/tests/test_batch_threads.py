@@ -69,6 +69,17 @@ def test_four_threads_give_the_same_results_as_one(vault: phivault.Vault) -> Non
         assert part == [s.encode() for s in SSNS[i::4]]
 
 
+def test_four_threads_tokenizing_give_the_same_results_as_one(vault: phivault.Vault) -> None:
+    if not hasattr(vault, "tokenize_many"):
+        pytest.skip("tokenization not bound in this build")
+    one = vault.tokenize_many(SSNS, "ssn")
+    chunks = [SSNS[i::4] for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        parts = list(pool.map(lambda c: vault.tokenize_many(c, "ssn"), chunks))
+    for i, part in enumerate(parts):
+        assert part == one[i::4]
+
+
 def test_batch_releases_the_gil(vault: phivault.Vault) -> None:
     """While one thread runs a long batch, a pure-Python thread keeps running."""
     values = SSNS * 5
@@ -122,6 +133,32 @@ def test_four_threads_are_faster_than_one(vault: phivault.Vault) -> None:
     s = min(serial() for _ in range(5))
     p = min(parallel() for _ in range(5))
     print(f"\nserial {s:.3f}s, 4 threads {p:.3f}s, speed-up {s / p:.2f}x")
+    assert p < 0.85 * s, (s, p)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
+def test_four_threads_tokenize_faster_than_one(vault: phivault.Vault) -> None:
+    if not hasattr(vault, "tokenize_many"):
+        pytest.skip("tokenization not bound in this build")
+    if os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5 and not os.environ.get("PHIVAULT_FORCE_TIMING"):
+        pytest.skip("machine is oversubscribed: a speed-up cannot be measured")
+    chunks = [SSNS[i::4] for i in range(4)]
+
+    def serial() -> float:
+        t = time.perf_counter()
+        for c in chunks:
+            vault.tokenize_many(c, "ssn")
+        return time.perf_counter() - t
+
+    def parallel() -> float:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda c: vault.tokenize_many(c, "ssn"), chunks))
+        return time.perf_counter() - t
+
+    s = min(serial() for _ in range(5))
+    p = min(parallel() for _ in range(5))
+    print(f"\ntokenize: serial {s:.3f}s, 4 threads {p:.3f}s, speed-up {s / p:.2f}x")
     assert p < 0.85 * s, (s, p)
 
 

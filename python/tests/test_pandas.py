@@ -60,4 +60,15 @@ def test_tokenize_columns_needs_tokenization(vault: phivault.Vault) -> None:
     p = pvpd.tokenize_columns(patients, {"ssn": "ssn"}, vault)
     l = pvpd.tokenize_columns(labs, ["ssn"], vault)
     assert sorted(p.merge(l, on="ssn")["age"]) == [40, 40, 51]
-    assert pvpd.detokenize_columns(p, ["ssn"], vault)["ssn"].tolist() == patients["ssn"].tolist()
+    back = pvpd.detokenize_columns(p, ["ssn"], vault)["ssn"].tolist()
+    assert back == ["111-22-3333", "222-33-4444", None]
+
+
+def test_pseudonymize_columns(vault: phivault.Vault) -> None:
+    if not hasattr(vault, "tokenize_many"):
+        pytest.skip("tokenization not bound in this build")
+    patients, labs = frames()
+    p = pvpd.pseudonymize_columns(patients, "ssn", vault)
+    l = pvpd.pseudonymize_columns(labs, ["ssn"], vault)
+    assert p["ssn"][0].startswith("psn_") and p["ssn"][2] is None
+    assert sorted(p.merge(l, on="ssn")["age"]) == [40, 40, 51]

@@ -200,7 +200,7 @@ def test_rotate_keyrings_status(vault: phivault.Vault) -> None:
     with pytest.raises(phivault.UnknownKeyring):
         vault.rotate("nope")
     rings = {k["name"]: k for k in vault.keyrings()}
-    assert set(rings) == {"default", "labs"}
+    assert {"default", "labs"} <= set(rings)
     states = [v["state"] for v in rings["default"]["versions"]]
     assert states == ["decrypt-only", "active"]
     st_ = vault.status()

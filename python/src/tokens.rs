@@ -1,0 +1,324 @@
+//! Tokenization on `phivault.Vault`: consistent tokens, FF1, pseudonyms, date shift, field
+//! definitions. Mirrors core's `tokens` module; every rule lives there.
+
+use crate::convert::{self, run};
+use crate::errors::{PvError, PvResult};
+use crate::vault::PyVault;
+use phivault::tokens::{FieldSpec, Shape, TokenKind, View};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyDict, PyList, PyString};
+use zeroize::Zeroizing;
+
+fn view(name: &str) -> PvResult<View> {
+    View::parse(name).ok_or(PvError::Invalid(
+        "view must be 'plaintext', 'masked' or 'redacted'",
+    ))
+}
+
+fn kind(name: &str) -> PvResult<TokenKind> {
+    Ok(match name {
+        "vaulted" => TokenKind::Vaulted,
+        "ff1" => TokenKind::Ff1,
+        "pseudonym" => TokenKind::Pseudonym,
+        "date-shift" | "date_shift" => TokenKind::DateShift,
+        _ => {
+            return Err(PvError::Invalid(
+                "kind must be 'vaulted', 'ff1', 'pseudonym' or 'date-shift'",
+            ));
+        }
+    })
+}
+
+fn kind_name(k: TokenKind) -> &'static str {
+    match k {
+        TokenKind::Vaulted => "vaulted",
+        TokenKind::Ff1 => "ff1",
+        TokenKind::Pseudonym => "pseudonym",
+        TokenKind::DateShift => "date-shift",
+        _ => "unknown",
+    }
+}
+
+/// Values of a batch as `str` (or `None`); anything else is a `TypeError`.
+fn str_batch(values: &Bound<'_, PyAny>, what: &str) -> PvResult<Vec<Option<PyBackedStr>>> {
+    convert::batch(values, what, |o| convert::text(o, "value"))
+}
+
+/// Runs a batch operation over the non-`None` entries and puts `None` back in place.
+fn with_nones<T>(
+    items: &[Option<PyBackedStr>],
+    f: impl FnOnce(&[&str]) -> phivault::Result<Vec<T>>,
+) -> PvResult<Vec<Option<T>>> {
+    let present: Vec<&str> = items.iter().flatten().map(|s| &**s).collect();
+    let mut done = f(&present)?.into_iter();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(match item {
+            None => None,
+            Some(_) => Some(done.next().ok_or(PvError::Panic)?),
+        });
+    }
+    Ok(out)
+}
+
+fn str_list<'py, S: AsRef<str>>(
+    py: Python<'py>,
+    values: &[Option<S>],
+) -> PvResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for v in values {
+        match v {
+            None => list.append(py.None())?,
+            Some(s) => list.append(PyString::new(py, s.as_ref()))?,
+        }
+    }
+    Ok(list)
+}
+
+#[pymethods]
+impl PyVault {
+    /// Tokenizes `value` as field `field` (a preset such as `ssn`, `mrn`, `dob`, `pseudonym`,
+    /// or a defined field). Consistent: the same value gives the same token, so joins work.
+    /// Fields tied to data subjects (`dob`) need `subject`.
+    #[pyo3(signature = (value, field, *, subject=None))]
+    fn tokenize(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        field: &str,
+        subject: Option<&str>,
+    ) -> PvResult<String> {
+        let v = self.vault()?;
+        let value = convert::text(value, "value")?;
+        run(py, true, || {
+            Ok(match subject {
+                Some(s) => v.tokenize_for_subject(field, &value, s)?,
+                None => v.tokenize(field, &value)?,
+            })
+        })
+    }
+
+    /// Tokenizes a batch of one field with the GIL released: a list, tuple, iterable, numpy
+    /// object array or pyarrow string array. `None` stays `None`. Fails as a whole on the first
+    /// invalid value.
+    fn tokenize_many<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+        field: &str,
+    ) -> PvResult<Bound<'py, PyList>> {
+        let v = self.vault()?;
+        let items = str_batch(values, "values")?;
+        let out = run(py, true, || {
+            with_nones(&items, |p| v.tokenize_many(field, p))
+        })?;
+        str_list(py, &out)
+    }
+
+    /// Turns a token of `field` back into its value, shown as `view` (`"plaintext"`,
+    /// `"masked"` or `"redacted"`). Raises `InvalidToken` for unknown, malformed or forged
+    /// tokens; pseudonyms are one-way (`InvalidInput`).
+    #[pyo3(signature = (token, field, *, subject=None, view="plaintext"))]
+    fn detokenize(
+        &self,
+        py: Python<'_>,
+        token: &Bound<'_, PyAny>,
+        field: &str,
+        subject: Option<&str>,
+        view: &str,
+    ) -> PvResult<String> {
+        let v = self.vault()?;
+        let token = convert::text(token, "token")?;
+        let view = self::view(view)?;
+        let out: Zeroizing<String> = run(py, true, || {
+            Ok(match subject {
+                Some(s) => v.detokenize_for_subject(field, &token, s, view)?,
+                None => v.detokenize(field, &token, view)?,
+            })
+        })?;
+        Ok(out.as_str().to_owned())
+    }
+
+    /// Detokenizes a batch of one field with the GIL released; `None` stays `None`.
+    #[pyo3(signature = (tokens, field, *, view="plaintext"))]
+    fn detokenize_many<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: &Bound<'py, PyAny>,
+        field: &str,
+        view: &str,
+    ) -> PvResult<Bound<'py, PyList>> {
+        let v = self.vault()?;
+        let items = str_batch(tokens, "tokens")?;
+        let view = self::view(view)?;
+        let out = run(py, true, || {
+            with_nones(&items, |p| v.detokenize_many(field, p, view))
+        })?;
+        let out: Vec<Option<&str>> = out.iter().map(|o| o.as_ref().map(|s| s.as_str())).collect();
+        str_list(py, &out)
+    }
+
+    /// The one-way pseudonym of `value` (`psn_...`) in pseudonym field `field`.
+    #[pyo3(signature = (value, field="pseudonym"))]
+    fn pseudonym(&self, py: Python<'_>, value: &Bound<'_, PyAny>, field: &str) -> PvResult<String> {
+        self.tokenize(py, value, field, None)
+    }
+
+    /// Whether `candidate` is the pseudonym of `value` (constant-time comparison).
+    #[pyo3(signature = (value, candidate, field="pseudonym"))]
+    fn verify_pseudonym(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        candidate: &Bound<'_, PyAny>,
+        field: &str,
+    ) -> PvResult<bool> {
+        let v = self.vault()?;
+        let value = convert::text(value, "value")?;
+        let candidate = convert::text(candidate, "candidate")?;
+        run(py, true, || {
+            Ok(v.verify_pseudonym(field, &value, &candidate)?)
+        })
+    }
+
+    /// Shifts a date by the subject's secret, consistent offset (date-shift field `field`,
+    /// default `dob`). Accepts `"YYYY-MM-DD"` or a `datetime.date`, and returns the same type.
+    #[pyo3(signature = (date, subject, field="dob"))]
+    fn shift_date<'py>(
+        &self,
+        py: Python<'py>,
+        date: &Bound<'py, PyAny>,
+        subject: &str,
+        field: &str,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        let is_date = !date.is_instance_of::<PyString>() && date.hasattr("isoformat")?;
+        let text = if is_date {
+            date.call_method0("isoformat")?
+        } else {
+            date.clone()
+        };
+        let shifted = self.tokenize(py, &text, field, Some(subject))?;
+        if is_date {
+            Ok(date.get_type().call_method1("fromisoformat", (shifted,))?)
+        } else {
+            Ok(PyString::new(py, &shifted).into_any())
+        }
+    }
+
+    /// Reverses `shift_date` for the same subject.
+    #[pyo3(signature = (date, subject, field="dob"))]
+    fn unshift_date<'py>(
+        &self,
+        py: Python<'py>,
+        date: &Bound<'py, PyAny>,
+        subject: &str,
+        field: &str,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        let is_date = !date.is_instance_of::<PyString>() && date.hasattr("isoformat")?;
+        let text = if is_date {
+            date.call_method0("isoformat")?
+        } else {
+            date.clone()
+        };
+        let back = self.detokenize(py, &text, field, Some(subject), "plaintext")?;
+        if is_date {
+            Ok(date.get_type().call_method1("fromisoformat", (back,))?)
+        } else {
+            Ok(PyString::new(py, &back).into_any())
+        }
+    }
+
+    /// Defines (or redefines) a tokenization field, stored sealed in the vault.
+    /// `kind` is `"vaulted"`, `"ff1"`, `"pseudonym"` or `"date-shift"`; the keyword options
+    /// are those of the TOML schema (see docs).
+    #[pyo3(signature = (name, kind, *, alphabet=None, consistent=None, opaque=None, prefix=None,
+        mask_keep_last=None, mask_keep_first=None, subject=None, keyring=None, key_version=None,
+        project=None, window_days=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn define_field(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        kind: &str,
+        alphabet: Option<String>,
+        consistent: Option<bool>,
+        opaque: Option<bool>,
+        prefix: Option<String>,
+        mask_keep_last: Option<usize>,
+        mask_keep_first: Option<usize>,
+        subject: Option<bool>,
+        keyring: Option<String>,
+        key_version: Option<u32>,
+        project: Option<String>,
+        window_days: Option<u32>,
+    ) -> PvResult<()> {
+        let v = self.vault()?;
+        let mut spec = FieldSpec::new(name, self::kind(kind)?);
+        if let Some(x) = alphabet {
+            spec.alphabet = x;
+        }
+        if let Some(x) = consistent {
+            spec.consistent = x;
+        }
+        if let Some(x) = opaque {
+            spec.shape = if x { Shape::Opaque } else { Shape::SameAsInput };
+        }
+        if let Some(x) = prefix {
+            spec.prefix = x;
+        }
+        if let Some(x) = mask_keep_last {
+            spec.mask_keep_last = x;
+        }
+        if let Some(x) = mask_keep_first {
+            spec.mask_keep_first = x;
+        }
+        if let Some(x) = subject {
+            spec.subject = x;
+        }
+        if let Some(x) = keyring {
+            spec.keyring = x;
+        }
+        if let Some(x) = key_version {
+            spec.key_version = x;
+        }
+        if let Some(x) = project {
+            spec.project = x;
+        }
+        if let Some(x) = window_days {
+            spec.window_days = x;
+        }
+        run(py, true, || Ok(v.define_field(spec)?))
+    }
+
+    /// Defines every field of a TOML schema (`[[field]]` tables); returns how many.
+    fn define_fields_toml(&self, py: Python<'_>, text: &str) -> PvResult<usize> {
+        let v = self.vault()?;
+        run(py, true, || Ok(v.define_fields_toml(text)?))
+    }
+
+    /// Every field usable in this vault (presets and defined fields), as dicts.
+    fn fields<'py>(&self, py: Python<'py>) -> PvResult<Bound<'py, PyList>> {
+        let v = self.vault()?;
+        let specs = run(py, true, || Ok(v.fields()?))?;
+        let list = PyList::empty(py);
+        for s in &specs {
+            let d = PyDict::new(py);
+            d.set_item("name", &s.name)?;
+            d.set_item("kind", kind_name(s.kind))?;
+            d.set_item("alphabet", &s.alphabet)?;
+            d.set_item("consistent", s.consistent)?;
+            d.set_item("opaque", s.shape == Shape::Opaque)?;
+            d.set_item("prefix", &s.prefix)?;
+            d.set_item("mask_keep_last", s.mask_keep_last)?;
+            d.set_item("mask_keep_first", s.mask_keep_first)?;
+            d.set_item("subject", s.subject)?;
+            d.set_item("keyring", &s.keyring)?;
+            d.set_item("key_version", s.key_version)?;
+            d.set_item("project", &s.project)?;
+            d.set_item("window_days", s.window_days)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+}
