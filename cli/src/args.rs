@@ -296,6 +296,49 @@ pub enum Command {
         #[command(subcommand)]
         cmd: PolicyCommand,
     },
+    /// Encrypt a file of any size with constant memory (segmented streaming AEAD).
+    #[command(after_help = "Example:\n  phivault encrypt-file --vault ./vault --key-file root.key --context study=1.2.840.1 --subject patient-4711 scan.dcm scan.dcm.pvs")]
+    EncryptFile {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Context pair KEY=VALUE (repeatable, order matters).
+        #[arg(long = "context", value_name = "KEY=VALUE")]
+        context: Vec<String>,
+        /// Tie the file to a data subject (erased by forget-subject).
+        #[arg(long, value_name = "ID")]
+        subject: Option<String>,
+        /// Keyring to encrypt under.
+        #[arg(long, default_value = "default")]
+        keyring: String,
+        /// log2 of the segment size (12..=24; default 16 = 64 KiB).
+        #[arg(long, default_value_t = 16)]
+        segment_log2: u8,
+        /// The file to encrypt.
+        input: PathBuf,
+        /// The encrypted file (written beside it, renamed into place when complete).
+        output: PathBuf,
+    },
+    /// Decrypt a file made by encrypt-file; nothing is written unless all of it authenticates.
+    #[command(after_help = "Example:\n  phivault decrypt-file --vault ./vault --key-file root.key --context study=1.2.840.1 scan.dcm.pvs scan.dcm")]
+    DecryptFile {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Context pair KEY=VALUE (repeatable, same order as at encryption).
+        #[arg(long = "context", value_name = "KEY=VALUE")]
+        context: Vec<String>,
+        /// The encrypted file.
+        input: PathBuf,
+        /// The decrypted file.
+        output: PathBuf,
+    },
+    /// Rewrap encrypted files in place to their keyring's active key version (header only).
+    #[command(after_help = "Example:\n  find /archive -name '*.pvs' -print0 | xargs -0 phivault rewrap-file --vault ./vault --key-file root.key")]
+    RewrapFile {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Files to rewrap.
+        files: Vec<PathBuf>,
+    },
     /// Run the end-to-end tour on a temporary vault with synthetic patients.
     Demo {
         /// Keep the demo vault in this directory instead of a temporary one.

@@ -167,6 +167,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::tokens::tokenize_csv(&vault, &fields, subject_column.as_deref(), &input, &output)
         }
         Command::Fields { cmd } => crate::tokens::fields(cmd),
+        Command::EncryptFile { vault, context, subject, keyring, segment_log2, input, output } => {
+            crate::stream::encrypt_file(&vault, &context, subject, keyring, segment_log2, &input, &output)
+        }
+        Command::DecryptFile { vault, context, input, output } => {
+            crate::stream::decrypt_file(&vault, &context, &input, &output)
+        }
+        Command::RewrapFile { vault, files } => crate::stream::rewrap_files(&vault, &files),
         Command::Audit { cmd } => crate::audit::run(cmd),
         Command::Policy { cmd } => crate::audit::policy(cmd),
         Command::Rewrap {

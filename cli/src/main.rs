@@ -13,6 +13,7 @@ mod exit;
 mod io;
 mod keys;
 mod rootkey;
+mod stream;
 mod tokens;
 
 use clap::Parser;

@@ -18,6 +18,7 @@ pub(crate) mod label {
     pub const AUDIT_MAC: &[u8] = b"phivault v1 audit mac";
     pub const AUDIT_SEAL: &[u8] = b"phivault v1 audit seal";
     pub const META_SEAL: &[u8] = b"phivault v1 metadata seal";
+    pub const STREAM: &[u8] = b"phivault v1 stream key+commitment";
     pub const KEK_WRAP: &[u8] = b"phivault v1 kek wrap";
     pub const SIV_KEY: &[u8] = b"phivault v1 siv key";
     pub const SIV_COMMIT: &[u8] = b"phivault v1 siv commitment";

@@ -19,6 +19,7 @@
 //! - [`tokens`]: tokenization — vaulted, FF1, pseudonyms, date shift — and masking.
 //! - [`policy`], [`session`], [`audit`]: who may do what (default deny, break-the-glass),
 //!   one decision point for every call, and the tamper-evident audit log.
+//! - [`stream`]: segmented streaming encryption of large files, with random access.
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
@@ -52,6 +53,7 @@ pub mod secret;
 pub mod session;
 pub mod status;
 pub mod store;
+pub mod stream;
 mod subjects;
 pub mod tokens;
 pub mod vault;
