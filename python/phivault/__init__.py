@@ -50,10 +50,11 @@ from phivault.exceptions import (
     VaultNotFound,
     WrongRootKey,
 )
-from phivault._phivault import DETACH_THRESHOLD, Vault, __version__
+from phivault._phivault import DETACH_THRESHOLD, Session, Vault, __version__
 
 __all__ = [
     "Vault",
+    "Session",
     "DETACH_THRESHOLD",
     "__version__",
     "VaultError",

@@ -293,3 +293,51 @@ class Vault:
 
     def fields(self) -> list[dict[str, Any]]:
         """Every usable field (presets and defined ones) with its settings."""
+
+    # policy and audit
+    def session(self, principal: str, purpose: str, *, break_glass: Optional[str] = None) -> Session:
+        """A Session acting as ``principal`` for ``purpose``: every call is checked against the
+        policy (default deny: AccessDenied) and audited."""
+
+    def policy(self) -> str:
+        """The stored access policy, as TOML."""
+
+    def set_policy(self, toml: str) -> None:
+        """Replace the access policy (``[[principal]]`` and ``[[rule]]`` tables); owner only."""
+
+    def audit_verify(self) -> dict[str, Any]:
+        """Verify the audit hash chain: ok, entries, first_bad, problem, head_seq, head_mac."""
+
+    def audit_head(self) -> Tuple[int, str]:
+        """The audit head anchor ``(sequence number, MAC hex)`` to record outside the vault."""
+
+class Session:
+    """A vault used as one principal for one purpose; every call is policy-checked and audited.
+    Raises VaultClosed once its Vault is closed."""
+
+    @property
+    def principal(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    def encrypt(
+        self,
+        data: Data,
+        context: ContextArg = None,
+        *,
+        keyring: Optional[str] = None,
+        deterministic: bool = False,
+        subject: Optional[str] = None,
+    ) -> bytes: ...
+    def encrypt_text(
+        self, data: Data, context: ContextArg = None, *, keyring: Optional[str] = None, deterministic: bool = False
+    ) -> str: ...
+    def decrypt(self, envelope: Union[bytes, bytearray, memoryview, str], context: ContextArg = None) -> bytes: ...
+    def put(self, collection: str, id: str, data: Data, *, subject: Optional[str] = None) -> None: ...
+    def get(self, collection: str, id: str) -> Optional[bytes]: ...
+    def delete(self, collection: str, id: str) -> bool: ...
+    def tokenize(self, value: str, field: str, *, subject: Optional[str] = None) -> str: ...
+    def tokenize_many(self, values: Batch, field: str) -> list[Optional[str]]: ...
+    def detokenize(
+        self, token: str, field: str, *, subject: Optional[str] = None, view: View = "plaintext"
+    ) -> str: ...
+    def detokenize_many(self, tokens: Batch, field: str, *, view: View = "plaintext") -> list[Optional[str]]: ...

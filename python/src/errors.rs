@@ -30,6 +30,7 @@ import_exception!(phivault.exceptions, UnsupportedVersion);
 import_exception!(phivault.exceptions, CorruptVault);
 import_exception!(phivault.exceptions, StorageError);
 import_exception!(phivault.exceptions, InternalError);
+import_exception!(phivault.exceptions, AuditError);
 
 /// Everything a binding function can fail with.
 #[derive(Debug)]
@@ -92,7 +93,9 @@ fn core_to_py(e: &phivault::Error) -> PyErr {
         E::KeyRetired { .. } => KeyRetired::new_err(msg),
         E::SubjectForgotten => SubjectForgotten::new_err(msg),
         E::KeyringExists { .. } => KeyringExists::new_err(msg),
-        E::KeyInUse { .. } => KeyInUse::new_err(msg),
+        E::KeyInUse { .. } | E::KeyPinnedByField { .. } => KeyInUse::new_err(msg),
+        E::AccessDenied { .. } => AccessDenied::new_err(msg),
+        E::AuditUnavailable => AuditError::new_err(msg),
         E::Conflict { .. } => Conflict::new_err(msg),
         E::InvalidInput { .. } => InvalidInput::new_err(msg),
         E::InvalidToken { .. } => InvalidToken::new_err(msg),

@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod errors;
+pub mod session;
 pub mod tokens;
 pub mod vault;
 
@@ -18,6 +19,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _phivault(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::PyVault>()?;
+    m.add_class::<session::PySession>()?;
     m.add("DETACH_THRESHOLD", convert::DETACH_THRESHOLD)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

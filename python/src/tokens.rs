@@ -46,7 +46,7 @@ fn str_batch(values: &Bound<'_, PyAny>, what: &str) -> PvResult<Vec<Option<PyBac
 }
 
 /// Runs a batch operation over the non-`None` entries and puts `None` back in place.
-fn with_nones<T>(
+pub(crate) fn with_nones<T>(
     items: &[Option<PyBackedStr>],
     f: impl FnOnce(&[&str]) -> phivault::Result<Vec<T>>,
 ) -> PvResult<Vec<Option<T>>> {
@@ -62,7 +62,7 @@ fn with_nones<T>(
     Ok(out)
 }
 
-fn str_list<'py, S: AsRef<str>>(
+pub(crate) fn str_list<'py, S: AsRef<str>>(
     py: Python<'py>,
     values: &[Option<S>],
 ) -> PvResult<Bound<'py, PyList>> {

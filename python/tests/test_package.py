@@ -60,3 +60,11 @@ def test_pandas_module_imports_lazily() -> None:
     for name in pvpd.__all__:
         assert inspect.isfunction(getattr(pvpd, name))
         assert getattr(pvpd, name).__doc__
+
+
+def test_session_stub_matches_runtime() -> None:
+    tree = ast.parse((PKG / "_phivault.pyi").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Session")
+    stubbed = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    assert stubbed == {n for n in dir(phivault.Session) if not n.startswith("_")}
+    assert phivault.Session.__module__ == "phivault"

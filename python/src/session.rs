@@ -1,0 +1,310 @@
+//! `phivault.Session` and the policy/audit methods of `phivault.Vault`: every call of a session
+//! runs as a principal with a purpose through core's one decision point and leaves an audit
+//! entry. Mirrors core's `session`, `policy` and `audit` modules; no rule lives here.
+
+use crate::convert::{self, run};
+use crate::errors::PvResult;
+use crate::vault::PyVault;
+use phivault::policy::{Caller, Policy};
+use phivault::tokens::View;
+use phivault::{Context, EncryptOptions};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+fn view(name: &str) -> PvResult<View> {
+    View::parse(name).ok_or(crate::errors::PvError::Invalid(
+        "view must be 'plaintext', 'masked' or 'redacted'",
+    ))
+}
+
+/// A vault used as one principal for one purpose: every call is checked against the vault's
+/// policy (default deny: `AccessDenied`) and audited. Get one with `Vault.session(...)`.
+#[pyclass(frozen, module = "phivault", name = "Session")]
+pub struct PySession {
+    vault: Py<PyVault>,
+    caller: Caller,
+}
+
+impl PySession {
+    fn core(&self) -> PvResult<std::sync::Arc<phivault::Vault>> {
+        self.vault.get().vault()
+    }
+}
+
+#[pymethods]
+impl PySession {
+    /// The principal this session acts as.
+    #[getter]
+    fn principal(&self) -> &str {
+        &self.caller.principal
+    }
+
+    /// The stated purpose.
+    #[getter]
+    fn purpose(&self) -> &str {
+        &self.caller.purpose
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<phivault.Session principal={:?} purpose={:?}>",
+            self.caller.principal, self.caller.purpose
+        )
+    }
+
+    /// `Vault.encrypt` as this caller.
+    #[pyo3(signature = (data, context=None, *, keyring=None, deterministic=false, subject=None))]
+    fn encrypt<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+        keyring: Option<&str>,
+        deterministic: bool,
+        subject: Option<&str>,
+    ) -> PvResult<Bound<'py, PyBytes>> {
+        let v = self.core()?;
+        let data = convert::data(data, "data")?;
+        let ctx = convert::context(context)?;
+        let opts = options(keyring, deterministic);
+        let ct = run(py, true, || {
+            let s = v.session(self.caller.clone());
+            Ok(match subject {
+                Some(sub) => s.encrypt_for_subject(&data, &ctx, sub, &opts)?,
+                None => s.encrypt_with(&data, &ctx, &opts)?,
+            })
+        })?;
+        Ok(PyBytes::new(py, &ct))
+    }
+
+    /// `Vault.encrypt_text` as this caller.
+    #[pyo3(signature = (data, context=None, *, keyring=None, deterministic=false))]
+    fn encrypt_text(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+        keyring: Option<&str>,
+        deterministic: bool,
+    ) -> PvResult<String> {
+        let v = self.core()?;
+        let data = convert::data(data, "data")?;
+        let ctx = convert::context(context)?;
+        let opts = options(keyring, deterministic);
+        run(py, true, || {
+            Ok(v.session(self.caller.clone())
+                .encrypt_text(&data, &ctx, &opts)?)
+        })
+    }
+
+    /// `Vault.decrypt` as this caller.
+    #[pyo3(signature = (envelope, context=None))]
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        envelope: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PvResult<Bound<'py, PyBytes>> {
+        let v = self.core()?;
+        let env = convert::data(envelope, "envelope")?;
+        let ctx: Context = convert::context(context)?;
+        let pt = run(py, true, || {
+            Ok(v.session(self.caller.clone()).decrypt(&env, &ctx)?)
+        })?;
+        Ok(PyBytes::new(py, &pt))
+    }
+
+    /// `Vault.put` as this caller.
+    #[pyo3(signature = (collection, id, data, *, subject=None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        collection: &str,
+        id: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        subject: Option<&str>,
+    ) -> PvResult<()> {
+        let v = self.core()?;
+        let id = convert::text(id, "id")?;
+        let data = convert::data(data, "data")?;
+        run(py, true, || {
+            Ok(v.session(self.caller.clone())
+                .put(collection, &id, &data, subject)?)
+        })
+    }
+
+    /// `Vault.get` as this caller.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        collection: &str,
+        id: &Bound<'py, PyAny>,
+    ) -> PvResult<Option<Bound<'py, PyBytes>>> {
+        let v = self.core()?;
+        let id = convert::text(id, "id")?;
+        let pt = run(py, true, || {
+            Ok(v.session(self.caller.clone()).get(collection, &id)?)
+        })?;
+        Ok(pt.map(|pt| PyBytes::new(py, &pt)))
+    }
+
+    /// `Vault.delete` as this caller.
+    fn delete(&self, py: Python<'_>, collection: &str, id: &Bound<'_, PyAny>) -> PvResult<bool> {
+        let v = self.core()?;
+        let id = convert::text(id, "id")?;
+        run(py, true, || {
+            Ok(v.session(self.caller.clone()).delete(collection, &id)?)
+        })
+    }
+
+    /// `Vault.tokenize` as this caller.
+    #[pyo3(signature = (value, field, *, subject=None))]
+    fn tokenize(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        field: &str,
+        subject: Option<&str>,
+    ) -> PvResult<String> {
+        let v = self.core()?;
+        let value = convert::text(value, "value")?;
+        run(py, true, || {
+            let s = v.session(self.caller.clone());
+            Ok(match subject {
+                Some(sub) => s.tokenize_for_subject(field, &value, sub)?,
+                None => s.tokenize(field, &value)?,
+            })
+        })
+    }
+
+    /// `Vault.tokenize_many` as this caller (GIL released; `None` stays `None`).
+    fn tokenize_many<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+        field: &str,
+    ) -> PvResult<Bound<'py, PyList>> {
+        let v = self.core()?;
+        let items: Vec<Option<PyBackedStr>> =
+            convert::batch(values, "values", |o| convert::text(o, "value"))?;
+        let out = run(py, true, || {
+            let s = v.session(self.caller.clone());
+            crate::tokens::with_nones(&items, |p| s.tokenize_many(field, p))
+        })?;
+        crate::tokens::str_list(py, &out)
+    }
+
+    /// `Vault.detokenize` as this caller; the policy may limit the `view`.
+    #[pyo3(signature = (token, field, *, subject=None, view="plaintext"))]
+    fn detokenize(
+        &self,
+        py: Python<'_>,
+        token: &Bound<'_, PyAny>,
+        field: &str,
+        subject: Option<&str>,
+        view: &str,
+    ) -> PvResult<String> {
+        let v = self.core()?;
+        let token = convert::text(token, "token")?;
+        let view = self::view(view)?;
+        let out = run(py, true, || {
+            let s = v.session(self.caller.clone());
+            Ok(match subject {
+                Some(sub) => s.detokenize_for_subject(field, &token, sub, view)?,
+                None => s.detokenize(field, &token, view)?,
+            })
+        })?;
+        Ok(out.as_str().to_owned())
+    }
+
+    /// `Vault.detokenize_many` as this caller (GIL released; `None` stays `None`).
+    #[pyo3(signature = (tokens, field, *, view="plaintext"))]
+    fn detokenize_many<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: &Bound<'py, PyAny>,
+        field: &str,
+        view: &str,
+    ) -> PvResult<Bound<'py, PyList>> {
+        let v = self.core()?;
+        let items: Vec<Option<PyBackedStr>> =
+            convert::batch(tokens, "tokens", |o| convert::text(o, "token"))?;
+        let view = self::view(view)?;
+        let out = run(py, true, || {
+            let s = v.session(self.caller.clone());
+            crate::tokens::with_nones(&items, |p| s.detokenize_many(field, p, view))
+        })?;
+        let out: Vec<Option<&str>> = out.iter().map(|o| o.as_ref().map(|s| s.as_str())).collect();
+        crate::tokens::str_list(py, &out)
+    }
+}
+
+fn options(keyring: Option<&str>, deterministic: bool) -> EncryptOptions {
+    let mut o = EncryptOptions::new();
+    if let Some(k) = keyring {
+        o = o.keyring(k);
+    }
+    if deterministic {
+        o = o.deterministic();
+    }
+    o
+}
+
+#[pymethods]
+impl PyVault {
+    /// A session acting as `principal` for `purpose`: every call is checked against the policy
+    /// and audited. `break_glass` states the reason for an emergency override (flagged in the
+    /// audit log; keep it free of PHI).
+    #[pyo3(signature = (principal, purpose, *, break_glass=None))]
+    fn session(
+        slf: Bound<'_, Self>,
+        principal: &str,
+        purpose: &str,
+        break_glass: Option<&str>,
+    ) -> PvResult<PySession> {
+        slf.get().vault()?;
+        let mut caller = Caller::new(principal, purpose);
+        if let Some(reason) = break_glass {
+            caller = caller.break_glass(reason);
+        }
+        Ok(PySession {
+            vault: slf.unbind(),
+            caller,
+        })
+    }
+
+    /// The stored access policy, as TOML (empty: only the owner may act).
+    fn policy(&self, py: Python<'_>) -> PvResult<String> {
+        let v = self.vault()?;
+        run(py, true, || Ok(v.policy()?.to_toml()?))
+    }
+
+    /// Replaces the access policy (TOML: `[[principal]]` and `[[rule]]` tables); owner only,
+    /// audited.
+    fn set_policy(&self, py: Python<'_>, toml: &str) -> PvResult<()> {
+        let v = self.vault()?;
+        run(py, true, || Ok(v.set_policy(&Policy::from_toml(toml)?)?))
+    }
+
+    /// Verifies the audit log's hash chain and head anchor: `{"ok", "entries", "first_bad",
+    /// "problem", "head_seq", "head_mac"}`.
+    fn audit_verify<'py>(&self, py: Python<'py>) -> PvResult<Bound<'py, PyDict>> {
+        let v = self.vault()?;
+        let r = run(py, true, || Ok(v.audit_verify()?))?;
+        let d = PyDict::new(py);
+        d.set_item("ok", r.ok)?;
+        d.set_item("entries", r.entries)?;
+        d.set_item("first_bad", r.first_bad)?;
+        d.set_item("problem", r.problem.as_deref())?;
+        d.set_item("head_seq", r.head_seq)?;
+        d.set_item("head_mac", &r.head_mac)?;
+        Ok(d)
+    }
+
+    /// The audit head anchor `(sequence number, MAC hex)`, to record outside the vault.
+    fn audit_head(&self, py: Python<'_>) -> PvResult<(u64, String)> {
+        let v = self.vault()?;
+        run(py, true, || Ok(v.audit_head()?))
+    }
+}
