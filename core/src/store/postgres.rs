@@ -1,0 +1,635 @@
+//! A [`Store`] on PostgreSQL, shared by many processes and hosts (feature `postgres`).
+//!
+//! One table holds every space: `phivault_kv (space SMALLINT, key BYTEA, value BYTEA,
+//! PRIMARY KEY (space, key))`, where `space` is the space's one-byte prefix (the same byte the
+//! sled store puts in front of its keys). The library creates and migrates the schema itself,
+//! under an advisory lock, and records its version in `phivault_schema_version`; a database
+//! written by a newer phivault is refused.
+//!
+//! What PostgreSQL sees is what sled would: ciphertext, non-secret metadata, and keys that are
+//! names or keyed hashes. No PHI is ever in a key, a value or an error message.
+//!
+//! # Guarantees across processes
+//! - [`Store::write`] is one transaction: all of a batch or nothing.
+//! - Compare-and-swap is a conditional statement decided by PostgreSQL's row locks and the
+//!   primary key, not by a read-then-write race: `INSERT ... ON CONFLICT DO NOTHING` for
+//!   "absent", `UPDATE/DELETE ... WHERE value = expected` otherwise (under READ COMMITTED an
+//!   `UPDATE` that waited for a concurrent writer re-checks its condition on the new row).
+//! - [`Store::write_unsynced_if`] locks the guard row (`SELECT ... FOR UPDATE`, or a
+//!   placeholder insert when it must be absent) and applies the batch in the same transaction.
+//! - Scans are pages in key order (`bytea` compares bytewise, as sled does).
+//!
+//! # Durability
+//! Durable calls commit with `synchronous_commit = on`. The `*_unsynced` calls commit with
+//! `synchronous_commit = off` (visible to every session at once, on disk within the WAL
+//! writer's delay); [`Store::sync`] then commits a small durable write, which flushes the WAL up
+//! to and including every earlier asynchronous commit — of any process.
+//!
+//! # Security notes
+//! The connection is plain TCP or a Unix socket (no TLS in this version): use it on loopback,
+//! a Unix socket, or a network you trust. The URL may carry a password; phivault never prints
+//! it ([`PgStore`]'s `Debug` shows host and database only).
+
+use super::{CasItem, Entry, Space, Store, WriteOp};
+use crate::error::StoreError;
+use postgres::{Client, Config, NoTls, Statement};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// The schema version this code writes and understands.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Key of the advisory lock held while creating or migrating the schema.
+const SCHEMA_LOCK: i64 = 0x7068_6976_6175_6c74; // "phivault"
+
+/// Migrations: entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE IF NOT EXISTS phivault_kv (
+        space SMALLINT NOT NULL,
+        key   BYTEA    NOT NULL,
+        value BYTEA    NOT NULL,
+        PRIMARY KEY (space, key)
+    );
+    CREATE TABLE IF NOT EXISTS phivault_sync (
+        backend INTEGER PRIMARY KEY,
+        n       BIGINT  NOT NULL
+    );
+"];
+
+/// Retries of a transaction that PostgreSQL aborted for a deadlock or serialization failure.
+const MAX_TX_RETRIES: usize = 16;
+
+/// Options of a [`PgStore`].
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct PgOptions {
+    /// Most connections the pool opens (default 8).
+    pub max_connections: usize,
+    /// How long to wait for a connection to the server (default 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Whether a URL names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+struct Stmts {
+    get: Statement,
+    upsert: Statement,
+    delete: Statement,
+    insert_new: Statement,
+    update_if: Statement,
+    delete_if: Statement,
+    lock_if: Statement,
+    scan_incl: Statement,
+    scan_excl: Statement,
+    scan_incl_upper: Statement,
+    scan_excl_upper: Statement,
+    sync: Statement,
+}
+
+/// One pooled connection with its prepared statements and commit mode.
+struct Conn {
+    client: Client,
+    stmts: Stmts,
+    /// `synchronous_commit = off` on this session.
+    async_commit: bool,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+/// The PostgreSQL store: a small pool of synchronous connections.
+pub struct PgStore {
+    config: Config,
+    opts: PgOptions,
+    pool: Mutex<PoolState>,
+    freed: Condvar,
+    /// Transactions retried after a deadlock or serialization failure (for tests and tuning).
+    retries: AtomicUsize,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+fn pg_err(e: postgres::Error) -> StoreError {
+    // A server error's message never carries row values (those are in its DETAIL, which is
+    // left out); other errors are connection and protocol failures.
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!(
+            "postgres: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        )),
+        None => StoreError::Backend(format!("postgres: {e}")),
+    }
+}
+
+fn retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+fn sp(space: Space) -> i16 {
+    i16::from(space.prefix())
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut up = prefix.to_vec();
+    while let Some(last) = up.pop() {
+        if last < 0xff {
+            up.push(last + 1);
+            return Some(up);
+        }
+    }
+    None
+}
+
+fn key_of(op: &WriteOp) -> (Space, &[u8]) {
+    match op {
+        WriteOp::Put { space, key, .. } | WriteOp::Delete { space, key } => (*space, key),
+    }
+}
+
+impl Conn {
+    fn connect(config: &Config) -> Result<Conn, postgres::Error> {
+        let mut client = config.connect(NoTls)?;
+        migrate(&mut client)?;
+        const SCAN: &str = "SELECT key, value FROM phivault_kv WHERE space = $1 AND key";
+        const PREFIX: &str = "AND substring(key from 1 for $3) = $4";
+        let stmts = Stmts {
+            get: client.prepare("SELECT value FROM phivault_kv WHERE space = $1 AND key = $2")?,
+            upsert: client.prepare(
+                "INSERT INTO phivault_kv (space, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
+            )?,
+            delete: client.prepare("DELETE FROM phivault_kv WHERE space = $1 AND key = $2")?,
+            insert_new: client.prepare(
+                "INSERT INTO phivault_kv (space, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (space, key) DO NOTHING",
+            )?,
+            update_if: client.prepare(
+                "UPDATE phivault_kv SET value = $4 WHERE space = $1 AND key = $2 AND value = $3",
+            )?,
+            delete_if: client.prepare(
+                "DELETE FROM phivault_kv WHERE space = $1 AND key = $2 AND value = $3",
+            )?,
+            lock_if: client.prepare(
+                "SELECT 1 FROM phivault_kv WHERE space = $1 AND key = $2 AND value = $3 \
+                 FOR UPDATE",
+            )?,
+            scan_incl: client
+                .prepare(&format!("{SCAN} >= $2 {PREFIX} ORDER BY key LIMIT $5"))?,
+            scan_excl: client
+                .prepare(&format!("{SCAN} > $2 {PREFIX} ORDER BY key LIMIT $5"))?,
+            scan_incl_upper: client.prepare(&format!(
+                "{SCAN} >= $2 AND key < $6 {PREFIX} ORDER BY key LIMIT $5"
+            ))?,
+            scan_excl_upper: client.prepare(&format!(
+                "{SCAN} > $2 AND key < $6 {PREFIX} ORDER BY key LIMIT $5"
+            ))?,
+            sync: client.prepare(
+                "INSERT INTO phivault_sync (backend, n) VALUES (pg_backend_pid(), 1) \
+                 ON CONFLICT (backend) DO UPDATE SET n = phivault_sync.n + 1",
+            )?,
+        };
+        Ok(Conn {
+            client,
+            stmts,
+            async_commit: false,
+        })
+    }
+
+    fn set_async(&mut self, on: bool) -> Result<(), postgres::Error> {
+        if self.async_commit != on {
+            self.client.batch_execute(if on {
+                "SET synchronous_commit TO off"
+            } else {
+                "SET synchronous_commit TO on"
+            })?;
+            self.async_commit = on;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the schema or brings it to [`SCHEMA_VERSION`], under an advisory lock so that
+/// processes starting together do not race.
+fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS phivault_schema_version (version INTEGER NOT NULL)",
+    )?;
+    let current: i32 = match tx.query_opt("SELECT max(version) FROM phivault_schema_version", &[])? {
+        Some(row) => row.get::<_, Option<i32>>(0).unwrap_or(0),
+        None => 0,
+    };
+    if current > SCHEMA_VERSION {
+        // Refused by the caller (see PgStore::connect); nothing is changed here.
+        tx.rollback()?;
+        return Ok(());
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        tx.batch_execute(sql)?;
+        let to = from as i32 + 1;
+        tx.execute("DELETE FROM phivault_schema_version", &[])?;
+        tx.execute(
+            "INSERT INTO phivault_schema_version (version) VALUES ($1)",
+            &[&to],
+        )?;
+    }
+    tx.commit()
+}
+
+/// A connection borrowed from the pool; returned on drop unless it broke.
+struct Lease<'a> {
+    store: &'a PgStore,
+    conn: Option<Conn>,
+}
+
+impl Lease<'_> {
+    fn conn(&mut self) -> Result<&mut Conn, StoreError> {
+        self.conn
+            .as_mut()
+            .ok_or(StoreError::Corrupt("pooled connection missing"))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = self.store.pool.lock() {
+            match self.conn.take() {
+                Some(c) if !c.client.is_closed() => pool.idle.push(c),
+                _ => pool.open = pool.open.saturating_sub(1),
+            }
+            self.store.freed.notify_one();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to the database named by `url` (`postgres://user@host:port/db`, any libpq-style
+    /// URL the `postgres` crate accepts) with the default options, creating or migrating the
+    /// schema.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        Self::connect_with(url, PgOptions::default())
+    }
+
+    /// [`PgStore::connect`] with options.
+    pub fn connect_with(url: &str, opts: PgOptions) -> Result<PgStore, StoreError> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|_| StoreError::Backend("postgres: the database URL is not valid".into()))?;
+        if config.get_application_name().is_none() {
+            config.application_name("phivault");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(opts.connect_timeout);
+        }
+        let store = PgStore {
+            config,
+            opts: PgOptions {
+                max_connections: opts.max_connections.max(1),
+                ..opts
+            },
+            pool: Mutex::new(PoolState::default()),
+            freed: Condvar::new(),
+            retries: AtomicUsize::new(0),
+        };
+        // Connect once now: a wrong URL or a newer schema fails here, not at first use.
+        let mut lease = store.lease(false)?;
+        let version: i32 = lease
+            .conn()?
+            .client
+            .query_one("SELECT max(version) FROM phivault_schema_version", &[])
+            .map_err(pg_err)?
+            .get::<_, Option<i32>>(0)
+            .unwrap_or(0);
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "postgres: schema version {version} is not the supported version {SCHEMA_VERSION}"
+            )));
+        }
+        drop(lease);
+        Ok(store)
+    }
+
+    /// How many transactions were retried after a deadlock or serialization failure.
+    pub fn retries(&self) -> usize {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    fn lease(&self, async_commit: bool) -> Result<Lease<'_>, StoreError> {
+        let poisoned = || StoreError::Corrupt("connection pool lock poisoned");
+        let mut pool = self.pool.lock().map_err(|_| poisoned())?;
+        let conn = loop {
+            if let Some(i) = pool.idle.iter().position(|c| c.async_commit == async_commit) {
+                break Some(pool.idle.swap_remove(i));
+            }
+            if let Some(c) = pool.idle.pop() {
+                break Some(c);
+            }
+            if pool.open < self.opts.max_connections {
+                pool.open += 1;
+                break None;
+            }
+            pool = self.freed.wait(pool).map_err(|_| poisoned())?;
+        };
+        drop(pool);
+        let mut conn = match conn {
+            Some(c) => c,
+            None => match Conn::connect(&self.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Ok(mut pool) = self.pool.lock() {
+                        pool.open = pool.open.saturating_sub(1);
+                    }
+                    self.freed.notify_one();
+                    return Err(pg_err(e));
+                }
+            },
+        };
+        let set = conn.set_async(async_commit);
+        let mut lease = Lease {
+            store: self,
+            conn: Some(conn),
+        };
+        if let Err(e) = set {
+            lease.conn = None;
+            return Err(pg_err(e));
+        }
+        Ok(lease)
+    }
+
+    /// Runs `f` in a transaction, retrying after deadlocks and serialization failures.
+    fn in_tx<T>(
+        &self,
+        async_commit: bool,
+        mut f: impl FnMut(&mut postgres::Transaction<'_>, &Stmts) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut lease = self.lease(async_commit)?;
+        let conn = lease.conn()?;
+        let mut attempt = 0;
+        loop {
+            let mut tx = conn.client.transaction().map_err(pg_err)?;
+            let result = f(&mut tx, &conn.stmts).and_then(|out| tx.commit().map(|()| out));
+            match result {
+                Ok(out) => return Ok(out),
+                Err(e) if retryable(&e) && attempt < MAX_TX_RETRIES => {
+                    attempt += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return Err(pg_err(e)),
+            }
+        }
+    }
+
+    fn apply(
+        tx: &mut postgres::Transaction<'_>,
+        s: &Stmts,
+        ops: &[WriteOp],
+    ) -> Result<(), postgres::Error> {
+        for op in ops {
+            match op {
+                WriteOp::Put { space, key, value } => {
+                    tx.execute(&s.upsert, &[&sp(*space), key, value])?;
+                }
+                WriteOp::Delete { space, key } => {
+                    tx.execute(&s.delete, &[&sp(*space), key])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_mode(&self, ops: Vec<WriteOp>, async_commit: bool) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.in_tx(async_commit, |tx, s| Self::apply(tx, s, &ops))
+    }
+
+    fn cas_mode(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+        async_commit: bool,
+    ) -> Result<bool, StoreError> {
+        let mut lease = self.lease(async_commit)?;
+        let conn = lease.conn()?;
+        let (c, s) = (&mut conn.client, &conn.stmts);
+        let n = match (expected, new) {
+            (None, Some(v)) => c.execute(&s.insert_new, &[&sp(space), &key, &v]),
+            (Some(e), Some(v)) => c.execute(&s.update_if, &[&sp(space), &key, &e, &v]),
+            (Some(e), None) => c.execute(&s.delete_if, &[&sp(space), &key, &e]),
+            (None, None) => {
+                return Ok(c
+                    .query_opt(&s.get, &[&sp(space), &key])
+                    .map_err(pg_err)?
+                    .is_none());
+            }
+        }
+        .map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    fn durable_marker(&self) -> Result<(), StoreError> {
+        let mut lease = self.lease(false)?;
+        let conn = lease.conn()?;
+        conn.client
+            .execute(&conn.stmts.sync, &[])
+            .map_err(pg_err)?;
+        Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut lease = self.lease(true)?;
+        let conn = lease.conn()?;
+        Ok(conn
+            .client
+            .query_opt(&conn.stmts.get, &[&sp(space), &key])
+            .map_err(pg_err)?
+            .map(|row| row.get::<_, Vec<u8>>(0)))
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.write_mode(ops, false)
+    }
+
+    fn compare_and_swap(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.cas_mode(space, key, expected, new, false)
+    }
+
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.write_mode(ops, true)
+    }
+
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.cas_mode(space, key, expected, new, true)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.durable_marker()
+    }
+
+    fn compare_and_swap_many(
+        &self,
+        space: Space,
+        mut items: Vec<CasItem>,
+    ) -> Result<usize, StoreError> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        // One transaction, rows locked in key order (as every caller scans), so that two
+        // workers over the same rows wait for each other instead of deadlocking.
+        items.sort_by(|a, b| a.key.cmp(&b.key));
+        self.in_tx(false, |tx, s| {
+            let mut swapped = 0;
+            for it in &items {
+                swapped += tx.execute(&s.update_if, &[&sp(space), &it.key, &it.expected, &it.new])?;
+            }
+            Ok(swapped as usize)
+        })
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lower, exclusive) = match after {
+            Some(a) if a >= prefix => (a, true),
+            _ => (prefix, false),
+        };
+        let upper = prefix_upper_bound(prefix);
+        let prefix_len = i32::try_from(prefix.len())
+            .map_err(|_| StoreError::Backend("postgres: scan prefix too long".into()))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut lease = self.lease(true)?;
+        let conn = lease.conn()?;
+        let s = &conn.stmts;
+        let rows = match (&upper, exclusive) {
+            (None, false) => conn.client.query(
+                &s.scan_incl,
+                &[&sp(space), &lower, &prefix_len, &prefix, &limit],
+            ),
+            (None, true) => conn.client.query(
+                &s.scan_excl,
+                &[&sp(space), &lower, &prefix_len, &prefix, &limit],
+            ),
+            (Some(up), false) => conn.client.query(
+                &s.scan_incl_upper,
+                &[&sp(space), &lower, &prefix_len, &prefix, &limit, up],
+            ),
+            (Some(up), true) => conn.client.query(
+                &s.scan_excl_upper,
+                &[&sp(space), &lower, &prefix_len, &prefix, &limit, up],
+            ),
+        }
+        .map_err(pg_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+            .collect())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.durable_marker()
+    }
+
+    fn write_unsynced_if(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        ops: Vec<WriteOp>,
+    ) -> Result<bool, StoreError> {
+        let touched = ops.iter().any(|op| key_of(op) == (space, key));
+        self.in_tx(true, |tx, s| {
+            let held = match expected {
+                // Locks the row if it still has the expected value (re-checked after waiting
+                // for a concurrent writer).
+                Some(e) => tx.query_opt(&s.lock_if, &[&sp(space), &key, &e])?.is_some(),
+                // Claims the absent key with a placeholder: a concurrent claimer waits on the
+                // primary key, then finds it taken.
+                None => tx.execute(&s.insert_new, &[&sp(space), &key, &Vec::<u8>::new()])? == 1,
+            };
+            if !held {
+                return Ok(false);
+            }
+            Self::apply(tx, s, &ops)?;
+            if expected.is_none() && !touched {
+                tx.execute(&s.delete, &[&sp(space), &key])?;
+            }
+            Ok(true)
+        })
+        // A guard that did not hold commits an empty transaction: harmless.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bounds() {
+        assert_eq!(prefix_upper_bound(b""), None);
+        assert_eq!(prefix_upper_bound(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_upper_bound(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_upper_bound(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn urls() {
+        assert!(is_postgres_url("postgres://u@h:1/db"));
+        assert!(is_postgres_url("postgresql://u@h/db"));
+        assert!(!is_postgres_url("./vault"));
+        assert!(PgStore::connect("not a url").is_err());
+    }
+}
