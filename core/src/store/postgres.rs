@@ -68,6 +68,10 @@ pub struct PgOptions {
     pub max_connections: usize,
     /// How long to wait for a connection to the server (default 10 s).
     pub connect_timeout: Duration,
+    /// A PostgreSQL schema of its own for the vault's tables (created if absent; letters,
+    /// digits and `_` only): several vaults in one database. Default: the connection's
+    /// `search_path` (normally `public`).
+    pub schema: Option<&'static str>,
 }
 
 impl Default for PgOptions {
@@ -75,7 +79,24 @@ impl Default for PgOptions {
         PgOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(10),
+            schema: None,
         }
+    }
+}
+
+impl PgOptions {
+    /// Keeps the vault's tables in their own PostgreSQL schema (the `schema` field).
+    #[must_use]
+    pub fn schema(mut self, name: &'static str) -> Self {
+        self.schema = Some(name);
+        self
+    }
+
+    /// Sets the most connections the pool opens.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
     }
 }
 
@@ -176,9 +197,9 @@ fn key_of(op: &WriteOp) -> (Space, &[u8]) {
 }
 
 impl Conn {
-    fn connect(config: &Config) -> Result<Conn, postgres::Error> {
+    fn connect(config: &Config, schema: Option<&str>) -> Result<Conn, postgres::Error> {
         let mut client = config.connect(NoTls)?;
-        migrate(&mut client)?;
+        migrate(&mut client, schema)?;
         const SCAN: &str = "SELECT key, value FROM phivault_kv WHERE space = $1 AND key";
         const PREFIX: &str = "AND substring(key from 1 for $3) = $4";
         let stmts = Stmts {
@@ -239,9 +260,16 @@ impl Conn {
 
 /// Creates the schema or brings it to [`SCHEMA_VERSION`], under an advisory lock so that
 /// processes starting together do not race.
-fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
+fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    if let Some(schema) = schema {
+        // Checked by PgStore::connect_with: a plain identifier, safe to quote. The SET is
+        // the session's from the commit on.
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\""
+        ))?;
+    }
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS phivault_schema_version (version INTEGER NOT NULL)",
     )?;
@@ -305,6 +333,17 @@ impl PgStore {
         let mut config: Config = url
             .parse()
             .map_err(|_| StoreError::Backend("postgres: the database URL is not valid".into()))?;
+        if let Some(schema) = opts.schema
+            && (schema.is_empty()
+                || schema.len() > 63
+                || !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            return Err(StoreError::Backend(
+                "postgres: a schema name must be 1 to 63 letters, digits or '_'".into(),
+            ));
+        }
         if config.get_application_name().is_none() {
             config.application_name("phivault");
         }
@@ -363,7 +402,7 @@ impl PgStore {
         drop(pool);
         let mut conn = match conn {
             Some(c) => c,
-            None => match Conn::connect(&self.config) {
+            None => match Conn::connect(&self.config, self.opts.schema) {
                 Ok(c) => c,
                 Err(e) => {
                     if let Ok(mut pool) = self.pool.lock() {

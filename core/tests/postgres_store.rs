@@ -1,0 +1,493 @@
+//! The PostgreSQL store against a live server (issue 11). `scripts/test-postgres.sh` starts a
+//! throwaway cluster and sets `PHIVAULT_PG_URL`; without it every test says loudly that it is
+//! skipped. Each test works in a PostgreSQL schema of its own, so they run in parallel.
+//!
+//! Several tests start child processes: this same test binary, running the ignored
+//! `child_process` test with a role in `PV_PG_CHILD`.
+
+#![cfg(feature = "postgres")]
+
+use phivault::lifecycle::RewrapOptions;
+use phivault::root::KeyFile;
+use phivault::store::postgres::{PgOptions, SCHEMA_VERSION};
+use phivault::store::{CasItem, PgStore, Space, Store, WriteOp};
+use phivault::tokens::View;
+use phivault::{Backend, Context, Key32, Vault};
+use std::collections::HashSet;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const KEY_HEX: &str = "5f1c0d8e2a7b4c6d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+
+fn url() -> Option<String> {
+    match std::env::var("PHIVAULT_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "\n*** SKIPPED: PHIVAULT_PG_URL is not set; run scripts/test-postgres.sh to test \
+                 the PostgreSQL store against a throwaway cluster ***\n"
+            );
+            None
+        }
+    }
+}
+
+fn store(url: &str, schema: &'static str) -> PgStore {
+    PgStore::connect_with(url, PgOptions::default().schema(schema)).expect("connect")
+}
+
+fn root() -> KeyFile {
+    KeyFile::from_bytes(KEY_HEX.as_bytes()).expect("key")
+}
+
+/// A fresh, empty schema: dropped first if a previous run left it.
+fn fresh(url: &str, schema: &'static str) -> PgStore {
+    let s = store(url, schema);
+    for space in phivault::migrate::ALL_SPACES {
+        loop {
+            let page = s.scan(space, &[], None, 1000).expect("scan");
+            if page.is_empty() {
+                break;
+            }
+            let ops = page
+                .into_iter()
+                .map(|(key, _)| WriteOp::Delete { space, key })
+                .collect();
+            s.write(ops).expect("clear");
+        }
+    }
+    s
+}
+
+fn spawn_child(role: &str, schema: &str, extra: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+    cmd.args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("PV_PG_CHILD", role)
+        .env("PV_PG_SCHEMA", schema);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn child")
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// The child side of the multi-process tests. Does nothing unless `PV_PG_CHILD` is set.
+#[test]
+#[ignore = "run by the multi-process tests as a child process"]
+fn child_process() {
+    let Ok(role) = std::env::var("PV_PG_CHILD") else {
+        return;
+    };
+    let url = std::env::var("PHIVAULT_PG_URL").expect("url");
+    let schema = leak(std::env::var("PV_PG_SCHEMA").expect("schema"));
+    let vault =
+        Vault::open_in(Box::new(store(&url, schema)), &root(), Backend::default()).expect("open");
+    match role.as_str() {
+        "tokenize" => {
+            let n: usize = std::env::var("PV_N").expect("n").parse().expect("n");
+            let out = std::env::var("PV_OUT").expect("out");
+            let values: Vec<String> = (0..n).map(|i| format!("MRN{i:07}")).collect();
+            let mut tokens = Vec::with_capacity(n);
+            // Small batches: many audit appends race with the other processes'.
+            for chunk in values.chunks(100) {
+                tokens.extend(vault.tokenize_many("mrn", chunk).expect("tokenize"));
+            }
+            std::fs::write(out, tokens.join("\n")).expect("write tokens");
+        }
+        "rewrap" => {
+            let out = std::env::var("PV_OUT").expect("out");
+            let opts = RewrapOptions {
+                batch: 50,
+                ..RewrapOptions::default()
+            };
+            let report = vault.rewrap(&opts, &mut |_| {}).expect("rewrap");
+            std::fs::write(out, format!("{}", report.rewrapped)).expect("write report");
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+#[test]
+fn store_contract() {
+    let Some(url) = url() else { return };
+    let s = fresh(&url, "pvt_contract");
+    let k = |b: &[u8]| b.to_vec();
+    // batches
+    s.write(vec![
+        WriteOp::Put {
+            space: Space::Record,
+            key: k(b"a"),
+            value: k(b"1"),
+        },
+        WriteOp::Put {
+            space: Space::Token,
+            key: k(b"a"),
+            value: k(b"other space"),
+        },
+    ])
+    .expect("write");
+    assert_eq!(s.get(Space::Record, b"a").expect("get"), Some(k(b"1")));
+    assert_eq!(s.get(Space::Token, b"a").expect("get"), Some(k(b"other space")));
+    assert_eq!(s.get(Space::Record, b"zz").expect("get"), None);
+    // compare-and-swap, all four shapes
+    assert!(!s.compare_and_swap(Space::Record, b"a", None, Some(k(b"x"))).expect("cas"));
+    assert!(!s.compare_and_swap(Space::Record, b"a", Some(b"0"), Some(k(b"x"))).expect("cas"));
+    assert!(s.compare_and_swap(Space::Record, b"a", Some(b"1"), Some(k(b"2"))).expect("cas"));
+    assert!(s.compare_and_swap(Space::Record, b"b", None, Some(k(b"3"))).expect("cas"));
+    assert!(s.compare_and_swap(Space::Record, b"b", Some(b"3"), None).expect("cas"));
+    assert!(s.compare_and_swap(Space::Record, b"b", None, None).expect("cas"));
+    assert!(!s.compare_and_swap(Space::Record, b"a", None, None).expect("cas"));
+    assert_eq!(s.get(Space::Record, b"a").expect("get"), Some(k(b"2")));
+    // compare_and_swap_many: independent items
+    let n = s
+        .compare_and_swap_many(
+            Space::Record,
+            vec![
+                CasItem {
+                    key: k(b"a"),
+                    expected: k(b"2"),
+                    new: k(b"4"),
+                },
+                CasItem {
+                    key: k(b"missing"),
+                    expected: k(b"2"),
+                    new: k(b"4"),
+                },
+            ],
+        )
+        .expect("cas many");
+    assert_eq!(n, 1);
+    // guarded batch
+    let put = |v: &[u8]| WriteOp::Put {
+        space: Space::Meta,
+        key: k(b"guard"),
+        value: v.to_vec(),
+    };
+    assert!(s.write_unsynced_if(Space::Meta, b"guard", None, vec![put(b"g1")]).expect("if"));
+    assert!(!s.write_unsynced_if(Space::Meta, b"guard", None, vec![put(b"g2")]).expect("if"));
+    assert!(!s.write_unsynced_if(Space::Meta, b"guard", Some(b"no"), vec![put(b"g2")]).expect("if"));
+    assert!(s.write_unsynced_if(Space::Meta, b"guard", Some(b"g1"), vec![put(b"g2")]).expect("if"));
+    // a claim of an absent guard that writes other keys only leaves the guard absent
+    let other = WriteOp::Put {
+        space: Space::Meta,
+        key: k(b"other"),
+        value: k(b"o"),
+    };
+    assert!(s.write_unsynced_if(Space::Meta, b"absent", None, vec![other]).expect("if"));
+    assert_eq!(s.get(Space::Meta, b"absent").expect("get"), None);
+    s.sync().expect("sync");
+    assert_eq!(s.get(Space::Meta, b"guard").expect("get"), Some(k(b"g2")));
+    // scans: key order (bytewise), prefix, resume after, limit; 0xff edges
+    let keys: Vec<Vec<u8>> = vec![
+        vec![0x00],
+        vec![0x01, 0xff],
+        vec![0x01, 0xff, 0x00],
+        vec![0x02],
+        vec![0x7f, 0x80],
+        vec![0xff],
+        vec![0xff, 0xff],
+    ];
+    s.write(
+        keys.iter()
+            .map(|key| WriteOp::Put {
+                space: Space::Subject,
+                key: key.clone(),
+                value: key.clone(),
+            })
+            .collect(),
+    )
+    .expect("write");
+    let all: Vec<Vec<u8>> = s
+        .scan(Space::Subject, &[], None, 100)
+        .expect("scan")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(all, keys);
+    let page = s.scan(Space::Subject, &[], Some(&[0x01, 0xff]), 2).expect("scan");
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].0, vec![0x01, 0xff, 0x00]);
+    assert_eq!(page[1].0, vec![0x02]);
+    let pre = s.scan(Space::Subject, &[0x01, 0xff], None, 100).expect("scan");
+    assert_eq!(pre.len(), 2);
+    let pre = s.scan(Space::Subject, &[0xff], None, 100).expect("scan");
+    assert_eq!(pre.len(), 2);
+    let pre = s.scan(Space::Subject, &[0xff], Some(&[0xff]), 100).expect("scan");
+    assert_eq!(pre, vec![(vec![0xff, 0xff], vec![0xff, 0xff])]);
+    // after below the prefix starts at the prefix
+    let pre = s.scan(Space::Subject, &[0x7f], Some(&[0x01]), 100).expect("scan");
+    assert_eq!(pre.len(), 1);
+    assert!(s.scan(Space::Subject, &[0x03], None, 100).expect("scan").is_empty());
+    assert_eq!(SCHEMA_VERSION, 1);
+}
+
+#[test]
+fn vault_lives_in_postgres_and_reopens() {
+    let Some(url) = url() else { return };
+    let s = fresh(&url, "pvt_vault");
+    let vault = Vault::create_in(Box::new(s), &root(), Backend::default()).expect("create");
+    vault.put("notes", "MRN-1", b"chest pain", None).expect("put");
+    let ctx = Context::new().with("record", "1");
+    let ct = vault.encrypt(b"HbA1c 9.2%", &ctx).expect("encrypt");
+    let tok = vault.tokenize_many("mrn", &["MRN0000001"]).expect("tokenize");
+    drop(vault);
+    // A second vault in the same database cannot be created over it.
+    assert!(Vault::create_in(Box::new(store(&url, "pvt_vault")), &root(), Backend::default()).is_err());
+    let wrong = KeyFile::from_key(Key32::random().expect("key"));
+    assert!(Vault::open_in(Box::new(store(&url, "pvt_vault")), &wrong, Backend::default()).is_err());
+    let v = Vault::open_in(Box::new(store(&url, "pvt_vault")), &root(), Backend::default())
+        .expect("reopen");
+    assert_eq!(&*v.get("notes", "MRN-1").expect("get").expect("some"), b"chest pain");
+    assert_eq!(&*v.decrypt(&ct, &ctx).expect("decrypt"), b"HbA1c 9.2%");
+    let back = v.detokenize_many("mrn", &tok, View::Plaintext).expect("detok");
+    assert_eq!(back[0].as_str(), "MRN0000001");
+    // Nothing in PostgreSQL is the plaintext.
+    for space in phivault::migrate::ALL_SPACES {
+        for (key, value) in store(&url, "pvt_vault").scan(space, &[], None, 10_000).expect("scan") {
+            for needle in [&b"chest pain"[..], b"MRN-1", b"MRN0000001", b"HbA1c"] {
+                assert!(!key.windows(needle.len()).any(|w| w == needle));
+                assert!(!value.windows(needle.len()).any(|w| w == needle));
+            }
+        }
+    }
+    assert!(v.audit_verify().expect("verify").ok);
+}
+
+#[test]
+fn four_processes_tokenize_identically_and_audit_verifies() {
+    let Some(url) = url() else { return };
+    let n: usize = std::env::var("PV_TOKENIZE_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
+    let schema = "pvt_tokens4";
+    let vault = Vault::create_in(Box::new(fresh(&url, schema)), &root(), Backend::default())
+        .expect("create");
+    let dir = tempfile::tempdir().expect("tmp");
+    let start = Instant::now();
+    let children: Vec<(Child, std::path::PathBuf)> = (0..4)
+        .map(|i| {
+            let out = dir.path().join(format!("t{i}"));
+            let c = spawn_child(
+                "tokenize",
+                schema,
+                &[("PV_N", n.to_string()), ("PV_OUT", out.display().to_string())],
+            );
+            (c, out)
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for (mut c, out) in children {
+        assert!(c.wait().expect("wait").success(), "a tokenizing process failed");
+        outputs.push(std::fs::read_to_string(out).expect("tokens"));
+    }
+    eprintln!(
+        "4 processes tokenized the same {n} values in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let first: Vec<&str> = outputs[0].lines().collect();
+    assert_eq!(first.len(), n);
+    for o in &outputs[1..] {
+        assert_eq!(o, &outputs[0], "processes disagree on tokens");
+    }
+    let distinct: HashSet<&str> = first.iter().copied().collect();
+    assert_eq!(distinct.len(), n, "two values share a token");
+    // Exactly one stored token and one index entry per value: losers removed theirs.
+    let s = store(&url, schema);
+    let count = |space| {
+        let mut total = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = s.scan(space, &[], after.as_deref(), 5000).expect("scan");
+            if page.is_empty() {
+                return total;
+            }
+            total += page.len();
+            after = page.last().map(|(k, _)| k.clone());
+        }
+    };
+    assert_eq!(count(Space::TokenIndex), n);
+    assert_eq!(count(Space::Token), n);
+    let report = vault.audit_verify().expect("verify");
+    assert!(report.ok, "audit chain broken: {report:?}");
+    // 4 processes × n/100 batches (+ the creation's entries): all in one chain
+    assert!(report.entries >= 4 * (n as u64).div_ceil(100));
+    let back = vault
+        .detokenize_many("mrn", &first[..10], View::Plaintext)
+        .expect("detokenize");
+    assert_eq!(back[3].as_str(), "MRN0000003");
+}
+
+#[test]
+fn two_rewrap_workers_one_killed_leave_every_record_on_the_new_key() {
+    let Some(url) = url() else { return };
+    let schema = "pvt_rewrap";
+    let vault = Vault::create_in(Box::new(fresh(&url, schema)), &root(), Backend::default())
+        .expect("create");
+    let n = 3000;
+    let items: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("MRN-{i}"), format!("note {i}").into_bytes()))
+        .collect();
+    for chunk in items.chunks(500) {
+        let batch: Vec<(&str, &[u8])> =
+            chunk.iter().map(|(id, v)| (id.as_str(), v.as_slice())).collect();
+        vault
+            .put_many("notes", &batch, &phivault::records::PutOptions::default())
+            .expect("put");
+    }
+    let old = vault.keyrings().expect("keyrings");
+    let v2 = vault.rotate("default").expect("rotate");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (oa, ob) = (dir.path().join("a"), dir.path().join("b"));
+    let mut a = spawn_child("rewrap", schema, &[("PV_OUT", oa.display().to_string())]);
+    let mut b = spawn_child("rewrap", schema, &[("PV_OUT", ob.display().to_string())]);
+    // Kill worker a mid-way: once some records are on v2, before it reports.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let on_v2 = vault
+            .usage()
+            .expect("usage")
+            .by_version
+            .get(&("default".to_owned(), v2))
+            .map_or(0, |u| u.records);
+        if on_v2 > 0 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill().expect("kill");
+    a.wait().expect("reap");
+    assert!(b.wait().expect("wait").success(), "the surviving worker failed");
+    assert!(!oa.exists(), "worker a finished before it was killed: kill came too late");
+    let usage = vault.usage().expect("usage");
+    let on_old = usage
+        .by_version
+        .get(&("default".to_owned(), 1))
+        .map_or(0, |u| u.records);
+    assert_eq!(on_old, 0, "records left on the old key");
+    assert_eq!(
+        usage.by_version.get(&("default".to_owned(), v2)).map_or(0, |u| u.records),
+        n as u64
+    );
+    // Every record still decrypts, the chain verifies, and a rerun finds nothing to do.
+    for (id, v) in items.iter().step_by(97) {
+        assert_eq!(&*vault.get("notes", id).expect("get").expect("some"), v.as_slice());
+    }
+    assert!(vault.audit_verify().expect("verify").ok);
+    let again = vault.rewrap(&RewrapOptions::default(), &mut |_| {}).expect("rerun");
+    assert_eq!(again.rewrapped, 0);
+    assert!(!old.is_empty());
+}
+
+#[test]
+fn migrate_copies_a_sled_vault_and_verifies() {
+    let Some(url) = url() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = Vault::create(dir.path().join("v"), &root()).expect("create");
+    for i in 0..1500 {
+        src.put("notes", &format!("MRN-{i}"), format!("note {i}").as_bytes(), None)
+            .expect("put");
+    }
+    src.put("notes", "S-1", b"subject note", Some("patient-1")).expect("put");
+    let toks = src
+        .tokenize_many("mrn", &["MRN0000001", "MRN0000002"])
+        .expect("tokenize");
+    src.rotate("default").expect("rotate");
+    let dest = fresh(&url, "pvt_migrate");
+    let (copy, report) = src.migrate_to(Box::new(dest), &root()).expect("migrate");
+    assert!(report.audit_ok);
+    assert_eq!(report.entries, report.verified);
+    let records = report
+        .per_space
+        .iter()
+        .find(|(c, _)| *c == 'r')
+        .map_or(0, |(_, n)| *n);
+    assert_eq!(records, 1501);
+    for i in (0..1500).step_by(7) {
+        assert_eq!(
+            &*copy.get("notes", &format!("MRN-{i}")).expect("get").expect("some"),
+            format!("note {i}").as_bytes()
+        );
+    }
+    assert_eq!(&*copy.get("notes", "S-1").expect("get").expect("some"), b"subject note");
+    let back = copy.detokenize_many("mrn", &toks, View::Plaintext).expect("detok");
+    assert_eq!(back[1].as_str(), "MRN0000002");
+    assert_eq!(copy.vault_id_hex(), src.vault_id_hex());
+    // A second migration into the now non-empty store is refused.
+    assert!(src.migrate_to(Box::new(store(&url, "pvt_migrate")), &root()).is_err());
+}
+
+#[test]
+fn a_rotation_in_one_process_is_seen_by_another() {
+    let Some(url) = url() else { return };
+    let schema = "pvt_rotation";
+    let a = Vault::create_in(Box::new(fresh(&url, schema)), &root(), Backend::default())
+        .expect("create");
+    let b = Vault::open_in(Box::new(store(&url, schema)), &root(), Backend::default())
+        .expect("open");
+    let ctx = Context::new().with("k", "v");
+    let before = b.encrypt(b"x", &ctx).expect("encrypt"); // b has loaded `default` v1
+    assert_eq!(&*a.decrypt(&before, &ctx).expect("decrypt"), b"x");
+    a.rotate("default").expect("rotate");
+    let after = a.encrypt(b"y", &ctx).expect("encrypt");
+    // b has never seen v2: it re-reads the keyring at once instead of failing
+    assert_eq!(&*b.decrypt(&after, &ctx).expect("decrypt new version"), b"y");
+    // and after the cache TTL b encrypts under v2 as well
+    std::thread::sleep(Duration::from_secs(phivault::vault::KEYRING_CACHE_TTL_SECS + 1));
+    let text = b
+        .encrypt_text(b"z", &ctx, &phivault::EncryptOptions::new())
+        .expect("encrypt");
+    assert!(text.starts_with("pv1:default:2:"), "b still encrypts under v1");
+}
+
+/// Throughput of tokenize and decrypt (and record get) on PostgreSQL and on sled, one thread,
+/// printed for benches/RESULTS.md. Run by scripts/test-postgres.sh in release mode.
+#[test]
+#[ignore = "benchmark: scripts/test-postgres.sh runs it in release mode"]
+fn throughput_postgres_vs_sled() {
+    let Some(url) = url() else { return };
+    let n: usize = std::env::var("PV_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().expect("tmp");
+    let sled = Vault::create(dir.path().join("v"), &root()).expect("sled vault");
+    let pg = Vault::create_in(Box::new(fresh(&url, "pvt_bench")), &root(), Backend::default())
+        .expect("pg vault");
+    let values: Vec<String> = (0..n).map(|i| format!("MRN{i:07}")).collect();
+    let ctx = Context::new().with("record", "1");
+    for (name, v) in [("sled", &sled), ("postgres", &pg)] {
+        let t = Instant::now();
+        for chunk in values.chunks(1000) {
+            v.tokenize_many("mrn", chunk).expect("tokenize");
+        }
+        let tok_new = n as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for chunk in values.chunks(1000) {
+            v.tokenize_many("mrn", chunk).expect("tokenize");
+        }
+        let tok_again = n as f64 / t.elapsed().as_secs_f64();
+        let ct = v.encrypt(b"HbA1c 9.2%", &ctx).expect("encrypt");
+        let t = Instant::now();
+        for _ in 0..n {
+            v.decrypt(&ct, &ctx).expect("decrypt");
+        }
+        let dec = n as f64 / t.elapsed().as_secs_f64();
+        let m = n.min(5000);
+        for i in 0..m {
+            v.put("notes", &values[i], b"note", None).expect("put");
+        }
+        let t = Instant::now();
+        for i in 0..m {
+            v.get("notes", &values[i]).expect("get");
+        }
+        let get = m as f64 / t.elapsed().as_secs_f64();
+        eprintln!(
+            "BENCH {name}: tokenize new {tok_new:.0}/s, tokenize existing {tok_again:.0}/s, \
+             decrypt {dec:.0}/s, record get {get:.0}/s (n = {n}, one thread)"
+        );
+    }
+}
