@@ -17,7 +17,7 @@
 //! ```
 //!
 //! # Consistency
-//! [`Vault::backup`] starts a copy-on-write snapshot ([`snapshot`](self) module docs): the file
+//! [`Vault::backup`] starts a copy-on-write snapshot (see `core/src/backup/snapshot.rs`): the file
 //! holds every space of the store exactly as it was at one instant, while writers carry on
 //! (slowed, not stopped). The vault header in the file is the one current at that instant.
 //!
@@ -807,11 +807,9 @@ fn restore_into(
     let (mut entries, mut records, mut dropped) = (0u64, 0u64, 0u64);
     let mut sink = |space: Space, k: &[u8], v: &[u8]| -> Result<()> {
         match space {
-            Space::Erasure => {
-                if k.len() == ERASURE_KEY_LEN {
-                    forgotten.insert(k[8..].to_vec());
-                    known_erasures.insert(k[8..].to_vec());
-                }
+            Space::Erasure if k.len() == ERASURE_KEY_LEN => {
+                forgotten.insert(k[8..].to_vec());
+                known_erasures.insert(k[8..].to_vec());
             }
             Space::Subject if forgotten.contains(k) => {
                 dropped += 1;
@@ -834,7 +832,6 @@ fn restore_into(
         Ok(())
     };
     let (rd, seen, chunks) = read_authenticated(src, root, &mut sink)?;
-    drop(sink);
     let vault_id = rd.pre.vault_id;
     let header = rd.pre.header.clone();
     rd.finish(seen, chunks)?;

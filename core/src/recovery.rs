@@ -93,7 +93,7 @@ fn unhex(s: &str, what: &'static str) -> Result<Zeroizing<Vec<u8>>> {
             .filter(|c| !c.is_whitespace() && *c != '-')
             .collect(),
     );
-    if clean.len() % 2 != 0 {
+    if !clean.len().is_multiple_of(2) {
         return Err(Error::InvalidShare { why: what });
     }
     let mut out = Zeroizing::new(Vec::with_capacity(clean.len() / 2));

@@ -16,6 +16,7 @@
 
 use crate::error::StoreError;
 use crate::store::{CasItem, Entry, Space, Store, WriteOp};
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -28,7 +29,7 @@ struct Overlay {
 }
 
 /// The switch between normal operation and an active snapshot; shared by a vault and the
-/// [`GatedStore`] wrapping its store.
+/// store wrapper (`GatedStore`) around its store.
 #[derive(Default)]
 pub struct SnapshotGate {
     active: RwLock<Option<Arc<Overlay>>>,
@@ -164,9 +165,9 @@ impl GatedStore {
     ) -> Result<std::sync::MutexGuard<'g, PreImages>, StoreError> {
         let mut pre = overlay.pre.lock().map_err(|_| poisoned())?;
         for key in keys {
-            if !pre.contains_key(&key) {
-                let old = self.inner.get(key.0, &key.1)?;
-                pre.insert(key, old);
+            if let Slot::Vacant(slot) = pre.entry(key) {
+                let old = self.inner.get(slot.key().0, &slot.key().1)?;
+                slot.insert(old);
             }
         }
         Ok(pre)
