@@ -47,6 +47,7 @@ pub type Target = fn(&[u8]);
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/seeds/<name>/` name it.
 pub const TARGETS: &[(&str, Target)] = &[
     ("aead_differential", aead_differential),
+    ("audit_log", audit_log),
     ("detokenize", detokenize),
     ("envelope_binary", envelope_binary),
     ("envelope_tamper", envelope_tamper),
@@ -54,6 +55,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ff1_roundtrip", ff1_roundtrip),
     ("field_schema_toml", field_schema_toml),
     ("metadata_records", metadata_records),
+    ("policy_toml", policy_toml),
     ("rewrap", rewrap),
     ("vault_header", vault_header),
 ];
@@ -947,7 +949,14 @@ pub fn vault_header(data: &[u8]) {
             Some(pt.as_slice()),
             "a changed header gave other keys"
         );
-        assert_eq!(header, original, "a changed vault header was accepted");
+        // postcard accepts overlong varints, so other bytes may spell the same header; what
+        // is accepted must mean exactly the original (every field is authenticated by value).
+        assert_eq!(
+            HeaderView::decode(&header),
+            HeaderView::decode(&original),
+            "a changed vault header was accepted"
+        );
+        assert!(HeaderView::decode(&header).is_some());
     } else {
         // Another vault's header under the same root key: its keys open nothing here.
         assert!(
@@ -1300,6 +1309,178 @@ pub fn field_schema_toml(data: &[u8]) {
     );
 }
 
+// ---- policy and audit ------------------------------------------------------------------------
+
+/// Access policies in TOML, and the decision on them: whatever parses validates, round-trips
+/// through TOML and through the vault's sealed storage; a principal the policy never names is
+/// denied everything; a plaintext grant implies the masked and redacted ones; break-the-glass
+/// needs a reason.
+pub fn policy_toml(data: &[u8]) {
+    use crate::audit::{Action, Outcome};
+    use crate::policy::{Caller, Policy, Resource};
+    let mut input = Input::new(data);
+    let pick = input.u8();
+    let purpose_pick = input.u8();
+    let name_pick = input.u8();
+    let reason = input.string(8);
+    let Ok(text) = std::str::from_utf8(input.rest()) else {
+        return;
+    };
+    let Ok(p) = Policy::from_toml(text) else {
+        return;
+    };
+    p.validate().expect("parsed policies are valid");
+    let written = p.to_toml().expect("a valid policy can be written");
+    assert_eq!(
+        Policy::from_toml(&written).expect("written policy parses"),
+        p,
+        "policy TOML round trip"
+    );
+    let root = KeyFile::from_key(Key32::from_slice(&ROOT_KEY).expect("32 bytes"));
+    let v = Vault::create_in(Box::new(MemStore::default()), &root, Backend::Ring)
+        .expect("scratch vault");
+    v.set_policy(&p).expect("a valid policy can be set");
+    assert_eq!(
+        v.policy().expect("stored policy"),
+        p,
+        "stored policy round trip"
+    );
+
+    let mut names: Vec<&str> = p.principals.iter().map(|x| x.name.as_str()).collect();
+    let mut purposes: Vec<&str> = vec!["treatment"];
+    let mut resources: Vec<&str> = vec!["notes", "ssn", "default"];
+    for r in &p.rules {
+        names.extend(r.principals.iter().map(String::as_str));
+        purposes.extend(r.purposes.iter().map(String::as_str));
+        for list in [&r.collections, &r.fields, &r.keyrings] {
+            resources.extend(list.iter().map(String::as_str));
+        }
+    }
+    for b in &p.break_glass {
+        names.extend(b.principals.iter().map(String::as_str));
+    }
+    let stranger = "\u{7f}stranger";
+    let named = names[usize::from(name_pick) % names.len().max(1)..]
+        .first()
+        .copied()
+        .unwrap_or(stranger);
+    let purpose = purposes[usize::from(purpose_pick) % purposes.len()];
+    let resource = resources[usize::from(pick) % resources.len()];
+    let actions = [
+        Action::Encrypt,
+        Action::Decrypt,
+        Action::Put,
+        Action::Get,
+        Action::Delete,
+        Action::Tokenize,
+        Action::Detokenize,
+        Action::DetokenizeMasked,
+        Action::DetokenizeRedacted,
+    ];
+    for principal in [named, stranger] {
+        let mentioned = names.contains(&principal);
+        for glass in [None, Some(reason.clone()), Some("  ".to_owned())] {
+            let caller = Caller {
+                principal: principal.to_owned(),
+                purpose: purpose.to_owned(),
+                break_glass: glass.clone(),
+            };
+            for res in [
+                Resource::Collection(resource),
+                Resource::Field(resource),
+                Resource::Keyring(resource),
+            ] {
+                let mut detok = Vec::new();
+                for a in actions {
+                    let o = p.decide(&caller, a, res);
+                    if !mentioned {
+                        assert_eq!(o, Outcome::Denied, "an unnamed principal was let in");
+                    }
+                    if o == Outcome::BreakGlass {
+                        assert!(
+                            glass.as_deref().is_some_and(|g| !g.trim().is_empty()),
+                            "break-the-glass without a reason"
+                        );
+                    }
+                    if matches!(
+                        a,
+                        Action::Detokenize | Action::DetokenizeMasked | Action::DetokenizeRedacted
+                    ) {
+                        detok.push(o == Outcome::Allowed);
+                    }
+                }
+                // plaintext => masked => redacted
+                assert!(
+                    detok.windows(2).all(|w| !w[0] || w[1]),
+                    "a wider view is granted without the narrower one"
+                );
+            }
+        }
+    }
+}
+
+/// The audit log as read from the store: a raw value through the entry decoder (first byte
+/// even), or the fixed vault's log with one entry or the head anchor changed, removed or
+/// replaced (odd). A decoded entry round-trips; a changed log never verifies.
+pub fn audit_log(data: &[u8]) {
+    let mut input = Input::new(data);
+    let mode = input.u8();
+    if mode.is_multiple_of(2) {
+        let raw = input.rest();
+        if let Ok((entry, _mac, body)) = crate::audit::decode_entry(raw) {
+            let enc = postcard::to_allocvec(&entry).expect("encode entry");
+            assert_eq!(
+                postcard::from_bytes::<crate::audit::AuditEntry>(&enc).ok(),
+                Some(entry)
+            );
+            assert_eq!(raw.len(), 1 + body.len() + 32);
+        }
+        return;
+    }
+    let fx = fixture();
+    let entries = fx.entries(Space::Audit);
+    let head_key: &[u8] = b"audit-head";
+    let (space, key, original) = if mode % 4 == 1 && !entries.is_empty() {
+        let (k, v) = &entries[usize::from(input.u8()) % entries.len()];
+        (Space::Audit, k.clone(), Some(v.clone()))
+    } else {
+        let orig = fx.snapshot.get(&full_key(Space::Meta, head_key)).cloned();
+        (Space::Meta, head_key.to_vec(), orig)
+    };
+    let value = match input.u8() % 4 {
+        0 => None,
+        1 => Some(input.rest().to_vec()),
+        _ => Some(mutate(&mut input, original.as_deref().unwrap_or_default())),
+    };
+    // The head anchor is compared by meaning: postcard accepts overlong varints.
+    let head = |b: &Option<Vec<u8>>| {
+        b.as_deref()
+            .map(|b| match postcard::take_from_bytes::<(u64, [u8; 32])>(b) {
+                Ok((h, [])) => Some(h),
+                _ => None,
+            })
+    };
+    let changed = if space == Space::Meta {
+        head(&value) != head(&original)
+    } else {
+        value != original
+    };
+    let Ok(v) = fx.open_changed(space, &key, value) else {
+        return;
+    };
+    let _ = v.audit_entries(0, None, true);
+    let _ = v.audit_head();
+    if let Ok(report) = v.audit_verify() {
+        assert_eq!(
+            report.ok, !changed,
+            "the audit log verifies iff it is unchanged"
+        );
+        if changed {
+            assert!(report.first_bad.is_some());
+        }
+    }
+}
+
 // ---- seeds ------------------------------------------------------------------------------------
 
 /// Writes the seed corpora, one directory per target under `dir` (`fuzz/seeds`), from the
@@ -1582,6 +1763,44 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
     );
     add("field_schema_toml", "empty".into(), Vec::new());
 
+    // Policies: pick bytes, a break-the-glass reason, then TOML.
+    let policy = "[[principal]]\nname = \"dr-house\"\nroles = [\"clinician\"]\n\n\
+        [[principal]]\nname = \"analyst\"\nroles = [\"research\"]\n\n\
+        [[rule]]\nroles = [\"clinician\"]\npurposes = [\"treatment\"]\n\
+        actions = [\"get\", \"put\", \"decrypt\", \"encrypt\", \"detokenize\", \"tokenize\"]\n\
+        collections = [\"notes\"]\nfields = [\"ssn\", \"mrn\"]\nkeyrings = [\"default\"]\n\n\
+        [[rule]]\nroles = [\"research\"]\npurposes = [\"research\"]\n\
+        actions = [\"tokenize\", \"detokenize\"]\nfields = [\"ssn\"]\nview = \"masked\"\n\n\
+        [[rule]]\nprincipals = [\"analyst\"]\nactions = [\"get\"]\ncollections = [\"*\"]\n\n\
+        [[break_glass]]\nroles = [\"clinician\"]\n";
+    for (i, picks) in [[0u8, 0, 0], [1, 1, 1], [3, 0, 2]].iter().enumerate() {
+        let mut s = picks.to_vec();
+        s.extend_from_slice(&[9]);
+        s.extend_from_slice(b"emergency");
+        s.extend_from_slice(policy.as_bytes());
+        add("policy_toml", format!("clinic-{i}"), s);
+    }
+    add("policy_toml", "empty".into(), vec![0, 0, 0, 0]);
+
+    // Audit log: a stored entry raw, and the fixed vault's log changed.
+    if let Some((_, v)) = fx.entries(Space::Audit).first() {
+        let mut s = vec![0u8];
+        s.extend_from_slice(v);
+        add("audit_log", "raw-entry".into(), s);
+    }
+    for (name, s) in [
+        ("entry-unchanged", vec![1u8, 0, 2, 0]),
+        ("entry-flip", vec![1u8, 1, 2, 1, 0, 0, 3, 1]),
+        ("entry-deleted", vec![1u8, 2, 0]),
+        ("entry-append", vec![1u8, 0, 2, 1, 5, 0, 0, 0, 1, 0]),
+        ("head-unchanged", vec![3u8, 2, 0]),
+        ("head-flip", vec![3u8, 2, 1, 0, 0, 2, 1]),
+        ("head-deleted", vec![3u8, 0]),
+        ("head-raw", vec![3u8, 1, 5, 1, 2, 3]),
+    ] {
+        add("audit_log", name.into(), s);
+    }
+
     let mut written = 0;
     for (target, name, data) in seeds {
         let d = dir.join(target);
@@ -1595,23 +1814,35 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
     Ok(written)
 }
 
-/// A vault header with other root parameters (the same postcard layout as `VaultHeader`:
-/// format, vault id, creation time, root parameters, wrapped vault master key).
-fn postcard_header(header: &[u8], params: &crate::root::RootParams) -> Vec<u8> {
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct H {
-        format: u32,
-        vault_id: [u8; 16],
-        created_unix: u64,
-        root: crate::root::RootParams,
-        wrapped_vmk: Vec<u8>,
+/// The fields of a vault header (the same postcard layout as `VaultHeader`: format, vault
+/// id, creation time, root parameters, wrapped vault master key), for comparing headers by
+/// meaning and for writing seeds with other root parameters.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct HeaderView {
+    format: u32,
+    vault_id: [u8; 16],
+    created_unix: u64,
+    root: crate::root::RootParams,
+    wrapped_vmk: Vec<u8>,
+}
+
+impl HeaderView {
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        match postcard::take_from_bytes::<HeaderView>(bytes) {
+            Ok((h, [])) => Some(h),
+            _ => None,
+        }
     }
-    match postcard::from_bytes::<H>(header) {
-        Ok(mut h) => {
+}
+
+/// `header` with other root parameters.
+fn postcard_header(header: &[u8], params: &crate::root::RootParams) -> Vec<u8> {
+    match HeaderView::decode(header) {
+        Some(mut h) => {
             h.root = params.clone();
             postcard::to_allocvec(&h).unwrap_or_default()
         }
-        Err(_) => Vec::new(),
+        None => Vec::new(),
     }
 }
 
