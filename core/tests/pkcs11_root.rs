@@ -1,0 +1,98 @@
+//! The PKCS#11 root of trust against SoftHSM2 (issue 11). `scripts/test-pkcs11.sh` installs
+//! SoftHSM2, initialises a token in a temporary directory and sets `PHIVAULT_PKCS11_MODULE`,
+//! `PHIVAULT_PKCS11_TOKEN` and `PHIVAULT_PKCS11_PIN`; without them the tests say loudly that
+//! they are skipped.
+
+#![cfg(feature = "pkcs11")]
+
+use phivault::root::KeyFile;
+use phivault::root_pkcs11::Pkcs11Root;
+use phivault::{Error, Key32, Vault};
+
+fn hsm(label: &str) -> Option<Pkcs11Root> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("PHIVAULT_PKCS11_MODULE"),
+        var("PHIVAULT_PKCS11_TOKEN"),
+        var("PHIVAULT_PKCS11_PIN"),
+    ) {
+        (Some(m), Some(t), Some(p)) => Some(Pkcs11Root::new(m, &t, &p, label).expect("source")),
+        _ => {
+            eprintln!(
+                "\n*** SKIPPED: no PKCS#11 token configured; run scripts/test-pkcs11.sh to test \
+                 the HSM root against SoftHSM2 ***\n"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn a_vault_rooted_in_the_token_opens_and_its_root_rotates() {
+    let Some(root1) = hsm("pv-root-1") else { return };
+    let root2 = hsm("pv-root-2").expect("configured");
+    root1.generate_key().expect("generate key 1");
+    assert!(!root1.generate_key().expect("idempotent"), "key generated twice");
+    root2.generate_key().expect("generate key 2");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("v");
+    let vault = Vault::create(&path, &root1).expect("create");
+    assert_eq!(vault.root_kind(), "pkcs11");
+    vault.put("notes", "MRN-1", b"chest pain", None).expect("put");
+    drop(vault);
+
+    // The header holds only a key label: the token does the unwrapping.
+    let header = std::fs::read(path.join("vault.header")).expect("header");
+    assert!(header.windows(9).any(|w| w == b"pv-root-1"));
+    let vault = Vault::open(&path, &root1).expect("open with the HSM");
+    assert_eq!(&*vault.get("notes", "MRN-1").expect("get").expect("some"), b"chest pain");
+    // A key file cannot open it.
+    drop(vault);
+    let kf = KeyFile::from_key(Key32::random().expect("key"));
+    assert!(matches!(Vault::open(&path, &kf), Err(Error::RootKindMismatch { .. })));
+
+    // Rotate the root to a new key on the token, then destroy the old key.
+    let vault = Vault::open(&path, &root1).expect("open");
+    vault.rotate_root(&root2).expect("rotate root");
+    drop(vault);
+    assert!(root1.destroy_key().expect("destroy old key"));
+    let vault = Vault::open(&path, &root1).expect("the header names the new key");
+    assert_eq!(&*vault.get("notes", "MRN-1").expect("get").expect("some"), b"chest pain");
+    drop(vault);
+
+    // With the new key gone too, nothing opens the vault.
+    assert!(root2.destroy_key().expect("destroy new key"));
+    assert!(matches!(Vault::open(&path, &root2), Err(Error::WrongRootKey)));
+}
+
+#[test]
+fn a_wrong_pin_is_refused() {
+    let Some(good) = hsm("pv-pin-test") else { return };
+    good.generate_key().expect("generate");
+    let dir = tempfile::tempdir().expect("tmp");
+    Vault::create(dir.path().join("v"), &good).expect("create");
+    let module = std::env::var("PHIVAULT_PKCS11_MODULE").expect("module");
+    let token = std::env::var("PHIVAULT_PKCS11_TOKEN").expect("token");
+    let bad = Pkcs11Root::new(module, &token, "000000", "pv-pin-test").expect("source");
+    assert!(matches!(
+        Vault::open(dir.path().join("v"), &bad),
+        Err(Error::WrongRootKey)
+    ));
+    assert!(Vault::open(dir.path().join("v"), &good).is_ok());
+}
+
+#[test]
+fn a_key_file_vault_moves_into_the_hsm() {
+    let Some(hsm_root) = hsm("pv-move") else { return };
+    hsm_root.generate_key().expect("generate");
+    let dir = tempfile::tempdir().expect("tmp");
+    let kf = KeyFile::from_key(Key32::random().expect("key"));
+    let vault = Vault::create(dir.path().join("v"), &kf).expect("create");
+    vault.put("n", "1", b"x", None).expect("put");
+    vault.rotate_root(&hsm_root).expect("to the HSM");
+    drop(vault);
+    assert!(Vault::open(dir.path().join("v"), &kf).is_err());
+    let v = Vault::open(dir.path().join("v"), &hsm_root).expect("open");
+    assert_eq!(&*v.get("n", "1").expect("get").expect("some"), b"x");
+}
