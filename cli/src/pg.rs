@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn urls_are_recognised_and_redacted() {
-        assert_eq!(url(Path::new("postgres://u@h:5/db")), Some("postgres://u@h:5/db"));
+        assert_eq!(
+            url(Path::new("postgres://u@h:5/db")),
+            Some("postgres://u@h:5/db")
+        );
         assert_eq!(url(Path::new("./vault")), None);
         assert_eq!(redact("postgres://u:secret@h:5/db"), "postgres://h:5/db");
         assert!(!redact("postgresql://a:b@c/d").contains("b@"));

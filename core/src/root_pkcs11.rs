@@ -109,7 +109,10 @@ impl Pkcs11Root {
         key_label: &str,
     ) -> Result<Self> {
         if key_label.is_empty() || key_label.len() > 255 {
-            return Err(Error::invalid("PKCS#11 key label", "must be 1 to 255 bytes"));
+            return Err(Error::invalid(
+                "PKCS#11 key label",
+                "must be 1 to 255 bytes",
+            ));
         }
         Ok(Pkcs11Root {
             module: module.as_ref().to_path_buf(),
@@ -128,11 +131,15 @@ impl Pkcs11Root {
         let m = module(&self.module)?;
         let slot = self.slot(&m)?;
         let session = m.open_rw_session(slot).map_err(token_error)?;
-        match session.login(UserType::User, Some(&AuthPin::new(self.pin.as_str().into()))) {
+        match session.login(
+            UserType::User,
+            Some(&AuthPin::new(self.pin.as_str().into())),
+        ) {
             Ok(()) => Ok(session),
-            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
-                Ok(session)
-            }
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => Ok(session),
             Err(_) => Err(Error::WrongRootKey),
         }
     }
@@ -158,7 +165,10 @@ impl Pkcs11Root {
         match found.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(*one)),
-            _ => Err(Error::invalid("PKCS#11 key label", "names more than one key")),
+            _ => Err(Error::invalid(
+                "PKCS#11 key label",
+                "names more than one key",
+            )),
         }
     }
 
@@ -219,8 +229,11 @@ impl Pkcs11Root {
             });
         }
         match data.split_first() {
-            Some((&PARAMS_FORMAT, label)) => std::str::from_utf8(label)
-                .map_err(|_| Error::CorruptMetadata { what: "PKCS#11 root parameters" }),
+            Some((&PARAMS_FORMAT, label)) => {
+                std::str::from_utf8(label).map_err(|_| Error::CorruptMetadata {
+                    what: "PKCS#11 root parameters",
+                })
+            }
             _ => Err(Error::CorruptMetadata {
                 what: "PKCS#11 root parameters",
             }),
@@ -277,8 +290,13 @@ impl RootKey for Pkcs11Key {
         let mut iv_param = iv;
         let params = GcmParams::new(&mut iv_param, aad, TAG_BITS.into()).map_err(token_error)?;
         let _token = token_lock()?;
-        let guard = self.session.lock().map_err(|_| Error::Crypto("lock poisoned"))?;
-        let session = guard.as_ref().ok_or(Error::Crypto("PKCS#11 session closed"))?;
+        let guard = self
+            .session
+            .lock()
+            .map_err(|_| Error::Crypto("lock poisoned"))?;
+        let session = guard
+            .as_ref()
+            .ok_or(Error::Crypto("PKCS#11 session closed"))?;
         let ct = session
             .encrypt(&Mechanism::AesGcm(params), self.key, secret)
             .map_err(token_error)?;
@@ -296,8 +314,13 @@ impl RootKey for Pkcs11Key {
         iv.copy_from_slice(&wrapped[..IV_LEN]);
         let params = GcmParams::new(&mut iv, aad, TAG_BITS.into()).map_err(token_error)?;
         let _token = token_lock()?;
-        let guard = self.session.lock().map_err(|_| Error::Crypto("lock poisoned"))?;
-        let session = guard.as_ref().ok_or(Error::Crypto("PKCS#11 session closed"))?;
+        let guard = self
+            .session
+            .lock()
+            .map_err(|_| Error::Crypto("lock poisoned"))?;
+        let session = guard
+            .as_ref()
+            .ok_or(Error::Crypto("PKCS#11 session closed"))?;
         let plain = session
             .decrypt(&Mechanism::AesGcm(params), self.key, &wrapped[IV_LEN..])
             .map_err(|_| Error::WrongRootKey)?;

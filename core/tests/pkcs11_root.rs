@@ -29,28 +29,41 @@ fn hsm(label: &str) -> Option<Pkcs11Root> {
 
 #[test]
 fn a_vault_rooted_in_the_token_opens_and_its_root_rotates() {
-    let Some(root1) = hsm("pv-root-1") else { return };
+    let Some(root1) = hsm("pv-root-1") else {
+        return;
+    };
     let root2 = hsm("pv-root-2").expect("configured");
     root1.generate_key().expect("generate key 1");
-    assert!(!root1.generate_key().expect("idempotent"), "key generated twice");
+    assert!(
+        !root1.generate_key().expect("idempotent"),
+        "key generated twice"
+    );
     root2.generate_key().expect("generate key 2");
 
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("v");
     let vault = Vault::create(&path, &root1).expect("create");
     assert_eq!(vault.root_kind(), "pkcs11");
-    vault.put("notes", "MRN-1", b"chest pain", None).expect("put");
+    vault
+        .put("notes", "MRN-1", b"chest pain", None)
+        .expect("put");
     drop(vault);
 
     // The header holds only a key label: the token does the unwrapping.
     let header = std::fs::read(path.join("vault.header")).expect("header");
     assert!(header.windows(9).any(|w| w == b"pv-root-1"));
     let vault = Vault::open(&path, &root1).expect("open with the HSM");
-    assert_eq!(&*vault.get("notes", "MRN-1").expect("get").expect("some"), b"chest pain");
+    assert_eq!(
+        &*vault.get("notes", "MRN-1").expect("get").expect("some"),
+        b"chest pain"
+    );
     // A key file cannot open it.
     drop(vault);
     let kf = KeyFile::from_key(Key32::random().expect("key"));
-    assert!(matches!(Vault::open(&path, &kf), Err(Error::RootKindMismatch { .. })));
+    assert!(matches!(
+        Vault::open(&path, &kf),
+        Err(Error::RootKindMismatch { .. })
+    ));
 
     // Rotate the root to a new key on the token, then destroy the old key.
     let vault = Vault::open(&path, &root1).expect("open");
@@ -58,17 +71,25 @@ fn a_vault_rooted_in_the_token_opens_and_its_root_rotates() {
     drop(vault);
     assert!(root1.destroy_key().expect("destroy old key"));
     let vault = Vault::open(&path, &root1).expect("the header names the new key");
-    assert_eq!(&*vault.get("notes", "MRN-1").expect("get").expect("some"), b"chest pain");
+    assert_eq!(
+        &*vault.get("notes", "MRN-1").expect("get").expect("some"),
+        b"chest pain"
+    );
     drop(vault);
 
     // With the new key gone too, nothing opens the vault.
     assert!(root2.destroy_key().expect("destroy new key"));
-    assert!(matches!(Vault::open(&path, &root2), Err(Error::WrongRootKey)));
+    assert!(matches!(
+        Vault::open(&path, &root2),
+        Err(Error::WrongRootKey)
+    ));
 }
 
 #[test]
 fn a_wrong_pin_is_refused() {
-    let Some(good) = hsm("pv-pin-test") else { return };
+    let Some(good) = hsm("pv-pin-test") else {
+        return;
+    };
     good.generate_key().expect("generate");
     let dir = tempfile::tempdir().expect("tmp");
     Vault::create(dir.path().join("v"), &good).expect("create");
@@ -84,7 +105,9 @@ fn a_wrong_pin_is_refused() {
 
 #[test]
 fn a_key_file_vault_moves_into_the_hsm() {
-    let Some(hsm_root) = hsm("pv-move") else { return };
+    let Some(hsm_root) = hsm("pv-move") else {
+        return;
+    };
     hsm_root.generate_key().expect("generate");
     let dir = tempfile::tempdir().expect("tmp");
     let kf = KeyFile::from_key(Key32::random().expect("key"));

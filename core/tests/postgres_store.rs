@@ -61,9 +61,15 @@ fn fresh(url: &str, schema: &'static str) -> PgStore {
 
 fn spawn_child(role: &str, schema: &str, extra: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().expect("exe"));
-    cmd.args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("PV_PG_CHILD", role)
-        .env("PV_PG_SCHEMA", schema);
+    cmd.args([
+        "--exact",
+        "child_process",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("PV_PG_CHILD", role)
+    .env("PV_PG_SCHEMA", schema);
     for (k, v) in extra {
         cmd.env(k, v);
     }
@@ -130,16 +136,40 @@ fn store_contract() {
     ])
     .expect("write");
     assert_eq!(s.get(Space::Record, b"a").expect("get"), Some(k(b"1")));
-    assert_eq!(s.get(Space::Token, b"a").expect("get"), Some(k(b"other space")));
+    assert_eq!(
+        s.get(Space::Token, b"a").expect("get"),
+        Some(k(b"other space"))
+    );
     assert_eq!(s.get(Space::Record, b"zz").expect("get"), None);
     // compare-and-swap, all four shapes
-    assert!(!s.compare_and_swap(Space::Record, b"a", None, Some(k(b"x"))).expect("cas"));
-    assert!(!s.compare_and_swap(Space::Record, b"a", Some(b"0"), Some(k(b"x"))).expect("cas"));
-    assert!(s.compare_and_swap(Space::Record, b"a", Some(b"1"), Some(k(b"2"))).expect("cas"));
-    assert!(s.compare_and_swap(Space::Record, b"b", None, Some(k(b"3"))).expect("cas"));
-    assert!(s.compare_and_swap(Space::Record, b"b", Some(b"3"), None).expect("cas"));
-    assert!(s.compare_and_swap(Space::Record, b"b", None, None).expect("cas"));
-    assert!(!s.compare_and_swap(Space::Record, b"a", None, None).expect("cas"));
+    assert!(
+        !s.compare_and_swap(Space::Record, b"a", None, Some(k(b"x")))
+            .expect("cas")
+    );
+    assert!(
+        !s.compare_and_swap(Space::Record, b"a", Some(b"0"), Some(k(b"x")))
+            .expect("cas")
+    );
+    assert!(
+        s.compare_and_swap(Space::Record, b"a", Some(b"1"), Some(k(b"2")))
+            .expect("cas")
+    );
+    assert!(
+        s.compare_and_swap(Space::Record, b"b", None, Some(k(b"3")))
+            .expect("cas")
+    );
+    assert!(
+        s.compare_and_swap(Space::Record, b"b", Some(b"3"), None)
+            .expect("cas")
+    );
+    assert!(
+        s.compare_and_swap(Space::Record, b"b", None, None)
+            .expect("cas")
+    );
+    assert!(
+        !s.compare_and_swap(Space::Record, b"a", None, None)
+            .expect("cas")
+    );
     assert_eq!(s.get(Space::Record, b"a").expect("get"), Some(k(b"2")));
     // compare_and_swap_many: independent items
     let n = s
@@ -166,17 +196,32 @@ fn store_contract() {
         key: k(b"guard"),
         value: v.to_vec(),
     };
-    assert!(s.write_unsynced_if(Space::Meta, b"guard", None, vec![put(b"g1")]).expect("if"));
-    assert!(!s.write_unsynced_if(Space::Meta, b"guard", None, vec![put(b"g2")]).expect("if"));
-    assert!(!s.write_unsynced_if(Space::Meta, b"guard", Some(b"no"), vec![put(b"g2")]).expect("if"));
-    assert!(s.write_unsynced_if(Space::Meta, b"guard", Some(b"g1"), vec![put(b"g2")]).expect("if"));
+    assert!(
+        s.write_unsynced_if(Space::Meta, b"guard", None, vec![put(b"g1")])
+            .expect("if")
+    );
+    assert!(
+        !s.write_unsynced_if(Space::Meta, b"guard", None, vec![put(b"g2")])
+            .expect("if")
+    );
+    assert!(
+        !s.write_unsynced_if(Space::Meta, b"guard", Some(b"no"), vec![put(b"g2")])
+            .expect("if")
+    );
+    assert!(
+        s.write_unsynced_if(Space::Meta, b"guard", Some(b"g1"), vec![put(b"g2")])
+            .expect("if")
+    );
     // a claim of an absent guard that writes other keys only leaves the guard absent
     let other = WriteOp::Put {
         space: Space::Meta,
         key: k(b"other"),
         value: k(b"o"),
     };
-    assert!(s.write_unsynced_if(Space::Meta, b"absent", None, vec![other]).expect("if"));
+    assert!(
+        s.write_unsynced_if(Space::Meta, b"absent", None, vec![other])
+            .expect("if")
+    );
     assert_eq!(s.get(Space::Meta, b"absent").expect("get"), None);
     s.sync().expect("sync");
     assert_eq!(s.get(Space::Meta, b"guard").expect("get"), Some(k(b"g2")));
@@ -207,20 +252,32 @@ fn store_contract() {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(all, keys);
-    let page = s.scan(Space::Subject, &[], Some(&[0x01, 0xff]), 2).expect("scan");
+    let page = s
+        .scan(Space::Subject, &[], Some(&[0x01, 0xff]), 2)
+        .expect("scan");
     assert_eq!(page.len(), 2);
     assert_eq!(page[0].0, vec![0x01, 0xff, 0x00]);
     assert_eq!(page[1].0, vec![0x02]);
-    let pre = s.scan(Space::Subject, &[0x01, 0xff], None, 100).expect("scan");
+    let pre = s
+        .scan(Space::Subject, &[0x01, 0xff], None, 100)
+        .expect("scan");
     assert_eq!(pre.len(), 2);
     let pre = s.scan(Space::Subject, &[0xff], None, 100).expect("scan");
     assert_eq!(pre.len(), 2);
-    let pre = s.scan(Space::Subject, &[0xff], Some(&[0xff]), 100).expect("scan");
+    let pre = s
+        .scan(Space::Subject, &[0xff], Some(&[0xff]), 100)
+        .expect("scan");
     assert_eq!(pre, vec![(vec![0xff, 0xff], vec![0xff, 0xff])]);
     // after below the prefix starts at the prefix
-    let pre = s.scan(Space::Subject, &[0x7f], Some(&[0x01]), 100).expect("scan");
+    let pre = s
+        .scan(Space::Subject, &[0x7f], Some(&[0x01]), 100)
+        .expect("scan");
     assert_eq!(pre.len(), 1);
-    assert!(s.scan(Space::Subject, &[0x03], None, 100).expect("scan").is_empty());
+    assert!(
+        s.scan(Space::Subject, &[0x03], None, 100)
+            .expect("scan")
+            .is_empty()
+    );
     assert_eq!(SCHEMA_VERSION, 1);
 }
 
@@ -229,24 +286,54 @@ fn vault_lives_in_postgres_and_reopens() {
     let Some(url) = url() else { return };
     let s = fresh(&url, "pvt_vault");
     let vault = Vault::create_in(Box::new(s), &root(), Backend::default()).expect("create");
-    vault.put("notes", "MRN-1", b"chest pain", None).expect("put");
+    vault
+        .put("notes", "MRN-1", b"chest pain", None)
+        .expect("put");
     let ctx = Context::new().with("record", "1");
     let ct = vault.encrypt(b"HbA1c 9.2%", &ctx).expect("encrypt");
-    let tok = vault.tokenize_many("mrn", &["MRN0000001"]).expect("tokenize");
+    let tok = vault
+        .tokenize_many("mrn", &["MRN0000001"])
+        .expect("tokenize");
     drop(vault);
     // A second vault in the same database cannot be created over it.
-    assert!(Vault::create_in(Box::new(store(&url, "pvt_vault")), &root(), Backend::default()).is_err());
+    assert!(
+        Vault::create_in(
+            Box::new(store(&url, "pvt_vault")),
+            &root(),
+            Backend::default()
+        )
+        .is_err()
+    );
     let wrong = KeyFile::from_key(Key32::random().expect("key"));
-    assert!(Vault::open_in(Box::new(store(&url, "pvt_vault")), &wrong, Backend::default()).is_err());
-    let v = Vault::open_in(Box::new(store(&url, "pvt_vault")), &root(), Backend::default())
-        .expect("reopen");
-    assert_eq!(&*v.get("notes", "MRN-1").expect("get").expect("some"), b"chest pain");
+    assert!(
+        Vault::open_in(
+            Box::new(store(&url, "pvt_vault")),
+            &wrong,
+            Backend::default()
+        )
+        .is_err()
+    );
+    let v = Vault::open_in(
+        Box::new(store(&url, "pvt_vault")),
+        &root(),
+        Backend::default(),
+    )
+    .expect("reopen");
+    assert_eq!(
+        &*v.get("notes", "MRN-1").expect("get").expect("some"),
+        b"chest pain"
+    );
     assert_eq!(&*v.decrypt(&ct, &ctx).expect("decrypt"), b"HbA1c 9.2%");
-    let back = v.detokenize_many("mrn", &tok, View::Plaintext).expect("detok");
+    let back = v
+        .detokenize_many("mrn", &tok, View::Plaintext)
+        .expect("detok");
     assert_eq!(back[0].as_str(), "MRN0000001");
     // Nothing in PostgreSQL is the plaintext.
     for space in phivault::migrate::ALL_SPACES {
-        for (key, value) in store(&url, "pvt_vault").scan(space, &[], None, 10_000).expect("scan") {
+        for (key, value) in store(&url, "pvt_vault")
+            .scan(space, &[], None, 10_000)
+            .expect("scan")
+        {
             for needle in [&b"chest pain"[..], b"MRN-1", b"MRN0000001", b"HbA1c"] {
                 assert!(!key.windows(needle.len()).any(|w| w == needle));
                 assert!(!value.windows(needle.len()).any(|w| w == needle));
@@ -274,14 +361,20 @@ fn four_processes_tokenize_identically_and_audit_verifies() {
             let c = spawn_child(
                 "tokenize",
                 schema,
-                &[("PV_N", n.to_string()), ("PV_OUT", out.display().to_string())],
+                &[
+                    ("PV_N", n.to_string()),
+                    ("PV_OUT", out.display().to_string()),
+                ],
             );
             (c, out)
         })
         .collect();
     let mut outputs = Vec::new();
     for (mut c, out) in children {
-        assert!(c.wait().expect("wait").success(), "a tokenizing process failed");
+        assert!(
+            c.wait().expect("wait").success(),
+            "a tokenizing process failed"
+        );
         outputs.push(std::fs::read_to_string(out).expect("tokens"));
     }
     eprintln!(
@@ -332,8 +425,10 @@ fn two_rewrap_workers_one_killed_leave_every_record_on_the_new_key() {
         .map(|i| (format!("MRN-{i}"), format!("note {i}").into_bytes()))
         .collect();
     for chunk in items.chunks(500) {
-        let batch: Vec<(&str, &[u8])> =
-            chunk.iter().map(|(id, v)| (id.as_str(), v.as_slice())).collect();
+        let batch: Vec<(&str, &[u8])> = chunk
+            .iter()
+            .map(|(id, v)| (id.as_str(), v.as_slice()))
+            .collect();
         vault
             .put_many("notes", &batch, &phivault::records::PutOptions::default())
             .expect("put");
@@ -360,8 +455,14 @@ fn two_rewrap_workers_one_killed_leave_every_record_on_the_new_key() {
     }
     a.kill().expect("kill");
     a.wait().expect("reap");
-    assert!(b.wait().expect("wait").success(), "the surviving worker failed");
-    assert!(!oa.exists(), "worker a finished before it was killed: kill came too late");
+    assert!(
+        b.wait().expect("wait").success(),
+        "the surviving worker failed"
+    );
+    assert!(
+        !oa.exists(),
+        "worker a finished before it was killed: kill came too late"
+    );
     let usage = vault.usage().expect("usage");
     let on_old = usage
         .by_version
@@ -369,15 +470,23 @@ fn two_rewrap_workers_one_killed_leave_every_record_on_the_new_key() {
         .map_or(0, |u| u.records);
     assert_eq!(on_old, 0, "records left on the old key");
     assert_eq!(
-        usage.by_version.get(&("default".to_owned(), v2)).map_or(0, |u| u.records),
+        usage
+            .by_version
+            .get(&("default".to_owned(), v2))
+            .map_or(0, |u| u.records),
         n as u64
     );
     // Every record still decrypts, the chain verifies, and a rerun finds nothing to do.
     for (id, v) in items.iter().step_by(97) {
-        assert_eq!(&*vault.get("notes", id).expect("get").expect("some"), v.as_slice());
+        assert_eq!(
+            &*vault.get("notes", id).expect("get").expect("some"),
+            v.as_slice()
+        );
     }
     assert!(vault.audit_verify().expect("verify").ok);
-    let again = vault.rewrap(&RewrapOptions::default(), &mut |_| {}).expect("rerun");
+    let again = vault
+        .rewrap(&RewrapOptions::default(), &mut |_| {})
+        .expect("rerun");
     assert_eq!(again.rewrapped, 0);
     assert!(!old.is_empty());
 }
@@ -388,10 +497,16 @@ fn migrate_copies_a_sled_vault_and_verifies() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = Vault::create(dir.path().join("v"), &root()).expect("create");
     for i in 0..1500 {
-        src.put("notes", &format!("MRN-{i}"), format!("note {i}").as_bytes(), None)
-            .expect("put");
+        src.put(
+            "notes",
+            &format!("MRN-{i}"),
+            format!("note {i}").as_bytes(),
+            None,
+        )
+        .expect("put");
     }
-    src.put("notes", "S-1", b"subject note", Some("patient-1")).expect("put");
+    src.put("notes", "S-1", b"subject note", Some("patient-1"))
+        .expect("put");
     let toks = src
         .tokenize_many("mrn", &["MRN0000001", "MRN0000002"])
         .expect("tokenize");
@@ -408,16 +523,27 @@ fn migrate_copies_a_sled_vault_and_verifies() {
     assert_eq!(records, 1501);
     for i in (0..1500).step_by(7) {
         assert_eq!(
-            &*copy.get("notes", &format!("MRN-{i}")).expect("get").expect("some"),
+            &*copy
+                .get("notes", &format!("MRN-{i}"))
+                .expect("get")
+                .expect("some"),
             format!("note {i}").as_bytes()
         );
     }
-    assert_eq!(&*copy.get("notes", "S-1").expect("get").expect("some"), b"subject note");
-    let back = copy.detokenize_many("mrn", &toks, View::Plaintext).expect("detok");
+    assert_eq!(
+        &*copy.get("notes", "S-1").expect("get").expect("some"),
+        b"subject note"
+    );
+    let back = copy
+        .detokenize_many("mrn", &toks, View::Plaintext)
+        .expect("detok");
     assert_eq!(back[1].as_str(), "MRN0000002");
     assert_eq!(copy.vault_id_hex(), src.vault_id_hex());
     // A second migration into the now non-empty store is refused.
-    assert!(src.migrate_to(Box::new(store(&url, "pvt_migrate")), &root()).is_err());
+    assert!(
+        src.migrate_to(Box::new(store(&url, "pvt_migrate")), &root())
+            .is_err()
+    );
 }
 
 #[test]
@@ -426,21 +552,29 @@ fn a_rotation_in_one_process_is_seen_by_another() {
     let schema = "pvt_rotation";
     let a = Vault::create_in(Box::new(fresh(&url, schema)), &root(), Backend::default())
         .expect("create");
-    let b = Vault::open_in(Box::new(store(&url, schema)), &root(), Backend::default())
-        .expect("open");
+    let b =
+        Vault::open_in(Box::new(store(&url, schema)), &root(), Backend::default()).expect("open");
     let ctx = Context::new().with("k", "v");
     let before = b.encrypt(b"x", &ctx).expect("encrypt"); // b has loaded `default` v1
     assert_eq!(&*a.decrypt(&before, &ctx).expect("decrypt"), b"x");
     a.rotate("default").expect("rotate");
     let after = a.encrypt(b"y", &ctx).expect("encrypt");
     // b has never seen v2: it re-reads the keyring at once instead of failing
-    assert_eq!(&*b.decrypt(&after, &ctx).expect("decrypt new version"), b"y");
+    assert_eq!(
+        &*b.decrypt(&after, &ctx).expect("decrypt new version"),
+        b"y"
+    );
     // and after the cache TTL b encrypts under v2 as well
-    std::thread::sleep(Duration::from_secs(phivault::vault::KEYRING_CACHE_TTL_SECS + 1));
+    std::thread::sleep(Duration::from_secs(
+        phivault::vault::KEYRING_CACHE_TTL_SECS + 1,
+    ));
     let text = b
         .encrypt_text(b"z", &ctx, &phivault::EncryptOptions::new())
         .expect("encrypt");
-    assert!(text.starts_with("pv1:default:2:"), "b still encrypts under v1");
+    assert!(
+        text.starts_with("pv1:default:2:"),
+        "b still encrypts under v1"
+    );
 }
 
 /// Throughput of tokenize and decrypt (and record get) on PostgreSQL and on sled, one thread,
@@ -455,8 +589,12 @@ fn throughput_postgres_vs_sled() {
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().expect("tmp");
     let sled = Vault::create(dir.path().join("v"), &root()).expect("sled vault");
-    let pg = Vault::create_in(Box::new(fresh(&url, "pvt_bench")), &root(), Backend::default())
-        .expect("pg vault");
+    let pg = Vault::create_in(
+        Box::new(fresh(&url, "pvt_bench")),
+        &root(),
+        Backend::default(),
+    )
+    .expect("pg vault");
     let values: Vec<String> = (0..n).map(|i| format!("MRN{i:07}")).collect();
     let ctx = Context::new().with("record", "1");
     for (name, v) in [("sled", &sled), ("postgres", &pg)] {
@@ -477,12 +615,12 @@ fn throughput_postgres_vs_sled() {
         }
         let dec = n as f64 / t.elapsed().as_secs_f64();
         let m = n.min(5000);
-        for i in 0..m {
-            v.put("notes", &values[i], b"note", None).expect("put");
+        for value in &values[..m] {
+            v.put("notes", value, b"note", None).expect("put");
         }
         let t = Instant::now();
-        for i in 0..m {
-            v.get("notes", &values[i]).expect("get");
+        for value in &values[..m] {
+            v.get("notes", value).expect("get");
         }
         let get = m as f64 / t.elapsed().as_secs_f64();
         eprintln!(

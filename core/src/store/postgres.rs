@@ -216,17 +216,14 @@ impl Conn {
             update_if: client.prepare(
                 "UPDATE phivault_kv SET value = $4 WHERE space = $1 AND key = $2 AND value = $3",
             )?,
-            delete_if: client.prepare(
-                "DELETE FROM phivault_kv WHERE space = $1 AND key = $2 AND value = $3",
-            )?,
+            delete_if: client
+                .prepare("DELETE FROM phivault_kv WHERE space = $1 AND key = $2 AND value = $3")?,
             lock_if: client.prepare(
                 "SELECT 1 FROM phivault_kv WHERE space = $1 AND key = $2 AND value = $3 \
                  FOR UPDATE",
             )?,
-            scan_incl: client
-                .prepare(&format!("{SCAN} >= $2 {PREFIX} ORDER BY key LIMIT $5"))?,
-            scan_excl: client
-                .prepare(&format!("{SCAN} > $2 {PREFIX} ORDER BY key LIMIT $5"))?,
+            scan_incl: client.prepare(&format!("{SCAN} >= $2 {PREFIX} ORDER BY key LIMIT $5"))?,
+            scan_excl: client.prepare(&format!("{SCAN} > $2 {PREFIX} ORDER BY key LIMIT $5"))?,
             scan_incl_upper: client.prepare(&format!(
                 "{SCAN} >= $2 AND key < $6 {PREFIX} ORDER BY key LIMIT $5"
             ))?,
@@ -273,10 +270,11 @@ fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), postgres::Er
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS phivault_schema_version (version INTEGER NOT NULL)",
     )?;
-    let current: i32 = match tx.query_opt("SELECT max(version) FROM phivault_schema_version", &[])? {
-        Some(row) => row.get::<_, Option<i32>>(0).unwrap_or(0),
-        None => 0,
-    };
+    let current: i32 =
+        match tx.query_opt("SELECT max(version) FROM phivault_schema_version", &[])? {
+            Some(row) => row.get::<_, Option<i32>>(0).unwrap_or(0),
+            None => 0,
+        };
     if current > SCHEMA_VERSION {
         // Refused by the caller (see PgStore::connect); nothing is changed here.
         tx.rollback()?;
@@ -387,7 +385,11 @@ impl PgStore {
         let poisoned = || StoreError::Corrupt("connection pool lock poisoned");
         let mut pool = self.pool.lock().map_err(|_| poisoned())?;
         let conn = loop {
-            if let Some(i) = pool.idle.iter().position(|c| c.async_commit == async_commit) {
+            if let Some(i) = pool
+                .idle
+                .iter()
+                .position(|c| c.async_commit == async_commit)
+            {
                 break Some(pool.idle.swap_remove(i));
             }
             if let Some(c) = pool.idle.pop() {
@@ -502,9 +504,7 @@ impl PgStore {
     fn durable_marker(&self) -> Result<(), StoreError> {
         let mut lease = self.lease(false)?;
         let conn = lease.conn()?;
-        conn.client
-            .execute(&conn.stmts.sync, &[])
-            .map_err(pg_err)?;
+        conn.client.execute(&conn.stmts.sync, &[]).map_err(pg_err)?;
         Ok(())
     }
 }
@@ -566,7 +566,8 @@ impl Store for PgStore {
         self.in_tx(false, |tx, s| {
             let mut swapped = 0;
             for it in &items {
-                swapped += tx.execute(&s.update_if, &[&sp(space), &it.key, &it.expected, &it.new])?;
+                swapped +=
+                    tx.execute(&s.update_if, &[&sp(space), &it.key, &it.expected, &it.new])?;
             }
             Ok(swapped as usize)
         })
