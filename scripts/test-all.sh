@@ -20,7 +20,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "cargo test --workspace"
 cargo test --workspace
 
-for extra in scripts/test-c.sh scripts/test-python.sh scripts/test-fuzz-corpus.sh; do
+for extra in scripts/test-c.sh scripts/test-python.sh scripts/test-fuzz-corpus.sh scripts/test-postgres.sh; do
   if [ -x "$extra" ]; then
     step "$extra"
     "$extra"

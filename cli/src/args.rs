@@ -156,6 +156,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a consistent, encrypted, authenticated backup of a live vault to OUT; or
+    /// `backup verify IN` to check one (no key needed).
+    Backup(crate::backup::BackupArgs),
+    /// Restore a backup into a new vault directory (all or nothing).
+    Restore(crate::backup::RestoreArgs),
+    /// M-of-N recovery shares of the vault master key: split, and unlock a lost root.
+    Recovery {
+        /// The recovery command.
+        #[command(subcommand)]
+        cmd: crate::backup::RecoveryCommand,
+    },
     /// Manage keyrings and key versions.
     Keys {
         /// The keys command.
@@ -297,7 +308,9 @@ pub enum Command {
         cmd: PolicyCommand,
     },
     /// Encrypt a file of any size with constant memory (segmented streaming AEAD).
-    #[command(after_help = "Example:\n  phivault encrypt-file --vault ./vault --key-file root.key --context study=1.2.840.1 --subject patient-4711 scan.dcm scan.dcm.pvs")]
+    #[command(
+        after_help = "Example:\n  phivault encrypt-file --vault ./vault --key-file root.key --context study=1.2.840.1 --subject patient-4711 scan.dcm scan.dcm.pvs"
+    )]
     EncryptFile {
         #[command(flatten)]
         vault: VaultArgs,
@@ -319,7 +332,9 @@ pub enum Command {
         output: PathBuf,
     },
     /// Decrypt a file made by encrypt-file; nothing is written unless all of it authenticates.
-    #[command(after_help = "Example:\n  phivault decrypt-file --vault ./vault --key-file root.key --context study=1.2.840.1 scan.dcm.pvs scan.dcm")]
+    #[command(
+        after_help = "Example:\n  phivault decrypt-file --vault ./vault --key-file root.key --context study=1.2.840.1 scan.dcm.pvs scan.dcm"
+    )]
     DecryptFile {
         #[command(flatten)]
         vault: VaultArgs,
@@ -332,12 +347,31 @@ pub enum Command {
         output: PathBuf,
     },
     /// Rewrap encrypted files in place to their keyring's active key version (header only).
-    #[command(after_help = "Example:\n  find /archive -name '*.pvs' -print0 | xargs -0 phivault rewrap-file --vault ./vault --key-file root.key")]
+    #[command(
+        after_help = "Example:\n  find /archive -name '*.pvs' -print0 | xargs -0 phivault rewrap-file --vault ./vault --key-file root.key"
+    )]
     RewrapFile {
         #[command(flatten)]
         vault: VaultArgs,
         /// Files to rewrap.
         files: Vec<PathBuf>,
+    },
+    /// Copy a directory vault into an empty PostgreSQL database and verify every entry.
+    #[command(
+        after_help = "Example:\n  phivault migrate --from ./vault --to postgres://phivault@db.internal:5432/phivault --key-file root.key"
+    )]
+    Migrate {
+        /// The vault directory to copy.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The database: postgres://user@host:port/db (must hold no vault yet).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[command(flatten)]
+        root: RootArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the end-to-end tour on a temporary vault with synthetic patients.
     Demo {

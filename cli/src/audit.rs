@@ -40,7 +40,8 @@ pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
                     .split_once(':')
                     .and_then(|(s, m)| s.parse::<u64>().ok().map(|s| (s, m.to_owned())))
                     .ok_or_else(|| CliError::Other("--expect-head must be SEQ:MACHEX".into(), 2))?;
-                if seq > r.head_seq || (seq == r.head_seq && mac != r.head_mac) {
+                let recorded = v.audit_mac_at(seq)?;
+                if seq > r.head_seq || recorded.as_deref() != Some(mac.as_str()) {
                     ok = false;
                     anchor_problem =
                         Some(format!("the log does not extend the recorded head {seq}"));

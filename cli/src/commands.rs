@@ -28,11 +28,20 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     None
                 };
             let root = rootkey::source(&vault.root, true, argon)?;
-            let v = Vault::create(&vault.vault, root.as_ref())?;
+            let (v, place) = match crate::pg::url(&vault.vault) {
+                Some(url) => (
+                    crate::pg::create(url, root.as_ref())?,
+                    crate::pg::redact(url),
+                ),
+                None => (
+                    Vault::create(&vault.vault, root.as_ref())?,
+                    vault.vault.display().to_string(),
+                ),
+            };
             eprintln!(
                 "created vault {} at {} (root: {}, keyring: default v1)",
                 v.vault_id_hex(),
-                vault.vault.display(),
+                place,
                 v.root_kind()
             );
             Ok(())
@@ -144,8 +153,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Migrate {
+            from,
+            to,
+            root,
+            json,
+        } => crate::pg::migrate(&from, &to, &root, json),
         Command::Demo { keep } => crate::demo::run(keep),
         Command::Keys { cmd } => crate::keys::run(cmd),
+        Command::Backup(a) => crate::backup::backup(a),
+        Command::Restore(a) => crate::backup::restore(a),
+        Command::Recovery { cmd } => crate::backup::recovery(cmd),
         Command::Tokenize {
             vault,
             field,
@@ -167,12 +185,29 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::tokens::tokenize_csv(&vault, &fields, subject_column.as_deref(), &input, &output)
         }
         Command::Fields { cmd } => crate::tokens::fields(cmd),
-        Command::EncryptFile { vault, context, subject, keyring, segment_log2, input, output } => {
-            crate::stream::encrypt_file(&vault, &context, subject, keyring, segment_log2, &input, &output)
-        }
-        Command::DecryptFile { vault, context, input, output } => {
-            crate::stream::decrypt_file(&vault, &context, &input, &output)
-        }
+        Command::EncryptFile {
+            vault,
+            context,
+            subject,
+            keyring,
+            segment_log2,
+            input,
+            output,
+        } => crate::stream::encrypt_file(
+            &vault,
+            &context,
+            subject,
+            keyring,
+            segment_log2,
+            &input,
+            &output,
+        ),
+        Command::DecryptFile {
+            vault,
+            context,
+            input,
+            output,
+        } => crate::stream::decrypt_file(&vault, &context, &input, &output),
         Command::RewrapFile { vault, files } => crate::stream::rewrap_files(&vault, &files),
         Command::Audit { cmd } => crate::audit::run(cmd),
         Command::Policy { cmd } => crate::audit::policy(cmd),
@@ -230,6 +265,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Opens the vault named by the arguments.
 pub fn open(args: &VaultArgs) -> Result<Vault, CliError> {
     let root = rootkey::source(&args.root, false, None)?;
+    if let Some(url) = crate::pg::url(&args.vault) {
+        return crate::pg::open(url, root.as_ref());
+    }
     Ok(Vault::open(&args.vault, root.as_ref())?)
 }
 
@@ -237,10 +275,7 @@ pub fn open(args: &VaultArgs) -> Result<Vault, CliError> {
 pub fn caller(args: &VaultArgs) -> Caller {
     let mut c = match &args.principal {
         Some(p) => Caller::new(p.as_str(), args.purpose.as_str()),
-        None => Caller {
-            purpose: args.purpose.clone(),
-            ..Caller::owner()
-        },
+        None => Caller::owner().with_purpose(args.purpose.as_str()),
     };
     if let Some(r) = &args.break_glass {
         c = c.break_glass(r.as_str());

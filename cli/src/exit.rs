@@ -73,7 +73,12 @@ pub fn code(e: &CliError) -> i32 {
         CliError::Other(_, c) => *c,
         CliError::Vault(e) => match e {
             Error::AuthenticationFailed | Error::InvalidToken { .. } => 3,
+            Error::BackupDamaged { .. }
+            | Error::InvalidShare { .. }
+            | Error::ShareFromAnotherVault { .. }
+            | Error::SharesMismatch { .. } => 3,
             Error::WrongRootKey | Error::RootKindMismatch { .. } => 4,
+            Error::NotEnoughShares { .. } => 4,
             Error::VaultLocked { .. } => 5,
             Error::VaultNotFound { .. }
             | Error::UnknownKeyring { .. }

@@ -7,18 +7,39 @@
 
 mod args;
 mod audit;
+mod backup;
 mod commands;
 mod demo;
 mod exit;
 mod io;
 mod keys;
+mod pg;
 mod rootkey;
 mod stream;
 mod tokens;
 
 use clap::Parser;
 
+/// A reader that went away (`phivault keys list --json | head`) is not an error: exit quietly
+/// with the conventional 128 + SIGPIPE instead of a panic message.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    exit_quietly_on_broken_pipe();
     let cli = args::Cli::parse();
     match commands::run(cli) {
         Ok(()) => {}

@@ -39,21 +39,39 @@ pub fn encrypt_file(
     let v = open(vault)?;
     let b = bar(size(input), "encrypt");
     let start = std::time::Instant::now();
-    let n = v.encrypt_file(input, output, &ctx, &StreamOptions { keyring, subject, segment_log2 }, &mut |done| {
-        if let Some(b) = &b {
-            b.set_position(done);
-        }
-    })?;
+    let n = v.encrypt_file(
+        input,
+        output,
+        &ctx,
+        &StreamOptions {
+            keyring,
+            subject,
+            segment_log2,
+        },
+        &mut |done| {
+            if let Some(b) = &b {
+                b.set_position(done);
+            }
+        },
+    )?;
     if let Some(b) = b {
         b.finish_and_clear();
     }
     let secs = start.elapsed().as_secs_f64();
-    eprintln!("encrypted {n} bytes in {secs:.2}s ({:.0} MiB/s)", n as f64 / 1048576.0 / secs.max(1e-9));
+    eprintln!(
+        "encrypted {n} bytes in {secs:.2}s ({:.0} MiB/s)",
+        n as f64 / 1048576.0 / secs.max(1e-9)
+    );
     Ok(())
 }
 
 /// `phivault decrypt-file`.
-pub fn decrypt_file(vault: &VaultArgs, context: &[String], input: &Path, output: &Path) -> Result<(), CliError> {
+pub fn decrypt_file(
+    vault: &VaultArgs,
+    context: &[String],
+    input: &Path,
+    output: &Path,
+) -> Result<(), CliError> {
     let ctx = parse_context(context)?;
     let v = open(vault)?;
     let b = bar(size(input), "decrypt");

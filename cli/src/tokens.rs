@@ -146,9 +146,15 @@ pub fn tokenize_csv(
         })?),
         None => None,
     };
-    let tmp = output.with_extension("partial");
-    let out_file = std::fs::File::create(&tmp)
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".partial");
+    let tmp = output.with_file_name(name);
+    let out_file = phivault::stream::create_private(&tmp)
         .map_err(|e| CliError::msg(format!("creating {}: {e}", tmp.display())))?;
+    let guard = PartialFile(Some(tmp.clone()));
     let mut wtr = csv::Writer::from_writer(BufWriter::new(out_file));
     wtr.write_record(&headers)
         .map_err(|e| CliError::msg(format!("writing CSV: {e}")))?;
@@ -181,7 +187,7 @@ pub fn tokenize_csv(
                     .map(|&r| sess.tokenize_for_subject(field, &rows[r][*idx], &rows[r][si]))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| row_error(done_rows.get(), e))?,
-                None => v
+                None => sess
                     .tokenize_many(field, &values)
                     .map_err(|e| row_error(done_rows.get(), e))?,
             };
@@ -225,6 +231,7 @@ pub fn tokenize_csv(
         .into_inner()
         .map_err(|e| CliError::msg(format!("writing CSV: {}", e.error())))?
         .sync_all()?;
+    guard.keep();
     std::fs::rename(&tmp, output)
         .map_err(|e| CliError::msg(format!("renaming to {}: {e}", output.display())))?;
     if let Some(b) = bar {
@@ -237,6 +244,23 @@ pub fn tokenize_csv(
         output.display()
     );
     Ok(())
+}
+
+/// Removes a half-written output when dropped (on any error), unless kept.
+struct PartialFile(Option<std::path::PathBuf>);
+
+impl PartialFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// A CSV error without the field contents (they may be PHI).

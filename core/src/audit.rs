@@ -25,6 +25,8 @@ use std::sync::Mutex;
 const HEAD_KEY: &[u8] = b"audit-head";
 const ENTRY_FORMAT: u8 = 1;
 const REASON_AAD: &[u8] = b"PVA1 break-glass reason";
+/// Appends retried after another process moved the head, before giving up (fail closed).
+const MAX_APPEND_ATTEMPTS: usize = 1000;
 
 /// What was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,15 +183,45 @@ struct Head {
     mac: [u8; 32],
 }
 
-/// In-memory state of the log: the head, guarded so appends form one chain.
+/// Largest number of read entries kept in memory before they are written (group commit).
+pub const MAX_PENDING: usize = 64;
+/// Longest a read entry waits in memory while the vault is in use (checked on every append).
+pub const MAX_PENDING_AGE: std::time::Duration = std::time::Duration::from_millis(50);
+const BLOCK_FORMAT: u8 = 2;
+
+/// One chained, not yet written entry.
+struct Pending {
+    entry: AuditEntry,
+    record: Vec<u8>,
+}
+
+struct Inner {
+    /// The head including pending entries (what the next entry chains to).
+    chain: Option<Head>,
+    /// The head as stored.
+    stored: Option<Head>,
+    pending: Vec<Pending>,
+    oldest: Option<std::time::Instant>,
+    /// The last write of the log failed: every operation is refused until one succeeds.
+    failing: bool,
+}
+
+/// In-memory state of the log: the chain head and entries awaiting group commit, guarded so
+/// appends form one chain.
 pub(crate) struct AuditState {
-    head: Mutex<Option<Head>>,
+    inner: Mutex<Inner>,
 }
 
 impl Default for AuditState {
     fn default() -> Self {
         AuditState {
-            head: Mutex::new(None),
+            inner: Mutex::new(Inner {
+                chain: None,
+                stored: None,
+                pending: Vec::new(),
+                oldest: None,
+                failing: false,
+            }),
         }
     }
 }
@@ -223,6 +255,57 @@ pub(crate) fn decode_entry(value: &[u8]) -> Result<(AuditEntry, [u8; 32], &[u8])
     Ok((entry, mac, body))
 }
 
+/// Splits a stored value into entry records: a block (`0x02`, then `len u32 BE ‖ record`
+/// repeated) or a single record (`0x01 ‖ body ‖ mac`).
+pub(crate) fn split_value(value: &[u8]) -> Result<Vec<&[u8]>> {
+    let bad = || Error::CorruptMetadata {
+        what: "audit block",
+    };
+    match value.first() {
+        Some(&ENTRY_FORMAT) => Ok(vec![value]),
+        Some(&BLOCK_FORMAT) => {
+            let mut out = Vec::new();
+            let mut rest = &value[1..];
+            while !rest.is_empty() {
+                let len_bytes: [u8; 4] = rest
+                    .get(..4)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?;
+                let len = u32::from_be_bytes(len_bytes) as usize;
+                let rec = rest.get(4..4 + len).ok_or_else(bad)?;
+                out.push(rec);
+                rest = &rest[4 + len..];
+            }
+            if out.is_empty() {
+                return Err(bad());
+            }
+            Ok(out)
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn encode_head(h: &Head) -> Result<Vec<u8>> {
+    postcard::to_allocvec(h).map_err(|_| Error::Crypto("audit encoding"))
+}
+
+/// Chains `entry` (its `seq` set here) to `prev` and encodes it as a record.
+fn chain(mac_key: &Mac, prev: &Head, mut entry: AuditEntry) -> Result<(Pending, Head)> {
+    entry.seq = prev.seq + 1;
+    let body = postcard::to_allocvec(&entry).map_err(|_| Error::Crypto("audit encoding"))?;
+    let mac = entry_mac(mac_key, &prev.mac, entry.seq, &body);
+    let mut record = Vec::with_capacity(1 + body.len() + 32);
+    record.push(ENTRY_FORMAT);
+    record.extend_from_slice(&body);
+    record.extend_from_slice(&mac);
+    let head = Head {
+        seq: entry.seq,
+        mac,
+    };
+    Ok((Pending { entry, record }, head))
+}
+
 /// The details of an entry to append.
 pub(crate) struct Record<'a> {
     pub principal: &'a str,
@@ -244,19 +327,12 @@ impl Vault {
         }
     }
 
-    /// Appends one entry (and the new head, atomically). Fails closed: an error here must make
-    /// the caller refuse the operation. `extra` writes go into the same atomic batch.
-    pub(crate) fn audit_append(&self, rec: Record<'_>, extra: Vec<WriteOp>) -> Result<u64> {
-        let mut guard = self
-            .audit
-            .head
-            .lock()
-            .map_err(|_| Error::AuditUnavailable)?;
-        let head = match *guard {
-            Some(h) => h,
-            None => self.load_head()?,
-        };
-        let seq = head.seq + 1;
+    /// Appends one entry. Entries of writes and administration (and any with `extra` writes)
+    /// are written at once, atomically with `extra` and the new head; entries of reads and
+    /// denials wait in memory for a group commit (at most [`MAX_PENDING`] entries or
+    /// [`MAX_PENDING_AGE`] of activity, and always before any later write, verification or
+    /// close). Fails closed: on any error the entry is withdrawn and the caller must refuse.
+    pub(crate) fn audit_append(&self, rec: Record<'_>, extra: Vec<WriteOp>) -> Result<()> {
         let reason_sealed = match rec.reason {
             Some(r) => Some(wrap_with(
                 self.keys.audit_seal.as_ref(),
@@ -265,8 +341,19 @@ impl Vault {
             )?),
             None => None,
         };
+        let urgent = !extra.is_empty()
+            || !matches!(
+                (rec.action, rec.outcome),
+                (
+                    Action::Get | Action::Decrypt | Action::Encrypt | Action::Tokenize,
+                    _
+                ) | (
+                    Action::Detokenize | Action::DetokenizeMasked | Action::DetokenizeRedacted,
+                    _
+                ) | (_, Outcome::Denied)
+            );
         let entry = AuditEntry {
-            seq,
+            seq: 0,
             time_ms: now_ms(),
             principal: rec.principal.to_owned(),
             purpose: rec.purpose.to_owned(),
@@ -275,34 +362,131 @@ impl Vault {
             outcome: rec.outcome,
             reason_sealed,
         };
-        let body = postcard::to_allocvec(&entry).map_err(|_| Error::Crypto("audit encoding"))?;
-        let mac = entry_mac(&self.keys.audit_mac, &head.mac, seq, &body);
-        let mut value = Vec::with_capacity(1 + body.len() + 32);
-        value.push(ENTRY_FORMAT);
-        value.extend_from_slice(&body);
-        value.extend_from_slice(&mac);
-        let new_head = Head { seq, mac };
-        let mut ops = extra;
-        ops.push(WriteOp::Put {
-            space: Space::Audit,
-            key: seq.to_be_bytes().to_vec(),
-            value,
-        });
-        ops.push(WriteOp::Put {
-            space: Space::Meta,
-            key: HEAD_KEY.to_vec(),
-            value: postcard::to_allocvec(&new_head).map_err(|_| Error::Crypto("audit encoding"))?,
-        });
-        self.store
-            .write_unsynced(ops)
+        let mut inner = self
+            .audit
+            .inner
+            .lock()
             .map_err(|_| Error::AuditUnavailable)?;
-        *guard = Some(new_head);
-        Ok(seq)
+        let prev = match inner.chain {
+            Some(h) => h,
+            None => {
+                let h = self.load_head().map_err(|_| Error::AuditUnavailable)?;
+                inner.stored = Some(h);
+                h
+            }
+        };
+        let (pending, head) = chain(&self.keys.audit_mac, &prev, entry)?;
+        inner.pending.push(pending);
+        inner.chain = Some(head);
+        if inner.oldest.is_none() {
+            inner.oldest = Some(std::time::Instant::now());
+        }
+        let due = urgent
+            || inner.failing
+            || inner.pending.len() >= MAX_PENDING
+            || inner.oldest.is_some_and(|t| t.elapsed() >= MAX_PENDING_AGE);
+        if due && let Err(e) = self.flush_locked(&mut inner, extra) {
+            inner.failing = true;
+            // Withdraw this entry (the operation is refused); earlier ones stay for a retry,
+            // still chained after the stored head.
+            inner.pending.pop();
+            inner.chain = match inner.pending.last() {
+                Some(p) => {
+                    let mut mac = [0u8; 32];
+                    mac.copy_from_slice(&p.record[p.record.len() - 32..]);
+                    Some(Head {
+                        seq: p.entry.seq,
+                        mac,
+                    })
+                }
+                None => inner.stored,
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes every pending entry (and `extra`) in one block, guarded by the stored head so
+    /// appends from several processes sharing a store form one chain: if another process moved
+    /// the head, the pending entries are chained again after it.
+    fn flush_locked(&self, inner: &mut Inner, extra: Vec<WriteOp>) -> Result<()> {
+        if inner.pending.is_empty() && extra.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let stored = match inner.stored {
+                Some(h) => h,
+                None => self.load_head().map_err(|_| Error::AuditUnavailable)?,
+            };
+            // Chain (again) after the stored head if it is not where the pending entries start.
+            let first = inner.pending.first().map(|p| p.entry.seq);
+            if first.is_some_and(|f| f != stored.seq + 1) || inner.stored.is_none() {
+                let mut prev = stored;
+                let old = std::mem::take(&mut inner.pending);
+                for p in old {
+                    let (np, h) = chain(&self.keys.audit_mac, &prev, p.entry)?;
+                    inner.pending.push(np);
+                    prev = h;
+                }
+                inner.chain = Some(prev);
+            }
+            let head = inner.chain.unwrap_or(stored);
+            let mut ops = extra.clone();
+            if let Some(first) = inner.pending.first().map(|p| p.entry.seq) {
+                let mut block = vec![BLOCK_FORMAT];
+                for p in &inner.pending {
+                    block.extend_from_slice(&(p.record.len() as u32).to_be_bytes());
+                    block.extend_from_slice(&p.record);
+                }
+                ops.push(WriteOp::Put {
+                    space: Space::Audit,
+                    key: first.to_be_bytes().to_vec(),
+                    value: block,
+                });
+                ops.push(WriteOp::Put {
+                    space: Space::Meta,
+                    key: HEAD_KEY.to_vec(),
+                    value: encode_head(&head)?,
+                });
+            }
+            let expected = if stored.seq == 0 {
+                None
+            } else {
+                Some(encode_head(&stored)?)
+            };
+            if self
+                .store
+                .write_unsynced_if(Space::Meta, HEAD_KEY, expected.as_deref(), ops)
+                .map_err(|_| Error::AuditUnavailable)?
+            {
+                inner.stored = Some(head);
+                inner.chain = Some(head);
+                inner.pending.clear();
+                inner.oldest = None;
+                inner.failing = false;
+                return Ok(());
+            }
+            inner.stored = None;
+            std::thread::yield_now();
+        }
+        Err(Error::AuditUnavailable)
+    }
+
+    /// Writes the audit entries waiting for group commit (the vault does this on close, before
+    /// every write and verification, and on its own every [`MAX_PENDING`] entries).
+    pub fn audit_flush(&self) -> Result<()> {
+        let mut inner = self
+            .audit
+            .inner
+            .lock()
+            .map_err(|_| Error::AuditUnavailable)?;
+        self.flush_locked(&mut inner, Vec::new())
     }
 
     /// Checks the whole chain: sequence numbers from 1 without gaps, every MAC, and the head
     /// anchor. Reports the first bad entry.
     pub fn audit_verify(&self) -> Result<AuditReport> {
+        self.audit_flush()?;
         let head = self.load_head()?;
         let mut prev = [0u8; 32];
         let mut report = AuditReport {
@@ -318,39 +502,47 @@ impl Vault {
             r.first_bad = Some(at);
             r.problem = Some(why.to_owned());
         };
-        let entries = ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new());
-        for (expected, item) in (1u64..).zip(entries) {
+        let mut expected = 1u64;
+        for item in ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new()) {
             let (key, value) = item?;
-            let seq = <[u8; 8]>::try_from(key.as_slice())
+            let first = <[u8; 8]>::try_from(key.as_slice())
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
-            if seq != expected {
-                fail(
-                    &mut report,
-                    expected,
-                    if seq > expected {
-                        "entry missing (deleted)"
-                    } else {
-                        "entry out of order"
-                    },
-                );
+            if first != expected {
+                let why = if first > expected {
+                    "entry missing (deleted)"
+                } else {
+                    "entry out of order"
+                };
+                fail(&mut report, expected, why);
                 return Ok(report);
             }
-            let Ok((entry, mac, body)) = decode_entry(&value) else {
-                fail(&mut report, seq, "entry cannot be decoded (edited)");
+            let Ok(records) = split_value(&value) else {
+                fail(&mut report, expected, "entry cannot be decoded (edited)");
                 return Ok(report);
             };
-            if entry.seq != seq || !ct_eq(&entry_mac(&self.keys.audit_mac, &prev, seq, body), &mac)
-            {
-                fail(
-                    &mut report,
-                    seq,
-                    "MAC does not match (edited, reordered or replaced)",
-                );
-                return Ok(report);
+            for raw in records {
+                let Ok((entry, mac, body)) = decode_entry(raw) else {
+                    fail(&mut report, expected, "entry cannot be decoded (edited)");
+                    return Ok(report);
+                };
+                if entry.seq != expected
+                    || !ct_eq(
+                        &entry_mac(&self.keys.audit_mac, &prev, expected, body),
+                        &mac,
+                    )
+                {
+                    fail(
+                        &mut report,
+                        expected,
+                        "MAC does not match (edited, reordered or replaced)",
+                    );
+                    return Ok(report);
+                }
+                prev = mac;
+                report.entries += 1;
+                expected += 1;
             }
-            prev = mac;
-            report.entries += 1;
         }
         if report.entries != head.seq {
             let at = report.entries.min(head.seq) + 1;
@@ -370,8 +562,24 @@ impl Vault {
         Ok(report)
     }
 
+    /// The MAC (hex) of entry `seq`, to compare with an anchor recorded outside the vault.
+    pub fn audit_mac_at(&self, seq: u64) -> Result<Option<String>> {
+        self.audit_flush()?;
+        for item in ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new()) {
+            let (_, value) = item?;
+            for raw in split_value(&value)? {
+                let (e, mac, _) = decode_entry(raw)?;
+                if e.seq == seq {
+                    return Ok(Some(hex(&mac)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// The head anchor (sequence number, MAC hex) to record outside the vault.
     pub fn audit_head(&self) -> Result<(u64, String)> {
+        self.audit_flush()?;
         let h = self.load_head()?;
         Ok((h.seq, hex(&h.mac)))
     }
@@ -384,10 +592,16 @@ impl Vault {
         principal: Option<&str>,
         include_reasons: bool,
     ) -> Result<Vec<AuditView>> {
+        self.audit_flush()?;
         let mut out = Vec::new();
+        let mut all = Vec::new();
         for item in ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new()) {
             let (_, value) = item?;
-            let (e, _, _) = decode_entry(&value)?;
+            for raw in split_value(&value)? {
+                all.push(decode_entry(raw)?.0);
+            }
+        }
+        for e in all {
             if e.time_ms < since_ms || principal.is_some_and(|p| p != e.principal) {
                 continue;
             }

@@ -105,6 +105,16 @@ impl Context {
     }
 }
 
+impl Drop for Context {
+    /// Context values can be PHI (an MRN as record id): wipe them.
+    fn drop(&mut self) {
+        for (k, v) in &mut self.pairs {
+            zeroize::Zeroize::zeroize(k);
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
+}
+
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Context {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Context {

@@ -197,6 +197,48 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A backup file is damaged, truncated, reordered or was tampered with (or is not a
+    /// phivault backup). Nothing was restored.
+    #[error("backup is damaged or was tampered with: {what}")]
+    BackupDamaged {
+        /// What check failed (never file contents).
+        what: &'static str,
+    },
+
+    /// A recovery share is malformed or fails its checksum (mistyped or damaged).
+    #[error("invalid recovery share: {why}")]
+    InvalidShare {
+        /// Why.
+        why: &'static str,
+    },
+
+    /// A recovery share belongs to another vault.
+    #[error("recovery share {index} belongs to vault {share_vault}, not to vault {vault}")]
+    ShareFromAnotherVault {
+        /// The share's index.
+        index: u8,
+        /// The vault id the share names.
+        share_vault: String,
+        /// The vault being unlocked.
+        vault: String,
+    },
+
+    /// Fewer distinct recovery shares than the threshold: nothing was unlocked.
+    #[error("not enough recovery shares: {given} given, {threshold} needed")]
+    NotEnoughShares {
+        /// Distinct shares given.
+        given: usize,
+        /// Shares needed.
+        threshold: usize,
+    },
+
+    /// The recovery shares do not belong together or do not reconstruct this vault's key.
+    #[error("recovery shares do not fit together: {why}")]
+    SharesMismatch {
+        /// Why.
+        why: &'static str,
+    },
+
     /// The underlying store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),

@@ -1380,11 +1380,8 @@ pub fn policy_toml(data: &[u8]) {
     for principal in [named, stranger] {
         let mentioned = names.contains(&principal);
         for glass in [None, Some(reason.clone()), Some("  ".to_owned())] {
-            let caller = Caller {
-                principal: principal.to_owned(),
-                purpose: purpose.to_owned(),
-                break_glass: glass.clone(),
-            };
+            let mut caller = Caller::new(principal, purpose);
+            caller.break_glass = glass.clone();
             for res in [
                 Resource::Collection(resource),
                 Resource::Field(resource),

@@ -23,6 +23,8 @@
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
+//! - [`backup`], [`recovery`]: online backups, verify, restore; M-of-N recovery shares.
+//! - [`migrate`]: copying a vault into another store (e.g. PostgreSQL) and verifying it.
 //! - [`root`]: root key sources (Argon2id passphrase, key file; HSM/KMS can plug in).
 //! - [`backend`]: AES-256-GCM by `ring` or RustCrypto behind one trait.
 //! - [`store`]: the [`Store`](store::Store) trait and the embedded `sled` store.
@@ -37,6 +39,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod backup;
 mod codec;
 pub mod context;
 pub mod envelope;
@@ -46,9 +49,13 @@ pub mod fuzzing;
 mod kdf;
 pub mod keyring;
 pub mod lifecycle;
+pub mod migrate;
 pub mod policy;
 pub mod records;
+pub mod recovery;
 pub mod root;
+#[cfg(feature = "pkcs11")]
+pub mod root_pkcs11;
 pub mod secret;
 pub mod session;
 pub mod status;

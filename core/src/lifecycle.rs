@@ -146,6 +146,21 @@ impl Vault {
     /// Versions below `min` refuse to decrypt, with an error naming keyring and version.
     /// Reversible: lower it again to re-enable them (unless they were destroyed).
     pub fn set_min_decryption_version(&self, keyring: &str, min: u32) -> Result<()> {
+        // Retiring the version an FF1, pseudonym or date-shift field derives its key from would
+        // make every such token irreversible: refuse, naming the field.
+        let below = self.field_pinning(keyring, |v| v < min)?;
+        if let Some(field) = below {
+            let version = self
+                .fields()?
+                .into_iter()
+                .find(|f| f.name == field)
+                .map_or(0, |f| f.key_version);
+            return Err(Error::KeyPinnedByField {
+                keyring: keyring.to_owned(),
+                version,
+                field,
+            });
+        }
         self.audit_admin(
             crate::audit::Action::Admin,
             keyring,
@@ -162,6 +177,21 @@ impl Vault {
             rec.min_decrypt = min;
             Ok(())
         })
+    }
+
+    /// A field (FF1, pseudonym; not vaulted, not subject-bound) whose key derives from a
+    /// version of `keyring` that matches `which`.
+    fn field_pinning(&self, keyring: &str, which: impl Fn(u32) -> bool) -> Result<Option<String>> {
+        Ok(self
+            .fields()?
+            .into_iter()
+            .find(|f| {
+                f.kind != crate::tokens::TokenKind::Vaulted
+                    && !f.subject
+                    && f.keyring == keyring
+                    && which(f.key_version)
+            })
+            .map(|f| f.name))
     }
 
     /// Counts what depends on each key version (scans records and subject keys; no
@@ -244,19 +274,12 @@ impl Vault {
                 "the active version cannot be destroyed; rotate first",
             ));
         }
-        if !force {
-            let pinned = self.fields()?.into_iter().find(|f| {
-                f.kind != crate::tokens::TokenKind::Vaulted
-                    && f.keyring == keyring
-                    && f.key_version == version
+        if !force && let Some(field) = self.field_pinning(keyring, |v| v == version)? {
+            return Err(Error::KeyPinnedByField {
+                keyring: keyring.to_owned(),
+                version,
+                field,
             });
-            if let Some(f) = pinned {
-                return Err(Error::KeyPinnedByField {
-                    keyring: keyring.to_owned(),
-                    version,
-                    field: f.name,
-                });
-            }
         }
         let deps = self
             .usage()?
@@ -422,9 +445,19 @@ impl Vault {
     /// rewrapped inside the vault), come back as they are. Deterministic envelopes need their
     /// context: use [`Vault::reencrypt`].
     pub fn rewrap_envelope(&self, data: &[u8]) -> Result<Vec<u8>> {
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            "*",
+            None,
+            "rewrap envelope".into(),
+        )?;
+        self.rewrap_envelope_inner(data)
+    }
+
+    fn rewrap_envelope_inner(&self, data: &[u8]) -> Result<Vec<u8>> {
         if envelope::is_text(data) {
             let text = std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?;
-            let bin = self.rewrap_envelope(&envelope::from_text(text)?)?;
+            let bin = self.rewrap_envelope_inner(&envelope::from_text(text)?)?;
             return Ok(envelope::to_text(&bin)?.into_bytes());
         }
         let env = Envelope::parse(data)?;
@@ -449,10 +482,21 @@ impl Vault {
     }
 
     /// [`Vault::rewrap_envelope`] over many envelopes; one result per input, in order.
+    /// The batch is audited once; if that audit entry cannot be written, every item fails.
     pub fn rewrap_envelopes<T: AsRef<[u8]>>(&self, envelopes: &[T]) -> Vec<Result<Vec<u8>>> {
+        let detail = format!("rewrap {} envelopes", envelopes.len());
+        if self
+            .audit_admin(crate::audit::Action::Admin, "*", None, detail)
+            .is_err()
+        {
+            return envelopes
+                .iter()
+                .map(|_| Err(Error::AuditUnavailable))
+                .collect();
+        }
         envelopes
             .iter()
-            .map(|e| self.rewrap_envelope(e.as_ref()))
+            .map(|e| self.rewrap_envelope_inner(e.as_ref()))
             .collect()
     }
 
@@ -460,6 +504,12 @@ impl Vault {
     /// with a fresh data key (and payload nonce) under the active version of the same keyring,
     /// keeping the subject tie and the form (binary or text).
     pub fn reencrypt(&self, data: &[u8], ctx: &Context) -> Result<Vec<u8>> {
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            "*",
+            None,
+            "re-encrypt envelope".into(),
+        )?;
         let text = envelope::is_text(data);
         let bin = if text {
             envelope::from_text(

@@ -158,7 +158,7 @@ impl RootKey for SoftwareRootKey {
 
 /// A passphrase, stretched with Argon2id.
 pub struct Passphrase {
-    secret: Zeroizing<String>,
+    secret: Zeroizing<Vec<u8>>,
     config: Argon2Config,
 }
 
@@ -166,7 +166,15 @@ impl Passphrase {
     /// A passphrase with the default (RFC 9106) costs for new vaults.
     pub fn new(passphrase: impl Into<String>) -> Self {
         Passphrase {
-            secret: Zeroizing::new(passphrase.into()),
+            secret: Zeroizing::new(passphrase.into().into_bytes()),
+            config: Argon2Config::default(),
+        }
+    }
+
+    /// A passphrase given as bytes (any encoding, e.g. from C). Must not be empty.
+    pub fn from_bytes(passphrase: Zeroizing<Vec<u8>>) -> Self {
+        Passphrase {
+            secret: passphrase,
             config: Argon2Config::default(),
         }
     }
@@ -238,7 +246,7 @@ impl RootKeySource for Passphrase {
         );
         let mut key = Key32::zero();
         argon
-            .hash_password_into(self.secret.as_bytes(), salt, key.expose_mut())
+            .hash_password_into(&self.secret, salt, key.expose_mut())
             .map_err(|_| Error::Crypto("Argon2id"))?;
         Ok(Box::new(SoftwareRootKey::new(&key)?))
     }

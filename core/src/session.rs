@@ -94,6 +94,7 @@ impl<'v> Session<'v> {
         ctx: &Context,
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
+        crate::vault::check_caller_context(ctx)?;
         let k = opts.keyring_name();
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault.encrypt_with_unguarded(plaintext, ctx, opts)
@@ -117,6 +118,7 @@ impl<'v> Session<'v> {
         subject: &str,
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
+        crate::vault::check_caller_context(ctx)?;
         let k = opts.keyring_name();
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault

@@ -70,7 +70,11 @@ pub struct StreamOptions {
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions { keyring: DEFAULT_KEYRING.to_owned(), subject: None, segment_log2: DEFAULT_SEGMENT_LOG2 }
+        StreamOptions {
+            keyring: DEFAULT_KEYRING.to_owned(),
+            subject: None,
+            segment_log2: DEFAULT_SEGMENT_LOG2,
+        }
     }
 }
 
@@ -121,13 +125,20 @@ impl StreamHeader {
             return Err(fail());
         }
         if fixed[3] != VERSION {
-            return Err(Error::UnsupportedVersion { what: "stream", version: u32::from(fixed[3]) });
+            return Err(Error::UnsupportedVersion {
+                what: "stream",
+                version: u32::from(fixed[3]),
+            });
         }
         if fixed[4] != SUITE_AES256GCM_STREAM || fixed[5] & !FLAG_SUBJECT != 0 {
             return Err(fail());
         }
         let klen = usize::from(fixed[6]);
-        let subject_len = if fixed[5] & FLAG_SUBJECT != 0 { SUBJECT_ID_LEN } else { 0 };
+        let subject_len = if fixed[5] & FLAG_SUBJECT != 0 {
+            SUBJECT_ID_LEN
+        } else {
+            0
+        };
         let rest_len = klen + subject_len + 4 + WRAPPED_DEK_LEN + 1 + PREFIX_LEN + COMMIT_LEN;
         let mut rest = vec![0u8; rest_len];
         r.read_exact(&mut rest).map_err(|_| fail())?;
@@ -165,7 +176,15 @@ impl StreamHeader {
         pos += 1;
         let mut prefix = [0u8; PREFIX_LEN];
         prefix.copy_from_slice(&bytes[pos..pos + PREFIX_LEN]);
-        Ok(StreamHeader { bytes, keyring, subject, key_version, key_part: (key_start, key_end), segment_log2, prefix })
+        Ok(StreamHeader {
+            bytes,
+            keyring,
+            subject,
+            key_version,
+            key_part: (key_start, key_end),
+            segment_log2,
+            prefix,
+        })
     }
 
     /// The header bytes outside the key part (which rewrap may change).
@@ -193,7 +212,16 @@ fn stream_keys(dek: &Key32, stable: &[u8], ctx: &Context) -> Result<(Key32, [u8;
     let mut c = Vec::new();
     ctx.encode_into(&mut c)?;
     let mut okm = Zeroizing::new([0u8; 64]);
-    kdf::expand(dek, &[label::STREAM, &(stable.len() as u64).to_be_bytes(), stable, &c], okm.as_mut())?;
+    kdf::expand(
+        dek,
+        &[
+            label::STREAM,
+            &(stable.len() as u64).to_be_bytes(),
+            stable,
+            &c,
+        ],
+        okm.as_mut(),
+    )?;
     let key = Key32::from_slice(&okm[..32])?;
     let mut commit = [0u8; COMMIT_LEN];
     commit.copy_from_slice(&okm[32..]);
@@ -227,8 +255,14 @@ pub struct EncryptingWriter<W: Write> {
 impl<W: Write> EncryptingWriter<W> {
     fn seal_segment(&mut self, last: bool) -> io::Result<()> {
         let nonce = segment_nonce(&self.prefix, self.index, last);
-        let tag = self.aead.seal_detached(&nonce, &[], &mut self.buf).map_err(io_err)?;
-        let out = self.out.as_mut().ok_or_else(|| io::Error::other("stream already finished"))?;
+        let tag = self
+            .aead
+            .seal_detached(&nonce, &[], &mut self.buf)
+            .map_err(io_err)?;
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("stream already finished"))?;
         out.write_all(&self.buf)?;
         out.write_all(&tag)?;
         self.buf.clear();
@@ -242,7 +276,10 @@ impl<W: Write> EncryptingWriter<W> {
     /// Seals the final segment and returns the inner writer (flushed).
     pub fn finish(mut self) -> io::Result<W> {
         self.seal_segment(true)?;
-        let mut out = self.out.take().ok_or_else(|| io::Error::other("stream already finished"))?;
+        let mut out = self
+            .out
+            .take()
+            .ok_or_else(|| io::Error::other("stream already finished"))?;
         out.flush()?;
         Ok(out)
     }
@@ -309,8 +346,13 @@ impl<R: Read> DecryptingReader<R> {
         tag.copy_from_slice(&buf[split..]);
         buf.truncate(split);
         let nonce = segment_nonce(&self.prefix, self.index, last);
-        self.aead.open_detached(&nonce, &[], &mut buf, &tag).map_err(io_err)?;
-        self.index = self.index.checked_add(1).ok_or_else(|| io_err(Error::AuthenticationFailed))?;
+        self.aead
+            .open_detached(&nonce, &[], &mut buf, &tag)
+            .map_err(io_err)?;
+        self.index = self
+            .index
+            .checked_add(1)
+            .ok_or_else(|| io_err(Error::AuthenticationFailed))?;
         *self.plain = buf;
         self.pos = 0;
         self.done = last;
@@ -367,14 +409,18 @@ impl<R: Read + Seek> SeekableReader<R> {
         };
         self.input.seek(SeekFrom::Start(start))?;
         let mut buf = vec![0u8; len];
-        self.input.read_exact(&mut buf).map_err(|_| io_err(Error::AuthenticationFailed))?;
+        self.input
+            .read_exact(&mut buf)
+            .map_err(|_| io_err(Error::AuthenticationFailed))?;
         let split = len - TAG_LEN;
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&buf[split..]);
         buf.truncate(split);
         let idx = u32::try_from(index).map_err(|_| io_err(Error::AuthenticationFailed))?;
         let nonce = segment_nonce(&self.prefix, idx, last);
-        self.aead.open_detached(&nonce, &[], &mut buf, &tag).map_err(io_err)?;
+        self.aead
+            .open_detached(&nonce, &[], &mut buf, &tag)
+            .map_err(io_err)?;
         self.cached = Some((index, Zeroizing::new(buf)));
         Ok(())
     }
@@ -392,7 +438,11 @@ impl<R: Read + Seek> Read for SeekableReader<R> {
         let index = self.pos / self.seg as u64;
         self.load(index)?;
         let off = (self.pos - index * self.seg as u64) as usize;
-        let plain = self.cached.as_ref().map(|(_, p)| p.as_slice()).unwrap_or(&[]);
+        let plain = self
+            .cached
+            .as_ref()
+            .map(|(_, p)| p.as_slice())
+            .unwrap_or(&[]);
         let n = out.len().min(plain.len().saturating_sub(off));
         out[..n].copy_from_slice(&plain[off..off + n]);
         self.pos += n as u64;
@@ -407,14 +457,18 @@ impl<R: Read + Seek> Seek for SeekableReader<R> {
             SeekFrom::End(d) => self.plaintext_len.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        let t = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        let t = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
         self.pos = t;
         Ok(t)
     }
 }
 
 impl Vault {
-    fn stream_wrapping_key(&self, opts: &StreamOptions) -> Result<(Option<[u8; SUBJECT_ID_LEN]>, Arc<Kek>)> {
+    fn stream_wrapping_key(
+        &self,
+        opts: &StreamOptions,
+    ) -> Result<(Option<[u8; SUBJECT_ID_LEN]>, Arc<Kek>)> {
         match &opts.subject {
             Some(s) => {
                 let (id, key) = self.subject_key_for_write(s, &opts.keyring)?;
@@ -426,15 +480,33 @@ impl Vault {
 
     /// Starts encrypting a stream into `out` (the header is written at once). Audited as an
     /// encryption by the owner.
-    pub fn encrypt_writer<W: Write>(&self, out: W, ctx: &Context, opts: &StreamOptions) -> Result<EncryptingWriter<W>> {
-        self.audit_admin(crate::audit::Action::Encrypt, &opts.keyring, None, "stream".into())?;
+    pub fn encrypt_writer<W: Write>(
+        &self,
+        out: W,
+        ctx: &Context,
+        opts: &StreamOptions,
+    ) -> Result<EncryptingWriter<W>> {
+        self.audit_admin(
+            crate::audit::Action::Encrypt,
+            &opts.keyring,
+            None,
+            "stream".into(),
+        )?;
         self.encrypt_writer_unguarded(out, ctx, opts)
     }
 
-    pub(crate) fn encrypt_writer_unguarded<W: Write>(&self, mut out: W, ctx: &Context, opts: &StreamOptions) -> Result<EncryptingWriter<W>> {
+    pub(crate) fn encrypt_writer_unguarded<W: Write>(
+        &self,
+        mut out: W,
+        ctx: &Context,
+        opts: &StreamOptions,
+    ) -> Result<EncryptingWriter<W>> {
         envelope::check_keyring_name(&opts.keyring)?;
         if !(MIN_SEGMENT_LOG2..=MAX_SEGMENT_LOG2).contains(&opts.segment_log2) {
-            return Err(Error::invalid("segment size", "log2 must be between 12 and 24"));
+            return Err(Error::invalid(
+                "segment size",
+                "log2 must be between 12 and 24",
+            ));
         }
         ctx.validate()?;
         let (subject, kek) = self.stream_wrapping_key(opts)?;
@@ -463,7 +535,8 @@ impl Vault {
         stable.extend_from_slice(&h[key_end..]);
         let (key, commit) = stream_keys(&dek, &stable, ctx)?;
         h.extend_from_slice(&commit);
-        out.write_all(&h).map_err(|e| Error::io("writing stream header", e))?;
+        out.write_all(&h)
+            .map_err(|e| Error::io("writing stream header", e))?;
         let seg = 1usize << opts.segment_log2;
         Ok(EncryptingWriter {
             out: Some(out),
@@ -478,13 +551,18 @@ impl Vault {
     fn open_stream_header(&self, header: &StreamHeader, ctx: &Context) -> Result<Box<dyn AeadKey>> {
         let kek = match &header.subject {
             Some(id) => self.subject_key_by_id(id)?,
-            None => self.keyring(&header.keyring)?.decrypting_kek(header.key_version)?,
+            None => self
+                .keyring(&header.keyring)?
+                .decrypting_kek(header.key_version)?,
         };
         if kek.version() != header.key_version {
             return Err(Error::AuthenticationFailed);
         }
         let (ks, ke) = header.key_part;
-        let dek = kek.unwrap(&header.wrap_aad(header.key_version), &header.bytes[ks + 4..ke])?;
+        let dek = kek.unwrap(
+            &header.wrap_aad(header.key_version),
+            &header.bytes[ks + 4..ke],
+        )?;
         let dek = Key32::from_slice(dek.expose()).map_err(|_| Error::AuthenticationFailed)?;
         let (key, commit) = stream_keys(&dek, &header.stable(), ctx)?;
         if !ct_eq(&commit, header.commitment()) {
@@ -498,7 +576,12 @@ impl Vault {
     pub fn decrypt_reader<R: Read>(&self, input: R, ctx: &Context) -> Result<DecryptingReader<R>> {
         let mut input = io::BufReader::with_capacity(1 << 20, input);
         let header = StreamHeader::read_from(&mut input)?;
-        self.audit_admin(crate::audit::Action::Decrypt, &header.keyring, None, "stream".into())?;
+        self.audit_admin(
+            crate::audit::Action::Decrypt,
+            &header.keyring,
+            None,
+            "stream".into(),
+        )?;
         let aead = self.open_stream_header(&header, ctx)?;
         Ok(DecryptingReader {
             input,
@@ -513,19 +596,36 @@ impl Vault {
     }
 
     /// A random-access decrypting reader. Audited as a decryption by the owner.
-    pub fn decrypt_seekable<R: Read + Seek>(&self, mut input: R, ctx: &Context) -> Result<SeekableReader<R>> {
-        input.seek(SeekFrom::Start(0)).map_err(|e| Error::io("seeking stream", e))?;
+    pub fn decrypt_seekable<R: Read + Seek>(
+        &self,
+        mut input: R,
+        ctx: &Context,
+    ) -> Result<SeekableReader<R>> {
+        input
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seeking stream", e))?;
         let header = StreamHeader::read_from(&mut input)?;
-        self.audit_admin(crate::audit::Action::Decrypt, &header.keyring, None, "stream (random access)".into())?;
+        self.audit_admin(
+            crate::audit::Action::Decrypt,
+            &header.keyring,
+            None,
+            "stream (random access)".into(),
+        )?;
         let aead = self.open_stream_header(&header, ctx)?;
-        let total = input.seek(SeekFrom::End(0)).map_err(|e| Error::io("seeking stream", e))?;
+        let total = input
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io("seeking stream", e))?;
         let header_len = header.len() as u64;
-        let body = total.checked_sub(header_len).ok_or(Error::AuthenticationFailed)?;
+        let body = total
+            .checked_sub(header_len)
+            .ok_or(Error::AuthenticationFailed)?;
         let seg = header.segment_size() as u64;
         let seg_ct = seg + TAG_LEN as u64;
         // Every segment but the last is full; the last holds 0..=seg bytes plus its tag.
         let segments = if body == 0 { 0 } else { body.div_ceil(seg_ct) };
-        let last_len = body.checked_sub(segments.saturating_sub(1) * seg_ct).ok_or(Error::AuthenticationFailed)?;
+        let last_len = body
+            .checked_sub(segments.saturating_sub(1) * seg_ct)
+            .ok_or(Error::AuthenticationFailed)?;
         if segments == 0 || last_len < TAG_LEN as u64 {
             return Err(Error::AuthenticationFailed);
         }
@@ -545,15 +645,28 @@ impl Vault {
 
     /// Encrypts file `input` to `output` (written beside it and renamed into place when
     /// complete). Returns the plaintext length.
-    pub fn encrypt_file(&self, input: &Path, output: &Path, ctx: &Context, opts: &StreamOptions, progress: &mut dyn FnMut(u64)) -> Result<u64> {
-        let mut src = std::fs::File::open(input).map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+    pub fn encrypt_file(
+        &self,
+        input: &Path,
+        output: &Path,
+        ctx: &Context,
+        opts: &StreamOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let mut src = std::fs::File::open(input)
+            .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
         let tmp = partial_path(output);
-        let dst = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let dst = create_private(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
         let result = (|| {
-            let mut w = self.encrypt_writer(io::BufWriter::with_capacity(1 << 20, dst), ctx, opts)?;
-            let n = copy_with_progress(&mut src, &mut w, progress).map_err(|e| Error::io("encrypting", e))?;
+            let mut w =
+                self.encrypt_writer(io::BufWriter::with_capacity(1 << 20, dst), ctx, opts)?;
+            let n = copy_with_progress(&mut src, &mut w, progress)
+                .map_err(|e| Error::io("encrypting", e))?;
             let f = w.finish().map_err(|e| Error::io("encrypting", e))?;
-            let f = f.into_inner().map_err(|e| Error::io("writing", e.into_error()))?;
+            let f = f
+                .into_inner()
+                .map_err(|e| Error::io("writing", e.into_error()))?;
             f.sync_all().map_err(|e| Error::io("syncing", e))?;
             Ok(n)
         })();
@@ -562,15 +675,25 @@ impl Vault {
 
     /// Decrypts file `input` to `output` (written beside it and renamed into place only when
     /// the whole stream authenticated: a damaged file leaves no output). Returns the length.
-    pub fn decrypt_file(&self, input: &Path, output: &Path, ctx: &Context, progress: &mut dyn FnMut(u64)) -> Result<u64> {
-        let src = std::fs::File::open(input).map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+    pub fn decrypt_file(
+        &self,
+        input: &Path,
+        output: &Path,
+        ctx: &Context,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let src = std::fs::File::open(input)
+            .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
         let tmp = partial_path(output);
-        let dst = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let dst = create_private(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
         let result = (|| {
             let mut r = self.decrypt_reader(src, ctx)?;
             let mut w = io::BufWriter::with_capacity(1 << 20, dst);
             let n = copy_with_progress(&mut r, &mut w, progress).map_err(unwrap_io)?;
-            let f = w.into_inner().map_err(|e| Error::io("writing", e.into_error()))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io("writing", e.into_error()))?;
             f.sync_all().map_err(|e| Error::io("syncing", e))?;
             Ok(n)
         })();
@@ -594,22 +717,44 @@ impl Vault {
         if kr.active == header.key_version {
             return Ok(false);
         }
-        self.audit_admin(crate::audit::Action::Admin, &header.keyring, None, "rewrap stream file".into())?;
+        self.audit_admin(
+            crate::audit::Action::Admin,
+            &header.keyring,
+            None,
+            "rewrap stream file".into(),
+        )?;
         let old = kr.decrypting_kek(header.key_version)?;
         let new = kr.active_kek()?;
         let (ks, ke) = header.key_part;
-        let dek = old.unwrap(&header.wrap_aad(header.key_version), &header.bytes[ks + 4..ke])?;
+        let dek = old.unwrap(
+            &header.wrap_aad(header.key_version),
+            &header.bytes[ks + 4..ke],
+        )?;
         let mut part = new.version().to_be_bytes().to_vec();
         part.extend_from_slice(&new.wrap(&header.wrap_aad(new.version()), dek.expose())?);
-        f.seek(SeekFrom::Start(ks as u64)).map_err(|e| Error::io("seeking", e))?;
-        f.write_all(&part).map_err(|e| Error::io("rewriting stream header", e))?;
+        f.seek(SeekFrom::Start(ks as u64))
+            .map_err(|e| Error::io("seeking", e))?;
+        f.write_all(&part)
+            .map_err(|e| Error::io("rewriting stream header", e))?;
         f.sync_all().map_err(|e| Error::io("syncing", e))?;
         Ok(true)
     }
 }
 
+/// Creates (truncates) a file readable only by its owner (0600): decrypted output is PHI.
+pub fn create_private(path: &Path) -> io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
 fn partial_path(output: &Path) -> std::path::PathBuf {
-    let mut name = output.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".partial");
     output.with_file_name(name)
 }
@@ -617,7 +762,8 @@ fn partial_path(output: &Path) -> std::path::PathBuf {
 fn finish_file(result: Result<u64>, tmp: &Path, output: &Path) -> Result<u64> {
     match result {
         Ok(n) => {
-            std::fs::rename(tmp, output).map_err(|e| Error::io(format!("renaming to {}", output.display()), e))?;
+            std::fs::rename(tmp, output)
+                .map_err(|e| Error::io(format!("renaming to {}", output.display()), e))?;
             Ok(n)
         }
         Err(e) => {
@@ -630,17 +776,21 @@ fn finish_file(result: Result<u64>, tmp: &Path, output: &Path) -> Result<u64> {
 /// Turns an `io::Error` that wraps a phivault error back into it.
 fn unwrap_io(e: io::Error) -> Error {
     if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        if let Some(inner) = e.into_inner() {
-            if let Ok(err) = inner.downcast::<Error>() {
-                return *err;
-            }
+        if let Some(inner) = e.into_inner()
+            && let Ok(err) = inner.downcast::<Error>()
+        {
+            return *err;
         }
         return Error::AuthenticationFailed;
     }
     Error::io("streaming", e)
 }
 
-fn copy_with_progress(r: &mut impl Read, w: &mut impl Write, progress: &mut dyn FnMut(u64)) -> io::Result<u64> {
+fn copy_with_progress(
+    r: &mut impl Read,
+    w: &mut impl Write,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<u64> {
     let mut buf = Zeroizing::new(vec![0u8; 1 << 20]);
     let mut total = 0u64;
     loop {

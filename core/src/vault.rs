@@ -33,12 +33,14 @@ use zeroize::Zeroizing;
 /// The vault-header format version this code writes.
 pub const HEADER_FORMAT: u32 = 1;
 const HEADER_KEY: &[u8] = b"header";
+/// Longest time a cached keyring is used before it is read again from the store (seconds).
+pub const KEYRING_CACHE_TTL_SECS: u64 = 5;
 const VMK_AAD_LABEL: &[u8] = b"PVM1";
 const KEYRING_AAD_LABEL: &[u8] = b"PVK1";
 const META_AAD_LABEL: &[u8] = b"PVX1";
 const LOCK_FILE: &str = "phivault.lock";
-const STORE_DIR: &str = "store";
-const HEADER_FILE: &str = "vault.header";
+pub(crate) const STORE_DIR: &str = "store";
+pub(crate) const HEADER_FILE: &str = "vault.header";
 
 /// Options for creating or opening a vault.
 #[derive(Clone, Copy, Debug, Default)]
@@ -176,6 +178,8 @@ pub struct Vault {
     root_kind: String,
     pub(crate) keys: VaultKeys,
     keyrings: RwLock<HashMap<String, Arc<Keyring>>>,
+    /// When `keyrings` was last emptied (Unix seconds): see [`KEYRING_CACHE_TTL_SECS`].
+    keyrings_at: std::sync::atomic::AtomicU64,
     keyring_writes: Mutex<()>,
     pub(crate) tokens: crate::tokens::TokenState,
     pub(crate) audit: crate::audit::AuditState,
@@ -183,6 +187,16 @@ pub struct Vault {
     header_slot: HeaderSlot,
     header: Mutex<VaultHeader>,
     vmk: Key32,
+    /// Copy-on-write snapshots for online backups (backup.rs); the store above is wrapped.
+    pub(crate) snapshots: Arc<crate::backup::SnapshotGate>,
+}
+
+impl Drop for Vault {
+    /// Writes the audit entries still waiting for group commit.
+    fn drop(&mut self) {
+        let _ = self.audit_flush();
+        let _ = self.store.sync();
+    }
 }
 
 impl std::fmt::Debug for Vault {
@@ -463,8 +477,9 @@ impl Vault {
         vmk: &Key32,
         header_slot: HeaderSlot,
     ) -> Result<Vault> {
+        let snapshots = Arc::new(crate::backup::SnapshotGate::default());
         Ok(Vault {
-            store,
+            store: crate::backup::SnapshotGate::wrap(&snapshots, store),
             path: None,
             _lock: None,
             backend,
@@ -472,6 +487,7 @@ impl Vault {
             root_kind: header.root.kind().to_owned(),
             keys: VaultKeys::derive(vmk)?,
             keyrings: RwLock::new(HashMap::new()),
+            keyrings_at: std::sync::atomic::AtomicU64::new(now_unix()),
             keyring_writes: Mutex::new(()),
             tokens: crate::tokens::TokenState::default(),
             audit: crate::audit::AuditState::default(),
@@ -479,6 +495,7 @@ impl Vault {
             header_slot,
             header: Mutex::new(header.clone()),
             vmk: vmk.clone(),
+            snapshots,
         })
     }
 
@@ -604,6 +621,19 @@ impl Vault {
 
     /// The loaded keyring `name` (cached).
     pub(crate) fn keyring(&self, name: &str) -> Result<Arc<Keyring>> {
+        // Bounded staleness when processes share a store (PostgreSQL): the cache is emptied
+        // every KEYRING_CACHE_TTL_SECS, so another process's rotation, retirement or
+        // destruction is seen within that time; decryption re-reads an unknown version at once.
+        use std::sync::atomic::Ordering::Relaxed;
+        let (now, at) = (now_unix(), self.keyrings_at.load(Relaxed));
+        if now.saturating_sub(at) >= KEYRING_CACHE_TTL_SECS
+            && self
+                .keyrings_at
+                .compare_exchange(at, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.keyrings.write().map_err(|_| poisoned())?.clear();
+        }
         if let Some(k) = self.keyrings.read().map_err(|_| poisoned())?.get(name) {
             return Ok(k.clone());
         }
@@ -717,7 +747,6 @@ impl Vault {
         ctx: &Context,
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
-        check_caller_context(ctx)?;
         self.encrypt_inner(plaintext, ctx, opts)
     }
 
@@ -758,9 +787,21 @@ impl Vault {
         if env.subject_key_id().is_some() {
             return self.decrypt_subject(&env, ctx);
         }
-        let kek = self
+        let kek = match self
             .keyring(env.keyring())?
-            .decrypting_kek(env.key_version())?;
+            .decrypting_kek(env.key_version())
+        {
+            // A version another process created after this one loaded the keyring: re-read it.
+            Err(Error::UnknownKeyVersion { .. }) => {
+                self.keyrings
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .remove(env.keyring());
+                self.keyring(env.keyring())?
+                    .decrypting_kek(env.key_version())?
+            }
+            other => other?,
+        };
         Ok(envelope::open(self.backend, &env, &kek, ctx)?.into_zeroizing())
     }
 
@@ -793,11 +834,36 @@ impl Vault {
     pub(crate) fn vault_id(&self) -> &[u8; 16] {
         &self.vault_id
     }
+
+    /// Runs `f` with the vault master key (backup keys, recovery shares); the VMK never leaves
+    /// the crate.
+    pub(crate) fn with_vmk<T>(&self, f: impl FnOnce(&Key32) -> Result<T>) -> Result<T> {
+        f(&self.vmk)
+    }
+
+    /// The current vault header, encoded as in `vault.header`.
+    pub(crate) fn header_bytes(&self) -> Result<Vec<u8>> {
+        self.header.lock().map_err(|_| poisoned())?.encode()
+    }
+
+    /// Decodes an encoded vault header and unwraps its VMK with `root`: (vault id, VMK).
+    pub(crate) fn unlock_header(
+        bytes: &[u8],
+        root: &dyn RootKeySource,
+    ) -> Result<([u8; 16], Key32)> {
+        let header = VaultHeader::decode(bytes)?;
+        Ok((header.vault_id, header.unlock(root)?))
+    }
+
+    /// The vault id of an encoded vault header (no key needed).
+    pub(crate) fn header_vault_id(bytes: &[u8]) -> Result<[u8; 16]> {
+        Ok(VaultHeader::decode(bytes)?.vault_id)
+    }
 }
 
 /// Context keys starting with `phivault.` are reserved for the vault's own bindings (records),
 /// so a caller cannot forge a record's binding through the envelope API.
-fn check_caller_context(ctx: &Context) -> Result<()> {
+pub(crate) fn check_caller_context(ctx: &Context) -> Result<()> {
     if ctx
         .pairs()
         .any(|(k, _)| k.starts_with(RESERVED_CONTEXT_PREFIX))

@@ -227,10 +227,26 @@ fn tamper(dir: &Path, f: impl FnOnce(&sled::Db)) -> phivault::audit::AuditReport
         .expect("verify")
 }
 
-fn audit_key(seq: u64) -> Vec<u8> {
-    let mut k = vec![b'a'];
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+/// The audit log's stored blocks (key, value), in order. A block holds one or more entries
+/// (group commit): `0x02`, then `len u32 BE ‖ record` repeated.
+fn blocks(db: &sled::Db) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.scan_prefix(b"a")
+        .map(|kv| kv.expect("kv"))
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
+/// The records of one block.
+fn records(block: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(block[0], 2, "a block");
+    let mut out = Vec::new();
+    let mut rest = &block[1..];
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("len")) as usize;
+        out.push(rest[4..4 + len].to_vec());
+        rest = &rest[4 + len..];
+    }
+    out
 }
 
 fn fresh_log(dir: &Path) -> u64 {
@@ -246,44 +262,67 @@ fn fresh_log(dir: &Path) -> u64 {
 
 #[test]
 fn audit_edit_delete_reorder_truncate_are_detected() {
-    // edit
+    // edit one byte inside a block
     let dir = tempfile::tempdir().expect("tmp");
     let n = fresh_log(dir.path());
     let r = tamper(dir.path(), |db| {
-        let mut val = db.get(audit_key(5)).expect("get").expect("entry").to_vec();
-        let i = val.len() / 2;
-        val[i] ^= 0x20;
-        db.insert(audit_key(5), val).expect("insert");
+        let (k, mut v) = blocks(db)[4].clone();
+        let i = v.len() / 2;
+        v[i] ^= 0x20;
+        db.insert(k, v).expect("insert");
     });
-    assert_eq!((r.ok, r.first_bad), (false, Some(5)), "{r:?}");
-    // delete from the middle
+    assert!(!r.ok && r.first_bad.is_some(), "{r:?}");
+    // delete a block from the middle
     let dir = tempfile::tempdir().expect("tmp");
     fresh_log(dir.path());
     let r = tamper(dir.path(), |db| {
-        db.remove(audit_key(7)).expect("remove");
+        let (k, _) = blocks(db)[5].clone();
+        db.remove(k).expect("remove");
     });
-    assert_eq!((r.ok, r.first_bad), (false, Some(7)), "{r:?}");
-    // reorder: swap two entries
+    assert!(
+        !r.ok && r.problem.as_deref().unwrap_or("").contains("missing"),
+        "{r:?}"
+    );
+    // reorder: swap two blocks' contents
     let dir = tempfile::tempdir().expect("tmp");
     fresh_log(dir.path());
     let r = tamper(dir.path(), |db| {
-        let a = db.get(audit_key(3)).expect("get").expect("a");
-        let b = db.get(audit_key(4)).expect("get").expect("b");
-        db.insert(audit_key(3), b).expect("insert");
-        db.insert(audit_key(4), a).expect("insert");
+        let b = blocks(db);
+        db.insert(b[3].0.clone(), b[4].1.clone()).expect("insert");
+        db.insert(b[4].0.clone(), b[3].1.clone()).expect("insert");
     });
-    assert_eq!((r.ok, r.first_bad), (false, Some(3)), "{r:?}");
+    assert!(!r.ok && r.first_bad.is_some(), "{r:?}");
+    // drop one entry from inside a block (rewrite the block without it)
+    let dir = tempfile::tempdir().expect("tmp");
+    fresh_log(dir.path());
+    let r = tamper(dir.path(), |db| {
+        let b = blocks(db);
+        let (k, v) = b
+            .iter()
+            .find(|(_, v)| records(v).len() > 1)
+            .expect("a block with 2 entries")
+            .clone();
+        let recs = records(&v);
+        let mut nb = vec![2u8];
+        for rec in &recs[1..] {
+            nb.extend_from_slice(&(rec.len() as u32).to_be_bytes());
+            nb.extend_from_slice(rec);
+        }
+        db.insert(k, nb).expect("insert");
+    });
+    assert!(!r.ok, "{r:?}");
     // truncate the tail
     let dir = tempfile::tempdir().expect("tmp");
     let n2 = fresh_log(dir.path());
     assert_eq!(n, n2);
     let r = tamper(dir.path(), |db| {
-        for s in (n2 - 2)..=n2 {
-            db.remove(audit_key(s)).expect("remove");
-        }
+        let (k, _) = blocks(db).last().expect("last").clone();
+        db.remove(k).expect("remove");
     });
-    assert!(!r.ok && r.first_bad == Some(n2 - 2), "{r:?}");
-    assert!(r.problem.as_deref().unwrap_or("").contains("truncated"));
+    assert!(
+        !r.ok && r.problem.as_deref().unwrap_or("").contains("truncated"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -293,32 +332,32 @@ fn audit_head_anchor_catches_rollback_of_log_and_head_together() {
     v.put("notes", "a", b"x", None).expect("put");
     let (seq, mac) = v.audit_head().expect("head");
     drop(v);
-    // an attacker deletes the last entry AND rewinds the head to the previous one: the store
-    // alone looks consistent, the externally recorded anchor does not
+    // an attacker deletes the last block AND rewinds the head to the entry before it: the
+    // store alone looks consistent, the externally recorded anchor does not
     let db = sled::open(dir.path().join("v/store")).expect("sled");
-    let prev_head = {
-        let v = db
-            .get(audit_key(seq - 1))
-            .expect("get")
-            .expect("entry")
-            .to_vec();
-        v[v.len() - 32..].to_vec()
-    };
-    db.remove(audit_key(seq)).expect("remove");
-    // rebuild a head for seq-1 with the previous MAC (postcard: varint seq, 32 bytes)
+    let b = blocks(&db);
+    let (last_key, _) = b.last().expect("last").clone();
+    let (prev_key, prev_val) = b[b.len() - 2].clone();
+    let recs = records(&prev_val);
+    let prev_seq =
+        u64::from_be_bytes(prev_key[1..9].try_into().expect("seq")) + recs.len() as u64 - 1;
+    let last_rec = recs.last().expect("rec");
+    let prev_mac = last_rec[last_rec.len() - 32..].to_vec();
+    db.remove(last_key).expect("remove");
+    // a head for prev_seq (postcard: varint seq, then 32 bytes)
     let mut head = Vec::new();
-    let mut s = seq - 1;
+    let mut s = prev_seq;
     loop {
-        let b = (s & 0x7f) as u8;
+        let byte = (s & 0x7f) as u8;
         s >>= 7;
         if s == 0 {
-            head.push(b);
+            head.push(byte);
             break;
         }
-        head.push(b | 0x80);
+        head.push(byte | 0x80);
     }
-    head.extend_from_slice(&prev_head);
-    db.insert(b"maudit-head".to_vec(), head).expect("insert");
+    head.extend_from_slice(&prev_mac);
+    db.insert(b"maudit-head", head).expect("insert");
     db.flush().expect("flush");
     drop(db);
     let v = Vault::open(dir.path().join("v"), &root()).expect("open");
@@ -327,9 +366,10 @@ fn audit_head_anchor_catches_rollback_of_log_and_head_together() {
         r.ok,
         "a consistent rollback passes the in-store check: {r:?}"
     );
+    assert!(r.head_seq < seq);
     assert_ne!(
-        (r.head_seq, r.head_mac.clone()),
-        (seq, mac),
+        v.audit_mac_at(seq).expect("mac"),
+        Some(mac),
         "the external anchor shows it"
     );
 }
@@ -430,11 +470,14 @@ fn operations_fail_closed_when_the_audit_write_fails() {
     let ctx = Context::new().with("k", "v");
     let ct = v.encrypt(b"x", &ctx).expect("enc");
     fail.store(true, Ordering::SeqCst);
-    assert!(matches!(v.get("notes", "1"), Err(Error::AuditUnavailable)));
+    // A write's entry is written at once: the write is refused and changes nothing.
     assert!(matches!(
         v.put("notes", "2", b"y", None),
         Err(Error::AuditUnavailable)
     ));
+    // From then on every operation is refused until the log can be written again — reads too,
+    // although their entries normally wait for a group commit.
+    assert!(matches!(v.get("notes", "1"), Err(Error::AuditUnavailable)));
     assert!(matches!(
         v.detokenize("ssn", &t, View::Plaintext),
         Err(Error::AuditUnavailable)

@@ -13,11 +13,18 @@ const SEG: usize = 1 << SEG_LOG2;
 const TAG: usize = 16;
 
 fn vault(dir: &tempfile::TempDir) -> Vault {
-    Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::from_slice(&[6u8; 32]).expect("32"))).expect("create")
+    Vault::create(
+        dir.path().join("v"),
+        &KeyFile::from_key(Key32::from_slice(&[6u8; 32]).expect("32")),
+    )
+    .expect("create")
 }
 
 fn opts() -> StreamOptions {
-    StreamOptions { segment_log2: SEG_LOG2, ..StreamOptions::default() }
+    StreamOptions {
+        segment_log2: SEG_LOG2,
+        ..StreamOptions::default()
+    }
 }
 
 fn data(n: usize) -> Vec<u8> {
@@ -69,10 +76,15 @@ fn truncation_at_every_boundary_and_every_byte_is_detected() {
         let ct = seal(&v, &pt, &ctx, &opts());
         let h = header_len(ct.len(), n);
         // every segment boundary (with and without tags) and a spread of other cut points
-        let mut cuts: Vec<usize> = (0..=n / SEG + 1).flat_map(|i| [h + i * (SEG + TAG), h + i * (SEG + TAG) + TAG]).collect();
+        let mut cuts: Vec<usize> = (0..=n / SEG + 1)
+            .flat_map(|i| [h + i * (SEG + TAG), h + i * (SEG + TAG) + TAG])
+            .collect();
         cuts.extend((0..ct.len()).step_by(97));
         for cut in cuts.into_iter().filter(|&c| c < ct.len()) {
-            assert!(open_all(&v, &ct[..cut], &ctx).is_err(), "n={n}: truncation to {cut} accepted");
+            assert!(
+                open_all(&v, &ct[..cut], &ctx).is_err(),
+                "n={n}: truncation to {cut} accepted"
+            );
         }
         // extension
         let mut longer = ct.clone();
@@ -109,7 +121,10 @@ fn swapped_duplicated_and_flipped_segments_are_detected() {
     for bit in (0..ct.len() * 8).step_by(331) {
         let mut bad = ct.clone();
         bad[bit / 8] ^= 1 << (bit % 8);
-        assert!(open_all(&v, &bad, &ctx).is_err(), "flip of bit {bit} accepted");
+        assert!(
+            open_all(&v, &bad, &ctx).is_err(),
+            "flip of bit {bit} accepted"
+        );
     }
     // context binding
     assert!(open_all(&v, &ct, &Context::new().with("study", "other")).is_err());
@@ -122,9 +137,18 @@ fn random_access_reads_equal_the_plaintext_slice() {
     let ctx = Context::new().with("k", "v");
     let pt = data(9 * SEG + 123);
     let ct = seal(&v, &pt, &ctx, &opts());
-    let mut r = v.decrypt_seekable(std::io::Cursor::new(ct.clone()), &ctx).expect("seekable");
+    let mut r = v
+        .decrypt_seekable(std::io::Cursor::new(ct.clone()), &ctx)
+        .expect("seekable");
     assert_eq!(r.plaintext_len(), pt.len() as u64);
-    for (start, len) in [(0usize, 10usize), (SEG - 3, 7), (5 * SEG, SEG), (9 * SEG + 100, 23), (pt.len() - 1, 5), (17, 3 * SEG)] {
+    for (start, len) in [
+        (0usize, 10usize),
+        (SEG - 3, 7),
+        (5 * SEG, SEG),
+        (9 * SEG + 100, 23),
+        (pt.len() - 1, 5),
+        (17, 3 * SEG),
+    ] {
         r.seek(SeekFrom::Start(start as u64)).expect("seek");
         let mut got = vec![0u8; len];
         let want = &pt[start..(start + len).min(pt.len())];
@@ -139,10 +163,15 @@ fn random_access_reads_equal_the_plaintext_slice() {
     // a stream truncated at a segment boundary fails even for random access to the new end
     let h = header_len(ct.len(), pt.len());
     let cut = h + 5 * (SEG + TAG);
-    let mut r = v.decrypt_seekable(std::io::Cursor::new(ct[..cut].to_vec()), &ctx).expect("header ok");
+    let mut r = v
+        .decrypt_seekable(std::io::Cursor::new(ct[..cut].to_vec()), &ctx)
+        .expect("header ok");
     r.seek(SeekFrom::Start((4 * SEG) as u64)).expect("seek");
     let mut b = [0u8; 10];
-    assert!(r.read(&mut b).is_err(), "the new last segment was not sealed as last");
+    assert!(
+        r.read(&mut b).is_err(),
+        "the new last segment was not sealed as last"
+    );
 }
 
 #[test]
@@ -154,7 +183,8 @@ fn rotation_rewraps_the_header_only_and_subjects_are_forgotten() {
     let src = dir.path().join("in.bin");
     std::fs::write(&src, &pt).expect("w");
     let enc = dir.path().join("in.pvs");
-    v.encrypt_file(&src, &enc, &ctx, &opts(), &mut |_| {}).expect("encrypt");
+    v.encrypt_file(&src, &enc, &ctx, &opts(), &mut |_| {})
+        .expect("encrypt");
     let before = std::fs::read(&enc).expect("r");
     v.rotate("default").expect("rotate");
     assert!(v.rewrap_file(&enc).expect("rewrap"));
@@ -163,24 +193,39 @@ fn rotation_rewraps_the_header_only_and_subjects_are_forgotten() {
     assert_eq!(before.len(), after.len());
     let h = header_len(after.len(), pt.len());
     assert_eq!(before[h..], after[h..], "segments untouched");
-    v.destroy_key_version("default", 1, true).expect("destroy v1");
+    v.destroy_key_version("default", 1, true)
+        .expect("destroy v1");
     let out = dir.path().join("out.bin");
-    v.decrypt_file(&enc, &out, &ctx, &mut |_| {}).expect("decrypt after rewrap");
+    v.decrypt_file(&enc, &out, &ctx, &mut |_| {})
+        .expect("decrypt after rewrap");
     assert_eq!(std::fs::read(&out).expect("r"), pt);
     // subject files die with the subject, and a failed decrypt leaves no output
-    let so = StreamOptions { subject: Some("patient-7".into()), ..opts() };
+    let so = StreamOptions {
+        subject: Some("patient-7".into()),
+        ..opts()
+    };
     let senc = dir.path().join("s.pvs");
-    v.encrypt_file(&src, &senc, &ctx, &so, &mut |_| {}).expect("encrypt");
+    v.encrypt_file(&src, &senc, &ctx, &so, &mut |_| {})
+        .expect("encrypt");
     v.forget_subject("patient-7").expect("forget");
     let sout = dir.path().join("s.out");
-    assert!(matches!(v.decrypt_file(&senc, &sout, &ctx, &mut |_| {}), Err(Error::SubjectForgotten)));
+    assert!(matches!(
+        v.decrypt_file(&senc, &sout, &ctx, &mut |_| {}),
+        Err(Error::SubjectForgotten)
+    ));
     assert!(!sout.exists());
     let mut cut = std::fs::read(&enc).expect("r");
     cut.truncate(cut.len() - 20);
     std::fs::write(&enc, &cut).expect("w");
     let out2 = dir.path().join("out2.bin");
-    assert!(matches!(v.decrypt_file(&enc, &out2, &ctx, &mut |_| {}), Err(Error::AuthenticationFailed)));
-    assert!(!out2.exists() && !dir.path().join("out2.bin.partial").exists(), "no partial output");
+    assert!(matches!(
+        v.decrypt_file(&enc, &out2, &ctx, &mut |_| {}),
+        Err(Error::AuthenticationFailed)
+    ));
+    assert!(
+        !out2.exists() && !dir.path().join("out2.bin.partial").exists(),
+        "no partial output"
+    );
 }
 
 #[test]
@@ -188,15 +233,43 @@ fn bad_headers_and_options_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
     let ctx = Context::new();
-    for junk in [&b""[..], b"PVS", b"PVE\x01\x01\x00\x07default", &[0xffu8; 200]] {
+    for junk in [
+        &b""[..],
+        b"PVS",
+        b"PVE\x01\x01\x00\x07default",
+        &[0xffu8; 200],
+    ] {
         assert!(v.decrypt_reader(junk, &ctx).is_err());
     }
     let ct = seal(&v, b"x", &ctx, &opts());
     let mut newer = ct.clone();
     newer[3] = 2;
-    assert!(matches!(v.decrypt_reader(newer.as_slice(), &ctx).map(|_| ()), Err(Error::UnsupportedVersion { .. })));
-    assert!(v.encrypt_writer(Vec::new(), &ctx, &StreamOptions { segment_log2: 30, ..opts() }).is_err());
-    assert!(v.encrypt_writer(Vec::new(), &ctx, &StreamOptions { keyring: "missing".into(), ..opts() }).is_err());
+    assert!(matches!(
+        v.decrypt_reader(newer.as_slice(), &ctx).map(|_| ()),
+        Err(Error::UnsupportedVersion { .. })
+    ));
+    assert!(
+        v.encrypt_writer(
+            Vec::new(),
+            &ctx,
+            &StreamOptions {
+                segment_log2: 30,
+                ..opts()
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        v.encrypt_writer(
+            Vec::new(),
+            &ctx,
+            &StreamOptions {
+                keyring: "missing".into(),
+                ..opts()
+            }
+        )
+        .is_err()
+    );
 }
 
 proptest! {

@@ -5,8 +5,12 @@
 //! PHI (a record id) is a keyed hash. A server-backed store (PostgreSQL) implements the same
 //! trait.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sled_store;
 
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use sled_store::{Durability, SledStore};
 
 use crate::error::StoreError;
@@ -145,6 +149,29 @@ pub trait Store: Send + Sync {
 
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Applies `ops` atomically, not yet durable (like [`Store::write_unsynced`]), only if
+    /// `key` of `space` still has the value `expected` (`None`: absent); returns whether they
+    /// were applied. The audit log appends with it, guarded by its head, so that appends from
+    /// several processes form one chain.
+    ///
+    /// The default reads, compares, then writes: atomic only when the caller serialises every
+    /// writer of `key`, as a single-process store (sled, locked to one process) with the audit
+    /// log's in-process mutex does. A store shared by processes must override it with a real
+    /// transaction (the PostgreSQL store does).
+    fn write_unsynced_if(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        ops: Vec<WriteOp>,
+    ) -> Result<bool, StoreError> {
+        if self.get(space, key)?.as_deref() != expected {
+            return Ok(false);
+        }
+        self.write_unsynced(ops)?;
+        Ok(true)
+    }
 }
 
 /// Iterates all entries under a prefix, one page at a time.

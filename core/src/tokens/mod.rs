@@ -73,13 +73,18 @@ impl FieldKeys<'_> {
         let (f, k) = match self {
             FieldKeys::Shared(f, k) | FieldKeys::Subject(f, k) => (f, k),
         };
+        // Every variable part is length-prefixed, so (field, project) pairs never collide.
+        let (name, project) = (f.spec.name.as_bytes(), f.spec.project.as_bytes());
         kdf::expand_key(
             k.key(),
             &[
                 label::FIELD_KEY,
+                &(purpose.len() as u64).to_be_bytes(),
                 purpose,
-                f.spec.name.as_bytes(),
-                f.spec.project.as_bytes(),
+                &(name.len() as u64).to_be_bytes(),
+                name,
+                &(project.len() as u64).to_be_bytes(),
+                project,
             ],
         )
     }
@@ -424,6 +429,13 @@ impl Vault {
         if f.spec.kind != TokenKind::Pseudonym {
             return Err(Error::invalid("field", "is not a pseudonym field"));
         }
+        // An equality oracle on values: it leaves a trace like a tokenization.
+        self.audit_admin(
+            crate::audit::Action::Tokenize,
+            field,
+            None,
+            "verify pseudonym".into(),
+        )?;
         let keys = self.field_keys_for_write(&f, None)?;
         let mac = keys.mac(b"pseudonym")?;
         Ok(pseudonym::verify(&mac, value, candidate))
