@@ -30,7 +30,13 @@ pub fn redact(url: &str) -> String {
 /// Creates a vault in the (empty) database.
 pub fn create(url: &str, root: &dyn RootKeySource) -> Result<Vault, CliError> {
     let store = PgStore::connect(url).map_err(phivault::Error::from)?;
-    Ok(Vault::create_in(Box::new(store), root, Backend::default())?)
+    match Vault::create_in(Box::new(store), root, Backend::default()) {
+        Err(phivault::Error::VaultExists { .. }) => Err(phivault::Error::VaultExists {
+            path: redact(url).into(),
+        }
+        .into()),
+        other => Ok(other?),
+    }
 }
 
 /// Opens the vault in the database.
