@@ -471,7 +471,7 @@ pub enum FieldsCommand {
         #[command(flatten)]
         vault: VaultArgs,
     },
-    /// Define the fields of a TOML schema file ([[field]] tables).
+    /// Define the fields of a TOML schema file (`[[field]]` tables).
     #[command(
         after_help = "Example:\n  phivault fields define --vault ./vault --key-file root.key fields.toml"
     )]

@@ -17,6 +17,10 @@ pub enum Durability {
     Deferred,
 }
 
+/// sled's page cache: bounded, so memory stays flat however large the vault grows (sled's own
+/// default is 1 GiB).
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The `sled` store.
 pub struct SledStore {
     db: sled::Db,
@@ -43,7 +47,8 @@ impl SledStore {
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
         let mut cfg = sled::Config::new()
             .path(dir)
-            .mode(sled::Mode::HighThroughput);
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES);
         if durability == Durability::Immediate {
             cfg = cfg.flush_every_ms(Some(500));
         }
