@@ -102,14 +102,41 @@ def machine():
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "rustc": cmd("rustc", "--version"),
-        "commit": cmd("git", "-C", HERE, "rev-parse", "--short", "HEAD"),
+        "commit": os.environ.get("PV_COMMIT") or cmd("git", "-C", HERE, "rev-parse", "--short", "HEAD"),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
+CATEGORIES = [
+    ("randomness (getrandom syscall)", r"crng|chacha|get_random|getrandom|_copy_to_iter|do_syscall|entry_SYSCALL|syscall|SystemRandom|fill_random|__x64_sys|syscall_exit|SYSRET"),
+    ("SHA-256/HMAC (HKDF, commitment)", r"sha256|digest|hmac|hkdf|fill_okm|DynState|BlockContext"),
+    ("AES-GCM (key setup, wrap, payload)", r"aes|gcm|ghash|aead|clmul"),
+    ("audit log and store (sled, postcard)", r"sled|audit|postcard|crossbeam|pagecache|serde"),
+    ("memcpy/memset", r"memmove|memcpy|memset"),
+    ("allocator", r"malloc|free|realloc|cfree|unlink_chunk|alloc::"),
+    ("kernel scheduling/IO", r"schedule|switch|spin_|irq|softirq|iowrite|futex|wake"),
+]
+
+
+def categorize(sym, kernel):
+    for name, pat in CATEGORIES:
+        if re.search(pat, sym, re.I):
+            return name
+    return "other kernel" if kernel else "other (envelope code, context, checks)"
+
+
+def lines_all(rep):
+    out = []
+    for line in open(rep):
+        mt = re.match(r"\s*([\d.]+)%\s+\[([.k])\]\s+(.*)", line)
+        if mt:
+            out.append((float(mt.group(1)), mt.group(3).strip(), mt.group(2) == "k"))
+    return out
+
+
 SIZES = [("64B", 64), ("1KiB", 1024), ("64KiB", 65536), ("1MiB", 1 << 20)]
 RAWS = ["raw-ring", "raw-rustcrypto", "raw-aws-lc-rs"]
-OURS = ["phivault-ring", "phivault-rustcrypto"]
+OURS = ["phivault-ring", "phivault-rustcrypto", "vault-audited"]
 
 
 def main():
@@ -128,7 +155,7 @@ def main():
     p(f"| CPU flags that matter | {m['flags']} |")
     p(f"| kernel | {m['kernel']} |")
     p(f"| toolchain | {m['rustc']}, release profile (criterion `cargo bench`) |")
-    p(f"| commit | {m['commit']} (plus uncommitted work of the tree at the time) |")
+    p(f"| commit | {m['commit']} |")
     p(f"| date | {m['date']} |")
     p()
     p("**Noise.** The machine's 2 cores are shared with other builds and a fuzzer at nice 19, so")
@@ -203,10 +230,12 @@ def main():
     for op in ("encrypt", "decrypt"):
         p(f"## Envelope {op} vs raw AES-256-GCM on the same bytes")
         p()
+        fn = "seal" if op == "encrypt" else "open"
         p("Throughput (best of run1/run2) and the envelope's ratio to the fastest raw AES-256-GCM")
-        p("at that size (the limit). `phivault-*` = `Vault::%s` (fresh DEK, HKDF, DEK wrap," % op)
-        p("commitment, payload AEAD, allocation); `raw-*` = one AES-GCM call in place, key")
-        p("schedule expanded once." + (" Raw decrypt includes one copy of the input, as the envelope makes one." if op == "decrypt" else ""))
+        p(f"at that size (the limit). `phivault-*` = `envelope::{fn}` with a KEK (fresh DEK, HKDF,")
+        p("DEK wrap, commitment, payload AEAD, output allocation); `vault-audited` = `Vault::%s`" % op)
+        p("as shipped (keyring lookup, policy decision, one audit-log entry per call); `raw-*` = one")
+        p("AES-GCM call in place, key schedule expanded once." + (" Raw decrypt includes one copy of the input, as the envelope makes one." if op == "decrypt" else ""))
         p()
         p("| size | " + " | ".join(OURS + RAWS) + " | phivault-ring % of fastest raw (run1 / run2) | phivault-ring vs raw-ring |")
         p("|---|" + "---|" * (len(OURS) + len(RAWS) + 2))
@@ -221,6 +250,35 @@ def main():
             vs_ring = pct(ring / ours) if ours and ring else "n/a"
             p(f"| {size} | " + " | ".join(cells) + f" | {pct(s1)} / {pct(s2)} | {vs_ring} |")
         p()
+
+    p("## Small envelopes in batches: `seal` per item vs `seal_many` (the change)")
+    p()
+    p("1000 envelopes per iteration, one context each; per-envelope rates. `seal_many` makes the")
+    p("same envelopes but takes the randomness of 64 envelopes from one CSPRNG call.")
+    p()
+    p("| size | `seal` per item | `seal_many` | speed-up |")
+    p("|---|---|---|---|")
+    for size in ("64B", "1KiB"):
+        a = c.per_s(f"envelope-encrypt-batch1000/{size}/seal-per-item", 1000)
+        b = c.per_s(f"envelope-encrypt-batch1000/{size}/seal_many", 1000)
+        p(f"| {size} | {rate(a)}/s | {rate(b)}/s | {f'{b / a:.2f}×' if a and b else 'n/a'} |")
+    p()
+
+    p("## Auditing on vs off (envelope)")
+    p()
+    p("The `Vault` API always audits (policy decision + one audit-log entry per call, written")
+    p("unsynced to the store) and has no switch to turn it off; \"off\" is the same envelope")
+    p("through `envelope::seal` / `envelope::open` with the KEK. Tokens and records are audited")
+    p("per call too (one entry per batch call); there is no unaudited public path to compare.")
+    p()
+    p("| op | size | audited (`Vault`) | not audited (`envelope`) | audited / not audited |")
+    p("|---|---|---|---|---|")
+    for op in ("encrypt", "decrypt"):
+        for size, n in SIZES:
+            a = c.per_s(f"envelope-{op}/{size}/vault-audited")
+            b = c.per_s(f"envelope-{op}/{size}/phivault-ring")
+            p(f"| {op} | {size} | {rate(a)}/s | {rate(b)}/s | {pct(a / b) if a and b else 'n/a'} |")
+    p()
 
     # ---- records ----------------------------------------------------------------------
     p("## Records (default durability: every call flushed) vs raw sled")
@@ -321,27 +379,35 @@ def main():
     # ---- profile ----------------------------------------------------------------------
     p("## Profile of the 64-byte envelope encrypt")
     p()
-    seal = jsonl(os.path.join(out_dir, "seal64.jsonl"))
-    if seal:
-        p(f"`perf record -g target/release/pvbench seal64 {seal[0]['n']}` "
-          f"({rate(seal[0]['per_s'])}/s under perf). Top symbols (self time, ≥ 1%):")
-    p()
-    rep = os.path.join(out_dir, "perf-report.txt")
-    lines = []
-    if os.path.exists(rep):
-        for line in open(rep):
-            mt = re.match(r"\s*([\d.]+)%\s+\[\.\]\s+(.*)", line) or re.match(r"\s*([\d.]+)%\s+\S+\s+\[[.k]\]\s+(.*)", line)
-            if mt:
-                lines.append((float(mt.group(1)), mt.group(2).strip()))
-    if lines:
-        p("| self % | symbol |")
-        p("|---|---|")
-        for share, sym in lines[:20]:
-            sym = re.sub(r"::h[0-9a-f]{16}$", "", sym)
-            p(f"| {share:.1f} | `{sym[:110]}` |")
-    else:
-        p("(perf was not available; no profile)")
-    p()
+    for mode, what in (("seal64", "`envelope::seal` (the crypto path)"),
+                       ("vault64", "`Vault::encrypt` (with policy and audit)")):
+        run = jsonl(os.path.join(out_dir, f"{mode}.jsonl"))
+        rep = os.path.join(out_dir, f"perf-report-{mode}.txt")
+        lines = []
+        if os.path.exists(rep):
+            for line in open(rep):
+                mt = re.match(r"\s*([\d.]+)%\s+\[[.k]\]\s+(.*)", line)
+                if mt:
+                    lines.append((float(mt.group(1)), mt.group(2).strip(), "[k]" in line))
+        if run:
+            p(f"{what}: `perf record -g target/release/pvbench {mode} {run[0]['n']}` "
+              f"({rate(run[0]['per_s'])}/s under perf). Top symbols by self time ([k] = kernel):")
+        p()
+        if lines:
+            cats = {}
+            for share, sym, kernel in lines_all(rep):
+                cats[categorize(sym, kernel)] = cats.get(categorize(sym, kernel), 0) + share
+            p("Where the time goes (self time grouped by what the symbol does): " + "; ".join(
+                f"{k} {v:.0f}%" for k, v in sorted(cats.items(), key=lambda kv: -kv[1])) + ".")
+            p()
+            p("| self % | symbol |")
+            p("|---|---|")
+            for share, sym, kernel in lines[:18]:
+                sym = re.sub(r"\s+-\s+-\s*$", "", sym)
+                p(f"| {share:.1f} | {'[k] ' if kernel else ''}`{sym[:100]}` |")
+        else:
+            p("(perf was not available; no profile)")
+        p()
 
     # ---- python -----------------------------------------------------------------------
     p("## Python: phivault vs what a Python user would pick (issue 7)")

@@ -6,6 +6,8 @@
 #
 #   benches/run.sh            everything
 #   SKIP_PYTHON=1 benches/run.sh    without the Python comparison
+#   STEPS="tokens python" benches/run.sh   re-run some parts (envelope records tokens pvbench
+#                                           profile python); the report is always rewritten
 #   REWRAP_N="100000" benches/run.sh  rewrap sizes (default "100000 1000000")
 #
 # Needs: a Rust toolchain; perf (optional; apt package linux-perf) for the profile; for the
@@ -16,21 +18,30 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 ROOT=$PWD
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 OUT="$TARGET/phivault-bench"
-rm -rf "$OUT"
+# STEPS picks parts to (re-)run; the outputs of the others stay from an earlier run.
+STEPS=${STEPS:-"envelope records tokens pvbench profile python"}
+has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 mkdir -p "$OUT"
 REWRAP_N=${REWRAP_N:-"100000 1000000"}
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
 log "criterion benches (bench profile = release)"
-cargo bench -p phivault-benches --bench envelope -- --save-baseline run1 2>&1 | tee "$OUT/envelope-run1.log" >/dev/null
-cargo bench -p phivault-benches --bench envelope -- --save-baseline run2 2>&1 | tee "$OUT/envelope-run2.log" >/dev/null
-cargo bench -p phivault-benches --bench records -- --save-baseline run1 2>&1 | tee "$OUT/records.log" >/dev/null
-cargo bench -p phivault-benches --bench tokens -- --save-baseline run1 2>&1 | tee "$OUT/tokens.log" >/dev/null
+bench() { # NAME LOG BASELINE: a failing bench is reported, the rest still runs
+  cargo bench -p phivault-benches --bench "$1" -- --save-baseline "$3" >"$OUT/$2" 2>&1 \
+    || echo "bench $1 failed: see $OUT/$2" >&2
+}
+if has envelope; then
+  bench envelope envelope-run1.log run1
+  bench envelope envelope-run2.log run2
+fi
+if has records; then bench records records.log run1; fi
+if has tokens; then bench tokens tokens.log run1; fi
 
 log "pvbench"
 cargo build --release -p phivault-benches --bin pvbench
 PV="$TARGET/release/pvbench"
+if has pvbench; then
 "$PV" open >"$OUT/open.jsonl"
 "$PV" disk 100000 >"$OUT/disk.jsonl"
 "$PV" threads >"$OUT/threads.jsonl"
@@ -42,24 +53,29 @@ for n in $REWRAP_N; do
   "$PV" rewrap "$SCRATCH/v$n" >>"$OUT/rewrap.jsonl"
   rm -rf "$SCRATCH/v$n" "$SCRATCH/v$n.key"
 done
-
-log "profile of the 64-byte envelope"
-if command -v perf >/dev/null && perf record -q -o "$OUT/perf.data" -g -- "$PV" seal64 2000000 >"$OUT/seal64.jsonl" 2>"$OUT/perf-record.log"; then
-  perf report -i "$OUT/perf.data" --no-children --stdio --percent-limit 1 \
-    --sort symbol -g none 2>/dev/null >"$OUT/perf-report.txt" || true
-else
-  "$PV" seal64 2000000 >"$OUT/seal64.jsonl"
-  echo "perf not available" >"$OUT/perf-report.txt"
 fi
 
-if [ -z "${SKIP_PYTHON:-}" ]; then
+log "profile of the 64-byte envelope"
+has profile && for mode in seal64 vault64; do
+  n=2000000
+  [ "$mode" = vault64 ] && n=200000
+  if command -v perf >/dev/null && perf record -q -o "$OUT/perf-$mode.data" -g -- "$PV" "$mode" "$n" >"$OUT/$mode.jsonl" 2>"$OUT/perf-record.log"; then
+    perf report -i "$OUT/perf-$mode.data" --no-children --stdio --percent-limit 0.1 \
+      --sort symbol -g none 2>/dev/null >"$OUT/perf-report-$mode.txt" || true
+  else
+    "$PV" "$mode" "$n" >"$OUT/$mode.jsonl"
+  fi
+done
+
+if has python && [ -z "${SKIP_PYTHON:-}" ]; then
   log "Python comparison (issue 7)"
   if [ ! -x benches/.venv/bin/python ]; then
     python3 -m venv benches/.venv
   fi
   benches/.venv/bin/pip install -q cryptography tink aws-encryption-sdk ff3 pyffx \
     >"$OUT/pip.log" 2>&1 || echo "some peers did not install (see $OUT/pip.log)" >&2
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import phivault' 2>/dev/null; then
+  export PHIVAULT_PYTHON=${PHIVAULT_PYTHON:-$ROOT/.venv/bin/python}
+  if ! "$PHIVAULT_PYTHON" -c 'import phivault' 2>/dev/null; then
     ./scripts/test-python.sh >"$OUT/test-python.log" 2>&1 || true
   fi
   benches/.venv/bin/python benches/compare_python.py --json "$OUT/python.json" \

@@ -8,12 +8,12 @@
 //!   stored token, one flush per call; detokenize against raw sled point reads;
 //! - FF1 (preset `ssn`, 9 digits): the `fpe` crate's FF1 with AES-256 run directly, same key
 //!   schedule reuse, same tweak;
-//! - pseudonyms (preset `pseudonym`) and date shift (a `visit_date` field): no peer, absolute.
+//! - pseudonyms (preset `pseudonym`) and date shift (preset `dob`, which is tied to a subject,
+//!   so single calls only: the batch calls take no subject): no peer, absolute.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fpe::ff1::{FF1, FlexibleNumeralString};
 use phivault::tokens::mask::View;
-use phivault::tokens::spec::{FieldSpec, TokenKind};
 use phivault_benches::{BATCH, default_vault};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -50,9 +50,6 @@ fn benches(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tmp");
     let vault = default_vault(&tmp.path().join("vault"));
     let db = raw_sled(&tmp.path().join("sled"));
-    let mut visit = FieldSpec::new("visit_date", TokenKind::DateShift);
-    visit.subject = false;
-    vault.define_field(visit).expect("define");
     // Stored vaulted token: format byte and an envelope of the value bound to field and token.
     let sample = vault.tokenize("mrn", &mrn(0)).expect("tokenize");
     let value_len = 1 + vault
@@ -105,7 +102,13 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function(BenchmarkId::from_parameter("date-shift"), |b| {
-        b.iter(|| black_box(vault.tokenize("visit_date", "2024-03-15").expect("shift")))
+        b.iter(|| {
+            black_box(
+                vault
+                    .tokenize_for_subject("dob", "1980-03-15", "patient-1")
+                    .expect("shift"),
+            )
+        })
     });
     g.finish();
 
@@ -186,12 +189,6 @@ fn benches(c: &mut Criterion) {
             total
         })
     });
-    let dates: Vec<String> = (0..BATCH)
-        .map(|i| format!("20{:02}-{:02}-{:02}", i % 30, i % 12 + 1, i % 28 + 1))
-        .collect();
-    g.bench_function(BenchmarkId::from_parameter("date-shift"), |b| {
-        b.iter(|| black_box(vault.tokenize_many("visit_date", &dates).expect("shift")))
-    });
     g.finish();
 
     // ---- detokenize ------------------------------------------------------------------------
@@ -199,7 +196,9 @@ fn benches(c: &mut Criterion) {
     let mrn_tokens = vault.tokenize_many("mrn", &plain_mrns).expect("tok");
     let plain_ssns: Vec<String> = (0..BATCH as u64).map(|i| ssn(123_000_000 + i)).collect();
     let ssn_tokens = vault.tokenize_many("ssn", &plain_ssns).expect("tok");
-    let date_tokens = vault.tokenize_many("visit_date", &dates).expect("tok");
+    let date_token = vault
+        .tokenize_for_subject("dob", "1980-03-15", "patient-1")
+        .expect("tok");
     let mut batch = sled::Batch::default();
     for i in 0..BATCH as u64 {
         batch.insert(&raw_key(u64::MAX - i)[..], raw_value.as_slice());
@@ -255,7 +254,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
-                    .detokenize("visit_date", &date_tokens[step()], View::Plaintext)
+                    .detokenize_for_subject("dob", &date_token, "patient-1", View::Plaintext)
                     .expect("detok"),
             )
         })
@@ -299,15 +298,6 @@ fn benches(c: &mut Criterion) {
             for ct in &ff1_ct {
                 black_box(ff1.decrypt(b"ssn", ct).expect("ff1"));
             }
-        })
-    });
-    g.bench_function(BenchmarkId::from_parameter("date-shift"), |b| {
-        b.iter(|| {
-            black_box(
-                vault
-                    .detokenize_many("visit_date", &date_tokens, View::Plaintext)
-                    .expect("detok"),
-            )
         })
     });
     g.finish();

@@ -6,16 +6,18 @@
 //! pvbench open              vault open time per Argon2id setting (and with a key file)
 //! pvbench disk N            bytes on disk per record and per token, next to raw sled
 //! pvbench threads           1 vs 2 threads on the batch calls and the envelope
-//! pvbench seal64 N          N envelope encryptions of 64 bytes (a loop to profile)
+//! pvbench seal64 N          N envelope::seal of 64 bytes (a loop to profile)
+//! pvbench vault64 N         N Vault::encrypt of 64 bytes (policy + audit entry each)
 //! ```
 //!
 //! Peak memory is `VmHWM` from `/proc/self/status`: `load` and `rewrap` are separate processes
 //! so the rewrap's peak is its own.
 
+use phivault::envelope::{self, Kek};
 use phivault::records::PutOptions;
 use phivault::root::{Argon2Config, KeyFile, Passphrase};
 use phivault::store::Durability;
-use phivault::{Context, Key32, Vault};
+use phivault::{Backend, Context, Key32, Vault};
 use phivault_benches::{BATCH, default_vault, dir_bytes, new_vault, payload, proc_status_kib};
 use serde_json::json;
 use std::path::Path;
@@ -30,7 +32,8 @@ fn main() {
         (Some("open"), None, None) => open_times(),
         (Some("disk"), Some(n), None) => disk(n.parse().expect("N")),
         (Some("threads"), None, None) => threads(),
-        (Some("seal64"), Some(n), None) => seal64(n.parse().expect("N")),
+        (Some("seal64"), Some(n), None) => seal64(n.parse().expect("N"), false),
+        (Some("vault64"), Some(n), None) => seal64(n.parse().expect("N"), true),
         _ => {
             eprintln!(
                 "usage: pvbench load DIR N | rewrap DIR | open | disk N | threads | seal64 N"
@@ -340,23 +343,28 @@ fn threads() {
     );
 }
 
-/// A loop of 64-byte envelope encryptions through the public API, for `perf record`.
-fn seal64(n: u64) {
+/// A loop of 64-byte envelope encryptions, for `perf record`: `envelope::seal` with a KEK, or
+/// (`through_vault`) the audited `Vault::encrypt`.
+fn seal64(n: u64, through_vault: bool) {
     let tmp = tempfile::tempdir().expect("tmp");
     let vault = default_vault(&tmp.path().join("v"));
+    let kek = Kek::new(1, Key32::random().expect("rng"), Backend::Ring).expect("kek");
     let ctx = Context::new().with("record", "4711").with("field", "note");
     let pt = payload(64);
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(
-            vault
-                .encrypt(std::hint::black_box(&pt), &ctx)
-                .expect("encrypt"),
-        );
+        let pt = std::hint::black_box(&pt);
+        let ct = if through_vault {
+            vault.encrypt(pt, &ctx)
+        } else {
+            envelope::seal(Backend::Ring, "default", &kek, pt, &ctx)
+        };
+        std::hint::black_box(ct.expect("encrypt"));
     }
     let secs = t.elapsed().as_secs_f64();
+    let bench = if through_vault { "vault64" } else { "seal64" };
     println!(
         "{}",
-        json!({"bench": "seal64", "n": n, "secs": secs, "per_s": n as f64 / secs})
+        json!({"bench": bench, "n": n, "secs": secs, "per_s": n as f64 / secs})
     );
 }
