@@ -809,6 +809,64 @@ pv_result pv_vault_audit_verify(const struct pv_vault *vault,
                                 struct pv_buffer **out_report_json);
 
 /**
+ * Encrypts the file `in_path` into the stream file `out_path` (issue 10's segmented
+ * streaming format, docs/FORMAT.md) bound to `ctx` under the `default` keyring, with constant
+ * memory. `ctx` may be NULL: the empty context. `subject` (NULL, 0 for none) ties the file
+ * to a data subject: after `pv_vault_forget_subject` it can never be decrypted again.
+ *
+ * The output is written to `<out_path>.partial` (mode 0600) and renamed to `out_path` only
+ * on success; on failure no output is left. An existing `out_path` is replaced.
+ *
+ * Returns `PV_NULL_ARGUMENT` (a NULL path), `PV_INVALID_ARGUMENT` (an empty path, a context
+ * over its limits), `PV_IO_ERROR` (the input cannot be read, the output cannot be written),
+ * `PV_UNKNOWN_KEYRING`, `PV_SUBJECT_FORGOTTEN`, `PV_AUDIT_UNAVAILABLE`, `PV_VAULT_CLOSED`, ...
+ *
+ * # Safety
+ * `vault` is a live handle; `in_path` / `out_path` point to `in_path_len` / `out_path_len`
+ * readable bytes (file-system paths, not NUL-terminated); `ctx` is NULL or a live context;
+ * `subject` points to `subject_len` readable bytes or is NULL with 0.
+ *
+ * Thread safety: may run concurrently with any call on the same vault (`pv_vault_close`
+ * waits for it to finish).
+ */
+pv_result pv_vault_encrypt_file(const struct pv_vault *vault,
+                                const char *in_path,
+                                size_t in_path_len,
+                                const char *out_path,
+                                size_t out_path_len,
+                                const struct pv_context *ctx,
+                                const char *subject,
+                                size_t subject_len);
+
+/**
+ * Decrypts the stream file `in_path` (made by `pv_vault_encrypt_file` or
+ * `phivault encrypt-file`) under `ctx` into the file `out_path`, with constant memory.
+ * `ctx` may be NULL: the empty context.
+ *
+ * The plaintext is written to `<out_path>.partial` (mode 0600) and renamed to `out_path`
+ * only once the whole stream has authenticated: a damaged, truncated, extended or reordered
+ * file, a wrong context or a wrong key leave no output and return the one code
+ * `PV_AUTHENTICATION_FAILED`. An existing `out_path` is replaced.
+ *
+ * Returns `PV_AUTHENTICATION_FAILED`, `PV_UNSUPPORTED_VERSION` (not a stream of a known
+ * version), `PV_NULL_ARGUMENT` (a NULL path), `PV_INVALID_ARGUMENT` (an empty path),
+ * `PV_IO_ERROR`, `PV_KEY_RETIRED`, `PV_KEY_DESTROYED`, `PV_SUBJECT_FORGOTTEN`,
+ * `PV_UNKNOWN_KEYRING`, `PV_VAULT_CLOSED`, ...
+ *
+ * # Safety
+ * As `pv_vault_encrypt_file`.
+ *
+ * Thread safety: may run concurrently with any call on the same vault (`pv_vault_close`
+ * waits for it to finish).
+ */
+pv_result pv_vault_decrypt_file(const struct pv_vault *vault,
+                                const char *in_path,
+                                size_t in_path_len,
+                                const char *out_path,
+                                size_t out_path_len,
+                                const struct pv_context *ctx);
+
+/**
  * Defines (or redefines) the fields of a TOML schema (`[[field]]` tables), stored in the
  * vault. `*out_count` (if not NULL) receives the number of fields defined.
  *

@@ -23,6 +23,7 @@
 //! - [`tokens`]: tokenize and detokenize (single and batch), views, field definitions.
 //! - [`lifecycle`]: key lifecycle: rewrap, retire (minimum decryption version), destroy,
 //!   re-encrypt.
+//! - [`stream`]: streaming encryption of large files by path (constant memory).
 //!
 //! ## Conventions (docs/c-api.md has the whole contract)
 //! Names are `pv_<object>_<verb>`; handles are opaque; `pv_x_free(NULL)` is a no-op; outputs
@@ -48,6 +49,7 @@ pub mod lifecycle;
 pub mod records;
 pub mod root;
 pub mod session;
+pub mod stream;
 pub mod tokens;
 pub mod vault;
 

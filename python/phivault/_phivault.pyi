@@ -7,7 +7,7 @@ import os
 import pathlib
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Optional, Tuple, TypeVar, Union, overload
+from typing import Any, BinaryIO, Literal, Optional, Tuple, TypeVar, Union, overload
 
 from typing_extensions import Self, TypeAlias
 
@@ -135,6 +135,44 @@ class Vault:
     def decrypt_many(self, envelopes: Batch, context: ContextArg = None) -> list[Optional[bytes]]:
         """Decrypt many envelopes made under one ``context`` (GIL released); ``None`` stays
         ``None``. The first failure raises."""
+
+    # large files (streaming, constant memory)
+    def encrypt_file(
+        self, src: StrPath, dst: StrPath, context: ContextArg = None, *, subject: Optional[str] = None
+    ) -> int:
+        """Encrypt the file ``src`` into the stream file ``dst`` (segmented AES-256-GCM, the
+        format of ``phivault encrypt-file``) bound to ``context``, with constant memory and the
+        GIL released. ``dst`` is written beside itself and renamed into place when complete;
+        ``subject`` ties the file to a data subject. Returns the plaintext length.
+
+        Raises StorageError (I/O), UnknownKeyring, SubjectForgotten, InvalidInput."""
+
+    def decrypt_file(self, src: StrPath, dst: StrPath, context: ContextArg = None) -> int:
+        """Decrypt the stream file ``src`` into ``dst`` with the GIL released. ``dst`` appears
+        only once the whole stream has authenticated: a damaged, truncated or reordered file
+        leaves no output. Returns the plaintext length.
+
+        Raises AuthenticationError (tampered, truncated, wrong context or key), KeyRetired,
+        KeyDestroyed, SubjectForgotten, UnknownKeyring, UnsupportedVersion, StorageError."""
+
+    def encrypt_stream(
+        self,
+        reader: BinaryIO,
+        writer: BinaryIO,
+        context: ContextArg = None,
+        *,
+        subject: Optional[str] = None,
+    ) -> int:
+        """Encrypt everything ``reader.read(n)`` returns into ``writer.write(b)`` (binary
+        file-like objects, called in 1 MiB chunks; the GIL is held only during those calls).
+        Neither object is flushed or closed. Returns the plaintext length. An exception raised
+        by ``read`` or ``write`` propagates unchanged."""
+
+    def decrypt_stream(self, reader: BinaryIO, writer: BinaryIO, context: ContextArg = None) -> int:
+        """Decrypt the stream ``reader`` yields into ``writer``. Each segment is authenticated
+        before it is written, but a stream cut short is detected only at its end: on
+        AuthenticationError, discard what ``writer`` received (or use ``decrypt_file``, which
+        never leaves partial output). Returns the plaintext length."""
 
     # records
     def put(

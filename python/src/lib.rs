@@ -10,6 +10,7 @@
 pub mod convert;
 pub mod errors;
 pub mod session;
+pub mod stream;
 pub mod tokens;
 pub mod vault;
 
