@@ -419,6 +419,32 @@ impl Vault {
         Ok(vault)
     }
 
+    /// Creates a vault at `location`: a directory, or — with the `postgres` feature — a
+    /// `postgres://user@host:port/db` URL. The one place that maps locations to stores, for the
+    /// CLI, C and Python alike.
+    pub fn create_at(
+        location: impl AsRef<Path>,
+        root: &dyn RootKeySource,
+        opts: VaultOptions,
+    ) -> Result<Vault> {
+        match database_url(location.as_ref())? {
+            Some(url) => Vault::create_in(database_store(url)?, root, opts.backend),
+            None => Vault::create_with(location, root, opts),
+        }
+    }
+
+    /// Opens the vault at `location` (a directory or a `postgres://` URL).
+    pub fn open_at(
+        location: impl AsRef<Path>,
+        root: &dyn RootKeySource,
+        opts: VaultOptions,
+    ) -> Result<Vault> {
+        match database_url(location.as_ref())? {
+            Some(url) => Vault::open_in(database_store(url)?, root, opts.backend),
+            None => Vault::open_with(location, root, opts),
+        }
+    }
+
     /// Creates a vault in an empty store of any kind (the header lives in the store).
     pub fn create_in(
         store: Box<dyn Store>,
@@ -427,16 +453,33 @@ impl Vault {
     ) -> Result<Vault> {
         if store.get(Space::Meta, HEADER_KEY)?.is_some() {
             return Err(Error::VaultExists {
-                path: PathBuf::new(),
+                path: PathBuf::from("(the store)"),
             });
         }
         let (header, vmk) = VaultHeader::new(root)?;
         let vault = Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)?;
-        vault.write_default_keyring(vec![WriteOp::Put {
+        let mut ops = vec![WriteOp::Put {
             space: Space::Meta,
             key: HEADER_KEY.to_vec(),
             value: header.encode()?,
-        }])?;
+        }];
+        for name in [DEFAULT_KEYRING, crate::tokens::TOKENS_KEYRING] {
+            ops.push(WriteOp::Put {
+                space: Space::Keyring,
+                key: name.as_bytes().to_vec(),
+                value: vault.seal_keyring(&KeyringRecord::new(name)?)?,
+            });
+        }
+        // Atomic against a concurrent create on a shared store: only one header ever lands.
+        if !vault
+            .store
+            .write_unsynced_if(Space::Meta, HEADER_KEY, None, ops)?
+        {
+            return Err(Error::VaultExists {
+                path: PathBuf::from("(the store)"),
+            });
+        }
+        vault.store.sync()?;
         Ok(vault)
     }
 
@@ -863,6 +906,27 @@ impl Vault {
 
 /// Context keys starting with `phivault.` are reserved for the vault's own bindings (records),
 /// so a caller cannot forge a record's binding through the envelope API.
+/// The database URL, when `location` names one (`postgres://` or `postgresql://`).
+fn database_url(location: &Path) -> Result<Option<&str>> {
+    match location.to_str() {
+        Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => Ok(Some(s)),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn database_store(url: &str) -> Result<Box<dyn Store>> {
+    Ok(Box::new(crate::store::PgStore::connect(url)?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn database_store(_url: &str) -> Result<Box<dyn Store>> {
+    Err(Error::invalid(
+        "vault location",
+        "this build has no PostgreSQL support (feature `postgres`)",
+    ))
+}
+
 pub(crate) fn check_caller_context(ctx: &Context) -> Result<()> {
     if ctx
         .pairs()

@@ -629,3 +629,28 @@ fn throughput_postgres_vs_sled() {
         );
     }
 }
+
+/// `Vault::create_at` / `open_at` map a `postgres://` URL to the PostgreSQL store — the one
+/// place the CLI, C (`pv_vault_create`) and Python (`Vault.create`) all go through.
+#[test]
+fn vault_at_a_url_lives_in_postgresql() {
+    let Some(url) = url() else { return };
+    {
+        let fresh_public = fresh(&url, "public");
+        drop(fresh_public);
+    }
+    let v =
+        Vault::create_at(&url, &root(), phivault::VaultOptions::default()).expect("create at url");
+    v.put("notes", "url-1", b"via create_at", None)
+        .expect("put");
+    drop(v);
+    let v = Vault::open_at(&url, &root(), phivault::VaultOptions::default()).expect("open at url");
+    assert_eq!(
+        &*v.get("notes", "url-1").expect("get").expect("some"),
+        b"via create_at"
+    );
+    assert!(matches!(
+        Vault::create_at(&url, &root(), phivault::VaultOptions::default()),
+        Err(phivault::Error::VaultExists { .. })
+    ));
+}

@@ -148,7 +148,11 @@ pub unsafe extern "C" fn pv_vault_create(
     out_vault: *mut *mut pv_vault,
 ) -> pv_result {
     // SAFETY: forwarded contract.
-    unsafe { make_vault(path, path_len, root, out_vault, |p, r| Vault::create(p, r)) }
+    unsafe {
+        make_vault(path, path_len, root, out_vault, |p, r| {
+            Vault::create_at(p, r, phivault_core::VaultOptions::default())
+        })
+    }
 }
 
 /// Opens the vault in directory `path` with `root` and returns a handle in `*out_vault`. A
@@ -169,7 +173,11 @@ pub unsafe extern "C" fn pv_vault_open(
     out_vault: *mut *mut pv_vault,
 ) -> pv_result {
     // SAFETY: forwarded contract.
-    unsafe { make_vault(path, path_len, root, out_vault, |p, r| Vault::open(p, r)) }
+    unsafe {
+        make_vault(path, path_len, root, out_vault, |p, r| {
+            Vault::open_at(p, r, phivault_core::VaultOptions::default())
+        })
+    }
 }
 
 /// Closes the vault: flushes and releases the store and the directory lock, and wipes the

@@ -201,7 +201,7 @@ impl PyVault {
         let root = root_arg(passphrase, key, key_file, argon2)?;
         let opts = options(durability, backend)?;
         let v = run(py, true, || {
-            Ok(phivault::Vault::create_with(&path, root.source(), opts)?)
+            Ok(phivault::Vault::create_at(&path, root.source(), opts)?)
         })?;
         Ok(Self::new(v))
     }
@@ -223,7 +223,7 @@ impl PyVault {
         let root = root_arg(passphrase, key, key_file, None)?;
         let opts = options(durability, backend)?;
         let v = run(py, true, || {
-            Ok(phivault::Vault::open_with(&path, root.source(), opts)?)
+            Ok(phivault::Vault::open_at(&path, root.source(), opts)?)
         })?;
         Ok(Self::new(v))
     }

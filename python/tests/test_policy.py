@@ -49,12 +49,22 @@ def test_audit_chain_verifies(vault: phivault.Vault) -> None:
     assert seq == report["head_seq"] and mac == report["head_mac"]
 
 
+def test_a_principal_named_owner_gets_no_rights(vault: phivault.Vault) -> None:
+    # The owner is the holder of the root key (the plain Vault methods), never a name.
+    with pytest.raises(phivault.AccessDenied):
+        vault.session("owner", "administration").get("notes", "1")
+
+
 def test_session_after_close(vault: phivault.Vault) -> None:
-    s = vault.session("owner", "administration")
+    vault.set_policy(
+        '[[principal]]\nname = "clerk"\nroles = ["records"]\n'
+        '[[rule]]\nroles = ["records"]\nactions = ["put", "get"]\ncollections = ["notes"]\n'
+    )
+    s = vault.session("clerk", "administration")
     s.put("notes", "1", b"x")
     assert s.get("notes", "1") == b"x"
     vault.close()
     with pytest.raises(phivault.VaultClosed):
         s.get("notes", "1")
     with pytest.raises(phivault.VaultClosed):
-        vault.session("owner", "administration")
+        vault.session("clerk", "administration")
