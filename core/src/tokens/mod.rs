@@ -445,3 +445,108 @@ impl Vault {
 fn poisoned() -> Error {
     Error::Crypto("a lock was poisoned by a panic in another thread")
 }
+
+#[cfg(test)]
+mod worked_examples {
+    //! The worked token examples of docs/FORMAT.md §12, recomputed from the code.
+    use super::*;
+    use crate::backend::Backend;
+
+    fn field(spec: FieldSpec) -> Field {
+        Field {
+            alphabet: Alphabet::parse(&spec.alphabet).expect("alphabet"),
+            spec,
+            ff1: OnceLock::new(),
+            mac: OnceLock::new(),
+        }
+    }
+
+    fn hexs(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn format_md_token_examples() {
+        let kek = Arc::new(
+            Kek::new(1, Key32::from_slice(&[7u8; 32]).expect("k"), Backend::Ring).expect("kek"),
+        );
+        let sk = Arc::new(
+            Kek::new(1, Key32::from_slice(&[9u8; 32]).expect("k"), Backend::Ring).expect("sk"),
+        );
+        let ssn = field(
+            presets()
+                .into_iter()
+                .find(|p| p.name == "ssn")
+                .expect("ssn"),
+        );
+        let k = FieldKeys::Shared(&ssn, kek.clone());
+        let kf = k.derive(b"ff1").expect("derive");
+        let tok = k
+            .ff1()
+            .expect("ff1")
+            .tokenize(&ssn.alphabet, b"ssn", "900-12-3456")
+            .expect("tok");
+        println!("ssn K_F(ff1) {} 900-12-3456 -> {tok}", hexs(kf.expose()));
+        assert_eq!(
+            hexs(kf.expose()),
+            "e5e4eca71c16914df077dca8e9880a9fab7b7203cbc4a7bbeba6611a0ee3244e"
+        );
+        assert_eq!(tok, "563-93-3708");
+        assert_eq!(
+            k.ff1()
+                .expect("ff1")
+                .detokenize(&ssn.alphabet, b"ssn", &tok)
+                .expect("detok"),
+            "900-12-3456"
+        );
+        let psn = field(FieldSpec::new("pseudonym", TokenKind::Pseudonym));
+        let k = FieldKeys::Shared(&psn, kek.clone());
+        let kf = k.derive(b"pseudonym").expect("derive");
+        let m = Mac::new(&kf);
+        println!(
+            "pseudonym K_F {} Mac[0..16) {} -> {}",
+            hexs(kf.expose()),
+            hexs(&m.tag(&[b"900-12-3456"])[..16]),
+            pseudonym::pseudonym(&m, "900-12-3456")
+        );
+        assert_eq!(
+            hexs(&m.tag(&[b"900-12-3456"])[..16]),
+            "dffe5f20163af18b4d2fd511783d0243"
+        );
+        assert_eq!(
+            pseudonym::pseudonym(&m, "900-12-3456"),
+            "psn_377f6iawhlyywtjp2uixqpicim"
+        );
+        let mut study = FieldSpec::new("study_id", TokenKind::Pseudonym);
+        study.project = "cardio-2026".into();
+        let study = field(study);
+        let k = FieldKeys::Shared(&study, kek);
+        let m = Mac::new(&k.derive(b"pseudonym").expect("derive"));
+        println!(
+            "study_id/cardio-2026 S-1 -> {}",
+            pseudonym::pseudonym(&m, "S-1")
+        );
+        assert_eq!(
+            pseudonym::pseudonym(&m, "S-1"),
+            "psn_x5gxkzrrnbkdyefo22jsx4r56y"
+        );
+        let dob = field(
+            presets()
+                .into_iter()
+                .find(|p| p.name == "dob")
+                .expect("dob"),
+        );
+        let k = FieldKeys::Subject(&dob, sk);
+        let kf = k.derive(b"date-shift").expect("derive");
+        let m = Mac::new(&kf);
+        let tag = m.tag(&[b"date-shift", b"dob"]);
+        let off = dateshift::offset(&m, "dob", 365);
+        assert_eq!((hexs(&tag[..8]).as_str(), off), ("3cc5d4961455a4db", -88));
+        println!(
+            "dob K_F {} tag[0..8) {} offset {off} 1961-04-12 -> {}",
+            hexs(kf.expose()),
+            hexs(&tag[..8]),
+            dateshift::format(dateshift::parse("1961-04-12").expect("p") + off).expect("f")
+        );
+    }
+}
