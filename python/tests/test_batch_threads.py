@@ -109,8 +109,10 @@ def test_four_threads_are_faster_than_one(vault: phivault.Vault) -> None:
 
     The values are 16 KiB so that the work outside the GIL dominates the per-item conversion
     (which needs the GIL); with short values Amdahl's law caps the gain on 2 cores."""
-    if os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5 and not os.environ.get("PHIVAULT_FORCE_TIMING"):
-        pytest.skip("machine is oversubscribed: a speed-up cannot be measured")
+    if not os.environ.get("PHIVAULT_TIMING"):
+        # Timings are a benchmark, not a test (the project keeps timed assertions out of the
+        # test command): run with PHIVAULT_TIMING=1 on a quiet machine to measure the speed-up.
+        pytest.skip("speed-up measurement: set PHIVAULT_TIMING=1")
     chunk = [os.urandom(16 * 1024) for _ in range(64)]
 
     def work(_: int) -> None:
@@ -140,8 +142,10 @@ def test_four_threads_are_faster_than_one(vault: phivault.Vault) -> None:
 def test_four_threads_tokenize_faster_than_one(vault: phivault.Vault) -> None:
     if not hasattr(vault, "tokenize_many"):
         pytest.skip("tokenization not bound in this build")
-    if os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5 and not os.environ.get("PHIVAULT_FORCE_TIMING"):
-        pytest.skip("machine is oversubscribed: a speed-up cannot be measured")
+    if not os.environ.get("PHIVAULT_TIMING"):
+        # Timings are a benchmark, not a test (the project keeps timed assertions out of the
+        # test command): run with PHIVAULT_TIMING=1 on a quiet machine to measure the speed-up.
+        pytest.skip("speed-up measurement: set PHIVAULT_TIMING=1")
     chunks = [SSNS[i::4] for i in range(4)]
 
     def serial() -> float:
