@@ -199,7 +199,7 @@ fn tampered_audit_log_fails_verify_with_exit_8() {
                 .success()
         );
     }
-    let db = sled::open(e.vault.join("store")).expect("sled");
+    let db = open_sled(e.vault.join("store"));
     // remove the third block of the log (each put's entry is written at once, in its own block)
     let keys: Vec<_> = db.scan_prefix(b"a").map(|kv| kv.expect("kv").0).collect();
     assert!(keys.len() >= 5);
@@ -230,4 +230,19 @@ fn policy_set_rejects_bad_files() {
             .code(),
         Some(1)
     );
+}
+
+/// Opens the vault's sled database directly (to tamper with it). sled may release the previous
+/// handle's file lock a moment after the vault is dropped (its background I/O), so retry briefly.
+fn open_sled(path: impl AsRef<std::path::Path>) -> sled::Db {
+    let path = path.as_ref();
+    let mut last = None;
+    for _ in 0..100 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("sled did not open: {last:?}");
 }

@@ -195,7 +195,6 @@ impl Drop for Vault {
     /// Writes the audit entries still waiting for group commit.
     fn drop(&mut self) {
         let _ = self.audit_flush();
-        let _ = self.store.sync();
     }
 }
 

@@ -196,7 +196,7 @@ fn break_the_glass_succeeds_for_permitted_roles_and_is_flagged() {
 fn policy_tampering_is_detected() {
     let dir = tempfile::tempdir().expect("tmp");
     drop(setup(dir.path()));
-    let db = sled::open(dir.path().join("v/store")).expect("sled");
+    let db = open_sled(dir.path().join("v/store"));
     let key = b"mpolicy".to_vec();
     let mut sealed = db.get(&key).expect("get").expect("policy").to_vec();
     let n = sealed.len();
@@ -217,7 +217,7 @@ fn policy_tampering_is_detected() {
 }
 
 fn tamper(dir: &Path, f: impl FnOnce(&sled::Db)) -> phivault::audit::AuditReport {
-    let db = sled::open(dir.join("v/store")).expect("sled");
+    let db = open_sled(dir.join("v/store"));
     f(&db);
     db.flush().expect("flush");
     drop(db);
@@ -334,7 +334,7 @@ fn audit_head_anchor_catches_rollback_of_log_and_head_together() {
     drop(v);
     // an attacker deletes the last block AND rewinds the head to the entry before it: the
     // store alone looks consistent, the externally recorded anchor does not
-    let db = sled::open(dir.path().join("v/store")).expect("sled");
+    let db = open_sled(dir.path().join("v/store"));
     let b = blocks(&db);
     let (last_key, _) = b.last().expect("last").clone();
     let (prev_key, prev_val) = b[b.len() - 2].clone();
@@ -540,4 +540,45 @@ fn canaries_never_reach_the_log_or_the_files() {
             "a canary leaked"
         );
     }
+}
+
+#[test]
+fn read_auditing_can_be_turned_off_but_never_for_writes_or_denials() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    v.put("notes", "1", b"x", None).expect("put");
+    let count = |v: &Vault| v.audit_entries(0, None, false).expect("entries").len();
+    let before = count(&v);
+    v.set_read_auditing(false).expect("off");
+    let _ = v.get("notes", "1").expect("get");
+    let _ = v.tokenize("ssn", "900-12-3456").expect("tok");
+    assert_eq!(count(&v), before + 1, "only the switch itself is logged");
+    v.put("notes", "2", b"y", None).expect("put");
+    let _ = v.session(Caller::new("stranger", "x")).get("notes", "1");
+    let log = v.audit_entries(0, None, false).expect("entries");
+    assert_eq!(
+        log.len(),
+        before + 3,
+        "writes and denials are always logged"
+    );
+    assert!(log.iter().any(|e| e.outcome == Outcome::Denied));
+    v.set_read_auditing(true).expect("on");
+    let _ = v.get("notes", "1").expect("get");
+    assert_eq!(count(&v), before + 5);
+    assert!(v.audit_verify().expect("verify").ok);
+}
+
+/// Opens the vault's sled database directly (to tamper with it). sled may release the previous
+/// handle's file lock a moment after the vault is dropped (its background I/O), so retry briefly.
+fn open_sled(path: impl AsRef<std::path::Path>) -> sled::Db {
+    let path = path.as_ref();
+    let mut last = None;
+    for _ in 0..100 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("sled did not open: {last:?}");
 }

@@ -200,7 +200,7 @@ fn record_values_are_bound_to_their_id() {
     assert_eq!(ids.len(), 2);
     drop(v);
     // swap the two values with sled directly
-    let db = sled::open(path.join("store")).expect("sled");
+    let db = open_sled(path.join("store"));
     let keys: Vec<_> = db.scan_prefix(b"r").map(|kv| kv.expect("kv")).collect();
     assert_eq!(keys.len(), 2);
     db.insert(&keys[0].0, keys[1].1.clone()).expect("insert");
@@ -223,7 +223,7 @@ fn tampered_keyring_and_header_are_detected() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("v");
     drop(Vault::create(&path, &key_file(1)).expect("create"));
-    let db = sled::open(path.join("store")).expect("sled");
+    let db = open_sled(path.join("store"));
     let (k, mut val) = db
         .scan_prefix(b"kdefault")
         .next()
@@ -429,4 +429,19 @@ fn root_rotation_switches_keys_without_touching_data() {
         Err(Error::WrongRootKey)
     ));
     assert!(Vault::open(&path, &key_file(9)).is_ok());
+}
+
+/// Opens the vault's sled database directly (to tamper with it). sled may release the previous
+/// handle's file lock a moment after the vault is dropped (its background I/O), so retry briefly.
+fn open_sled(path: impl AsRef<std::path::Path>) -> sled::Db {
+    let path = path.as_ref();
+    let mut last = None;
+    for _ in 0..100 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("sled did not open: {last:?}");
 }

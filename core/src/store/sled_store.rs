@@ -52,7 +52,21 @@ impl SledStore {
         if durability == Durability::Immediate {
             cfg = cfg.flush_every_ms(Some(500));
         }
-        let db = cfg.open().map_err(backend)?;
+        // The caller holds the vault's own lock, so a sled lock held now can only be a handle
+        // this process just dropped whose background I/O has not finished: wait for it briefly.
+        let mut attempt = 0;
+        let db = loop {
+            match cfg.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if attempt < 100 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        };
         Ok(SledStore { db, durability })
     }
 
