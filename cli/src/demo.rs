@@ -3,6 +3,7 @@
 
 use crate::exit::CliError;
 use phivault::lifecycle::RewrapOptions;
+use phivault::policy::{Caller, Policy};
 use phivault::root::Passphrase;
 use phivault::tokens::View;
 use phivault::{Context, EncryptOptions, Error, Vault};
@@ -272,7 +273,36 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
         "other patients are untouched",
     )?;
 
-    println!("9. Status");
+    println!("9. Access policy and the audit log");
+    vault.set_policy(&Policy::from_toml(
+        "[[principal]]\nname = \"nurse-17\"\nroles = [\"nursing\"]\n\
+         [[rule]]\nroles = [\"nursing\"]\npurposes = [\"treatment\"]\nactions = [\"get\"]\ncollections = [\"patients\"]\n",
+    )?)?;
+    let nurse = vault.session(Caller::new("nurse-17", "treatment"));
+    check(
+        nurse.get("patients", PATIENTS[3].mrn)?.is_some(),
+        "nurse-17 reads a patient record for treatment",
+    )?;
+    check(
+        matches!(nurse.get("labs", "LAB-1"), Err(Error::AccessDenied { .. })),
+        "labs are not granted: denied by default, and logged",
+    )?;
+    let report = vault.audit_verify()?;
+    println!(
+        "     {} audit entries, head {}:{}...",
+        report.entries,
+        report.head_seq,
+        &report.head_mac[..16]
+    );
+    check(report.ok, "the audit chain verifies")?;
+    let log = serde_json::to_string(&vault.audit_entries(0, None, false)?)
+        .map_err(|e| CliError::msg(e.to_string()))?;
+    check(
+        !needles.iter().any(|n| log.contains(n)),
+        "no PHI in the audit log",
+    )?;
+
+    println!("10. Status");
     let st = vault.status()?;
     for k in &st.keyrings {
         for v in &k.versions {
