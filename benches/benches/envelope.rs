@@ -6,7 +6,9 @@
 //! The raw figures encrypt in place under one expanded key with a counter nonce: that is the
 //! limit. `phivault-ring` / `phivault-rustcrypto` are the envelope itself through the public
 //! `envelope::seal` / `envelope::open` with a KEK (a fresh DEK, HKDF, the DEK wrap, the
-//! commitment, the payload AEAD, the output allocation): the score. `vault-audited` is the
+//! commitment, the payload AEAD, the output allocation): the score. `phivault-*-into` are
+//! `envelope::seal_into` / `envelope::open_into`, which write into a caller's buffer reused
+//! from call to call (and, with AWS-LC, encrypt and decrypt out of place, with no copy). `vault-audited` is the
 //! `Vault::encrypt` / `Vault::decrypt` API as shipped, which adds the keyring lookup, the policy
 //! decision and one audit-log entry per call (the Vault API has no switch to turn auditing
 //! off, so "audit off" is the envelope figure). Groups are `envelope-encrypt/<size>` and
@@ -38,6 +40,7 @@ fn benches(c: &mut Criterion) {
     let keks = [
         ("phivault-ring", Backend::Ring),
         ("phivault-rustcrypto", Backend::RustCrypto),
+        ("phivault-aws-lc", Backend::AwsLc),
     ]
     .map(|(name, backend)| {
         let kek = Kek::new(1, Key32::random().expect("rng"), backend).expect("kek");
@@ -62,6 +65,20 @@ fn benches(c: &mut Criterion) {
                         envelope::seal(*backend, "default", kek, black_box(&pt), &ctx)
                             .expect("seal"),
                     )
+                })
+            });
+        }
+        // `seal_into`: the caller's output buffer is reused from call to call.
+        for (name, backend, kek) in &keks {
+            if *backend == Backend::RustCrypto {
+                continue;
+            }
+            let mut out = Vec::new();
+            g.bench_function(BenchmarkId::from_parameter(format!("{name}-into")), |b| {
+                b.iter(|| {
+                    envelope::seal_into(*backend, "default", kek, black_box(&pt), &ctx, &mut out)
+                        .expect("seal_into");
+                    black_box(&out);
                 })
             });
         }
@@ -91,6 +108,20 @@ fn benches(c: &mut Criterion) {
                 b.iter(|| {
                     let env = Envelope::parse(black_box(&ct)).expect("parse");
                     black_box(envelope::open(*backend, &env, kek, &ctx).expect("open"))
+                })
+            });
+        }
+        for (name, backend, kek) in &keks {
+            if *backend == Backend::RustCrypto {
+                continue;
+            }
+            let ct = envelope::seal(*backend, "default", kek, &pt, &ctx).expect("seal");
+            let mut out = Vec::new();
+            g.bench_function(BenchmarkId::from_parameter(format!("{name}-into")), |b| {
+                b.iter(|| {
+                    let env = Envelope::parse(black_box(&ct)).expect("parse");
+                    envelope::open_into(*backend, &env, kek, &ctx, &mut out).expect("open_into");
+                    black_box(&out);
                 })
             });
         }

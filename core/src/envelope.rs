@@ -469,11 +469,92 @@ pub(crate) fn seal_with(
     ctx: &Context,
     rnd: SealRandomness,
 ) -> Result<Vec<u8>> {
+    // Everything is reserved up front: the plaintext is copied once, into its final place,
+    // and encrypted there, so no reallocation leaves a plaintext copy behind in freed memory.
+    let head = seal_head(keyring, subject, kek, ctx, &rnd, plaintext.len() + TAG_LEN)?;
+    let mut out = head.bytes;
+    let body_start = out.len();
+    out.extend_from_slice(plaintext);
+    let tag = backend.aes256gcm(&head.payload_key)?.seal_detached(
+        &rnd.nonce,
+        &head.aad,
+        &mut out[body_start..],
+    )?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Like [`seal`], but writes the envelope into `out`, reusing its memory: `out` is
+/// overwritten (its old contents are not kept) and ends up holding exactly the envelope.
+///
+/// For large payloads in a loop this is the fast form: once `out` has grown to the size
+/// needed, no call allocates, and with [`Backend::AwsLc`] the payload is encrypted straight
+/// from `plaintext` into `out` (read once, written once) instead of copied first.
+pub fn seal_into(
+    backend: Backend,
+    keyring: &str,
+    kek: &Kek,
+    plaintext: &[u8],
+    ctx: &Context,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    seal_into_with(
+        backend,
+        keyring,
+        kek,
+        plaintext,
+        ctx,
+        SealRandomness::fresh()?,
+        out,
+    )
+}
+
+fn seal_into_with(
+    backend: Backend,
+    keyring: &str,
+    kek: &Kek,
+    plaintext: &[u8],
+    ctx: &Context,
+    rnd: SealRandomness,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let head = seal_head(keyring, None, kek, ctx, &rnd, 0)?;
+    let body_start = head.bytes.len();
+    let body_end = body_start + plaintext.len();
+    // Grow (zero-filled) only when `out` is too short; shrinking writes nothing.
+    out.resize(body_end + TAG_LEN, 0);
+    out[..body_start].copy_from_slice(&head.bytes);
+    let tag = backend.aes256gcm(&head.payload_key)?.seal_to(
+        &rnd.nonce,
+        &head.aad,
+        plaintext,
+        &mut out[body_start..body_end],
+    )?;
+    out[body_end..].copy_from_slice(&tag);
+    Ok(())
+}
+
+/// The part of a randomized envelope before its body, and what sealing the body needs.
+struct SealHead {
+    /// Stable header, key part, payload nonce and commitment (the body goes after them).
+    bytes: Vec<u8>,
+    /// The payload's additional data: stable header, nonce, commitment, caller context.
+    aad: Vec<u8>,
+    /// The payload key derived from the DEK.
+    payload_key: Key32,
+}
+
+fn seal_head(
+    keyring: &str,
+    subject: Option<&[u8; SUBJECT_ID_LEN]>,
+    kek: &Kek,
+    ctx: &Context,
+    rnd: &SealRandomness,
+    body_capacity: usize,
+) -> Result<SealHead> {
     let mut out = header_prefix(Suite::Aes256GcmHkdf, keyring, subject)?;
     let stable_len = out.len();
-    // Reserve everything up front: the plaintext is copied once, into its final place, and
-    // encrypted there, so no reallocation leaves a plaintext copy behind in freed memory.
-    out.reserve_exact(4 + WRAPPED_DEK_LEN + NONCE_LEN + COMMITMENT_LEN + plaintext.len() + TAG_LEN);
+    out.reserve_exact(4 + WRAPPED_DEK_LEN + NONCE_LEN + COMMITMENT_LEN + body_capacity);
     let (payload_key, commitment) = payload_keys(&rnd.dek)?;
 
     // Key part: version and wrapped DEK.
@@ -495,15 +576,11 @@ pub(crate) fn seal_with(
     aad.extend_from_slice(&out[..stable_len]);
     aad.extend_from_slice(&out[key_end..]);
     ctx.encode_into(&mut aad)?;
-
-    let body_start = out.len();
-    out.extend_from_slice(plaintext);
-    let tag =
-        backend
-            .aes256gcm(&payload_key)?
-            .seal_detached(&rnd.nonce, &aad, &mut out[body_start..])?;
-    out.extend_from_slice(&tag);
-    Ok(out)
+    Ok(SealHead {
+        bytes: out,
+        aad,
+        payload_key,
+    })
 }
 
 /// Deterministic keys of a KEK version: the 64-byte AES-SIV key and its commitment.
@@ -541,52 +618,123 @@ pub fn seal_deterministic(
 /// Authenticates and decrypts an envelope with the KEK (or subject key) its header names.
 /// Every failure is [`Error::AuthenticationFailed`].
 pub fn open(backend: Backend, env: &Envelope<'_>, kek: &Kek, ctx: &Context) -> Result<SecretBytes> {
+    match env.suite {
+        Suite::Aes256GcmHkdf => {
+            let body = gcm_body(env, kek, ctx)?;
+            let mut buf = body.ciphertext.to_vec();
+            backend.aes256gcm(&body.payload_key)?.open_detached(
+                &body.nonce,
+                &body.aad,
+                &mut buf,
+                &body.tag,
+            )?;
+            Ok(SecretBytes::new(buf))
+        }
+        Suite::Aes256Siv => open_siv(env, kek, ctx),
+    }
+}
+
+/// Like [`open`], but writes the plaintext into `out`, reusing its memory: on success `out`
+/// holds exactly the plaintext; on any failure it is wiped (its whole capacity) and emptied,
+/// and the error is [`Error::AuthenticationFailed`].
+///
+/// `out` then holds PHI: the caller owns its wiping (for example by keeping it in a
+/// `zeroize::Zeroizing<Vec<u8>>`). Shrinking `out` leaves older, longer plaintexts in its
+/// spare capacity until it is wiped or reused. With [`Backend::AwsLc`] the ciphertext is
+/// decrypted straight into `out`, with no intermediate copy.
+pub fn open_into(
+    backend: Backend,
+    env: &Envelope<'_>,
+    kek: &Kek,
+    ctx: &Context,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let res = match env.suite {
+        Suite::Aes256GcmHkdf => gcm_body(env, kek, ctx).and_then(|body| {
+            out.resize(body.ciphertext.len(), 0);
+            backend.aes256gcm(&body.payload_key)?.open_to(
+                &body.nonce,
+                &body.aad,
+                body.ciphertext,
+                &body.tag,
+                out,
+            )
+        }),
+        Suite::Aes256Siv => open_siv(env, kek, ctx).map(|pt| {
+            out.clear();
+            out.extend_from_slice(pt.expose());
+        }),
+    };
+    if res.is_err() {
+        out.zeroize();
+    }
+    res
+}
+
+/// What opening an AES-256-GCM envelope's body needs, after the DEK was unwrapped and checked
+/// against the commitment.
+struct GcmBody<'a> {
+    payload_key: Key32,
+    nonce: [u8; NONCE_LEN],
+    aad: Vec<u8>,
+    ciphertext: &'a [u8],
+    tag: [u8; TAG_LEN],
+}
+
+fn gcm_body<'a>(env: &Envelope<'a>, kek: &Kek, ctx: &Context) -> Result<GcmBody<'a>> {
+    if kek.version != env.key_version {
+        return Err(Error::AuthenticationFailed);
+    }
+    let b = env.bytes;
+    let (ks, ke) = env.key_part;
+    let dek = kek_unwrap_dek(env, kek)?;
+    let (payload_key, commitment) = payload_keys(&dek)?;
+    if !ct_eq(&commitment, env.commitment()) {
+        return Err(Error::AuthenticationFailed);
+    }
+    let nonce: [u8; NONCE_LEN] = b[ke..ke + NONCE_LEN]
+        .try_into()
+        .map_err(|_| Error::AuthenticationFailed)?;
+    let mut aad = Vec::with_capacity(ks + NONCE_LEN + COMMITMENT_LEN + 64);
+    aad.extend_from_slice(&b[..ks]);
+    aad.extend_from_slice(&b[ke..env.body_start]);
+    ctx.encode_into(&mut aad)?;
+    let body = &b[env.body_start..];
+    let split = body
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(Error::AuthenticationFailed)?;
+    let (ciphertext, tag) = body.split_at(split);
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::AuthenticationFailed)?;
+    Ok(GcmBody {
+        payload_key,
+        nonce,
+        aad,
+        ciphertext,
+        tag,
+    })
+}
+
+fn open_siv(env: &Envelope<'_>, kek: &Kek, ctx: &Context) -> Result<SecretBytes> {
+    use aes_siv::KeyInit;
     if kek.version != env.key_version {
         return Err(Error::AuthenticationFailed);
     }
     let mut ctx_bytes = Vec::new();
     ctx.encode_into(&mut ctx_bytes)?;
     let b = env.bytes;
-    match env.suite {
-        Suite::Aes256GcmHkdf => {
-            let (ks, ke) = env.key_part;
-            let dek = kek_unwrap_dek(env, kek)?;
-            let (payload_key, commitment) = payload_keys(&dek)?;
-            if !ct_eq(&commitment, env.commitment()) {
-                return Err(Error::AuthenticationFailed);
-            }
-            let nonce: [u8; NONCE_LEN] = b[ke..ke + NONCE_LEN]
-                .try_into()
-                .map_err(|_| Error::AuthenticationFailed)?;
-            let mut aad = Vec::with_capacity(ks + NONCE_LEN + COMMITMENT_LEN + ctx_bytes.len());
-            aad.extend_from_slice(&b[..ks]);
-            aad.extend_from_slice(&b[ke..env.body_start]);
-            aad.extend_from_slice(&ctx_bytes);
-            let body = &b[env.body_start..];
-            let (ct, tag) = body.split_at(body.len() - TAG_LEN);
-            let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::AuthenticationFailed)?;
-            let mut buf = ct.to_vec();
-            backend
-                .aes256gcm(&payload_key)?
-                .open_detached(&nonce, &aad, &mut buf, tag)?;
-            Ok(SecretBytes::new(buf))
-        }
-        Suite::Aes256Siv => {
-            use aes_siv::KeyInit;
-            let (key, commit) = siv_keys(kek)?;
-            if !ct_eq(&commit, env.commitment()) {
-                return Err(Error::AuthenticationFailed);
-            }
-            let mut siv = aes_siv::siv::Aes256Siv::new(key.as_ref().into());
-            let pt = siv
-                .decrypt(
-                    [&b[..env.body_start], ctx_bytes.as_slice()],
-                    &b[env.body_start..],
-                )
-                .map_err(|_| Error::AuthenticationFailed)?;
-            Ok(SecretBytes::new(pt))
-        }
+    let (key, commit) = siv_keys(kek)?;
+    if !ct_eq(&commit, env.commitment()) {
+        return Err(Error::AuthenticationFailed);
     }
+    let mut siv = aes_siv::siv::Aes256Siv::new(key.as_ref().into());
+    let pt = siv
+        .decrypt(
+            [&b[..env.body_start], ctx_bytes.as_slice()],
+            &b[env.body_start..],
+        )
+        .map_err(|_| Error::AuthenticationFailed)?;
+    Ok(SecretBytes::new(pt))
 }
 
 /// Rewraps a randomized envelope from `old` to `new` KEK of the same keyring: only the key
@@ -734,6 +882,76 @@ mod tests {
             )
             .expect("open");
             assert_eq!(out.expose(), pt.as_slice());
+        }
+    }
+
+    /// Every backend built in, and the buffer-reusing `seal_into` / `open_into`, write and read
+    /// exactly the envelopes `seal_with` writes with ring, for lengths around block, chunk and
+    /// allocation boundaries, with `out` buffers that start empty, shorter and longer.
+    #[test]
+    fn every_backend_and_the_into_forms_agree() {
+        let ctx = Context::new().with("record", "1").with("field", "note");
+        let mut reused = Vec::new();
+        for len in [0usize, 1, 15, 16, 17, 64, 1000, 70_000, 5, 300_000, 3] {
+            let pt: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let reference = seal_with(
+                Backend::Ring,
+                "default",
+                None,
+                &kek(1, 7, Backend::Ring),
+                &pt,
+                &ctx,
+                fixed(),
+            )
+            .expect("ring");
+            for &backend in Backend::AVAILABLE {
+                let k = kek(1, 7, backend);
+                let a = seal_with(backend, "default", None, &k, &pt, &ctx, fixed()).expect("seal");
+                assert_eq!(a, reference, "{backend:?} len {len}");
+                seal_into_with(backend, "default", &k, &pt, &ctx, fixed(), &mut reused)
+                    .expect("seal_into");
+                assert_eq!(reused, reference, "{backend:?} seal_into len {len}");
+                let env = Envelope::parse(&reference).expect("parse");
+                let mut opened = vec![0xEE; (len * 3) % 1000];
+                open_into(backend, &env, &k, &ctx, &mut opened).expect("open_into");
+                assert_eq!(opened, pt, "{backend:?} open_into len {len}");
+                assert_eq!(
+                    open(backend, &env, &k, &ctx).expect("open").expose(),
+                    &pt[..]
+                );
+                // A flipped bit, another context or another key: authentication failed, and
+                // `out` is wiped and emptied.
+                let mut bad = reference.clone();
+                let last = bad.len() - 1;
+                bad[last] ^= 1;
+                let bad_env = Envelope::parse(&bad).expect("parse");
+                let other_ctx = Context::new().with("record", "2").with("field", "note");
+                for (e, c, kk) in [
+                    (&bad_env, &ctx, &k),
+                    (&env, &other_ctx, &k),
+                    (&env, &ctx, &kek(1, 8, backend)),
+                ] {
+                    let mut out = vec![0xEE; 40];
+                    assert!(matches!(
+                        open_into(backend, e, kk, c, &mut out),
+                        Err(Error::AuthenticationFailed)
+                    ));
+                    assert!(out.is_empty(), "{backend:?}: out emptied after a failure");
+                }
+            }
+            // A fresh `seal_into` (random DEK) opens too.
+            seal_into(
+                Backend::AVAILABLE[0],
+                "default",
+                &kek(1, 7, Backend::Ring),
+                &pt,
+                &ctx,
+                &mut reused,
+            )
+            .expect("seal_into");
+            let env = Envelope::parse(&reused).expect("parse");
+            let opened = open(Backend::Ring, &env, &kek(1, 7, Backend::Ring), &ctx).expect("open");
+            assert_eq!(opened.expose(), &pt[..]);
         }
     }
 

@@ -19,7 +19,7 @@
 //! | `envelope_text` | [`envelope::from_text`], `Vault::decrypt` | no panic; accepted text is exactly the canonical text form of the binary it decodes to |
 //! | `envelope_tamper` | seal/open of both suites and both backends | round trip; backends write identical bytes; any change of bytes, context or key is rejected |
 //! | `rewrap` | [`envelope::rewrap`], `Vault::rewrap_envelope` | rewrap accepts only an authentic key part and never turns a rejected envelope into an accepted one or changes its plaintext |
-//! | `aead_differential` | [`Backend::Ring`] vs [`Backend::RustCrypto`] | byte-for-byte equal seals, equal answers on arbitrary ciphertexts |
+//! | `aead_differential` | every [`Backend`] built in (ring, RustCrypto, AWS-LC), in place and out of place | byte-for-byte equal seals, equal answers on arbitrary ciphertexts |
 //! | `vault_header` | vault header as read from the store | no panic; a header that opens is the original and gives the original keys |
 //! | `metadata_records` | keyring, subject key, field, erasure and record values from the store; key files | no panic; a changed sealed value is never accepted; decoders round-trip |
 //! | `detokenize` | detokenize of every token kind, views | no panic; a detokenized value tokenizes back to the token; vaulted tokens resolve only to their own values |
@@ -698,7 +698,7 @@ fn seal_from(input: &mut Input<'_>, allow_siv: bool) -> Option<Sealed> {
         };
         let sid = subject.then_some(&subject_id);
         let mut outs = Vec::new();
-        for backend in [Backend::Ring, Backend::RustCrypto] {
+        for &backend in Backend::AVAILABLE {
             let k = kek(version, &key, backend)?;
             outs.push(
                 envelope::seal_with(backend, &keyring, sid, &k, &pt, &ctx, randomness()?)
@@ -871,8 +871,10 @@ fn rewrap_raw(data: &[u8]) {
     }
 }
 
-/// Differential AES-256-GCM: `ring` and RustCrypto `aes-gcm` must seal to the same bytes,
-/// open what they sealed, refuse a flipped bit, and agree on arbitrary ciphertexts.
+/// Differential AES-256-GCM: every backend built in (`ring`, RustCrypto `aes-gcm`, AWS-LC)
+/// must seal to the same bytes in place and out of place, open what they sealed in both
+/// forms, refuse a flipped bit or other AAD leaving no plaintext, and agree on arbitrary
+/// ciphertexts.
 pub fn aead_differential(data: &[u8]) {
     let mut input = Input::new(data);
     let key: [u8; 32] = input.array();
@@ -883,24 +885,50 @@ pub fn aead_differential(data: &[u8]) {
     let Ok(k) = Key32::from_slice(&key) else {
         return;
     };
-    let ring = Backend::Ring.aes256gcm(&k).expect("ring key");
-    let rc = Backend::RustCrypto.aes256gcm(&k).expect("aes-gcm key");
+    let keys: Vec<_> = Backend::AVAILABLE
+        .iter()
+        .map(|b| (*b, b.aes256gcm(&k).expect("key setup")))
+        .collect();
 
-    let mut a = body.to_vec();
-    let mut b = body.to_vec();
-    ring.seal_in_place(&nonce, &aad, &mut a).expect("ring seal");
-    rc.seal_in_place(&nonce, &aad, &mut b)
-        .expect("aes-gcm seal");
-    assert_eq!(a, b, "backends seal to different bytes");
-    assert_eq!(a.len(), body.len() + TAG_LEN);
-    for key in [&ring, &rc] {
+    let mut sealed: Option<Vec<u8>> = None;
+    for (backend, key) in &keys {
+        let mut a = body.to_vec();
+        key.seal_in_place(&nonce, &aad, &mut a).expect("seal");
+        assert_eq!(a.len(), body.len() + TAG_LEN);
+        let mut b = vec![0u8; body.len()];
+        let tag = key.seal_to(&nonce, &aad, body, &mut b).expect("seal_to");
+        b.extend_from_slice(&tag);
+        assert_eq!(a, b, "{backend:?}: in-place and out-of-place seals differ");
+        match &sealed {
+            Some(first) => assert_eq!(first, &a, "{backend:?} seals to different bytes"),
+            None => sealed = Some(a),
+        }
+    }
+    let Some(a) = sealed else {
+        return;
+    };
+    let (ct, tag) = a.split_at(body.len());
+    let tag: [u8; TAG_LEN] = tag.try_into().expect("16-byte tag");
+    for (backend, key) in &keys {
         let mut c = a.clone();
         key.open_in_place(&nonce, &aad, &mut c)
             .expect("open own seal");
         assert_eq!(c, body);
+        let mut d = vec![0xAA; ct.len()];
+        key.open_to(&nonce, &aad, ct, &tag, &mut d)
+            .expect("open_to own seal");
+        assert_eq!(d, body, "{backend:?} open_to");
         let mut bad = a.clone();
         let i = flip % (bad.len() * 8);
         bad[i / 8] ^= 1 << (i % 8);
+        let (bad_ct, bad_tag) = bad.split_at(body.len());
+        let bad_tag: [u8; TAG_LEN] = bad_tag.try_into().expect("16-byte tag");
+        let mut d = vec![0xAA; ct.len()];
+        assert!(key.open_to(&nonce, &aad, bad_ct, &bad_tag, &mut d).is_err());
+        assert!(
+            d.iter().all(|&x| x == 0),
+            "a failed open_to leaves no plaintext"
+        );
         assert!(key.open_in_place(&nonce, &aad, &mut bad).is_err());
         assert!(
             bad.iter().all(|&x| x == 0),
@@ -912,12 +940,16 @@ pub fn aead_differential(data: &[u8]) {
         assert!(key.open_in_place(&nonce, &other_aad, &mut c).is_err());
     }
     // Arbitrary bytes as ciphertext || tag.
-    let mut x = body.to_vec();
-    let mut y = body.to_vec();
-    let rx = ring.open_in_place(&nonce, &aad, &mut x);
-    let ry = rc.open_in_place(&nonce, &aad, &mut y);
-    assert_eq!(rx.is_ok(), ry.is_ok(), "backends disagree on a ciphertext");
-    assert_eq!(x, y, "backends open to different bytes");
+    let mut answers = Vec::new();
+    for (backend, key) in &keys {
+        let mut x = body.to_vec();
+        let ok = key.open_in_place(&nonce, &aad, &mut x).is_ok();
+        answers.push((backend, ok, x));
+    }
+    for (backend, ok, x) in &answers[1..] {
+        assert_eq!(*ok, answers[0].1, "{backend:?} disagrees on a ciphertext");
+        assert_eq!(x, &answers[0].2, "{backend:?} opens to different bytes");
+    }
 }
 
 // ---- metadata as read from the store -------------------------------------------------------

@@ -25,7 +25,7 @@ proptest! {
                              version in 1u32..1000,
                              deterministic in any::<bool>()) {
         let ctx: Context = pairs.iter().cloned().collect();
-        for backend in [Backend::Ring, Backend::RustCrypto] {
+        for &backend in Backend::AVAILABLE {
             let kek = Kek::new(version, Key32::from_slice(&key).expect("32"), backend).expect("kek");
             let ct = if deterministic {
                 envelope::seal_deterministic("ring-1", &kek, &pt, &ctx)

@@ -38,7 +38,7 @@ class Vault:
         key_file: Optional[StrPath] = None,
         argon2: Optional[Tuple[int, int, int]] = None,
         durability: Literal["immediate", "deferred"] = "immediate",
-        backend: Literal["ring", "rustcrypto"] = "ring",
+        backend: Literal["ring", "rustcrypto", "aws-lc"] = "ring",
     ) -> Vault:
         """Create a vault in directory ``path``. Give exactly one root key: ``passphrase``
         (Argon2id; ``argon2=(memory_kib, passes, lanes)`` sets its cost), ``key`` (32 raw bytes
@@ -54,7 +54,7 @@ class Vault:
         key: Optional[Union[bytes, bytearray, memoryview]] = None,
         key_file: Optional[StrPath] = None,
         durability: Literal["immediate", "deferred"] = "immediate",
-        backend: Literal["ring", "rustcrypto"] = "ring",
+        backend: Literal["ring", "rustcrypto", "aws-lc"] = "ring",
     ) -> Vault:
         """Open the vault in directory ``path``.
 

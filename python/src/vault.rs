@@ -103,11 +103,9 @@ fn options(durability: &str, backend: &str) -> PvResult<VaultOptions> {
             ));
         }
     };
-    let backend = match backend {
-        "ring" => Backend::Ring,
-        "rustcrypto" => Backend::RustCrypto,
-        _ => return Err(PvError::Invalid("backend must be 'ring' or 'rustcrypto'")),
-    };
+    let backend = Backend::from_name(backend).ok_or(PvError::Invalid(
+        "backend must be 'ring', 'rustcrypto' or 'aws-lc'",
+    ))?;
     Ok(VaultOptions::new().durability(durability).backend(backend))
 }
 
