@@ -50,6 +50,7 @@ mod kdf;
 pub mod keyring;
 pub mod lifecycle;
 pub mod migrate;
+pub mod parallel;
 pub mod policy;
 pub mod records;
 pub mod recovery;

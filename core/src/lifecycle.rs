@@ -364,9 +364,14 @@ impl Vault {
                 };
                 let full = page.len() == batch;
                 let mut items = Vec::new();
-                for (key, value) in page {
+                // Unwrap and wrap on the vault's pool (if any); the CAS batch stays here.
+                let only = opts.keyring.as_deref();
+                let steps = self.parallel.map(&page, |(_, value)| {
+                    Ok(self.rewrap_record_value(value, only))
+                })?;
+                for ((key, value), step) in page.into_iter().zip(steps) {
                     report.scanned += 1;
-                    match self.rewrap_record_value(&value, opts.keyring.as_deref()) {
+                    match step {
                         Ok(Step::Rewrapped(new)) => items.push(CasItem {
                             key,
                             expected: value,
@@ -483,7 +488,7 @@ impl Vault {
 
     /// [`Vault::rewrap_envelope`] over many envelopes; one result per input, in order.
     /// The batch is audited once; if that audit entry cannot be written, every item fails.
-    pub fn rewrap_envelopes<T: AsRef<[u8]>>(&self, envelopes: &[T]) -> Vec<Result<Vec<u8>>> {
+    pub fn rewrap_envelopes<T: AsRef<[u8]> + Sync>(&self, envelopes: &[T]) -> Vec<Result<Vec<u8>>> {
         let detail = format!("rewrap {} envelopes", envelopes.len());
         if self
             .audit_admin(crate::audit::Action::Admin, "*", None, detail)
@@ -494,10 +499,16 @@ impl Vault {
                 .map(|_| Err(Error::AuditUnavailable))
                 .collect();
         }
-        envelopes
-            .iter()
-            .map(|e| self.rewrap_envelope_inner(e.as_ref()))
-            .collect()
+        let results = self
+            .parallel
+            .map(envelopes, |e| Ok(self.rewrap_envelope_inner(e.as_ref())));
+        // The closure never fails, so neither does the map; kept total all the same.
+        results.unwrap_or_else(|_| {
+            envelopes
+                .iter()
+                .map(|_| Err(Error::Crypto("batch rewrap")))
+                .collect()
+        })
     }
 
     /// Full re-encryption, for when a data key itself is suspect: decrypts and encrypts again

@@ -188,15 +188,14 @@ impl Vault {
         items: &[(&str, &[u8])],
         opts: &PutOptions<'_>,
     ) -> Result<()> {
-        let mut ops = Vec::with_capacity(items.len());
-        for (id, pt) in items {
+        let ops = self.parallel.map(items, |(id, pt)| {
             let (key, value) = self.seal_record(collection, id, pt, opts)?;
-            ops.push(WriteOp::Put {
+            Ok(WriteOp::Put {
                 space: Space::Record,
                 key,
                 value,
-            });
-        }
+            })
+        })?;
         self.store.write(ops)?;
         Ok(())
     }

@@ -43,19 +43,42 @@ pub(crate) const STORE_DIR: &str = "store";
 pub(crate) const HEADER_FILE: &str = "vault.header";
 
 /// Options for creating or opening a vault.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct VaultOptions {
     /// The AES-GCM implementation.
     pub backend: Backend,
     /// When writes reach the disk.
     pub durability: Durability,
+    /// Threads the batch calls may use: 1 (default) = the calling thread only, 0 = one per
+    /// core. See [`crate::parallel`].
+    pub threads: usize,
+}
+
+impl Default for VaultOptions {
+    fn default() -> Self {
+        VaultOptions {
+            backend: Backend::default(),
+            durability: Durability::default(),
+            threads: 1,
+        }
+    }
 }
 
 impl VaultOptions {
-    /// The defaults: `ring`, every write durable before it returns.
+    /// The defaults: `ring`, every write durable before it returns, batch calls on the
+    /// calling thread.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how many threads batch calls (`tokenize_many`, `detokenize_many`, `put_many`,
+    /// `encrypt_many`, rewrap) may use: 1 = the calling thread only (the default), 0 = one
+    /// per core. Results, their order and the audit log do not depend on it.
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
     }
 
     /// Sets the AES-GCM backend.
@@ -189,6 +212,8 @@ pub struct Vault {
     vmk: Key32,
     /// Copy-on-write snapshots for online backups (backup.rs); the store above is wrapped.
     pub(crate) snapshots: Arc<crate::backup::SnapshotGate>,
+    /// The thread pool of batch calls (none by default).
+    pub(crate) parallel: crate::parallel::Parallel,
 }
 
 impl Drop for Vault {
@@ -370,6 +395,7 @@ impl Vault {
             &vmk,
             HeaderSlot::File(header_path.clone()),
         )?;
+        vault.set_threads(opts.threads)?;
         vault.write_default_keyring(Vec::new())?;
         vault.store.flush()?;
         // The header file is the commit point: without it there is no vault.
@@ -412,6 +438,7 @@ impl Vault {
             &vmk,
             HeaderSlot::File(header_path),
         )?;
+        vault.set_threads(opts.threads)?;
         restrict_permissions(dir)?;
         vault.path = Some(dir.to_path_buf());
         vault._lock = Some(lock);
@@ -427,7 +454,11 @@ impl Vault {
         opts: VaultOptions,
     ) -> Result<Vault> {
         match database_url(location.as_ref())? {
-            Some(url) => Vault::create_in(database_store(url)?, root, opts.backend),
+            Some(url) => {
+                let mut v = Vault::create_in(database_store(url)?, root, opts.backend)?;
+                v.set_threads(opts.threads)?;
+                Ok(v)
+            }
             None => Vault::create_with(location, root, opts),
         }
     }
@@ -439,9 +470,25 @@ impl Vault {
         opts: VaultOptions,
     ) -> Result<Vault> {
         match database_url(location.as_ref())? {
-            Some(url) => Vault::open_in(database_store(url)?, root, opts.backend),
+            Some(url) => {
+                let mut v = Vault::open_in(database_store(url)?, root, opts.backend)?;
+                v.set_threads(opts.threads)?;
+                Ok(v)
+            }
             None => Vault::open_with(location, root, opts),
         }
+    }
+
+    /// Sets how many threads batch calls may use (see [`VaultOptions::threads`]): 1 = the
+    /// calling thread only, 0 = one per core.
+    pub fn set_threads(&mut self, threads: usize) -> Result<()> {
+        self.parallel = crate::parallel::Parallel::new(threads)?;
+        Ok(())
+    }
+
+    /// How many threads batch calls use (1: the calling thread only).
+    pub fn threads(&self) -> usize {
+        self.parallel.threads()
     }
 
     /// Creates a vault in an empty store of any kind (the header lives in the store).
@@ -538,6 +585,7 @@ impl Vault {
             header: Mutex::new(header.clone()),
             vmk: vmk.clone(),
             snapshots,
+            parallel: crate::parallel::Parallel::default(),
         })
     }
 

@@ -335,25 +335,20 @@ impl Vault {
             TokenKind::Vaulted => Err(Error::Crypto("unreachable: vaulted handled above")),
             TokenKind::Ff1 => {
                 let ff = keys.ff1()?;
-                values
-                    .iter()
-                    .map(|v| ff.tokenize(&f.alphabet, f.spec.name.as_bytes(), v))
-                    .collect()
+                self.parallel.map(values, |v| {
+                    ff.tokenize(&f.alphabet, f.spec.name.as_bytes(), v)
+                })
             }
             TokenKind::Pseudonym => {
                 let mac = keys.mac(b"pseudonym")?;
-                Ok(values
-                    .iter()
-                    .map(|v| pseudonym::pseudonym(&mac, v))
-                    .collect())
+                self.parallel
+                    .map(values, |v| Ok(pseudonym::pseudonym(&mac, v)))
             }
             TokenKind::DateShift => {
                 let mac = keys.mac(b"date-shift")?;
                 let off = dateshift::offset(&mac, &f.spec.name, f.spec.window_days);
-                values
-                    .iter()
-                    .map(|v| dateshift::format(dateshift::parse(v)? + off))
-                    .collect()
+                self.parallel
+                    .map(values, |v| dateshift::format(dateshift::parse(v)? + off))
             }
         }
     }
@@ -382,26 +377,20 @@ impl Vault {
             TokenKind::Ff1 => {
                 let keys = self.field_keys_for_read(&f, subject)?;
                 let ff = keys.ff1()?;
-                tokens
-                    .iter()
-                    .map(|t| {
-                        ff.detokenize(&f.alphabet, f.spec.name.as_bytes(), t)
-                            .map(Zeroizing::new)
-                            .map_err(|_| invalid_token(&f))
-                    })
-                    .collect::<Result<_>>()?
+                self.parallel.map(tokens, |t| {
+                    ff.detokenize(&f.alphabet, f.spec.name.as_bytes(), t)
+                        .map(Zeroizing::new)
+                        .map_err(|_| invalid_token(&f))
+                })?
             }
             TokenKind::DateShift => {
                 let keys = self.field_keys_for_read(&f, subject)?;
                 let mac = keys.mac(b"date-shift")?;
                 let off = dateshift::offset(&mac, &f.spec.name, f.spec.window_days);
-                tokens
-                    .iter()
-                    .map(|t| {
-                        let d = dateshift::parse(t).map_err(|_| invalid_token(&f))?;
-                        dateshift::format(d - off).map(Zeroizing::new)
-                    })
-                    .collect::<Result<_>>()?
+                self.parallel.map(tokens, |t| {
+                    let d = dateshift::parse(t).map_err(|_| invalid_token(&f))?;
+                    dateshift::format(d - off).map(Zeroizing::new)
+                })?
             }
         };
         Ok(values

@@ -100,8 +100,10 @@ impl Vault {
             Some(_) => None,
             None => Some(self.keyring(keyring)?.active_kek()?),
         };
-        let mut out = Vec::with_capacity(values.len());
-        for &value in values {
+        // Each value is independent: the compare-and-swaps below make one token per value and
+        // unique tokens hold between threads exactly as between writers, so a large batch
+        // may run on the vault's pool (equal values in one batch end up with one token).
+        let out = self.parallel.map(values, |&value| -> Result<String> {
             let idx = f
                 .spec
                 .consistent
@@ -109,10 +111,9 @@ impl Vault {
             if let Some(idx) = &idx
                 && let Some(tok) = self.store.get(Space::TokenIndex, idx)?
             {
-                out.push(String::from_utf8(tok).map_err(|_| Error::CorruptMetadata {
+                return String::from_utf8(tok).map_err(|_| Error::CorruptMetadata {
                     what: "token index",
-                })?);
-                continue;
+                });
             }
             let mut placed = None;
             for _ in 0..MAX_ATTEMPTS {
@@ -156,7 +157,7 @@ impl Vault {
                 ));
             };
             match idx {
-                None => out.push(token),
+                None => Ok(token),
                 Some(idx) => {
                     if self.store.compare_and_swap_unsynced(
                         Space::TokenIndex,
@@ -164,7 +165,7 @@ impl Vault {
                         None,
                         Some(token.clone().into_bytes()),
                     )? {
-                        out.push(token);
+                        Ok(token)
                     } else {
                         // Another writer tokenized the same value first: use its token, drop ours.
                         self.store.compare_and_swap_unsynced(
@@ -179,15 +180,13 @@ impl Vault {
                                 .ok_or(Error::Conflict {
                                     what: "token index entry vanished",
                                 })?;
-                        out.push(String::from_utf8(winner).map_err(|_| {
-                            Error::CorruptMetadata {
-                                what: "token index",
-                            }
-                        })?);
+                        String::from_utf8(winner).map_err(|_| Error::CorruptMetadata {
+                            what: "token index",
+                        })
                     }
                 }
             }
-        }
+        })?;
         self.store.sync()?;
         Ok(out)
     }
@@ -198,25 +197,22 @@ impl Vault {
         tokens: &[&str],
     ) -> Result<Vec<Zeroizing<String>>> {
         let field = f.spec.name.as_str();
-        tokens
-            .iter()
-            .map(|&token| {
-                let stored = self
-                    .store
-                    .get(Space::Token, &self.token_key(field, token))?
-                    .ok_or_else(|| invalid_token(f))?;
-                if stored.first() != Some(&RECORD_FORMAT) {
-                    return Err(Error::CorruptMetadata {
-                        what: "vaulted token",
-                    });
-                }
-                let plain = self.decrypt_unguarded(&stored[1..], &token_context(field, token))?;
-                String::from_utf8(plain.to_vec())
-                    .map(Zeroizing::new)
-                    .map_err(|_| Error::CorruptMetadata {
-                        what: "vaulted token",
-                    })
-            })
-            .collect()
+        self.parallel.map(tokens, |&token| {
+            let stored = self
+                .store
+                .get(Space::Token, &self.token_key(field, token))?
+                .ok_or_else(|| invalid_token(f))?;
+            if stored.first() != Some(&RECORD_FORMAT) {
+                return Err(Error::CorruptMetadata {
+                    what: "vaulted token",
+                });
+            }
+            let plain = self.decrypt_unguarded(&stored[1..], &token_context(field, token))?;
+            String::from_utf8(plain.to_vec())
+                .map(Zeroizing::new)
+                .map_err(|_| Error::CorruptMetadata {
+                    what: "vaulted token",
+                })
+        })
     }
 }
