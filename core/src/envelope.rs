@@ -364,7 +364,7 @@ pub(crate) struct SealRandomness {
 const SEAL_RANDOM_LEN: usize = KEY_LEN + 2 * NONCE_LEN;
 
 /// Envelopes whose randomness [`seal_many`] draws with one call to the OS CSPRNG (3.5 KiB).
-const SEAL_MANY_CHUNK: usize = 64;
+pub(crate) const SEAL_MANY_CHUNK: usize = 64;
 
 impl SealRandomness {
     pub(crate) fn fresh() -> Result<Self> {

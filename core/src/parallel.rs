@@ -85,15 +85,27 @@ impl Parallel {
         R: Send,
         F: Fn(&T) -> Result<R> + Sync + Send,
     {
+        self.map_min(items, MIN_PARALLEL, f)
+    }
+
+    /// [`Parallel::map`] over items that are themselves groups: runs on the pool from `min`
+    /// items on.
+    pub(crate) fn map_min<T, R, F>(&self, items: &[T], min: usize, f: F) -> Result<Vec<R>>
+    where
+        T: Sync,
+        R: Send,
+        F: Fn(&T) -> Result<R> + Sync + Send,
+    {
         #[cfg(feature = "parallel")]
         if let Some((pool, pid)) = &self.pool
-            && items.len() >= MIN_PARALLEL
+            && items.len() >= min.max(2)
             && *pid == std::process::id()
         {
             use rayon::prelude::*;
-            let chunk = (items.len() / (self.threads * 4)).max(64);
+            let chunk = (items.len() / (self.threads * 4)).max(1);
             return pool.install(|| items.par_iter().with_min_len(chunk).map(f).collect());
         }
+        let _ = min;
         items.iter().map(f).collect()
     }
 }

@@ -132,6 +132,45 @@ impl<'v> Session<'v> {
         self.vault.decrypt_unguarded(envelope, ctx)
     }
 
+    /// [`Vault::encrypt_many`] as this caller (one policy decision and one audit entry for
+    /// the batch).
+    pub fn encrypt_many(
+        &self,
+        plaintexts: &[&[u8]],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<Vec<u8>>> {
+        crate::vault::check_caller_context(ctx)?;
+        let k = opts.keyring_name();
+        self.allow(
+            Action::Encrypt,
+            Resource::Keyring(k),
+            target(k, None, plaintexts.len()),
+        )?;
+        self.vault.encrypt_many_unguarded(plaintexts, ctx, opts)
+    }
+
+    /// [`Vault::decrypt_many`] as this caller (one policy decision and one audit entry per
+    /// keyring named in the batch).
+    pub fn decrypt_many<T: AsRef<[u8]> + Sync>(
+        &self,
+        envelopes: &[T],
+        ctx: &Context,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        let mut keyrings: Vec<(String, usize)> = Vec::new();
+        for e in envelopes {
+            let k = keyring_of(e.as_ref())?;
+            match keyrings.iter_mut().find(|(name, _)| *name == k) {
+                Some((_, n)) => *n += 1,
+                None => keyrings.push((k, 1)),
+            }
+        }
+        for (k, n) in &keyrings {
+            self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, *n))?;
+        }
+        self.vault.decrypt_many_unguarded(envelopes, ctx)
+    }
+
     /// [`Vault::put`] as this caller.
     pub fn put(
         &self,
@@ -347,6 +386,30 @@ impl Vault {
     /// version is named. As the owner; audited.
     pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
         self.owner().decrypt(envelope, ctx)
+    }
+
+    /// Encrypts many plaintexts under one context: the envelopes [`Vault::encrypt_with`]
+    /// makes (a fresh data key each), in order, with one policy decision and one audit entry
+    /// for the batch, the randomness of 64 envelopes per CSPRNG call, and the vault's thread
+    /// pool when it has one ([`VaultOptions::threads`]). Fails as a whole. As the owner.
+    pub fn encrypt_many(
+        &self,
+        plaintexts: &[&[u8]],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.owner().encrypt_many(plaintexts, ctx, opts)
+    }
+
+    /// Decrypts many envelopes (binary or text form) made under `ctx`, in order, with one
+    /// policy decision and audit entry per keyring; fails as a whole on the first envelope
+    /// that does not authenticate. As the owner.
+    pub fn decrypt_many<T: AsRef<[u8]> + Sync>(
+        &self,
+        envelopes: &[T],
+        ctx: &Context,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        self.owner().decrypt_many(envelopes, ctx)
     }
 
     /// Stores `plaintext` as record `id` of `collection`, replacing any previous value,

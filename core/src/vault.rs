@@ -856,6 +856,40 @@ impl Vault {
         }
     }
 
+    /// [`Vault::encrypt_with`] over many plaintexts under one context: one keyring lookup,
+    /// randomness for 64 envelopes per CSPRNG call ([`envelope::seal_many`]), spread over the
+    /// vault's pool when it has one ([`VaultOptions::threads`]).
+    pub(crate) fn encrypt_many_unguarded(
+        &self,
+        plaintexts: &[&[u8]],
+        ctx: &Context,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<Vec<u8>>> {
+        let name = opts.keyring.as_deref().unwrap_or(DEFAULT_KEYRING);
+        let kek = self.keyring(name)?.active_kek()?;
+        if opts.deterministic {
+            return self.parallel.map(plaintexts, |p| {
+                envelope::seal_deterministic(name, &kek, p, ctx)
+            });
+        }
+        let chunks: Vec<&[&[u8]]> = plaintexts.chunks(envelope::SEAL_MANY_CHUNK).collect();
+        let sealed = self.parallel.map_min(&chunks, 4, |chunk| {
+            let items: Vec<(&[u8], &Context)> = chunk.iter().map(|p| (*p, ctx)).collect();
+            envelope::seal_many(self.backend, name, &kek, &items)
+        })?;
+        Ok(sealed.into_iter().flatten().collect())
+    }
+
+    /// [`Vault::decrypt`] over many envelopes, spread over the vault's pool when it has one.
+    pub(crate) fn decrypt_many_unguarded<T: AsRef<[u8]> + Sync>(
+        &self,
+        envelopes: &[T],
+        ctx: &Context,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        self.parallel
+            .map(envelopes, |e| self.decrypt_unguarded(e.as_ref(), ctx))
+    }
+
     /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
     /// context or a wrong key gives [`Error::AuthenticationFailed`]; a retired or destroyed key
     /// version is named.

@@ -153,3 +153,53 @@ fn put_many_and_rewrap_on_the_pool() {
         }
     }
 }
+
+#[test]
+fn encrypt_many_and_decrypt_many_match_single_calls() {
+    use phivault::EncryptOptions;
+    for threads in [1, 2] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let v = vault(&dir, threads);
+        let ctx = Context::new().with("table", "notes");
+        let bodies: Vec<Vec<u8>> = (0..1500).map(|i| vec![(i % 251) as u8; i % 90]).collect();
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        let envs = v
+            .encrypt_many(&refs, &ctx, &EncryptOptions::new())
+            .expect("encrypt_many");
+        assert_eq!(envs.len(), refs.len());
+        let distinct: HashSet<&Vec<u8>> = envs.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            envs.len(),
+            "a fresh data key and nonce per envelope"
+        );
+        for (e, b) in envs.iter().zip(&bodies) {
+            assert_eq!(
+                v.decrypt(e, &ctx).expect("single decrypt").as_slice(),
+                b.as_slice()
+            );
+        }
+        let back = v.decrypt_many(&envs, &ctx).expect("decrypt_many");
+        assert!(
+            back.iter()
+                .zip(&bodies)
+                .all(|(p, b)| p.as_slice() == b.as_slice())
+        );
+        // Deterministic: the same envelopes as single calls.
+        let det = EncryptOptions::new().deterministic();
+        let many = v.encrypt_many(&refs[..300], &ctx, &det).expect("det many");
+        for (e, p) in many.iter().zip(&refs[..300]) {
+            assert_eq!(e, &v.encrypt_with(p, &ctx, &det).expect("det single"));
+        }
+        // One bad envelope or another context fails the whole batch, with no output.
+        let mut bad = envs.clone();
+        let last = bad[777].len() - 1;
+        bad[777][last] ^= 1;
+        assert!(matches!(
+            v.decrypt_many(&bad, &ctx),
+            Err(phivault::Error::AuthenticationFailed)
+        ));
+        let other = Context::new().with("table", "other");
+        assert!(v.decrypt_many(&envs, &other).is_err());
+    }
+}

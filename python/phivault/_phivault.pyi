@@ -39,10 +39,13 @@ class Vault:
         argon2: Optional[Tuple[int, int, int]] = None,
         durability: Literal["immediate", "deferred"] = "immediate",
         backend: Literal["ring", "rustcrypto", "aws-lc"] = "ring",
+        threads: int = 1,
     ) -> Vault:
         """Create a vault in directory ``path``. Give exactly one root key: ``passphrase``
         (Argon2id; ``argon2=(memory_kib, passes, lanes)`` sets its cost), ``key`` (32 raw bytes
-        or 64 hex digits) or ``key_file``.
+        or 64 hex digits) or ``key_file``. ``threads``: how many threads the batch calls
+        (``tokenize_many``, ``detokenize_many``, ``put_many``, rewrap) may use; 1 = the
+        calling thread only, 0 = one per core. Results do not depend on it.
 
         Raises VaultExists, InvalidInput, StorageError."""
 
@@ -55,8 +58,9 @@ class Vault:
         key_file: Optional[StrPath] = None,
         durability: Literal["immediate", "deferred"] = "immediate",
         backend: Literal["ring", "rustcrypto", "aws-lc"] = "ring",
+        threads: int = 1,
     ) -> Vault:
-        """Open the vault in directory ``path``.
+        """Open the vault in directory ``path``. ``threads`` as for ``create``.
 
         Raises VaultNotFound, WrongRootKey, VaultLocked, CorruptVault, StorageError."""
 
@@ -131,10 +135,14 @@ class Vault:
         keyring: Optional[str] = None,
         deterministic: bool = False,
         text: Literal[True],
-    ) -> list[Optional[str]]: ...
+    ) -> list[Optional[str]]:
+        """Encrypt many values under one ``context`` (GIL released): a fresh data key per
+        value, one audit entry for the batch, the vault's ``threads``; ``None`` stays
+        ``None``."""
     def decrypt_many(self, envelopes: Batch, context: ContextArg = None) -> list[Optional[bytes]]:
-        """Decrypt many envelopes made under one ``context`` (GIL released); ``None`` stays
-        ``None``. The first failure raises."""
+        """Decrypt many envelopes made under one ``context`` (GIL released, one audit entry
+        per keyring, the vault's ``threads``); ``None`` stays ``None``. Any failure raises and
+        returns nothing."""
 
     # large files (streaming, constant memory)
     def encrypt_file(

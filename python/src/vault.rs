@@ -93,7 +93,7 @@ fn root_arg(
     }
 }
 
-fn options(durability: &str, backend: &str) -> PvResult<VaultOptions> {
+fn options(durability: &str, backend: &str, threads: usize) -> PvResult<VaultOptions> {
     let durability = match durability {
         "immediate" => Durability::Immediate,
         "deferred" => Durability::Deferred,
@@ -106,7 +106,10 @@ fn options(durability: &str, backend: &str) -> PvResult<VaultOptions> {
     let backend = Backend::from_name(backend).ok_or(PvError::Invalid(
         "backend must be 'ring', 'rustcrypto' or 'aws-lc'",
     ))?;
-    Ok(VaultOptions::new().durability(durability).backend(backend))
+    Ok(VaultOptions::new()
+        .durability(durability)
+        .backend(backend)
+        .threads(threads))
 }
 
 fn encrypt_options(keyring: Option<&str>, deterministic: bool) -> EncryptOptions {
@@ -184,7 +187,7 @@ impl PyVault {
     /// Creates a new vault in directory `path` (made with mode 0700; it must not hold a vault).
     #[staticmethod]
     #[pyo3(signature = (path, *, passphrase=None, key=None, key_file=None, argon2=None,
-        durability="immediate", backend="ring"))]
+        durability="immediate", backend="ring", threads=1))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -195,9 +198,10 @@ impl PyVault {
         argon2: Option<(u32, u32, u32)>,
         durability: &str,
         backend: &str,
+        threads: usize,
     ) -> PvResult<Self> {
         let root = root_arg(passphrase, key, key_file, argon2)?;
-        let opts = options(durability, backend)?;
+        let opts = options(durability, backend, threads)?;
         let v = run(py, true, || {
             Ok(phivault::Vault::create_at(&path, root.source(), opts)?)
         })?;
@@ -208,7 +212,8 @@ impl PyVault {
     /// nothing on disk.
     #[staticmethod]
     #[pyo3(signature = (path, *, passphrase=None, key=None, key_file=None,
-        durability="immediate", backend="ring"))]
+        durability="immediate", backend="ring", threads=1))]
+    #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
         path: PathBuf,
@@ -217,9 +222,10 @@ impl PyVault {
         key_file: Option<PathBuf>,
         durability: &str,
         backend: &str,
+        threads: usize,
     ) -> PvResult<Self> {
         let root = root_arg(passphrase, key, key_file, None)?;
-        let opts = options(durability, backend)?;
+        let opts = options(durability, backend, threads)?;
         let v = run(py, true, || {
             Ok(phivault::Vault::open_at(&path, root.source(), opts)?)
         })?;
@@ -347,13 +353,17 @@ impl PyVault {
         let items = convert::batch(values, "values", |o| convert::data(o, "value"))?;
         let ctx = convert::context(context)?;
         let opts = encrypt_options(keyring, deterministic);
+        // One core batch call over the present values (one audit entry, batched randomness,
+        // the vault's pool); `None` entries are put back in place afterwards.
         let out: Vec<Option<Vec<u8>>> = run(py, true, || {
+            let present: Vec<&[u8]> = items.iter().flatten().map(|d| &d[..]).collect();
+            let mut sealed = v.encrypt_many(&present, &ctx, &opts)?.into_iter();
             items
                 .iter()
                 .map(|d| {
                     d.as_ref()
-                        .map(|d| {
-                            let ct = v.encrypt_with(d, &ctx, &opts)?;
+                        .map(|_| {
+                            let ct = sealed.next().ok_or(PvError::Panic)?;
                             Ok(if text {
                                 phivault::envelope::to_text(&ct)?.into_bytes()
                             } else {
@@ -390,11 +400,16 @@ impl PyVault {
         let items = convert::batch(envelopes, "envelopes", |o| convert::data(o, "envelope"))?;
         let ctx = convert::context(context)?;
         let out: Vec<Option<Zeroizing<Vec<u8>>>> = run(py, true, || {
+            let present: Vec<&[u8]> = items.iter().flatten().map(|d| &d[..]).collect();
+            let mut opened = v.decrypt_many(&present, &ctx)?.into_iter();
             items
                 .iter()
-                .map(|d| d.as_ref().map(|d| v.decrypt(d, &ctx)).transpose())
-                .collect::<phivault::Result<_>>()
-                .map_err(PvError::from)
+                .map(|d| {
+                    d.as_ref()
+                        .map(|_| opened.next().ok_or(PvError::Panic))
+                        .transpose()
+                })
+                .collect::<PvResult<_>>()
         })?;
         let list = PyList::empty(py);
         for pt in out {
