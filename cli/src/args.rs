@@ -41,6 +41,9 @@ pub struct VaultArgs {
     /// Break the glass: an emergency override with this stated reason (flagged for review).
     #[arg(long, value_name = "REASON")]
     pub break_glass: Option<String>,
+    /// Threads for batch work (rewrap, tokenize-csv, batches): 0 = one per core, 1 = none.
+    #[arg(long, value_name = "N", default_value_t = 0, env = "PHIVAULT_THREADS")]
+    pub threads: usize,
 }
 
 /// The commands.

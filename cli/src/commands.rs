@@ -265,10 +265,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Opens the vault named by the arguments.
 pub fn open(args: &VaultArgs) -> Result<Vault, CliError> {
     let root = rootkey::source(&args.root, false, None)?;
-    if let Some(url) = crate::pg::url(&args.vault) {
-        return crate::pg::open(url, root.as_ref());
-    }
-    Ok(Vault::open(&args.vault, root.as_ref())?)
+    let mut v = match crate::pg::url(&args.vault) {
+        Some(url) => crate::pg::open(url, root.as_ref())?,
+        None => Vault::open(&args.vault, root.as_ref())?,
+    };
+    v.set_threads(args.threads)?;
+    Ok(v)
 }
 
 /// Who the CLI acts as: the owner, unless `--as` names a principal of the policy.

@@ -1013,6 +1013,21 @@ pv_result pv_vault_open(const char *path,
 pv_result pv_vault_close(struct pv_vault *vault);
 
 /**
+ * Sets how many threads the vault's batch calls (`pv_vault_tokenize_many`,
+ * `pv_vault_detokenize_many`, rewrap) may use: 1 = the calling thread only (the default),
+ * 0 = one per core. Results and the audit log do not depend on it.
+ *
+ * Returns `PV_VAULT_CLOSED` on a closed handle, `PV_INVALID_ARGUMENT` if the pool cannot
+ * start.
+ *
+ * # Safety
+ * `vault` is a live handle.
+ *
+ * Thread safety: may be called from any thread; waits for calls in flight on the handle.
+ */
+pv_result pv_vault_set_threads(struct pv_vault *vault, uint32_t threads);
+
+/**
  * Closes the vault if it is open (as `pv_vault_close`) and frees the handle.
  * `pv_vault_free(NULL)` does nothing. The pointer must not be used afterwards, by any
  * thread: freeing it twice is undefined behaviour. (Closing twice is defined: use

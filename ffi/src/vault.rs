@@ -204,6 +204,30 @@ pub unsafe extern "C" fn pv_vault_close(vault: *mut pv_vault) -> pv_result {
     })
 }
 
+/// Sets how many threads the vault's batch calls (`pv_vault_tokenize_many`,
+/// `pv_vault_detokenize_many`, rewrap) may use: 1 = the calling thread only (the default),
+/// 0 = one per core. Results and the audit log do not depend on it.
+///
+/// Returns `PV_VAULT_CLOSED` on a closed handle, `PV_INVALID_ARGUMENT` if the pool cannot
+/// start.
+///
+/// # Safety
+/// `vault` is a live handle.
+///
+/// Thread safety: may be called from any thread; waits for calls in flight on the handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_set_threads(vault: *mut pv_vault, threads: u32) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let handle = unsafe { arg_ref(vault, "vault") }?;
+        let mut guard = handle.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let v = guard
+            .as_mut()
+            .ok_or_else(|| Failure::code(pv_result::PV_VAULT_CLOSED))?;
+        v.set_threads(threads as usize).map_err(Failure::from)
+    })
+}
+
 /// Closes the vault if it is open (as `pv_vault_close`) and frees the handle.
 /// `pv_vault_free(NULL)` does nothing. The pointer must not be used afterwards, by any
 /// thread: freeing it twice is undefined behaviour. (Closing twice is defined: use

@@ -119,6 +119,44 @@ static void test_batch(const pv_vault *vault) {
   for (int i = 0; i < 3; i++) pv_buffer_free(tokens[i]);
 }
 
+/* A large batch on the vault's thread pool gives the same tokens as the calling thread. */
+static void test_threads(pv_vault *vault) {
+  enum { N = 2000 };
+  static char ssn[N][24];
+  static pv_str values[N];
+  static pv_buffer *serial[N], *pooled[N], *back[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(ssn[i], sizeof ssn[i], "%03u-45-%04u", 100u + (unsigned)i % 800u, (unsigned)i);
+    values[i].data = ssn[i];
+    values[i].len = strlen(ssn[i]);
+  }
+  CHECK_OK(pv_vault_set_threads(vault, 1));
+  CHECK_OK(pv_vault_tokenize_many(vault, "ssn", 3, values, N, serial));
+  CHECK_OK(pv_vault_set_threads(vault, 2));
+  CHECK_OK(pv_vault_tokenize_many(vault, "ssn", 3, values, N, pooled));
+  int same = 1;
+  static pv_str toks[N];
+  for (int i = 0; i < N; i++) {
+    same &= pv_buffer_len(serial[i]) == pv_buffer_len(pooled[i]) &&
+            memcmp(pv_buffer_data(serial[i]), pv_buffer_data(pooled[i]), pv_buffer_len(serial[i])) == 0;
+    toks[i].data = (const char *)pv_buffer_data(pooled[i]);
+    toks[i].len = pv_buffer_len(pooled[i]);
+  }
+  CHECK(same);
+  CHECK_OK(pv_vault_detokenize_many(vault, "ssn", 3, toks, N, PV_VIEW_PLAINTEXT, back));
+  int round_trips = 1;
+  for (int i = 0; i < N; i++) {
+    round_trips &= text_is(back[i], ssn[i]);
+    pv_buffer_free(back[i]);
+    pv_buffer_free(serial[i]);
+    pv_buffer_free(pooled[i]);
+  }
+  CHECK(round_trips);
+  CHECK_OK(pv_vault_set_threads(vault, 0));
+  CHECK_OK(pv_vault_set_threads(vault, 1));
+  CHECK_RC(pv_vault_set_threads(NULL, 2), PV_NULL_ARGUMENT);
+}
+
 static void test_define_fields(const pv_vault *vault) {
   const char *toml =
       "[[field]]\n"
@@ -151,6 +189,7 @@ int main(int argc, char **argv) {
   if (vault != NULL) {
     test_single(vault);
     test_batch(vault);
+    test_threads(vault);
     test_define_fields(vault);
   }
   pv_vault_free(vault);
