@@ -16,7 +16,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use phivault::envelope::{self, Envelope, Kek};
-use phivault::{Backend, Context, Key32, Vault, VaultOptions, root::KeyFile};
+use phivault::{Backend, Context, EncryptOptions, Key32, Vault, VaultOptions, root::KeyFile};
 use phivault_benches::{ENVELOPE_SIZES, RawAead, counter_nonce, payload};
 use std::hint::black_box;
 use std::time::Duration;
@@ -152,6 +152,10 @@ fn benches(c: &mut Criterion) {
 fn batch(c: &mut Criterion) {
     const N: usize = 1000;
     let kek = Kek::new(1, Key32::random().expect("rng"), Backend::Ring).expect("kek");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vault1 = vault(&tmp.path().join("v1"), Backend::Ring);
+    let mut vault2 = vault(&tmp.path().join("v2"), Backend::Ring);
+    vault2.set_threads(2).expect("pool");
     let ctxs: Vec<Context> = (0..N)
         .map(|i| Context::new().with("record", i.to_string()))
         .collect();
@@ -176,6 +180,24 @@ fn batch(c: &mut Criterion) {
                 )
             })
         });
+        // `Vault::encrypt_many` as shipped (one policy decision and audit entry per batch,
+        // `seal_many` inside), on the calling thread and on a pool of 2.
+        let ctx = Context::new().with("table", "notes");
+        let pts: Vec<&[u8]> = (0..N).map(|_| pt.as_slice()).collect();
+        for (threads, vault) in [(1usize, &vault1), (2, &vault2)] {
+            g.bench_function(
+                BenchmarkId::from_parameter(format!("vault-encrypt_many-{threads}thread")),
+                |b| {
+                    b.iter(|| {
+                        black_box(
+                            vault
+                                .encrypt_many(&pts, &ctx, &EncryptOptions::new())
+                                .expect("encrypt_many"),
+                        )
+                    })
+                },
+            );
+        }
         g.finish();
     }
 }

@@ -48,7 +48,7 @@ fn digits(s: &str) -> Vec<u16> {
 
 fn benches(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let vault = default_vault(&tmp.path().join("vault"));
+    let mut vault = default_vault(&tmp.path().join("vault"));
     let db = raw_sled(&tmp.path().join("sled"));
     // Stored vaulted token: format byte and an envelope of the value bound to field and token.
     let sample = vault.tokenize("mrn", &mrn(0)).expect("tokenize");
@@ -189,6 +189,33 @@ fn benches(c: &mut Criterion) {
             total
         })
     });
+    // The same batches on the vault's pool (`VaultOptions::threads(2)`): one call, two cores.
+    vault.set_threads(2).expect("pool");
+    for (name, field, make) in [
+        (
+            "vaulted-mrn-durable-2threads",
+            "mrn",
+            mrn as fn(u64) -> String,
+        ),
+        ("ff1-ssn-2threads", "ssn", ssn),
+        ("pseudonym-2threads", "pseudonym", |n| {
+            format!("patient-{n}")
+        }),
+    ] {
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let values = batch_of(&mut next, make);
+                    let t = Instant::now();
+                    black_box(vault.tokenize_many(field, &values).expect("tok"));
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+    }
+    vault.set_threads(1).expect("serial");
     g.finish();
 
     // ---- detokenize ------------------------------------------------------------------------
@@ -300,6 +327,22 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    vault.set_threads(2).expect("pool");
+    for (name, field, tokens) in [
+        ("vaulted-mrn-2threads", "mrn", &mrn_tokens),
+        ("ff1-ssn-2threads", "ssn", &ssn_tokens),
+    ] {
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                black_box(
+                    vault
+                        .detokenize_many(field, tokens, View::Plaintext)
+                        .expect("detok"),
+                )
+            })
+        });
+    }
+    vault.set_threads(1).expect("serial");
     g.finish();
 }
 

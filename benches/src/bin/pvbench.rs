@@ -17,7 +17,8 @@ use phivault::envelope::{self, Kek};
 use phivault::records::PutOptions;
 use phivault::root::{Argon2Config, KeyFile, Passphrase};
 use phivault::store::Durability;
-use phivault::{Backend, Context, Key32, Vault};
+use phivault::tokens::View;
+use phivault::{Backend, Context, EncryptOptions, Key32, Vault, VaultOptions};
 use phivault_benches::{BATCH, default_vault, dir_bytes, new_vault, payload, proc_status_kib};
 use serde_json::json;
 use std::path::Path;
@@ -80,7 +81,12 @@ fn load(dir: &Path, n: usize) {
 fn rewrap(dir: &Path) {
     let key = std::fs::read(key_path(dir)).expect("key");
     let root = KeyFile::from_bytes(&key).expect("key file");
-    let vault = Vault::open(dir, &root).expect("open");
+    // PV_THREADS: the vault's batch pool (`VaultOptions::threads`); 1 (serial) by default.
+    let threads: usize = std::env::var("PV_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let vault = Vault::open_with(dir, &root, VaultOptions::new().threads(threads)).expect("open");
     vault.rotate("default").expect("rotate");
     let rss_before = proc_status_kib("VmHWM");
     let t = Instant::now();
@@ -91,7 +97,8 @@ fn rewrap(dir: &Path) {
     println!(
         "{}",
         json!({
-            "bench": "rewrap", "rewrapped": report.rewrapped, "scanned": report.scanned,
+            "bench": "rewrap", "threads": vault.threads(),
+            "rewrapped": report.rewrapped, "scanned": report.scanned,
             "secs": secs, "records_per_s": report.rewrapped as f64 / secs,
             "peak_rss_kib_before": rss_before,
             "peak_rss_kib": proc_status_kib("VmHWM"),
@@ -341,6 +348,112 @@ fn threads() {
         best(1, 2, BATCH, &put),
         best(2, 2, BATCH, &put),
     );
+    drop(vault);
+    pool(&tmp.path().join("pool"));
+}
+
+/// One caller, one batch call at a time: the vault's pool of 2 (`VaultOptions::threads(2)`)
+/// against the calling thread alone (threads 1), same vault, same batches.
+fn pool(dir: &Path) {
+    let mut vault = new_vault(dir, Durability::default());
+    let ctx = Context::new().with("table", "notes");
+    let pt = payload(64);
+    let seq = std::sync::atomic::AtomicU64::new(0);
+    let fresh = |prefix: &str| -> Vec<String> {
+        let base = seq.fetch_add(BATCH as u64, std::sync::atomic::Ordering::Relaxed);
+        (0..BATCH as u64)
+            .map(|i| format!("{prefix}{:09}", base + i))
+            .collect()
+    };
+    let mrns: Vec<String> = (0..BATCH).map(|i| format!("D{i:09}")).collect();
+    let mrn_tokens = vault.tokenize_many("mrn", &mrns).expect("tokens");
+    let ssns: Vec<String> = (0..BATCH)
+        .map(|i| format!("{:09}", 100_000_000 + i))
+        .collect();
+    let ssn_tokens = vault.tokenize_many("ssn", &ssns).expect("tokens");
+    let pts: Vec<&[u8]> = (0..BATCH).map(|_| pt.as_slice()).collect();
+    let envs = vault
+        .encrypt_many(&pts, &ctx, &EncryptOptions::new())
+        .expect("encrypt_many");
+    type Work<'a> = Box<dyn Fn(&Vault) + Sync + 'a>;
+    let workloads: Vec<(&str, Work<'_>)> = vec![
+        (
+            "tokenize_many ff1 10k",
+            Box::new(|v: &Vault| {
+                std::hint::black_box(v.tokenize_many("ssn", &fresh("")).expect("ff1"));
+            }),
+        ),
+        (
+            "tokenize_many pseudonym 10k",
+            Box::new(|v: &Vault| {
+                std::hint::black_box(v.tokenize_many("pseudonym", &fresh("p")).expect("psn"));
+            }),
+        ),
+        (
+            "tokenize_many vaulted 10k (durable)",
+            Box::new(|v: &Vault| {
+                std::hint::black_box(v.tokenize_many("mrn", &fresh("T")).expect("vaulted"));
+            }),
+        ),
+        (
+            "detokenize_many vaulted 10k",
+            Box::new(|v: &Vault| {
+                std::hint::black_box(
+                    v.detokenize_many("mrn", &mrn_tokens, View::Plaintext)
+                        .expect("detok"),
+                );
+            }),
+        ),
+        (
+            "detokenize_many ff1 10k",
+            Box::new(|v: &Vault| {
+                std::hint::black_box(
+                    v.detokenize_many("ssn", &ssn_tokens, View::Plaintext)
+                        .expect("detok"),
+                );
+            }),
+        ),
+        (
+            "encrypt_many 10k x 64B",
+            Box::new(|v: &Vault| {
+                std::hint::black_box(
+                    v.encrypt_many(&pts, &ctx, &EncryptOptions::new())
+                        .expect("enc"),
+                );
+            }),
+        ),
+        (
+            "decrypt_many 10k x 64B",
+            Box::new(|v: &Vault| {
+                std::hint::black_box(v.decrypt_many(&envs, &ctx).expect("dec"));
+            }),
+        ),
+    ];
+    let measure = |v: &Vault, w: &Work<'_>| -> f64 {
+        w(v); // warm-up
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..3 {
+                    w(v);
+                }
+                (3 * BATCH) as f64 / t.elapsed().as_secs_f64()
+            })
+            .fold(0.0, f64::max)
+    };
+    let mut serial = Vec::new();
+    for (_, w) in &workloads {
+        serial.push(measure(&vault, w));
+    }
+    vault.set_threads(2).expect("pool");
+    for ((name, w), one) in workloads.iter().zip(serial) {
+        let two = measure(&vault, w);
+        println!(
+            "{}",
+            json!({"bench": "pool", "workload": name, "one_thread_per_s": one,
+                   "pool_of_2_per_s": two, "speedup": two / one})
+        );
+    }
 }
 
 /// A loop of 64-byte envelope encryptions, for `perf record`: `envelope::seal` with a KEK, or
