@@ -141,6 +141,40 @@ impl Backend {
         })
     }
 
+    /// Seals `in_out` in place under `key` used for this one message (an envelope's payload
+    /// key): the key schedule lives on the stack, with no allocation.
+    pub(crate) fn seal_once(
+        self,
+        key: &Key32,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        match self {
+            Backend::Ring => RingKey::new(key)?.seal_detached(nonce, aad, in_out),
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc => aws_lc::AwsLcKey::new(key)?.seal_detached(nonce, aad, in_out),
+            _ => self.aes256gcm(key)?.seal_detached(nonce, aad, in_out),
+        }
+    }
+
+    /// Opens `in_out` in place under a one-message key, as [`Backend::seal_once`] sealed it.
+    pub(crate) fn open_once(
+        self,
+        key: &Key32,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        match self {
+            Backend::Ring => RingKey::new(key)?.open_detached(nonce, aad, in_out, tag),
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc => aws_lc::AwsLcKey::new(key)?.open_detached(nonce, aad, in_out, tag),
+            _ => self.aes256gcm(key)?.open_detached(nonce, aad, in_out, tag),
+        }
+    }
+
     /// A short name for status output.
     pub fn name(self) -> &'static str {
         match self {

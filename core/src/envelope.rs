@@ -475,7 +475,8 @@ pub(crate) fn seal_with(
     let mut out = head.bytes;
     let body_start = out.len();
     out.extend_from_slice(plaintext);
-    let tag = backend.aes256gcm(&head.payload_key)?.seal_detached(
+    let tag = backend.seal_once(
+        &head.payload_key,
         &rnd.nonce,
         &head.aad,
         &mut out[body_start..],
@@ -622,7 +623,8 @@ pub fn open(backend: Backend, env: &Envelope<'_>, kek: &Kek, ctx: &Context) -> R
         Suite::Aes256GcmHkdf => {
             let body = gcm_body(env, kek, ctx)?;
             let mut buf = body.ciphertext.to_vec();
-            backend.aes256gcm(&body.payload_key)?.open_detached(
+            backend.open_once(
+                &body.payload_key,
                 &body.nonce,
                 &body.aad,
                 &mut buf,
