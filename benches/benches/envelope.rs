@@ -37,6 +37,10 @@ fn label(len: usize) -> String {
 fn benches(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tmp");
     let vault = vault(&tmp.path().join("ring"), Backend::Ring);
+    // The same Vault API with the logging of allowed reads off (`set_read_auditing(false)`):
+    // policy decisions stay; writes, admin and denials are still logged.
+    let unaudited = vault(&tmp.path().join("unaudited"), Backend::Ring);
+    unaudited.set_read_auditing(false).expect("audit switch");
     let keks = [
         ("phivault-ring", Backend::Ring),
         ("phivault-rustcrypto", Backend::RustCrypto),
@@ -85,6 +89,9 @@ fn benches(c: &mut Criterion) {
         g.bench_function(BenchmarkId::from_parameter("vault-audited"), |b| {
             b.iter(|| black_box(vault.encrypt(black_box(&pt), &ctx).expect("encrypt")))
         });
+        g.bench_function(BenchmarkId::from_parameter("vault-reads-unaudited"), |b| {
+            b.iter(|| black_box(unaudited.encrypt(black_box(&pt), &ctx).expect("encrypt")))
+        });
         for (name, raw) in &raws {
             let mut buf = pt.clone();
             let mut n = 0u64;
@@ -128,6 +135,10 @@ fn benches(c: &mut Criterion) {
         let ct = vault.encrypt(&pt, &ctx).expect("encrypt");
         g.bench_function(BenchmarkId::from_parameter("vault-audited"), |b| {
             b.iter(|| black_box(vault.decrypt(black_box(&ct), &ctx).expect("decrypt")))
+        });
+        let ct2 = unaudited.encrypt(&pt, &ctx).expect("encrypt");
+        g.bench_function(BenchmarkId::from_parameter("vault-reads-unaudited"), |b| {
+            b.iter(|| black_box(unaudited.decrypt(black_box(&ct2), &ctx).expect("decrypt")))
         });
         for (name, raw) in &raws {
             // Like the envelope (which decrypts into a fresh buffer), each iteration copies the

@@ -286,6 +286,27 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // Auditing off for allowed reads (`set_read_auditing(false)`), same calls.
+    vault.set_read_auditing(false).expect("audit off");
+    g.bench_function(BenchmarkId::from_parameter("vaulted-mrn-unaudited"), |b| {
+        b.iter(|| {
+            black_box(
+                vault
+                    .detokenize("mrn", &mrn_tokens[step()], View::Plaintext)
+                    .expect("detok"),
+            )
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("ff1-ssn-unaudited"), |b| {
+        b.iter(|| {
+            black_box(
+                vault
+                    .detokenize("ssn", &ssn_tokens[step()], View::Plaintext)
+                    .expect("detok"),
+            )
+        })
+    });
+    vault.set_read_auditing(true).expect("audit on");
     g.finish();
 
     let mut g = c.benchmark_group("detokenize-batch10k");
