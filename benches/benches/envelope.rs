@@ -36,11 +36,11 @@ fn label(len: usize) -> String {
 
 fn benches(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let vault = vault(&tmp.path().join("ring"), Backend::Ring);
     // The same Vault API with the logging of allowed reads off (`set_read_auditing(false)`):
     // policy decisions stay; writes, admin and denials are still logged.
     let unaudited = vault(&tmp.path().join("unaudited"), Backend::Ring);
     unaudited.set_read_auditing(false).expect("audit switch");
+    let vault = vault(&tmp.path().join("ring"), Backend::Ring);
     let keks = [
         ("phivault-ring", Backend::Ring),
         ("phivault-rustcrypto", Backend::RustCrypto),
