@@ -203,14 +203,14 @@ def test_close_while_other_threads_work(vault: phivault.Vault) -> None:
 
 def test_vault_threads_give_the_same_results(tmp_path, key: bytes) -> None:
     serial = phivault.Vault.create(tmp_path / "v", key=key)
-    want_ssn = serial.tokenize_many("ssn", SSNS[:5000])
-    want_psn = serial.tokenize_many("pseudonym", SSNS[:5000])
+    want_ssn = serial.tokenize_many(SSNS[:5000], "ssn")
+    want_psn = serial.tokenize_many(SSNS[:5000], "pseudonym")
     serial.close()
     pooled = phivault.Vault.open(tmp_path / "v", key=key, threads=2)
     try:
-        assert pooled.tokenize_many("ssn", SSNS[:5000]) == want_ssn
-        assert pooled.tokenize_many("pseudonym", SSNS[:5000]) == want_psn
-        assert pooled.detokenize_many("ssn", want_ssn) == SSNS[:5000]
+        assert pooled.tokenize_many(SSNS[:5000], "ssn") == want_ssn
+        assert pooled.tokenize_many(SSNS[:5000], "pseudonym") == want_psn
+        assert pooled.detokenize_many(want_ssn, "ssn") == SSNS[:5000]
         values = [s.encode() for s in SSNS[:3000]] + [None]
         cts = pooled.encrypt_many(values, CTX)
         assert cts[-1] is None and len(set(cts[:-1])) == 3000
