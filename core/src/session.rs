@@ -391,7 +391,7 @@ impl Vault {
     /// Encrypts many plaintexts under one context: the envelopes [`Vault::encrypt_with`]
     /// makes (a fresh data key each), in order, with one policy decision and one audit entry
     /// for the batch, the randomness of 64 envelopes per CSPRNG call, and the vault's thread
-    /// pool when it has one ([`VaultOptions::threads`]). Fails as a whole. As the owner.
+    /// pool when it has one ([`crate::VaultOptions::threads`]). Fails as a whole. As the owner.
     pub fn encrypt_many(
         &self,
         plaintexts: &[&[u8]],
