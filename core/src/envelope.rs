@@ -525,14 +525,25 @@ fn seal_into_with(
     // Grow (zero-filled) only when `out` is too short; shrinking writes nothing.
     out.resize(body_end + TAG_LEN, 0);
     out[..body_start].copy_from_slice(&head.bytes);
-    let tag = backend.aes256gcm(&head.payload_key)?.seal_to(
-        &rnd.nonce,
-        &head.aad,
-        plaintext,
-        &mut out[body_start..body_end],
-    )?;
-    out[body_end..].copy_from_slice(&tag);
-    Ok(())
+    let sealed = backend.aes256gcm(&head.payload_key).and_then(|key| {
+        key.seal_to(
+            &rnd.nonce,
+            &head.aad,
+            plaintext,
+            &mut out[body_start..body_end],
+        )
+    });
+    match sealed {
+        Ok(tag) => {
+            out[body_end..].copy_from_slice(&tag);
+            Ok(())
+        }
+        Err(e) => {
+            // A backend that copies before sealing may have left plaintext in `out`.
+            out.zeroize();
+            Err(e)
+        }
+    }
 }
 
 /// The part of a randomized envelope before its body, and what sealing the body needs.
