@@ -519,6 +519,25 @@ fn open_both(env: &Envelope<'_>, key: &[u8; 32], ctx: &Context) -> Option<Vec<u8
     let a = envelope::open(Backend::Ring, env, &kr, ctx).map(|p| p.expose().to_vec());
     let b = envelope::open(Backend::RustCrypto, env, &kc, ctx).map(|p| p.expose().to_vec());
     assert_eq!(a.is_ok(), b.is_ok(), "backends disagree on an envelope");
+    // Every other backend, and `open_into` over a dirty reused buffer, give the same answer.
+    for &backend in Backend::AVAILABLE {
+        let Some(k) = kek(version, key, backend) else {
+            continue;
+        };
+        let mut buf = vec![0xA5; 19];
+        let r = envelope::open_into(backend, env, &k, ctx, &mut buf);
+        assert_eq!(r.is_ok(), a.is_ok(), "{backend:?} open_into disagrees");
+        match &a {
+            Ok(pt) => assert_eq!(&buf, pt, "{backend:?} open_into plaintext"),
+            Err(_) => assert!(buf.is_empty(), "a failed open_into empties the buffer"),
+        }
+        let c = envelope::open(backend, env, &k, ctx).map(|p| p.expose().to_vec());
+        assert_eq!(
+            c.ok(),
+            a.as_ref().ok().cloned(),
+            "{backend:?} open disagrees"
+        );
+    }
     match (a, b) {
         (Ok(a), Ok(b)) => {
             assert_eq!(a, b, "backends decrypt to different plaintexts");
