@@ -45,6 +45,9 @@ pub mod buffer;
 pub mod context;
 pub mod error;
 pub mod ffi;
+// The `c_api` fuzz target (fuzz/ffi-rlib links this crate as an rlib); not part of the C API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lifecycle;
 pub mod records;
 pub mod root;
