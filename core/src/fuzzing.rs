@@ -1607,9 +1607,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// CSV tokenization ([`crate::csv_tokenize::tokenize_csv`]) on the fixed vault. The first byte
-/// picks the columns to tokenize ([`CSV_MAP`], bits 0-5) and the subject column (bits 6-7:
+/// picks the columns to tokenize (`CSV_MAP`, bits 0-5) and the subject column (bits 6-7:
 /// none, `patient`, or one that is missing), the second whether the fixed header
-/// [`CSV_HEADER`] goes first, the third the batch size (1-8 rows); the rest is CSV.
+/// (`CSV_HEADER`) goes first, the third the batch size (1-8 rows); the rest is CSV.
 ///
 /// On success: the output parses with the input's header and as many rows, each as long as
 /// the header; unmapped cells are unchanged, empty cells stay empty; FF1, vaulted and
