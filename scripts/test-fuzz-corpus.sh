@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Replays every committed fuzz seed (fuzz/seeds/) and crash-regression file (fuzz/regressions/)
-# through the fuzz targets' own functions (phivault::fuzzing), on stable, as ordinary tests;
-# also a local libFuzzer corpus (fuzz/corpus/) when there is one. Needs no cargo-fuzz.
+# through the fuzz targets' own functions (phivault::fuzzing; for c_api, phivault_ffi::fuzzing),
+# on stable, as ordinary tests; also a local libFuzzer corpus (fuzz/corpus/) when there is one.
+# Needs no cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test -p phivault --test fuzz_replay
+cargo test -p phivault-ffi --lib fuzzing::

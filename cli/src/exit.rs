@@ -86,6 +86,8 @@ pub fn code(e: &CliError) -> i32 {
             | Error::UnknownField { .. } => 6,
             Error::KeyDestroyed { .. } | Error::KeyRetired { .. } | Error::SubjectForgotten => 7,
             Error::AccessDenied { .. } | Error::AuditUnavailable => 9,
+            // Malformed CSV or a column missing from its header: invalid input.
+            Error::Csv { .. } | Error::CsvColumnMissing { .. } => 1,
             _ => 1,
         },
     }

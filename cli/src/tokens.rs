@@ -4,6 +4,8 @@
 use crate::args::{FieldsCommand, VaultArgs};
 use crate::commands::open;
 use crate::exit::CliError;
+use phivault::Error;
+use phivault::csv_tokenize::{self, CsvColumns};
 use phivault::tokens::{FieldSpec, View};
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
@@ -106,7 +108,10 @@ fn parse_mapping(spec: &str) -> Result<Vec<(String, String)>, CliError> {
         .collect()
 }
 
-/// `phivault tokenize-csv`: streams any size of CSV in batches of rows.
+/// `phivault tokenize-csv`: streams any size of CSV in batches of rows
+/// (`phivault::csv_tokenize`); this adds the file handling: the output is written to
+/// `<OUT>.partial` (0600) and renamed into place only when complete, with a progress bar on a
+/// terminal.
 pub fn tokenize_csv(
     vault: &VaultArgs,
     fields: &str,
@@ -118,34 +123,19 @@ pub fn tokenize_csv(
     if mapping.is_empty() {
         return Err(CliError::Other("--fields names no column".into(), 2));
     }
+    let mut columns = mapping
+        .into_iter()
+        .fold(CsvColumns::new(), |c, (col, field)| c.column(col, field))
+        .batch_rows(BATCH);
+    if let Some(c) = subject_column {
+        columns = columns.subject_column(c);
+    }
     let v = open(vault)?;
     let sess = v.session(crate::commands::caller(vault));
     let file = std::fs::File::open(input)
         .map_err(|e| CliError::msg(format!("opening {}: {e}", input.display())))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(std::io::BufReader::new(file));
-    let headers = rdr
-        .headers()
-        .map_err(|e| CliError::msg(format!("reading CSV header: {e}")))?
-        .clone();
-    let mut cols = Vec::new();
-    for (col, field) in &mapping {
-        let idx = headers
-            .iter()
-            .position(|h| h == col)
-            .ok_or_else(|| CliError::msg(format!("column '{col}' is not in the CSV header")))?;
-        v.fields()?; // surfaces store errors early
-        cols.push((idx, field.clone()));
-    }
-    let subject_idx = match subject_column {
-        Some(c) => Some(headers.iter().position(|h| h == c).ok_or_else(|| {
-            CliError::msg(format!("subject column '{c}' is not in the CSV header"))
-        })?),
-        None => None,
-    };
+    v.fields()?; // surfaces store errors early
     let mut name = output
         .file_name()
         .map(|n| n.to_os_string())
@@ -155,9 +145,6 @@ pub fn tokenize_csv(
     let out_file = phivault::stream::create_private(&tmp)
         .map_err(|e| CliError::msg(format!("creating {}: {e}", tmp.display())))?;
     let guard = PartialFile(Some(tmp.clone()));
-    let mut wtr = csv::Writer::from_writer(BufWriter::new(out_file));
-    wtr.write_record(&headers)
-        .map_err(|e| CliError::msg(format!("writing CSV: {e}")))?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
@@ -167,70 +154,22 @@ pub fn tokenize_csv(
         );
         b
     });
-    let mut rows: Vec<csv::StringRecord> = Vec::with_capacity(BATCH);
-    let done_rows = std::cell::Cell::new(0u64);
-    let process = |rows: &mut Vec<csv::StringRecord>,
-                   wtr: &mut csv::Writer<BufWriter<std::fs::File>>|
-     -> Result<(), CliError> {
-        let mut out: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| r.iter().map(str::to_owned).collect())
-            .collect();
-        for (idx, field) in &cols {
-            let positions: Vec<usize> = (0..rows.len())
-                .filter(|&r| !rows[r][*idx].is_empty())
-                .collect();
-            let values: Vec<&str> = positions.iter().map(|&r| &rows[r][*idx]).collect();
-            let toks = match subject_idx {
-                Some(si) => positions
-                    .iter()
-                    .map(|&r| sess.tokenize_for_subject(field, &rows[r][*idx], &rows[r][si]))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| row_error(done_rows.get(), e))?,
-                None => sess
-                    .tokenize_many(field, &values)
-                    .map_err(|e| row_error(done_rows.get(), e))?,
-            };
-            for (&r, t) in positions.iter().zip(toks) {
-                out[r][*idx] = t;
-            }
-        }
-        for r in &out {
-            wtr.write_record(r)
-                .map_err(|e| CliError::msg(format!("writing CSV: {e}")))?;
-        }
-        done_rows.set(done_rows.get() + rows.len() as u64);
-        rows.clear();
-        Ok(())
-    };
-    let mut record = csv::StringRecord::new();
-    loop {
-        let more = rdr.read_record(&mut record).map_err(|e| {
-            CliError::msg(format!(
-                "reading CSV near row {}: {}",
-                done_rows.get() + rows.len() as u64 + 2,
-                csv_error_kind(&e)
-            ))
-        })?;
-        if !more {
-            break;
-        }
-        rows.push(record.clone());
-        if rows.len() == BATCH {
-            process(&mut rows, &mut wtr)?;
+    let mut done_rows = 0u64;
+    let report =
+        csv_tokenize::tokenize_csv(&sess, &columns, file, BufWriter::new(&out_file), &mut |p| {
+            done_rows = p.rows;
             if let Some(b) = &bar {
-                b.set_position(rdr.position().byte());
+                b.set_position(p.bytes);
             }
-        }
-    }
-    process(&mut rows, &mut wtr)?;
-    let inner = wtr
-        .into_inner()
-        .map_err(|e| CliError::msg(format!("writing CSV: {}", e.error())))?;
-    inner
-        .into_inner()
-        .map_err(|e| CliError::msg(format!("writing CSV: {}", e.error())))?
-        .sync_all()?;
+        })
+        .map_err(|e| match e {
+            // Errors of the CSV itself name their row (or column) already.
+            Error::Csv { .. } | Error::CsvColumnMissing { .. } | Error::Io { .. } => e.into(),
+            // Errors of tokenization concern a batch of rows.
+            e => row_error(done_rows, e),
+        })?;
+    out_file.sync_all()?;
+    drop(out_file);
     guard.keep();
     std::fs::rename(&tmp, output)
         .map_err(|e| CliError::msg(format!("renaming to {}: {e}", output.display())))?;
@@ -239,8 +178,8 @@ pub fn tokenize_csv(
     }
     eprintln!(
         "tokenized {} columns of {} rows into {}",
-        cols.len(),
-        done_rows.get(),
+        report.columns,
+        report.rows,
         output.display()
     );
     Ok(())
@@ -260,18 +199,6 @@ impl Drop for PartialFile {
         if let Some(p) = self.0.take() {
             let _ = std::fs::remove_file(p);
         }
-    }
-}
-
-/// A CSV error without the field contents (they may be PHI).
-fn csv_error_kind(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("row has {len} fields, header has {expected_len}"),
-        csv::ErrorKind::Utf8 { .. } => "not UTF-8".into(),
-        csv::ErrorKind::Io(err) => err.to_string(),
-        _ => "malformed CSV".into(),
     }
 }
 

@@ -189,6 +189,26 @@ pub enum Error {
         why: &'static str,
     },
 
+    /// A CSV input could not be read: the row (the header is row 1) and what is wrong with it,
+    /// never its contents (`csv_tokenize`).
+    #[error("CSV row {row}: {kind}")]
+    Csv {
+        /// The row, counting the header as row 1 (a record, which quoted line breaks may spread
+        /// over several lines).
+        row: u64,
+        /// What is wrong.
+        kind: CsvErrorKind,
+    },
+
+    /// A column to tokenize, or the subject column, is not in the CSV header (`csv_tokenize`).
+    #[error("{}column '{column}' is not in the CSV header", if *.subject { "subject " } else { "" })]
+    CsvColumnMissing {
+        /// The column name, as the caller gave it.
+        column: String,
+        /// Whether it is the subject column.
+        subject: bool,
+    },
+
     /// Vault metadata (header, keyring) read from the store failed authentication or could not
     /// be decoded: the store was damaged or edited outside phivault.
     #[error("vault metadata is damaged or was tampered with: {what}")]
@@ -256,6 +276,26 @@ pub enum Error {
     /// The operating system's random number generator or a primitive failed unexpectedly.
     #[error("cryptographic primitive failed: {0}")]
     Crypto(&'static str),
+}
+
+/// What is wrong with a row of CSV input ([`Error::Csv`]). Never carries the row's contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsvErrorKind {
+    /// The row has another number of fields than the header.
+    #[error("row has {found} fields, header has {expected}")]
+    UnequalLengths {
+        /// Fields in the header.
+        expected: u64,
+        /// Fields in the row.
+        found: u64,
+    },
+    /// The row is not UTF-8 text.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// The reader could not parse the row.
+    #[error("malformed CSV")]
+    Malformed,
 }
 
 /// Errors of a [`Store`](crate::store::Store) implementation.

@@ -25,11 +25,16 @@
 //! | `detokenize` | detokenize of every token kind, views | no panic; a detokenized value tokenizes back to the token; vaulted tokens resolve only to their own values |
 //! | `ff1_roundtrip` | FF1 tokenize/detokenize, any alphabet | decrypt(encrypt(x)) == x, format kept |
 //! | `field_schema_toml` | [`FieldSpec::from_toml`] | no panic; accepted schemas validate and round-trip through TOML |
+//! | `policy_toml` | `Policy::from_toml`, `Policy::decide` | accepted policies validate and round-trip through TOML and the store; an unnamed principal is denied everything; a plaintext grant implies masked and redacted; break-the-glass needs a reason |
+//! | `audit_log` | `audit::decode_entry`, `Vault::audit_verify` | decoded entries round-trip; the log verifies if and only if it is unchanged |
+//! | `csv_tokenize` | [`crate::csv_tokenize::tokenize_csv`] | same header, rows and row lengths out as in; unmapped cells unchanged, empty cells empty; reversible tokens detokenize to their cells, every mapping consistent; errors name the reader's row and kind or the missing column, and contain no cell of the input |
 //!
-//! CSV tokenization is not here: it lives in the CLI (`phivault tokenize-csv`), not in `core`.
+//! The C API target, `c_api`, lives in `phivault-ffi` (`ffi/src/fuzzing.rs`), which links the C
+//! functions; see [`OTHER_CRATES`].
 
 use crate::backend::{Backend, NONCE_LEN, TAG_LEN};
 use crate::context::Context;
+use crate::csv_tokenize::CsvErrorKind;
 use crate::envelope::{self, Envelope, Kek, SUBJECT_ID_LEN, SealRandomness};
 use crate::error::StoreError;
 use crate::keyring::KeyringRecord;
@@ -48,6 +53,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("aead_differential", aead_differential),
     ("audit_log", audit_log),
+    ("csv_tokenize", csv_tokenize),
     ("detokenize", detokenize),
     ("envelope_binary", envelope_binary),
     ("envelope_tamper", envelope_tamper),
@@ -59,6 +65,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("rewrap", rewrap),
     ("vault_header", vault_header),
 ];
+
+/// Targets whose functions live in another crate, and that crate: `fuzz/seeds/<name>/` and
+/// `fuzz/regressions/<name>/` belong to its replay test, not to `core/tests/fuzz_replay.rs`.
+pub const OTHER_CRATES: &[(&str, &str)] = &[("c_api", "phivault-ffi")];
 
 // ---- input cursor ------------------------------------------------------------------------
 
@@ -1529,6 +1539,358 @@ pub fn audit_log(data: &[u8]) {
     }
 }
 
+// ---- CSV tokenization ------------------------------------------------------------------------
+
+/// The header `csv_tokenize` puts before the fuzzer's rows (unless the input brings its own).
+const CSV_HEADER: &str = "ssn,mrn,name,dob,patient,note";
+
+/// Column -> field mappings `csv_tokenize` chooses from, one bit each: FF1 (reversible),
+/// vaulted and consistent (reversible, any text), one-way pseudonyms, date shift (tied to the
+/// subject column), and a column that is not in the header.
+const CSV_MAP: &[(&str, &str)] = &[
+    ("ssn", "ssn"),
+    ("mrn", "mrn"),
+    ("name", "pseudonym"),
+    ("dob", "dob"),
+    ("note", "mrn"),
+    ("absent", "ssn"),
+];
+
+/// What the `csv` reader (strict: header, equal lengths) makes of `data`: the header (or the
+/// kind of its error), the rows, and the first row error as (row with header = 1, kind),
+/// counting rows independently of the code under test.
+struct CsvParse {
+    header: std::result::Result<Vec<String>, CsvErrorKind>,
+    rows: Vec<Vec<String>>,
+    error: Option<(u64, CsvErrorKind)>,
+}
+
+fn csv_kind(e: &csv::Error) -> CsvErrorKind {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => CsvErrorKind::UnequalLengths {
+            expected: *expected_len,
+            found: *len,
+        },
+        csv::ErrorKind::Utf8 { .. } => CsvErrorKind::NotUtf8,
+        _ => CsvErrorKind::Malformed,
+    }
+}
+
+fn csv_parse(data: &[u8]) -> CsvParse {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(data);
+    let header = match rdr.headers() {
+        Ok(h) => Ok(h.iter().map(str::to_owned).collect()),
+        Err(e) => Err(csv_kind(&e)),
+    };
+    let mut rows = Vec::new();
+    let mut error = None;
+    if header.is_ok() {
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match rdr.read_record(&mut rec) {
+                Ok(true) => rows.push(rec.iter().map(str::to_owned).collect()),
+                Ok(false) => break,
+                Err(e) => {
+                    error = Some((rows.len() as u64 + 2, csv_kind(&e)));
+                    break;
+                }
+            }
+        }
+    }
+    CsvParse {
+        header,
+        rows,
+        error,
+    }
+}
+
+/// Every cell of `data` as raw bytes, header included, read as leniently as the reader can.
+fn csv_cells(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data);
+    let mut rec = csv::ByteRecord::new();
+    let mut cells = Vec::new();
+    while let Ok(true) = rdr.read_byte_record(&mut rec) {
+        cells.extend(rec.iter().map(<[u8]>::to_vec));
+    }
+    cells
+}
+
+/// The text of `e` with every string that did not come from the caller (`names`) replaced by
+/// a placeholder; "" for errors `csv_tokenize` has no business returning. A cell that occurs
+/// in the message but not in this text came from the input.
+fn csv_fixed_text(e: &Error, names: &[&str]) -> String {
+    let keep = |s: &String| {
+        if names.contains(&s.as_str()) {
+            s.clone()
+        } else {
+            "\u{1}".to_owned()
+        }
+    };
+    let fixed = match e {
+        Error::Csv { row, kind } => Error::Csv {
+            row: *row,
+            kind: *kind,
+        },
+        Error::CsvColumnMissing { column, subject } => Error::CsvColumnMissing {
+            column: keep(column),
+            subject: *subject,
+        },
+        Error::InvalidInput { what, why } => Error::InvalidInput { what, why },
+        Error::InvalidToken { field } => Error::InvalidToken { field: keep(field) },
+        Error::UnknownField { field } => Error::UnknownField { field: keep(field) },
+        Error::SubjectRequired { field } => Error::SubjectRequired { field: keep(field) },
+        Error::Crypto(what) => Error::Crypto(what),
+        _ => return String::new(),
+    };
+    fixed.to_string()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// CSV tokenization ([`crate::csv_tokenize::tokenize_csv`]) on the fixed vault. The first byte
+/// picks the columns to tokenize (`CSV_MAP`, bits 0-5) and the subject column (bits 6-7:
+/// none, `patient`, or one that is missing), the second whether the fixed header
+/// (`CSV_HEADER`) goes first, the third the batch size (1-8 rows); the rest is CSV.
+///
+/// On success: the output parses with the input's header and as many rows, each as long as
+/// the header; unmapped cells are unchanged, empty cells stay empty; FF1, vaulted and
+/// date-shift cells detokenize to the input cell; every mapping is consistent (equal cells,
+/// equal tokens) and pseudonyms verify; the report and the progress reports count the rows,
+/// columns, cells and batches. On error: a malformed header or row is exactly `Error::Csv` with
+/// the row and kind the reader gives (or a tokenization error of an earlier batch), a missing
+/// column is `CsvColumnMissing` naming it, and the message contains no cell of the input
+/// longer than 3 bytes (beyond the caller's own names).
+pub fn csv_tokenize(data: &[u8]) {
+    let _ = csv_tokenize_checked(data);
+}
+
+/// [`csv_tokenize`], returning what `tokenize_csv` returned (after every check passed).
+fn csv_tokenize_checked(data: &[u8]) -> crate::Result<crate::csv_tokenize::CsvReport> {
+    use crate::csv_tokenize::{CsvColumns, tokenize_csv};
+    let fx = fixture();
+    let mut input = Input::new(data);
+    let pick = input.u8();
+    let mode = input.u8();
+    let batch = usize::from(input.u8() % 8) + 1;
+    let body = input.rest();
+    let mapping: Vec<(&str, &str)> = CSV_MAP
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| pick & (1 << i) != 0)
+        .map(|(_, m)| *m)
+        .collect();
+    let subject = match pick >> 6 {
+        0 => None,
+        3 => Some("nobody"),
+        _ => Some("patient"),
+    };
+    let mut columns = mapping
+        .iter()
+        .fold(CsvColumns::new(), |c, (col, field)| c.column(*col, *field))
+        .batch_rows(batch);
+    if let Some(s) = subject {
+        columns = columns.subject_column(s);
+    }
+    let csv: Vec<u8> = match mode % 3 {
+        0 => body.to_vec(),
+        1 => [CSV_HEADER.as_bytes(), b"\n", body].concat(),
+        _ => [CSV_HEADER.as_bytes(), b"\r\n", body].concat(),
+    };
+    let session = fx.vault.session(crate::policy::Caller::owner());
+    let mut out = Vec::new();
+    let mut progress: Vec<crate::csv_tokenize::CsvProgress> = Vec::new();
+    let result = tokenize_csv(&session, &columns, &csv[..], &mut out, &mut |p| {
+        progress.push(p)
+    });
+    if mapping.is_empty() {
+        assert!(
+            matches!(result, Err(Error::InvalidInput { .. })),
+            "no columns is invalid input"
+        );
+        return result;
+    }
+    let parsed = csv_parse(&csv);
+    // The error `tokenize_csv` must give before it tokenizes anything, if any.
+    let expected_early = match &parsed.header {
+        Err(kind) => Some(Error::Csv {
+            row: 1,
+            kind: *kind,
+        }),
+        Ok(h) => mapping
+            .iter()
+            .map(|(c, _)| (*c, false))
+            .chain(subject.map(|s| (s, true)))
+            .find(|(c, _)| !h.iter().any(|x| x == c))
+            .map(|(c, subj)| Error::CsvColumnMissing {
+                column: c.to_owned(),
+                subject: subj,
+            }),
+    };
+    match &result {
+        Ok(report) => {
+            assert!(
+                expected_early.is_none(),
+                "succeeded despite {expected_early:?}"
+            );
+            assert!(parsed.error.is_none(), "succeeded on malformed CSV");
+            check_csv_output(
+                fx, &mapping, subject, batch, &parsed, &out, report, &progress,
+            );
+        }
+        Err(e) => {
+            check_csv_error(e, expected_early.as_ref(), parsed.error, batch);
+            let mut text = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                text.push_str(&s.to_string());
+                src = s.source();
+            }
+            let mut names: Vec<&str> = mapping.iter().flat_map(|(c, f)| [*c, *f]).collect();
+            names.extend(subject);
+            let fixed = csv_fixed_text(e, &names);
+            for cell in csv_cells(&csv) {
+                assert!(
+                    cell.len() <= 3
+                        || !contains(text.as_bytes(), &cell)
+                        || contains(fixed.as_bytes(), &cell),
+                    "an error message contains a cell of the input"
+                );
+            }
+        }
+    }
+    result
+}
+
+fn check_csv_error(
+    e: &Error,
+    expected_early: Option<&Error>,
+    parse_error: Option<(u64, CsvErrorKind)>,
+    batch: usize,
+) {
+    if let Some(x) = expected_early {
+        // Display equality: same variant, same row and kind, or same column.
+        assert_eq!(e.to_string(), x.to_string(), "wrong error before any row");
+        return;
+    }
+    match (e, parse_error) {
+        (Error::Csv { row, kind }, Some((r, k))) => {
+            assert_eq!(
+                (*row, *kind),
+                (r, k),
+                "a CSV error names the wrong row or kind"
+            );
+        }
+        (Error::Csv { .. } | Error::CsvColumnMissing { .. }, _) => {
+            panic!("a CSV error for well-formed CSV: {e}")
+        }
+        (_, Some((r, _))) => {
+            // A batch is read whole before it is tokenized: a tokenization error can only
+            // come from a batch before the malformed row's.
+            assert!(
+                (r - 2) as usize >= batch,
+                "a tokenization error instead of the CSV error of row {r}"
+            );
+        }
+        (_, None) => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_csv_output(
+    fx: &Fixture,
+    mapping: &[(&str, &str)],
+    subject: Option<&str>,
+    batch: usize,
+    parsed: &CsvParse,
+    out: &[u8],
+    report: &crate::csv_tokenize::CsvReport,
+    progress: &[crate::csv_tokenize::CsvProgress],
+) {
+    let header = parsed.header.as_ref().expect("parsed header");
+    let got = csv_parse(out);
+    assert!(got.error.is_none(), "the output is not well-formed CSV");
+    assert_eq!(got.header.as_ref().ok(), Some(header), "header changed");
+    assert_eq!(got.rows.len(), parsed.rows.len(), "row count changed");
+    let pos = |c: &str| header.iter().position(|h| h == c).expect("checked column");
+    let cols: Vec<(usize, &str)> = mapping.iter().map(|(c, f)| (pos(c), *f)).collect();
+    let subject_idx = subject.map(pos);
+    let mut cells = 0u64;
+    let mut seen: BTreeMap<(&str, String, String), String> = BTreeMap::new();
+    let mut pseudonyms: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    for (a, b) in parsed.rows.iter().zip(&got.rows) {
+        assert_eq!(a.len(), header.len());
+        assert_eq!(b.len(), a.len(), "row length changed");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            let Some(&(_, field)) = cols.iter().find(|(c, _)| *c == i) else {
+                assert_eq!(x, y, "an unmapped cell changed");
+                continue;
+            };
+            if x.is_empty() {
+                assert!(y.is_empty(), "an empty cell was filled");
+                continue;
+            }
+            cells += 1;
+            assert!(!y.is_empty(), "a cell was emptied");
+            let subj = subject_idx.map(|s| a[s].as_str());
+            let prev = seen.insert((field, subj.unwrap_or("").to_owned(), x.clone()), y.clone());
+            assert!(
+                prev.is_none_or(|p| p == *y),
+                "equal cells got different tokens"
+            );
+            if field == "pseudonym" {
+                let owner = (subj.unwrap_or("").to_owned(), x.clone());
+                let prev =
+                    pseudonyms.insert((subj.unwrap_or("").to_owned(), y.clone()), owner.clone());
+                assert!(
+                    prev.is_none_or(|p| p == owner),
+                    "two values share a pseudonym"
+                );
+                if subj.is_none() {
+                    assert!(
+                        fx.vault.verify_pseudonym(field, x, y).expect("verify"),
+                        "a pseudonym does not verify against its cell"
+                    );
+                }
+                continue;
+            }
+            let back = match subj {
+                Some(s) => fx
+                    .vault
+                    .detokenize_for_subject(field, y, s, View::Plaintext),
+                None => fx.vault.detokenize(field, y, View::Plaintext),
+            };
+            assert_eq!(
+                back.ok().as_deref().map(String::as_str),
+                Some(x.as_str()),
+                "a token does not detokenize to its cell"
+            );
+        }
+    }
+    assert_eq!(report.rows, parsed.rows.len() as u64, "report: rows");
+    assert_eq!(report.columns, mapping.len(), "report: columns");
+    assert_eq!(report.cells, cells, "report: cells");
+    let rows: Vec<u64> = progress.iter().map(|p| p.rows).collect();
+    let n = parsed.rows.len() as u64;
+    let expected: Vec<u64> = (1..=n.div_ceil(batch as u64))
+        .map(|k| (k * batch as u64).min(n))
+        .collect();
+    assert_eq!(rows, expected, "one progress report per batch");
+    assert!(
+        progress.windows(2).all(|w| w[0].bytes <= w[1].bytes),
+        "progress bytes go back"
+    );
+}
+
 // ---- seeds ------------------------------------------------------------------------------------
 
 /// Writes the seed corpora, one directory per target under `dir` (`fuzz/seeds`), from the
@@ -1849,6 +2211,52 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
         add("audit_log", name.into(), s);
     }
 
+    // CSV tokenization: column picks, header mode (0 own header, 1 fixed + \n, 2 fixed +
+    // \r\n), batch size byte, then CSV.
+    let rows = "900-12-3456,MRN0012345,Ada Quist,1980-02-29,patient-1,seen 2024-01-02\n\
+                900-65-4321,MRN0099999,,1975-12-31,patient-2,\n\
+                ,MRN0012345,Ada Quist,,patient-1,\"follow-up, fasting\"\n";
+    let csv_seeds: &[(&str, [u8; 3], &str)] = &[
+        ("ssn-mrn", [0b0000_0011, 1, 0], rows),
+        ("all-with-subject", [0b0101_1111, 1, 1], rows),
+        ("pseudonym-crlf", [0b0000_0110, 2, 7], rows),
+        (
+            "quoted",
+            [0b0001_0010, 1, 0],
+            "900-12-3456,\"MRN, \"\"7\"\"\",\"Quist, Ada\",,p1,\"line one\nline two\"\n",
+        ),
+        ("ragged", [0b0000_0011, 1, 0], "900-12-3456,MRN0012345\n"),
+        (
+            "ragged-after-batch",
+            [0b0000_0010, 1, 0],
+            ",MRN1,,,,\n,MRN2,,,,\n,MRN3\n",
+        ),
+        ("missing-column", [0b0010_0001, 1, 0], rows),
+        ("missing-subject-column", [0b1100_0001, 1, 0], rows),
+        (
+            "own-header",
+            [0b0000_0010, 0, 2],
+            "mrn,other\nMRN1,x\nMRN2,\"y\"\"z\"\n",
+        ),
+        (
+            "own-header-dup",
+            [0b0000_0011, 0, 0],
+            "ssn,mrn,ssn\n900-12-3456,,keep\n",
+        ),
+        ("empty", [0b0000_0011, 0, 0], ""),
+        ("header-only", [0b0000_0011, 1, 0], ""),
+        ("blank-lines", [0b0000_0010, 1, 3], "\n\n,MRN1,,,,\n\n"),
+        ("bad-value", [0b0000_0001, 1, 0], "1234,,,,,\n"),
+    ];
+    for (name, head, body) in csv_seeds {
+        let mut s = head.to_vec();
+        s.extend_from_slice(body.as_bytes());
+        add("csv_tokenize", (*name).to_owned(), s);
+    }
+    let mut s = vec![0b0000_0011, 1, 0];
+    s.extend_from_slice(b"900-12-3456,MRN\xff1,,,,\n");
+    add("csv_tokenize", "not-utf8".into(), s);
+
     let mut written = 0;
     for (target, name, data) in seeds {
         let d = dir.join(target);
@@ -1901,6 +2309,37 @@ mod tests {
     #[test]
     fn targets_are_sorted_and_unique() {
         assert!(TARGETS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    /// The committed csv_tokenize seeds reach both outcomes, so the output checks run.
+    #[test]
+    fn csv_seeds_reach_success_and_errors() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/csv_tokenize");
+        let ok = [
+            "ssn-mrn",
+            "all-with-subject",
+            "pseudonym-crlf",
+            "quoted",
+            "own-header",
+            "own-header-dup",
+            "header-only",
+            "blank-lines",
+        ];
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).expect("seeds").flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let data = std::fs::read(e.path()).expect("seed");
+            let r = csv_tokenize_checked(&data);
+            assert_eq!(r.is_ok(), ok.contains(&name.as_str()), "{name}: {r:?}");
+            if let Ok(report) = r
+                && name != "header-only"
+            {
+                assert!(report.cells > 0, "{name} tokenizes nothing");
+            }
+            seen += 1;
+        }
+        assert!(seen > ok.len(), "error seeds too");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`records`]: encrypted records (`put`, `get`, `delete`, `scan`) with hashed ids.
 //! - [`envelope`]: the envelope wire format (binary and text), seal, open, rewrap.
 //! - [`tokens`]: tokenization — vaulted, FF1, pseudonyms, date shift — and masking.
+//! - [`csv_tokenize`]: columns of a CSV stream tokenized in batches (`phivault tokenize-csv`).
 //! - [`policy`], [`session`], [`audit`]: who may do what (default deny, break-the-glass),
 //!   one decision point for every call, and the tamper-evident audit log.
 //! - [`stream`]: segmented streaming encryption of large files, with random access.
@@ -42,6 +43,7 @@ pub mod backend;
 pub mod backup;
 mod codec;
 pub mod context;
+pub mod csv_tokenize;
 pub mod envelope;
 pub mod error;
 #[doc(hidden)]

@@ -24,6 +24,8 @@
 //! - [`lifecycle`]: key lifecycle: rewrap, retire (minimum decryption version), destroy,
 //!   re-encrypt.
 //! - [`stream`]: streaming encryption of large files by path (constant memory).
+//! - `fuzzing` (hidden): the `c_api` fuzz target, which calls the exported functions with
+//!   arbitrary bytes and lengths (`fuzz/`, replayed by this crate's unit tests).
 //!
 //! ## Conventions (docs/c-api.md has the whole contract)
 //! Names are `pv_<object>_<verb>`; handles are opaque; `pv_x_free(NULL)` is a no-op; outputs
@@ -45,6 +47,9 @@ pub mod buffer;
 pub mod context;
 pub mod error;
 pub mod ffi;
+// The `c_api` fuzz target (fuzz/ffi-rlib links this crate as an rlib); not part of the C API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lifecycle;
 pub mod records;
 pub mod root;
