@@ -174,8 +174,8 @@ type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 #[derive(Default)]
 struct MemInner {
     map: Map,
-    /// When the map outgrows [`MemStore::TRIM_AT`] entries (audit entries of a long fuzzing
-    /// run), it is reset to this state, so memory stays bounded.
+    /// When the map outgrows [`MemStore::TRIM_AT`] entries (audit entries and tokens of a long
+    /// fuzzing run), it is reset to this state between two inputs, so memory stays bounded.
     base: Option<Map>,
 }
 
@@ -213,13 +213,21 @@ impl MemStore {
         g.base = Some(g.map.clone());
     }
 
-    fn apply(&self, ops: Vec<WriteOp>) {
+    /// Resets the map to the base state when it has outgrown [`MemStore::TRIM_AT`]. Called
+    /// only between two fuzz inputs ([`between_inputs`]): a reset in the middle of an operation
+    /// would drop entries it has just written (a vaulted token without its entry, found by
+    /// `csv_tokenize`) and fail a property for a reason that is the fixture's, not phivault's.
+    fn trim(&self) {
         let mut g = self.inner();
         if g.map.len() > Self::TRIM_AT
             && let Some(base) = g.base.clone()
         {
             g.map = base;
         }
+    }
+
+    fn apply(&self, ops: Vec<WriteOp>) {
+        let mut g = self.inner();
         for op in ops {
             match op {
                 WriteOp::Put { space, key, value } => {
@@ -366,6 +374,8 @@ struct Known {
 
 struct Fixture {
     vault: Vault,
+    /// The fixed vault's store (trimmed between inputs).
+    store: MemStore,
     /// The store right after setup.
     snapshot: Map,
     vault_id: String,
@@ -467,6 +477,7 @@ fn build_fixture() -> Fixture {
     );
     store.set_base();
     Fixture {
+        store: store.clone(),
         vault_id: vault.vault_id_hex(),
         vault,
         snapshot,
@@ -478,9 +489,18 @@ fn build_fixture() -> Fixture {
     }
 }
 
+static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+
 fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(build_fixture)
+}
+
+/// Called first by every target: keeps the shared fixture's store bounded, at a point where no
+/// operation is under way.
+fn between_inputs() {
+    if let Some(fx) = FIXTURE.get() {
+        fx.store.trim();
+    }
 }
 
 impl Fixture {
@@ -638,12 +658,14 @@ fn check_vault_decrypt(data: &[u8]) {
 /// Binary envelope: parse, then open with the testkit KEK under the seed contexts with both
 /// backends; and the vault's decrypt path (keyring and subject-key lookups).
 pub fn envelope_binary(data: &[u8]) {
+    between_inputs();
     check_binary_envelope(data);
     check_vault_decrypt(data);
 }
 
 /// Text envelope (`pv1:<keyring>:<version>:<base64url>`): decode, and the vault's decrypt.
 pub fn envelope_text(data: &[u8]) {
+    between_inputs();
     check_vault_decrypt(data);
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -751,6 +773,7 @@ fn seal_from(input: &mut Input<'_>, allow_siv: bool) -> Option<Sealed> {
 /// key, both backends) from the input, then mutate it; any change must be rejected, as must
 /// another context, another key and another key version.
 pub fn envelope_tamper(data: &[u8]) {
+    between_inputs();
     let mut input = Input::new(data);
     let Some(s) = seal_from(&mut input, true) else {
         return;
@@ -797,6 +820,7 @@ pub fn envelope_tamper(data: &[u8]) {
 /// KEK, and through `Vault::rewrap_envelope`. A rewrap may succeed only on an authentic key
 /// part, and never changes whether or to what the envelope opens.
 pub fn rewrap(data: &[u8]) {
+    between_inputs();
     let mut input = Input::new(data);
     if input.u8() % 2 == 1 {
         return rewrap_raw(input.rest());
@@ -905,6 +929,7 @@ fn rewrap_raw(data: &[u8]) {
 /// forms, refuse a flipped bit or other AAD leaving no plaintext, and agree on arbitrary
 /// ciphertexts.
 pub fn aead_differential(data: &[u8]) {
+    between_inputs();
     let mut input = Input::new(data);
     let key: [u8; 32] = input.array();
     let nonce: [u8; NONCE_LEN] = input.array();
@@ -987,6 +1012,7 @@ pub fn aead_differential(data: &[u8]) {
 /// header with the fuzzer's mutations (odd). A header that opens must be the original one
 /// and give the original keys, or belong to another vault and open nothing of this one.
 pub fn vault_header(data: &[u8]) {
+    between_inputs();
     let fx = fixture();
     let mut input = Input::new(data);
     let original = fx
@@ -1032,6 +1058,7 @@ pub fn vault_header(data: &[u8]) {
 /// (decoded directly, and sealed in the store), subject keys, field definitions, erasure
 /// records, record values, vaulted token values, key files.
 pub fn metadata_records(data: &[u8]) {
+    between_inputs();
     let mut input = Input::new(data);
     match input.u8() % 8 {
         0 => keyring_record(input.rest()),
@@ -1195,6 +1222,7 @@ fn key_file(bytes: &[u8]) {
 /// must tokenize to the token again; vaulted tokens resolve only to their own values;
 /// pseudonyms never detokenize.
 pub fn detokenize(data: &[u8]) {
+    between_inputs();
     let fx = fixture();
     let mut input = Input::new(data);
     let field = FIELDS[usize::from(input.u8()) % FIELDS.len()];
@@ -1275,6 +1303,7 @@ pub fn detokenize(data: &[u8]) {
 /// a subject: a value that tokenizes keeps its length and its non-alphabet characters, and
 /// detokenizes back to itself.
 pub fn ff1_roundtrip(data: &[u8]) {
+    between_inputs();
     let fx = fixture();
     let mut input = Input::new(data);
     let sel = input.u8();
@@ -1349,6 +1378,7 @@ pub fn ff1_roundtrip(data: &[u8]) {
 /// Field schemas in TOML: whatever parses validates, round-trips through TOML, and can be
 /// defined in a vault.
 pub fn field_schema_toml(data: &[u8]) {
+    between_inputs();
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -1377,6 +1407,7 @@ pub fn field_schema_toml(data: &[u8]) {
 /// denied everything; a plaintext grant implies the masked and redacted ones; break-the-glass
 /// needs a reason.
 pub fn policy_toml(data: &[u8]) {
+    between_inputs();
     use crate::audit::{Action, Outcome};
     use crate::policy::{Caller, Policy, Resource};
     let mut input = Input::new(data);
@@ -1481,6 +1512,7 @@ pub fn policy_toml(data: &[u8]) {
 /// even), or the fixed vault's log with one entry or the head anchor changed, removed or
 /// replaced (odd). A decoded entry round-trips; a changed log never verifies.
 pub fn audit_log(data: &[u8]) {
+    between_inputs();
     let mut input = Input::new(data);
     let mode = input.u8();
     if mode.is_multiple_of(2) {
@@ -1671,6 +1703,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// column is `CsvColumnMissing` naming it, and the message contains no cell of the input
 /// longer than 3 bytes (beyond the caller's own names).
 pub fn csv_tokenize(data: &[u8]) {
+    between_inputs();
     let _ = csv_tokenize_checked(data);
 }
 
