@@ -480,12 +480,13 @@ fn pool(dir: &Path) {
             })
             .fold(0.0, f64::max)
     };
-    let mut serial = Vec::new();
-    for (_, w) in &workloads {
-        serial.push(measure(&vault, w));
-    }
-    vault.set_threads(2).expect("pool");
-    for ((name, w), one) in workloads.iter().zip(serial) {
+    // Each workload on the calling thread and then on the pool, back to back: what ran before
+    // (bulk durable writes) slows later CPU-bound work in the same process (benches/RESULTS.md),
+    // so the two figures of a row are taken as close together as possible.
+    for (name, w) in &workloads {
+        vault.set_threads(1).expect("serial");
+        let one = measure(&vault, w);
+        vault.set_threads(2).expect("pool");
         let two = measure(&vault, w);
         println!(
             "{}",
