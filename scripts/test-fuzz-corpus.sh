@@ -5,5 +5,7 @@
 # Needs no cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test -p phivault --test fuzz_replay
-cargo test -p phivault-ffi --lib fuzzing::
+# Selected across the workspace (not with -p): the same feature set as `cargo test --workspace`,
+# so nothing is rebuilt after scripts/test-all.sh's test run.
+cargo test --workspace --test fuzz_replay
+cargo test --workspace --lib fuzzing::
