@@ -454,11 +454,8 @@ impl Vault {
         opts: VaultOptions,
     ) -> Result<Vault> {
         match database_url(location.as_ref())? {
-            Some(url) => {
-                let mut v = Vault::create_in(database_store(url)?, root, opts.backend)?;
-                v.set_threads(opts.threads)?;
-                Ok(v)
-            }
+            Some(url) => Vault::create_in(database_store(url)?, root, opts.backend)?
+                .with_threads(opts.threads),
             None => Vault::create_with(location, root, opts),
         }
     }
@@ -471,9 +468,7 @@ impl Vault {
     ) -> Result<Vault> {
         match database_url(location.as_ref())? {
             Some(url) => {
-                let mut v = Vault::open_in(database_store(url)?, root, opts.backend)?;
-                v.set_threads(opts.threads)?;
-                Ok(v)
+                Vault::open_in(database_store(url)?, root, opts.backend)?.with_threads(opts.threads)
             }
             None => Vault::open_with(location, root, opts),
         }
@@ -484,6 +479,12 @@ impl Vault {
     pub fn set_threads(&mut self, threads: usize) -> Result<()> {
         self.parallel = crate::parallel::Parallel::new(threads)?;
         Ok(())
+    }
+
+    /// [`Vault::set_threads`] on an owned vault (the stores opened without `VaultOptions`).
+    fn with_threads(mut self, threads: usize) -> Result<Vault> {
+        self.set_threads(threads)?;
+        Ok(self)
     }
 
     /// How many threads batch calls use (1: the calling thread only).
