@@ -21,6 +21,14 @@
 //! The PIN is held in memory (zeroized on drop) for the life of the source. Every open costs one
 //! session, one login and one `C_Decrypt` on the token; wrapping (create, root rotation) one
 //! `C_Encrypt`. Anyone who holds the token and its PIN can unwrap the vault master key.
+//!
+//! PKCS#11 login state belongs to the whole process, not to a session: while one vault's
+//! session is logged in, the token answers another `C_Login` with "already logged in" without
+//! checking its PIN. So every new session logs the process out and logs in with its own PIN
+//! (a wrong PIN is `Error::WrongRootKey` whatever else is open), and open keys log in again
+//! with their verified PIN, and look their key handle up again, before each token operation.
+//! Token work in one process is serialised by a lock; a wrong PIN counts against the token's
+//! retry limit, as it should.
 
 use crate::kdf;
 use crate::root::{RootKey, RootKeySource, RootParams};
@@ -80,6 +88,19 @@ fn token_error(_: cryptoki::error::Error) -> Error {
     Error::Crypto("PKCS#11 token operation failed")
 }
 
+/// Logs `session` in again with a PIN the token accepted when the key was unlocked: a later
+/// [`Pkcs11Root`] session logs the whole process out before it checks its own PIN, and a wrong
+/// PIN leaves it logged out. "Already logged in" is fine here, the PIN was verified before.
+fn relogin(session: &Session, pin: &Zeroizing<String>) -> Result<()> {
+    match session.login(UserType::User, Some(&AuthPin::new(pin.as_str().into()))) {
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+            Ok(())
+        }
+        Err(e) => Err(token_error(e)),
+    }
+}
+
 /// A root key source on a PKCS#11 token: module, token label, user PIN, and the label of the
 /// AES key that new vaults (and root rotations) use.
 pub struct Pkcs11Root {
@@ -127,19 +148,27 @@ impl Pkcs11Root {
         &self.key_label
     }
 
+    /// A new session, logged in with this source's PIN. The PIN is always checked by the token:
+    /// login state is shared by every session of the process, so a `C_Login` while another
+    /// vault's session is logged in would answer "already logged in" without looking at the
+    /// PIN. The process is logged out first (under the token lock; open keys log in again with
+    /// their verified PIN before their next operation, see [`relogin`]).
     fn session(&self) -> Result<Session> {
         let m = module(&self.module)?;
         let slot = self.slot(&m)?;
         let session = m.open_rw_session(slot).map_err(token_error)?;
+        match session.logout() {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserNotLoggedIn, _)) => {
+            }
+            Err(e) => return Err(token_error(e)),
+        }
         match session.login(
             UserType::User,
             Some(&AuthPin::new(self.pin.as_str().into())),
         ) {
             Ok(()) => Ok(session),
-            Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::UserAlreadyLoggedIn,
-                _,
-            )) => Ok(session),
+            // After the logout nothing else may have logged in: fail closed.
             Err(_) => Err(Error::WrongRootKey),
         }
     }
@@ -259,10 +288,11 @@ impl RootKeySource for Pkcs11Root {
         let label = Self::label_of(params)?;
         let _token = token_lock()?;
         let session = self.session()?;
-        let key = Self::find_key(&session, label)?.ok_or(Error::WrongRootKey)?;
+        Self::find_key(&session, label)?.ok_or(Error::WrongRootKey)?;
         Ok(Box::new(Pkcs11Key {
             session: Mutex::new(Some(session)),
-            key,
+            label: label.to_owned(),
+            pin: self.pin.clone(),
         }))
     }
 }
@@ -270,7 +300,11 @@ impl RootKeySource for Pkcs11Root {
 /// An AES key on the token, with a logged-in session.
 struct Pkcs11Key {
     session: Mutex<Option<Session>>,
-    key: ObjectHandle,
+    /// The key's label. Its handle is looked up per operation: tokens (SoftHSM2 among them)
+    /// invalidate handles of private objects when the process logs out.
+    label: String,
+    /// The PIN the token accepted at unlock, to log in again after another source's check.
+    pin: Zeroizing<String>,
 }
 
 impl Drop for Pkcs11Key {
@@ -283,12 +317,9 @@ impl Drop for Pkcs11Key {
     }
 }
 
-impl RootKey for Pkcs11Key {
-    fn wrap(&self, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>> {
-        let mut iv = [0u8; IV_LEN];
-        kdf::fill_random(&mut iv)?;
-        let mut iv_param = iv;
-        let params = GcmParams::new(&mut iv_param, aad, TAG_BITS.into()).map_err(token_error)?;
+impl Pkcs11Key {
+    /// Runs `op` with the session logged in and the key's current handle, under the token lock.
+    fn with_key<T>(&self, op: impl FnOnce(&Session, ObjectHandle) -> Result<T>) -> Result<T> {
         let _token = token_lock()?;
         let guard = self
             .session
@@ -297,9 +328,23 @@ impl RootKey for Pkcs11Key {
         let session = guard
             .as_ref()
             .ok_or(Error::Crypto("PKCS#11 session closed"))?;
-        let ct = session
-            .encrypt(&Mechanism::AesGcm(params), self.key, secret)
-            .map_err(token_error)?;
+        relogin(session, &self.pin)?;
+        let key = Pkcs11Root::find_key(session, &self.label)?.ok_or(Error::WrongRootKey)?;
+        op(session, key)
+    }
+}
+
+impl RootKey for Pkcs11Key {
+    fn wrap(&self, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>> {
+        let mut iv = [0u8; IV_LEN];
+        kdf::fill_random(&mut iv)?;
+        let mut iv_param = iv;
+        let params = GcmParams::new(&mut iv_param, aad, TAG_BITS.into()).map_err(token_error)?;
+        let ct = self.with_key(|session, key| {
+            session
+                .encrypt(&Mechanism::AesGcm(params), key, secret)
+                .map_err(token_error)
+        })?;
         let mut out = Vec::with_capacity(IV_LEN + ct.len());
         out.extend_from_slice(&iv);
         out.extend_from_slice(&ct);
@@ -313,17 +358,11 @@ impl RootKey for Pkcs11Key {
         let mut iv = [0u8; IV_LEN];
         iv.copy_from_slice(&wrapped[..IV_LEN]);
         let params = GcmParams::new(&mut iv, aad, TAG_BITS.into()).map_err(token_error)?;
-        let _token = token_lock()?;
-        let guard = self
-            .session
-            .lock()
-            .map_err(|_| Error::Crypto("lock poisoned"))?;
-        let session = guard
-            .as_ref()
-            .ok_or(Error::Crypto("PKCS#11 session closed"))?;
-        let plain = session
-            .decrypt(&Mechanism::AesGcm(params), self.key, &wrapped[IV_LEN..])
-            .map_err(|_| Error::WrongRootKey)?;
+        let plain = self.with_key(|session, key| {
+            session
+                .decrypt(&Mechanism::AesGcm(params), key, &wrapped[IV_LEN..])
+                .map_err(|_| Error::WrongRootKey)
+        })?;
         Ok(SecretBytes::new(plain))
     }
 }

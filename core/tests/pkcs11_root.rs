@@ -5,7 +5,7 @@
 
 #![cfg(feature = "pkcs11")]
 
-use phivault::root::KeyFile;
+use phivault::root::{KeyFile, RootKeySource};
 use phivault::root_pkcs11::Pkcs11Root;
 use phivault::{Error, Key32, Vault};
 
@@ -100,6 +100,42 @@ fn a_wrong_pin_is_refused() {
         Vault::open(dir.path().join("v"), &bad),
         Err(Error::WrongRootKey)
     ));
+    assert!(Vault::open(dir.path().join("v"), &good).is_ok());
+}
+
+/// PKCS#11 login state belongs to the whole process: while one key holds a logged-in session,
+/// the token answers a second `C_Login` with "already logged in" whatever the PIN. A wrong PIN
+/// must still be refused, and the key that was open must keep working afterwards.
+#[test]
+fn a_wrong_pin_is_refused_while_another_session_is_logged_in() {
+    let Some(good) = hsm("pv-pin-held") else {
+        return;
+    };
+    good.generate_key().expect("generate");
+    let dir = tempfile::tempdir().expect("tmp");
+    Vault::create(dir.path().join("v"), &good).expect("create");
+    let held = good
+        .unlock(&good.new_params().expect("params"))
+        .expect("unlock");
+    let wrapped = held.wrap(b"aad", b"secret").expect("wrap");
+
+    let module = std::env::var("PHIVAULT_PKCS11_MODULE").expect("module");
+    let token = std::env::var("PHIVAULT_PKCS11_TOKEN").expect("token");
+    let bad = Pkcs11Root::new(module, &token, "000000", "pv-pin-held").expect("source");
+    assert!(matches!(
+        Vault::open(dir.path().join("v"), &bad),
+        Err(Error::WrongRootKey)
+    ));
+    assert!(matches!(
+        bad.unlock(&good.new_params().expect("params")),
+        Err(Error::WrongRootKey)
+    ));
+    // The wrong PIN logged the process out; the held key logs in again with its own PIN.
+    let back = held
+        .unwrap(b"aad", &wrapped)
+        .expect("unwrap after the refused PIN");
+    assert_eq!(back.expose(), b"secret");
+    assert!(held.wrap(b"aad", b"again").is_ok());
     assert!(Vault::open(dir.path().join("v"), &good).is_ok());
 }
 
