@@ -843,6 +843,17 @@ pub fn is_text(data: &[u8]) -> bool {
     text_version(data).is_some()
 }
 
+/// The binary form of an envelope given in either form: `data` itself when it is binary, the
+/// decoded text form ([`from_text`]) otherwise. Nothing is checked beyond what [`from_text`]
+/// checks; parse the result with [`Envelope::parse`].
+pub fn to_binary(data: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    if !is_text(data) {
+        return Ok(std::borrow::Cow::Borrowed(data));
+    }
+    let text = std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?;
+    Ok(std::borrow::Cow::Owned(from_text(text)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

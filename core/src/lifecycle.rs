@@ -20,6 +20,7 @@
 //! against its envelope's commitment before wrapping it again, so it never launders a damaged
 //! envelope into a valid-looking one.
 
+use crate::codec;
 use crate::envelope::{self, Envelope};
 use crate::keyring::now_unix;
 use crate::records::RECORD_FORMAT;
@@ -338,7 +339,9 @@ impl Vault {
         let checkpoint = self
             .store
             .get(Space::Meta, CHECKPOINT_KEY)?
-            .and_then(|bytes| postcard::from_bytes::<Checkpoint>(&bytes).ok());
+            // A damaged checkpoint only costs a restart from the beginning (rewrapping is
+            // idempotent), so it is ignored rather than reported.
+            .and_then(|bytes| codec::decode_exact::<Checkpoint>(&bytes, "rewrap checkpoint").ok());
         if let Some(cp) = checkpoint
             && cp.keyring == opts.keyring
             && cp.actives == actives
@@ -522,15 +525,9 @@ impl Vault {
             "re-encrypt envelope".into(),
         )?;
         let text = envelope::is_text(data);
-        let bin = if text {
-            envelope::from_text(
-                std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?,
-            )?
-        } else {
-            data.to_vec()
-        };
+        let bin = envelope::to_binary(data)?;
         let env = Envelope::parse(&bin)?;
-        let plaintext = self.decrypt_unguarded(&bin, ctx)?;
+        let plaintext = self.decrypt_parsed(&env, ctx)?;
         let out = if let Some(id) = env.subject_key_id() {
             let key = self.subject_key_by_id(id)?;
             let id: [u8; envelope::SUBJECT_ID_LEN] =
@@ -583,9 +580,7 @@ impl Vault {
         ScanIter::new(self.store.as_ref(), Space::Erasure, Vec::new())
             .map(|e| {
                 let (_, v) = e?;
-                postcard::from_bytes(&v).map_err(|_| Error::CorruptMetadata {
-                    what: "erasure record",
-                })
+                codec::decode_exact(&v, "erasure record")
             })
             .collect()
     }

@@ -27,6 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::Result;
 use crate::audit::{Action, Target};
 use crate::context::Context;
 use crate::envelope::{self, Envelope};
@@ -34,7 +35,6 @@ use crate::policy::{Caller, Resource};
 use crate::records::PutOptions;
 use crate::tokens::View;
 use crate::vault::{EncryptOptions, Vault};
-use crate::{Error, Result};
 use zeroize::Zeroizing;
 
 /// A vault used by one caller: every call is authorized and audited.
@@ -59,15 +59,6 @@ fn detok_action(view: View) -> Action {
         View::Masked => Action::DetokenizeMasked,
         _ => Action::DetokenizeRedacted,
     }
-}
-
-fn keyring_of(data: &[u8]) -> Result<String> {
-    if envelope::is_text(data) {
-        let text = std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?;
-        let bin = envelope::from_text(text)?;
-        return Ok(Envelope::parse(&bin)?.keyring().to_owned());
-    }
-    Ok(Envelope::parse(data)?.keyring().to_owned())
 }
 
 impl<'v> Session<'v> {
@@ -127,9 +118,11 @@ impl<'v> Session<'v> {
 
     /// [`Vault::decrypt`] as this caller.
     pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
-        let k = keyring_of(envelope)?;
-        self.allow(Action::Decrypt, Resource::Keyring(&k), target(&k, None, 1))?;
-        self.vault.decrypt_unguarded(envelope, ctx)
+        let bin = envelope::to_binary(envelope)?;
+        let env = Envelope::parse(&bin)?;
+        let k = env.keyring();
+        self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, 1))?;
+        self.vault.decrypt_parsed(&env, ctx)
     }
 
     /// [`Vault::encrypt_many`] as this caller (one policy decision and one audit entry for
@@ -157,9 +150,14 @@ impl<'v> Session<'v> {
         envelopes: &[T],
         ctx: &Context,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        let mut keyrings: Vec<(String, usize)> = Vec::new();
-        for e in envelopes {
-            let k = keyring_of(e.as_ref())?;
+        // Text forms are decoded once, here; the vault parses the binary headers again (cheap).
+        let bins = envelopes
+            .iter()
+            .map(|e| envelope::to_binary(e.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut keyrings: Vec<(&str, usize)> = Vec::new();
+        for bin in &bins {
+            let k = Envelope::parse(bin)?.keyring();
             match keyrings.iter_mut().find(|(name, _)| *name == k) {
                 Some((_, n)) => *n += 1,
                 None => keyrings.push((k, 1)),
@@ -168,7 +166,7 @@ impl<'v> Session<'v> {
         for (k, n) in &keyrings {
             self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, *n))?;
         }
-        self.vault.decrypt_many_unguarded(envelopes, ctx)
+        self.vault.decrypt_many_unguarded(&bins, ctx)
     }
 
     /// [`Vault::put`] as this caller.
@@ -382,7 +380,7 @@ impl Vault {
     }
 
     /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
-    /// context or a wrong key gives [`Error::AuthenticationFailed`]; a retired or destroyed key
+    /// context or a wrong key gives [`Error::AuthenticationFailed`](crate::Error::AuthenticationFailed); a retired or destroyed key
     /// version is named. As the owner; audited.
     pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
         self.owner().decrypt(envelope, ctx)
@@ -475,7 +473,7 @@ impl Vault {
     }
 
     /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
-    /// vaulted tokens give [`Error::InvalidToken`]; pseudonyms cannot be detokenized.
+    /// vaulted tokens give [`Error::InvalidToken`](crate::Error::InvalidToken); pseudonyms cannot be detokenized.
     pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
         self.owner().detokenize(field, token, view)
     }

@@ -899,18 +899,18 @@ impl Vault {
         envelope: &[u8],
         ctx: &Context,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        if envelope::is_text(envelope) {
-            let text = std::str::from_utf8(envelope).map_err(|_| Error::AuthenticationFailed)?;
-            let bin = envelope::from_text(text)?;
-            return self.decrypt_binary(&bin, ctx);
-        }
-        self.decrypt_binary(envelope, ctx)
+        let bin = envelope::to_binary(envelope)?;
+        self.decrypt_parsed(&Envelope::parse(&bin)?, ctx)
     }
 
-    fn decrypt_binary(&self, bytes: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
-        let env = Envelope::parse(bytes)?;
+    /// Decrypts a parsed envelope (for callers that looked at its header first).
+    pub(crate) fn decrypt_parsed(
+        &self,
+        env: &Envelope<'_>,
+        ctx: &Context,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if env.subject_key_id().is_some() {
-            return self.decrypt_subject(&env, ctx);
+            return self.decrypt_subject(env, ctx);
         }
         let kek = match self
             .keyring(env.keyring())?
@@ -927,7 +927,7 @@ impl Vault {
             }
             other => other?,
         };
-        Ok(envelope::open(self.backend, &env, &kek, ctx)?.into_zeroizing())
+        Ok(envelope::open(self.backend, env, &kek, ctx)?.into_zeroizing())
     }
 
     fn decrypt_subject(&self, env: &Envelope<'_>, ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
