@@ -41,6 +41,7 @@
 pub mod audit;
 pub mod backend;
 pub mod backup;
+mod cache;
 mod codec;
 pub mod context;
 pub mod csv_tokenize;

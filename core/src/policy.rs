@@ -31,6 +31,7 @@ use crate::tokens::View;
 use crate::vault::Vault;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// The built-in principal with every right: the holder of the root key.
@@ -287,15 +288,16 @@ impl Policy {
 impl Vault {
     /// The stored policy (empty — only the owner may act — if none was set).
     pub fn policy(&self) -> Result<Policy> {
-        if let Some(p) = self
-            .policy_cache
-            .read()
-            .map_err(|_| Error::AuditUnavailable)?
-            .as_ref()
-        {
-            return Ok(p.clone());
+        Ok(Policy::clone(&*self.current_policy()?))
+    }
+
+    /// The policy from the cache, or read from the store (another process may change it: the
+    /// cache is re-read after [`crate::vault::CACHE_TTL_SECS`]).
+    fn current_policy(&self) -> Result<Arc<Policy>> {
+        if let Some(p) = self.policy_cache.get("")? {
+            return Ok(p);
         }
-        let policy = match self.store.get(Space::Meta, POLICY_KEY)? {
+        let policy = Arc::new(match self.store.get(Space::Meta, POLICY_KEY)? {
             None => Policy::default(),
             Some(sealed) => {
                 let plain = self.unseal_meta(&[b"policy"], &sealed).map_err(|_| {
@@ -305,11 +307,8 @@ impl Vault {
                 })?;
                 crate::codec::decode_exact(plain.expose(), "policy")?
             }
-        };
-        *self
-            .policy_cache
-            .write()
-            .map_err(|_| Error::AuditUnavailable)? = Some(policy.clone());
+        });
+        self.policy_cache.insert("", policy.clone())?;
         Ok(policy)
     }
 
@@ -346,10 +345,7 @@ impl Vault {
             vec![put],
         )?;
         self.store.sync()?;
-        *self
-            .policy_cache
-            .write()
-            .map_err(|_| Error::AuditUnavailable)? = Some(policy.clone());
+        self.policy_cache.insert("", Arc::new(policy.clone()))?;
         Ok(())
     }
 
@@ -365,7 +361,7 @@ impl Vault {
         let outcome = if caller.is_owner() {
             Outcome::Allowed
         } else {
-            self.policy()?.decide(caller, action, resource)
+            self.current_policy()?.decide(caller, action, resource)
         };
         self.audit_append(
             crate::audit::Record {

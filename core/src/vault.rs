@@ -13,6 +13,7 @@
 //! ```
 
 use crate::backend::{AeadKey, Backend};
+use crate::cache::SharedCache;
 use crate::context::Context;
 use crate::envelope::{self, Envelope};
 use crate::kdf::{self, Mac, label};
@@ -24,17 +25,18 @@ use crate::secret::Key32;
 use crate::store::{Durability, SledStore, Space, Store, WriteOp};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// The vault-header format version this code writes.
 pub const HEADER_FORMAT: u32 = 1;
 const HEADER_KEY: &[u8] = b"header";
-/// Longest time a cached keyring is used before it is read again from the store (seconds).
-pub const KEYRING_CACHE_TTL_SECS: u64 = 5;
+pub use crate::cache::CACHE_TTL_SECS;
+/// Longest time a cached keyring is used before it is read again from the store (seconds);
+/// the same bound as [`CACHE_TTL_SECS`], which also covers field definitions and the policy.
+pub const KEYRING_CACHE_TTL_SECS: u64 = CACHE_TTL_SECS;
 const VMK_AAD_LABEL: &[u8] = b"PVM1";
 const KEYRING_AAD_LABEL: &[u8] = b"PVK1";
 const META_AAD_LABEL: &[u8] = b"PVX1";
@@ -200,13 +202,13 @@ pub struct Vault {
     vault_id: [u8; 16],
     root_kind: String,
     pub(crate) keys: VaultKeys,
-    keyrings: RwLock<HashMap<String, Arc<Keyring>>>,
-    /// When `keyrings` was last emptied (Unix seconds): see [`KEYRING_CACHE_TTL_SECS`].
-    keyrings_at: std::sync::atomic::AtomicU64,
+    /// Loaded keyrings, re-read after [`CACHE_TTL_SECS`] (another process may rotate).
+    keyrings: SharedCache<Arc<Keyring>>,
     keyring_writes: Mutex<()>,
     pub(crate) tokens: crate::tokens::TokenState,
     pub(crate) audit: crate::audit::AuditState,
-    pub(crate) policy_cache: RwLock<Option<crate::policy::Policy>>,
+    /// The policy, under the name `""`; re-read after [`CACHE_TTL_SECS`].
+    pub(crate) policy_cache: SharedCache<Arc<crate::policy::Policy>>,
     header_slot: HeaderSlot,
     header: Mutex<VaultHeader>,
     vmk: Key32,
@@ -576,12 +578,11 @@ impl Vault {
             vault_id: header.vault_id,
             root_kind: header.root.kind().to_owned(),
             keys: VaultKeys::derive(vmk)?,
-            keyrings: RwLock::new(HashMap::new()),
-            keyrings_at: std::sync::atomic::AtomicU64::new(now_unix()),
+            keyrings: SharedCache::new(),
             keyring_writes: Mutex::new(()),
             tokens: crate::tokens::TokenState::default(),
             audit: crate::audit::AuditState::default(),
-            policy_cache: RwLock::new(None),
+            policy_cache: SharedCache::new(),
             header_slot,
             header: Mutex::new(header.clone()),
             vmk: vmk.clone(),
@@ -712,29 +713,15 @@ impl Vault {
 
     /// The loaded keyring `name` (cached).
     pub(crate) fn keyring(&self, name: &str) -> Result<Arc<Keyring>> {
-        // Bounded staleness when processes share a store (PostgreSQL): the cache is emptied
-        // every KEYRING_CACHE_TTL_SECS, so another process's rotation, retirement or
-        // destruction is seen within that time; decryption re-reads an unknown version at once.
-        use std::sync::atomic::Ordering::Relaxed;
-        let (now, at) = (now_unix(), self.keyrings_at.load(Relaxed));
-        if now.saturating_sub(at) >= KEYRING_CACHE_TTL_SECS
-            && self
-                .keyrings_at
-                .compare_exchange(at, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            self.keyrings.write().map_err(|_| poisoned())?.clear();
-        }
-        if let Some(k) = self.keyrings.read().map_err(|_| poisoned())?.get(name) {
-            return Ok(k.clone());
+        // Bounded staleness when processes share a store (PostgreSQL): see `cache`.
+        // Decryption re-reads a keyring at once when it meets an unknown version.
+        if let Some(k) = self.keyrings.get(name)? {
+            return Ok(k);
         }
         envelope::check_keyring_name(name)?;
         let (rec, _) = self.read_keyring_record(name)?;
         let loaded = Arc::new(rec.load(self.backend)?);
-        self.keyrings
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(name.to_owned(), loaded.clone());
+        self.keyrings.insert(name, loaded.clone())?;
         Ok(loaded)
     }
 
@@ -758,11 +745,8 @@ impl Vault {
                 what: "keyring changed underneath",
             });
         }
-        let loaded = Arc::new(rec.load(self.backend)?);
         self.keyrings
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(name.to_owned(), loaded);
+            .insert(name, Arc::new(rec.load(self.backend)?))?;
         Ok(out)
     }
 
@@ -788,10 +772,7 @@ impl Vault {
         }
         let loaded = Arc::new(rec.load(self.backend)?);
         let info = loaded.info();
-        self.keyrings
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(name.to_owned(), loaded);
+        self.keyrings.insert(name, loaded)?;
         Ok(info)
     }
 
@@ -918,10 +899,7 @@ impl Vault {
         {
             // A version another process created after this one loaded the keyring: re-read it.
             Err(Error::UnknownKeyVersion { .. }) => {
-                self.keyrings
-                    .write()
-                    .map_err(|_| poisoned())?
-                    .remove(env.keyring());
+                self.keyrings.remove(env.keyring())?;
                 self.keyring(env.keyring())?
                     .decrypting_kek(env.key_version())?
             }
@@ -1025,6 +1003,7 @@ pub(crate) fn check_caller_context(ctx: &Context) -> Result<()> {
 /// Prefix of context keys reserved for phivault.
 pub const RESERVED_CONTEXT_PREFIX: &str = "phivault.";
 
-fn poisoned() -> Error {
+/// The error of a lock poisoned by a panic elsewhere.
+pub(crate) fn poisoned() -> Error {
     Error::Crypto("a lock was poisoned by a panic in another thread")
 }

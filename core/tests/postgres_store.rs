@@ -8,11 +8,12 @@
 #![cfg(feature = "postgres")]
 
 use phivault::lifecycle::RewrapOptions;
+use phivault::policy::{Caller, Policy};
 use phivault::root::KeyFile;
 use phivault::store::postgres::{PgOptions, SCHEMA_VERSION};
 use phivault::store::{CasItem, PgStore, Space, Store, WriteOp};
-use phivault::tokens::View;
-use phivault::{Backend, Context, Key32, Vault};
+use phivault::tokens::{FieldSpec, TokenKind, View};
+use phivault::{Backend, Context, Error, Key32, Vault};
 use std::collections::HashSet;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -546,6 +547,8 @@ fn migrate_copies_a_sled_vault_and_verifies() {
     );
 }
 
+/// Another process's rotation, field redefinition and policy change are all seen within the
+/// cache bound (`phivault::vault::CACHE_TTL_SECS`).
 #[test]
 fn a_rotation_in_one_process_is_seen_by_another() {
     let Some(url) = url() else { return };
@@ -564,9 +567,35 @@ fn a_rotation_in_one_process_is_seen_by_another() {
         &*b.decrypt(&after, &ctx).expect("decrypt new version"),
         b"y"
     );
-    // and after the cache TTL b encrypts under v2 as well
-    std::thread::sleep(Duration::from_secs(
-        phivault::vault::KEYRING_CACHE_TTL_SECS + 1,
+
+    // A field and a policy that b has loaded, then changed by a.
+    let mut pid = FieldSpec::new("pid", TokenKind::Pseudonym);
+    pid.project = "study-1".into();
+    a.define_field(pid.clone()).expect("define");
+    a.set_policy(
+        &Policy::from_toml(
+            "[[principal]]\nname = \"analyst\"\nroles = [\"research\"]\n\n\
+             [[rule]]\nroles = [\"research\"]\npurposes = [\"research\"]\n\
+             actions = [\"tokenize\"]\nfields = [\"pid\"]\n",
+        )
+        .expect("policy"),
+    )
+    .expect("set policy");
+    let analyst = || b.session(Caller::new("analyst", "research"));
+    let old_token = analyst().tokenize("pid", "MRN-7").expect("allowed");
+    pid.project = "study-2".into();
+    a.define_field(pid).expect("redefine");
+    a.set_policy(&Policy::default()).expect("revoke");
+    let new_token = a.tokenize("pid", "MRN-7").expect("tokenize");
+    assert_ne!(old_token, new_token);
+
+    // After the cache TTL b encrypts under v2, uses the new field definition, and applies the
+    // new policy (the analyst's access is gone).
+    std::thread::sleep(Duration::from_secs(phivault::vault::CACHE_TTL_SECS + 1));
+    assert_eq!(b.tokenize("pid", "MRN-7").expect("tokenize"), new_token);
+    assert!(matches!(
+        analyst().tokenize("pid", "MRN-7"),
+        Err(Error::AccessDenied { .. })
     ));
     let text = b
         .encrypt_text(b"z", &ctx, &phivault::EncryptOptions::new())

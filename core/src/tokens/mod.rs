@@ -32,6 +32,7 @@ pub use mask::View;
 pub use pseudonym::PREFIX as PSEUDONYM_PREFIX;
 pub use spec::{FieldSpec, Shape, TOKENS_KEYRING, TokenKind, presets};
 
+use crate::cache::SharedCache;
 use crate::envelope::Kek;
 use crate::kdf::{self, Mac, label};
 use crate::secret::Key32;
@@ -39,8 +40,7 @@ use crate::store::{ScanIter, Space};
 use crate::vault::Vault;
 use crate::{Error, Result};
 use alphabet::Alphabet;
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
 /// Longest value accepted for tokenization, in bytes.
@@ -58,7 +58,9 @@ pub(crate) struct Field {
 /// Tokenization state of an open vault.
 #[derive(Default)]
 pub(crate) struct TokenState {
-    fields: RwLock<HashMap<String, Arc<Field>>>,
+    /// Loaded fields (with their derived keys), re-read after
+    /// [`CACHE_TTL_SECS`](crate::vault::CACHE_TTL_SECS): another process may redefine one.
+    fields: SharedCache<Arc<Field>>,
 }
 
 /// The keys a field operation needs: the field's own (derived from a KEK version or from the
@@ -165,8 +167,8 @@ fn invalid_token(field: &Field) -> Error {
 impl Vault {
     /// The field `name`: a defined one, or a preset.
     pub(crate) fn field(&self, name: &str) -> Result<Arc<Field>> {
-        if let Some(f) = self.tokens.fields.read().map_err(|_| poisoned())?.get(name) {
-            return Ok(f.clone());
+        if let Some(f) = self.tokens.fields.get(name)? {
+            return Ok(f);
         }
         let spec = match self.store.get(Space::Field, name.as_bytes())? {
             Some(sealed) => self.unseal_field(name, &sealed)?,
@@ -183,11 +185,7 @@ impl Vault {
             ff1: OnceLock::new(),
             mac: OnceLock::new(),
         });
-        self.tokens
-            .fields
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(name.to_owned(), f.clone());
+        self.tokens.fields.insert(name, f.clone())?;
         Ok(f)
     }
 
@@ -227,11 +225,7 @@ impl Vault {
             key: spec.name.as_bytes().to_vec(),
             value: sealed,
         }])?;
-        self.tokens
-            .fields
-            .write()
-            .map_err(|_| poisoned())?
-            .remove(&spec.name);
+        self.tokens.fields.remove(&spec.name)?;
         Ok(())
     }
 
@@ -439,10 +433,6 @@ impl Vault {
         let mac = keys.mac(b"pseudonym")?;
         Ok(pseudonym::verify(&mac, value, candidate))
     }
-}
-
-fn poisoned() -> Error {
-    Error::Crypto("a lock was poisoned by a panic in another thread")
 }
 
 #[cfg(test)]
