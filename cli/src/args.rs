@@ -13,7 +13,8 @@ pub struct Cli {
     pub cmd: Command,
 }
 
-/// Where the root key comes from. Without either flag: `PHIVAULT_PASSPHRASE`, then a prompt.
+/// Where the root key comes from: `--key-file`, `--passphrase-file`, a PKCS#11 token
+/// (`--pkcs11-token`), else `PHIVAULT_PASSPHRASE`, else a prompt. In that order of precedence.
 #[derive(Args, Debug, Clone)]
 pub struct RootArgs {
     /// File holding the 32-byte root key (raw, or 64 hex digits).
@@ -22,6 +23,25 @@ pub struct RootArgs {
     /// File whose first line is the passphrase.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// The root key is an AES key on the PKCS#11 token with this label (an HSM). The user PIN
+    /// comes from --pkcs11-pin-file, else PHIVAULT_PKCS11_PIN, else a prompt.
+    #[arg(long, value_name = "LABEL", env = "PHIVAULT_PKCS11_TOKEN")]
+    pub pkcs11_token: Option<String>,
+    /// The token's PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, value_name = "FILE", env = "PHIVAULT_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of the key on the token that `init` wraps a new vault with (generated on the token,
+    /// sensitive and non-extractable, if absent). Opening uses the label in the vault header.
+    #[arg(
+        long,
+        value_name = "LABEL",
+        env = "PHIVAULT_PKCS11_KEY",
+        default_value = "phivault-root"
+    )]
+    pub pkcs11_key: String,
+    /// File whose first line is the token's user PIN.
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 /// The vault directory and its root key.
@@ -51,7 +71,7 @@ pub struct VaultArgs {
 pub enum Command {
     /// Create a new vault (directory mode 0700, files 0600) with a `default` keyring.
     #[command(
-        after_help = "Examples:\n  phivault keygen root.key\n  phivault init --vault ./vault --key-file root.key\n  PHIVAULT_PASSPHRASE=... phivault init --vault ./vault --argon-memory-mib 256"
+        after_help = "Examples:\n  phivault keygen root.key\n  phivault init --vault ./vault --key-file root.key\n  PHIVAULT_PASSPHRASE=... phivault init --vault ./vault --argon-memory-mib 256\n  PHIVAULT_PKCS11_PIN=... phivault init --vault ./vault --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token hsm1 --pkcs11-key vault-root-1"
     )]
     Init {
         #[command(flatten)]
@@ -206,7 +226,7 @@ pub enum Command {
     /// Change the root key: a new passphrase or key file. Only the vault master key is
     /// rewrapped.
     #[command(
-        after_help = "Examples:\n  phivault rotate-root --vault ./vault --key-file old.key --new-key-file new.key\n  phivault rotate-root --vault ./vault --key-file old.key --new-passphrase-file pass.txt"
+        after_help = "Examples:\n  phivault rotate-root --vault ./vault --key-file old.key --new-key-file new.key\n  phivault rotate-root --vault ./vault --key-file old.key --new-passphrase-file pass.txt\n  PHIVAULT_PKCS11_PIN=... phivault rotate-root --vault ./vault --key-file old.key --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token hsm1 --new-pkcs11-key vault-root-2"
     )]
     RotateRoot {
         #[command(flatten)]
@@ -218,6 +238,11 @@ pub enum Command {
         /// prompt).
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
+        /// The new root is the key with this label on the PKCS#11 token named by
+        /// --pkcs11-token (generated there if absent). Destroy the old key on the token
+        /// afterwards.
+        #[arg(long, value_name = "LABEL", conflicts_with_all = ["new_key_file", "new_passphrase_file"])]
+        new_pkcs11_key: Option<String>,
     },
     /// Destroy a data subject's key: all of the subject's records and envelopes become
     /// unrecoverable at once. The erasure is recorded (without the id).

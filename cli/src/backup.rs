@@ -125,7 +125,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
 fn explicit_root(
     root: &RootArgs,
 ) -> Result<Option<Box<dyn phivault::root::RootKeySource>>, CliError> {
-    if root.key_file.is_none() && root.passphrase_file.is_none() {
+    if root.key_file.is_none() && root.passphrase_file.is_none() && root.pkcs11_token.is_none() {
         return Ok(None);
     }
     Ok(Some(rootkey::source(root, false, None)?))
@@ -301,7 +301,7 @@ pub fn recovery(cmd: RecoveryCommand) -> Result<(), CliError> {
                 let s = RecoveryShare::parse(&text).map_err(|e| named(f, e))?;
                 parsed.push((f.clone(), s));
             }
-            let new_root = rootkey::new_source(new_key_file, new_passphrase_file)?;
+            let new_root = rootkey::new_source(new_key_file, new_passphrase_file, None)?;
             let list: Vec<RecoveryShare> = parsed.iter().map(|(_, s)| s.clone()).collect();
             match recovery::recovery_unlock(&vault, &list, new_root.as_ref()) {
                 Ok(()) => {

@@ -222,9 +222,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             vault,
             new_key_file,
             new_passphrase_file,
+            new_pkcs11_key,
         } => {
             let v = open(&vault)?;
-            let new_root = rootkey::new_source(new_key_file, new_passphrase_file)?;
+            let new_root = rootkey::new_source(
+                new_key_file,
+                new_passphrase_file,
+                new_pkcs11_key.as_deref().map(|k| (&vault.root, k)),
+            )?;
             v.rotate_root(new_root.as_ref())?;
             eprintln!(
                 "root key changed (now: {}); the old root key no longer opens this vault",

@@ -9,7 +9,7 @@ Exit codes:
   1  other error (I/O, invalid input, store failure)
   2  usage error
   3  authentication failed (tampered data, wrong context, wrong key) or invalid token
-  4  wrong root key (passphrase or key file)
+  4  wrong root key (passphrase, key file or PKCS#11 PIN/key)
   5  vault is locked by another process
   6  not found (vault, keyring, key version, record, field)
   7  key retired or destroyed, or data subject forgotten

@@ -1,13 +1,11 @@
 //! Policy and audit through the CLI: acting as a principal, denials, break-the-glass, verify,
 //! show, export, and tamper detection with exit code 8.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_phivault"))
-}
+use common::run_on;
+use std::path::PathBuf;
+use std::process::Output;
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -27,21 +25,7 @@ impl Env {
     }
 
     fn pv(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = Command::new(bin())
-            .args(args)
-            .args([
-                "--vault",
-                self.vault.to_str().expect("utf8"),
-                "--key-file",
-                self.key.to_str().expect("utf8"),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let _ = child.stdin.take().expect("stdin").write_all(stdin);
-        child.wait_with_output().expect("wait")
+        run_on(&self.vault, &self.key, args, stdin)
     }
 }
 

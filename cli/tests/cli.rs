@@ -1,12 +1,10 @@
 //! The CLI end to end: every command and its error paths, with their exit codes.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_phivault"))
-}
+use common::{bin, run, run_on};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -40,31 +38,8 @@ impl Env {
     }
 
     fn pv(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend([
-            "--vault",
-            self.vault.to_str().expect("utf8"),
-            "--key-file",
-            self.key.to_str().expect("utf8"),
-        ]);
-        run(&all, stdin)
+        run_on(&self.vault, &self.key, args, stdin)
     }
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env_remove("PHIVAULT_PASSPHRASE")
-        .env_remove("PHIVAULT_VAULT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    // A child that fails early (a usage error) may exit before reading: a broken pipe here is
-    // not a test failure; its exit code is what the tests check.
-    let _ = child.stdin.take().expect("stdin").write_all(stdin);
-    child.wait_with_output().expect("wait")
 }
 
 fn code(o: &Output) -> i32 {

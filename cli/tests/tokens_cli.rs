@@ -1,12 +1,11 @@
 //! Tokenization through the CLI: stdin lines, views, CSV streaming, fields, errors.
 
+mod common;
+
+use common::run_on;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_phivault"))
-}
+use std::process::Output;
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -26,21 +25,7 @@ impl Env {
     }
 
     fn pv(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = Command::new(bin())
-            .args(args)
-            .args([
-                "--vault",
-                self.vault.to_str().expect("utf8"),
-                "--key-file",
-                self.key.to_str().expect("utf8"),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let _ = child.stdin.take().expect("stdin").write_all(stdin);
-        child.wait_with_output().expect("wait")
+        run_on(&self.vault, &self.key, args, stdin)
     }
 
     fn path(&self, name: &str) -> PathBuf {
