@@ -13,6 +13,13 @@ use phivault::store::Durability;
 use phivault::{Key32, Vault, VaultOptions};
 use std::path::Path;
 
+/// mimalloc rather than glibc malloc, in every bench binary (they all link this crate), as in
+/// the CLI and the Python module: after sled's bulk writes glibc's heap is fragmented and
+/// CPU-bound work in the same process ran about 3x slower (`pvbench afterwrites`,
+/// benches/notes.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Payload sizes of the envelope benches: a field, a small document, a large one, a file.
 pub const ENVELOPE_SIZES: [usize; 4] = [64, 1024, 64 * 1024, 1024 * 1024];
 

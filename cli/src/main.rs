@@ -20,6 +20,12 @@ mod tokens;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc malloc: after sled's bulk writes glibc's heap is fragmented and
+/// CPU-bound work in the same process ran about 3x slower (`pvbench afterwrites`,
+/// benches/notes.md). The library leaves the choice to the application; this binary makes it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A reader that went away (`phivault keys list --json | head`) is not an error: exit quietly
 /// with the conventional 128 + SIGPIPE instead of a panic message.
 fn exit_quietly_on_broken_pipe() {

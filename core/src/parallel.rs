@@ -14,7 +14,7 @@
 //! the pool's threads do not exist in the child, so a child process runs every batch on the
 //! calling thread instead of waiting for them.
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Batches with fewer items than this run on the calling thread.
 pub const MIN_PARALLEL: usize = 256;
@@ -60,7 +60,9 @@ impl Parallel {
                 .num_threads(n)
                 .thread_name(|i| format!("phivault-batch-{i}"))
                 .build()
-                .map_err(|_| Error::invalid("threads", "the batch thread pool could not start"))?;
+                .map_err(|_| {
+                    crate::Error::invalid("threads", "the batch thread pool could not start")
+                })?;
             Ok(Parallel {
                 pool: Some((std::sync::Arc::new(pool), std::process::id())),
                 threads: n,
@@ -114,6 +116,7 @@ impl Parallel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     #[test]
     fn map_keeps_order_and_errors_for_every_setting() {

@@ -16,6 +16,13 @@ pub mod vault;
 
 use pyo3::prelude::*;
 
+/// mimalloc rather than glibc malloc: after sled's bulk writes glibc's heap is fragmented and
+/// CPU-bound work in the same process ran about 3x slower (`pvbench afterwrites`,
+/// benches/notes.md). The library leaves the choice to the application; this module makes it for its own
+/// (Rust) allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The native module. `phivault/__init__.py` re-exports what users need.
 #[pymodule]
 fn _phivault(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -8,6 +8,11 @@
 //! pvbench threads           1 vs 2 threads on the batch calls and the envelope
 //! pvbench seal64 N          N envelope::seal of 64 bytes (a loop to profile)
 //! pvbench vault64 N         N Vault::encrypt of 64 bytes (policy + audit entry each)
+//! pvbench sealmany64 N      N envelopes of 64 bytes by envelope::seal_many (1000 a call),
+//!                           per backend
+//! pvbench afterwrites N [vault]
+//!                           pseudonym batches before and after N raw sled batches + flush
+//!                           (with `vault`: N batches of new vaulted tokens in the vault)
 //! ```
 //!
 //! Peak memory is `VmHWM` from `/proc/self/status`: `load` and `rewrap` are separate processes
@@ -36,6 +41,9 @@ fn main() {
         (Some("sledcas"), Some(n), None) => sled_cas(n.parse().expect("N")),
         (Some("seal64"), Some(n), None) => seal64(n.parse().expect("N"), false),
         (Some("vault64"), Some(n), None) => seal64(n.parse().expect("N"), true),
+        (Some("afterwrites"), Some(n), None) => after_writes(n.parse().expect("N"), false),
+        (Some("afterwrites"), Some(n), Some("vault")) => after_writes(n.parse().expect("N"), true),
+        (Some("sealmany64"), Some(n), None) => seal_many64(n.parse().expect("N")),
         _ => {
             eprintln!(
                 "usage: pvbench load DIR N | rewrap DIR | open | disk N | threads | seal64 N"
@@ -520,4 +528,92 @@ fn seal64(n: u64, through_vault: bool) {
         "{}",
         json!({"bench": bench, "n": n, "secs": secs, "per_s": n as f64 / secs})
     );
+}
+
+/// Pseudonym batches of 10k (the `tokens` bench's workload) timed before and after `n` raw
+/// sled batches of 10k entries with a flush each (in a sled database of their own), with read
+/// auditing on and off, and after the raw database is dropped: where does the same-process
+/// slow-down of the CPU-bound token kinds come from?
+fn after_writes(n: usize, through_vault: bool) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vault = default_vault(&tmp.path().join("v"));
+    let mut next = 0u64;
+    let mut time = |vault: &Vault, label: &str| {
+        let reps = 40;
+        let mut best = f64::MAX;
+        let t = Instant::now();
+        for _ in 0..reps {
+            let values: Vec<String> = (0..BATCH)
+                .map(|_| {
+                    next += 1;
+                    format!("patient-{next}")
+                })
+                .collect();
+            let t1 = Instant::now();
+            std::hint::black_box(vault.tokenize_many("pseudonym", &values).expect("psn"));
+            best = best.min(t1.elapsed().as_secs_f64());
+        }
+        let mean = t.elapsed().as_secs_f64() / reps as f64;
+        println!(
+            "{}",
+            json!({"bench": "afterwrites", "phase": label,
+                   "best_per_s": BATCH as f64 / best, "mean_batch_ms": mean * 1e3,
+                   "threads": proc_status_kib("Threads"), "rss_kib": proc_status_kib("VmRSS")})
+        );
+    };
+    time(&vault, "before");
+    vault.set_read_auditing(false).expect("audit off");
+    time(&vault, "before, read auditing off");
+    vault.set_read_auditing(true).expect("audit on");
+    if through_vault {
+        for b in 0..n {
+            let values: Vec<String> = (0..BATCH).map(|i| format!("{b:04}{i:06}")).collect();
+            std::hint::black_box(vault.tokenize_many("mrn", &values).expect("vaulted"));
+        }
+        time(&vault, "after vaulted token batches");
+        vault.set_read_auditing(false).expect("audit off");
+        time(&vault, "after vaulted token batches, read auditing off");
+        return;
+    }
+    let db = sled::open(tmp.path().join("raw")).expect("sled");
+    let value = payload(100);
+    for b in 0..n {
+        let mut batch = sled::Batch::default();
+        for i in 0..BATCH as u64 {
+            batch.insert(&((b as u64) << 32 | i).to_be_bytes()[..], value.as_slice());
+        }
+        db.apply_batch(batch).expect("batch");
+        db.flush().expect("flush");
+    }
+    time(&vault, "after raw writes");
+    vault.set_read_auditing(false).expect("audit off");
+    time(&vault, "after raw writes, read auditing off");
+    vault.set_read_auditing(true).expect("audit on");
+    drop(db);
+    time(&vault, "after the raw database is dropped");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    time(&vault, "3 s later");
+}
+
+/// `envelope::seal_many` of 64-byte payloads, 1000 per call, per backend: the 64 B target's
+/// figure as a loop to profile.
+fn seal_many64(n: usize) {
+    let ctx = Context::new().with("record", "4711").with("field", "note");
+    let pt = payload(64);
+    let items: Vec<(&[u8], &Context)> = (0..1000).map(|_| (pt.as_slice(), &ctx)).collect();
+    for &backend in Backend::AVAILABLE {
+        let kek = Kek::new(1, Key32::random().expect("rng"), backend).expect("kek");
+        let t = Instant::now();
+        let mut done = 0;
+        while done < n {
+            let out = envelope::seal_many(backend, "default", &kek, &items).expect("seal");
+            done += std::hint::black_box(out).len();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"bench": "sealmany64", "backend": backend.name(), "n": done, "secs": secs,
+                   "per_s": done as f64 / secs})
+        );
+    }
 }
