@@ -52,6 +52,9 @@ if has pvbench; then
 "$PV" open >"$OUT/open.jsonl"
 "$PV" disk 100000 >"$OUT/disk.jsonl"
 "$PV" threads >"$OUT/threads.jsonl"
+"$PV" sealmany64 1000000 >"$OUT/sealmany64.jsonl"
+# CPU-bound work after bulk store writes in the same process (the allocator's effect).
+{ "$PV" afterwrites 100 vault; "$PV" afterwrites 100; } >"$OUT/afterwrites.jsonl"
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/pvbench.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
 : >"$OUT/rewrap.jsonl"
