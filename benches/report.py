@@ -172,7 +172,7 @@ def main():
     p("absolute figures. Raw outputs: `target/phivault-bench/`.")
     p()
     p("Commands: `benches/run.sh` runs `cargo bench -p phivault-benches --bench envelope|records|tokens`")
-    p("and `target/release/pvbench open|disk 100000|threads|load DIR N|rewrap DIR|sledcas N|seal64 N`")
+    p("and `target/release/pvbench open|disk 100000|threads|load DIR N|rewrap DIR|sledcas N|seal64 N|sealmany64 N|afterwrites N [vault]`")
     p("(`rewrap` once more with `PV_THREADS=2`),")
     p("`perf record -g` on `pvbench seal64`, and `benches/.venv/bin/python benches/compare_python.py`.")
     p()
