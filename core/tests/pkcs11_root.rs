@@ -85,17 +85,29 @@ fn a_vault_rooted_in_the_token_opens_and_its_root_rotates() {
     ));
 }
 
-#[test]
-fn a_wrong_pin_is_refused() {
-    let Some(good) = hsm("pv-pin-test") else {
-        return;
-    };
+/// A vault rooted in the key `label` on the token (generated if absent), in a temporary
+/// directory; `None` when no token is configured.
+fn hsm_vault(label: &str) -> Option<(Pkcs11Root, tempfile::TempDir)> {
+    let good = hsm(label)?;
     good.generate_key().expect("generate");
     let dir = tempfile::tempdir().expect("tmp");
     Vault::create(dir.path().join("v"), &good).expect("create");
+    Some((good, dir))
+}
+
+/// The configured token and the key `label`, with a wrong PIN.
+fn wrong_pin(label: &str) -> Pkcs11Root {
     let module = std::env::var("PHIVAULT_PKCS11_MODULE").expect("module");
     let token = std::env::var("PHIVAULT_PKCS11_TOKEN").expect("token");
-    let bad = Pkcs11Root::new(module, &token, "000000", "pv-pin-test").expect("source");
+    Pkcs11Root::new(module, &token, "000000", label).expect("source")
+}
+
+#[test]
+fn a_wrong_pin_is_refused() {
+    let Some((good, dir)) = hsm_vault("pv-pin-test") else {
+        return;
+    };
+    let bad = wrong_pin("pv-pin-test");
     assert!(matches!(
         Vault::open(dir.path().join("v"), &bad),
         Err(Error::WrongRootKey)
@@ -108,20 +120,15 @@ fn a_wrong_pin_is_refused() {
 /// must still be refused, and the key that was open must keep working afterwards.
 #[test]
 fn a_wrong_pin_is_refused_while_another_session_is_logged_in() {
-    let Some(good) = hsm("pv-pin-held") else {
+    let Some((good, dir)) = hsm_vault("pv-pin-held") else {
         return;
     };
-    good.generate_key().expect("generate");
-    let dir = tempfile::tempdir().expect("tmp");
-    Vault::create(dir.path().join("v"), &good).expect("create");
     let held = good
         .unlock(&good.new_params().expect("params"))
         .expect("unlock");
     let wrapped = held.wrap(b"aad", b"secret").expect("wrap");
 
-    let module = std::env::var("PHIVAULT_PKCS11_MODULE").expect("module");
-    let token = std::env::var("PHIVAULT_PKCS11_TOKEN").expect("token");
-    let bad = Pkcs11Root::new(module, &token, "000000", "pv-pin-held").expect("source");
+    let bad = wrong_pin("pv-pin-held");
     assert!(matches!(
         Vault::open(dir.path().join("v"), &bad),
         Err(Error::WrongRootKey)
