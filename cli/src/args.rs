@@ -52,8 +52,19 @@ pub struct VaultArgs {
     pub vault: PathBuf,
     #[command(flatten)]
     pub root: RootArgs,
+    /// Threads for batch work (rewrap, tokenize-csv, batches): 0 = one per core, 1 = none.
+    #[arg(long, value_name = "N", default_value_t = 0, env = "PHIVAULT_THREADS")]
+    pub threads: usize,
+}
+
+/// Who a data command acts as. Only the commands that go through the policy (encrypt,
+/// decrypt, put, get, delete, tokenize, detokenize, tokenize-csv, encrypt-file, decrypt-file)
+/// take these; every other command is the owner's and refuses `--as` as a usage error, so a
+/// flag is never accepted and then ignored.
+#[derive(Args, Debug, Clone)]
+pub struct CallerArgs {
     /// Act as this principal of the vault's policy (default: the owner).
-    #[arg(long = "as", value_name = "PRINCIPAL", global = false)]
+    #[arg(long = "as", value_name = "PRINCIPAL")]
     pub principal: Option<String>,
     /// The purpose of the access, checked against the policy and logged.
     #[arg(long, default_value = "operations")]
@@ -61,9 +72,6 @@ pub struct VaultArgs {
     /// Break the glass: an emergency override with this stated reason (flagged for review).
     #[arg(long, value_name = "REASON")]
     pub break_glass: Option<String>,
-    /// Threads for batch work (rewrap, tokenize-csv, batches): 0 = one per core, 1 = none.
-    #[arg(long, value_name = "N", default_value_t = 0, env = "PHIVAULT_THREADS")]
-    pub threads: usize,
 }
 
 /// The commands.
@@ -99,6 +107,8 @@ pub enum Command {
     Encrypt {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Context pair KEY=VALUE (repeatable, order matters).
         #[arg(long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,
@@ -122,6 +132,8 @@ pub enum Command {
     Decrypt {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Context pair KEY=VALUE (repeatable, same order as at encryption).
         #[arg(long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,
@@ -133,6 +145,8 @@ pub enum Command {
     Put {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Collection name.
         collection: String,
         /// Record id (stored only as a keyed hash).
@@ -140,9 +154,10 @@ pub enum Command {
         /// Tie the record to a data subject.
         #[arg(long, value_name = "ID")]
         subject: Option<String>,
-        /// Keyring to encrypt under.
-        #[arg(long, default_value = "default")]
-        keyring: String,
+        /// Keyring to encrypt under (default: `default`). Naming one also needs `encrypt` on
+        /// that keyring when acting as a principal.
+        #[arg(long)]
+        keyring: Option<String>,
     },
     /// Print record ID of COLLECTION to stdout.
     #[command(
@@ -151,6 +166,8 @@ pub enum Command {
     Get {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Collection name.
         collection: String,
         /// Record id.
@@ -163,6 +180,8 @@ pub enum Command {
     Delete {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Collection name.
         collection: String,
         /// Record id.
@@ -273,6 +292,8 @@ pub enum Command {
     Tokenize {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Field name (a preset such as ssn, mrn, phone, email, name, zip, dob, pseudonym, or a
         /// defined field).
         #[arg(long)]
@@ -288,6 +309,8 @@ pub enum Command {
     Detokenize {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Field name.
         #[arg(long)]
         field: String,
@@ -306,6 +329,8 @@ pub enum Command {
     TokenizeCsv {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// COLUMN=FIELD pairs, comma-separated.
         #[arg(long)]
         fields: String,
@@ -342,6 +367,8 @@ pub enum Command {
     EncryptFile {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Context pair KEY=VALUE (repeatable, order matters).
         #[arg(long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,
@@ -366,6 +393,8 @@ pub enum Command {
     DecryptFile {
         #[command(flatten)]
         vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Context pair KEY=VALUE (repeatable, same order as at encryption).
         #[arg(long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,

@@ -1,6 +1,6 @@
 //! One function per command; all rules live in the `phivault` crate.
 
-use crate::args::{Cli, Command, VaultArgs};
+use crate::args::{CallerArgs, Cli, Command, VaultArgs};
 use crate::exit::CliError;
 use crate::io::{read_stdin, write_stdout};
 use crate::rootkey;
@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Encrypt {
             vault,
+            caller: who,
             context,
             keyring,
             deterministic,
@@ -71,11 +72,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             let ct = match subject {
                 Some(s) => v
-                    .session(caller(&vault))
+                    .session(caller(&who))
                     .encrypt_for_subject(&input, &ctx, &s, &opts)?,
-                None => v
-                    .session(caller(&vault))
-                    .encrypt_with(&input, &ctx, &opts)?,
+                None => v.session(caller(&who)).encrypt_with(&input, &ctx, &opts)?,
             };
             if text {
                 let mut t = phivault::envelope::to_text(&ct)?;
@@ -86,16 +85,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Decrypt { vault, context } => {
+        Command::Decrypt {
+            vault,
+            caller: who,
+            context,
+        } => {
             let ctx = parse_context(&context)?;
             let v = open(&vault)?;
             let input = read_stdin()?;
-            let pt = v.session(caller(&vault)).decrypt(&input, &ctx)?;
+            let pt = v.session(caller(&who)).decrypt(&input, &ctx)?;
             write_stdout(&pt)?;
             Ok(())
         }
         Command::Put {
             vault,
+            caller: who,
             collection,
             id,
             subject,
@@ -103,24 +107,25 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let v = open(&vault)?;
             let input = read_stdin()?;
-            v.session(caller(&vault)).put_with(
+            v.session(caller(&who)).put_with(
                 &collection,
                 &id,
                 &input,
                 &PutOptions {
                     subject: subject.as_deref(),
-                    keyring: Some(&keyring),
+                    keyring: keyring.as_deref(),
                 },
             )?;
             Ok(())
         }
         Command::Get {
             vault,
+            caller: who,
             collection,
             id,
         } => {
             let v = open(&vault)?;
-            match v.session(caller(&vault)).get(&collection, &id)? {
+            match v.session(caller(&who)).get(&collection, &id)? {
                 Some(pt) => Ok(write_stdout(&pt)?),
                 None => Err(CliError::not_found(format!(
                     "no such record in collection '{collection}'"
@@ -129,11 +134,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Delete {
             vault,
+            caller: who,
             collection,
             id,
         } => {
             let v = open(&vault)?;
-            if v.session(caller(&vault)).delete(&collection, &id)? {
+            if v.session(caller(&who)).delete(&collection, &id)? {
                 Ok(())
             } else {
                 Err(CliError::not_found(format!(
@@ -166,27 +172,36 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Recovery { cmd } => crate::backup::recovery(cmd),
         Command::Tokenize {
             vault,
+            caller: who,
             field,
             subject,
-        } => crate::tokens::tokenize(&vault, &field, subject.as_deref()),
+        } => crate::tokens::tokenize(&vault, &who, &field, subject.as_deref()),
         Command::Detokenize {
             vault,
+            caller: who,
             field,
             view,
             subject,
-        } => crate::tokens::detokenize(&vault, &field, &view, subject.as_deref()),
+        } => crate::tokens::detokenize(&vault, &who, &field, &view, subject.as_deref()),
         Command::TokenizeCsv {
             vault,
+            caller: who,
             fields,
             subject_column,
             input,
             output,
-        } => {
-            crate::tokens::tokenize_csv(&vault, &fields, subject_column.as_deref(), &input, &output)
-        }
+        } => crate::tokens::tokenize_csv(
+            &vault,
+            &who,
+            &fields,
+            subject_column.as_deref(),
+            &input,
+            &output,
+        ),
         Command::Fields { cmd } => crate::tokens::fields(cmd),
         Command::EncryptFile {
             vault,
+            caller: who,
             context,
             subject,
             keyring,
@@ -195,6 +210,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             output,
         } => crate::stream::encrypt_file(
             &vault,
+            &who,
             &context,
             subject,
             keyring,
@@ -204,10 +220,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         ),
         Command::DecryptFile {
             vault,
+            caller: who,
             context,
             input,
             output,
-        } => crate::stream::decrypt_file(&vault, &context, &input, &output),
+        } => crate::stream::decrypt_file(&vault, &who, &context, &input, &output),
         Command::RewrapFile { vault, files } => crate::stream::rewrap_files(&vault, &files),
         Command::Audit { cmd } => crate::audit::run(cmd),
         Command::Policy { cmd } => crate::audit::policy(cmd),
@@ -279,7 +296,7 @@ pub fn open(args: &VaultArgs) -> Result<Vault, CliError> {
 }
 
 /// Who the CLI acts as: the owner, unless `--as` names a principal of the policy.
-pub fn caller(args: &VaultArgs) -> Caller {
+pub fn caller(args: &CallerArgs) -> Caller {
     let mut c = match &args.principal {
         Some(p) => Caller::new(p.as_str(), args.purpose.as_str()),
         None => Caller::owner().with_purpose(args.purpose.as_str()),

@@ -1,7 +1,7 @@
 //! `phivault encrypt-file | decrypt-file | rewrap-file`: large objects with constant memory.
 
-use crate::args::VaultArgs;
-use crate::commands::{open, parse_context};
+use crate::args::{CallerArgs, VaultArgs};
+use crate::commands::{caller, open, parse_context};
 use crate::exit::CliError;
 use phivault::stream::StreamOptions;
 use std::io::IsTerminal;
@@ -26,8 +26,10 @@ fn size(p: &Path) -> u64 {
 }
 
 /// `phivault encrypt-file`.
+#[allow(clippy::too_many_arguments)] // the command's arguments, passed through as they are
 pub fn encrypt_file(
     vault: &VaultArgs,
+    who: &CallerArgs,
     context: &[String],
     subject: Option<String>,
     keyring: String,
@@ -39,7 +41,7 @@ pub fn encrypt_file(
     let v = open(vault)?;
     let b = bar(size(input), "encrypt");
     let start = std::time::Instant::now();
-    let n = v.encrypt_file(
+    let n = v.session(caller(who)).encrypt_file(
         input,
         output,
         &ctx,
@@ -68,6 +70,7 @@ pub fn encrypt_file(
 /// `phivault decrypt-file`.
 pub fn decrypt_file(
     vault: &VaultArgs,
+    who: &CallerArgs,
     context: &[String],
     input: &Path,
     output: &Path,
@@ -75,11 +78,13 @@ pub fn decrypt_file(
     let ctx = parse_context(context)?;
     let v = open(vault)?;
     let b = bar(size(input), "decrypt");
-    let n = v.decrypt_file(input, output, &ctx, &mut |done| {
-        if let Some(b) = &b {
-            b.set_position(done);
-        }
-    })?;
+    let n = v
+        .session(caller(who))
+        .decrypt_file(input, output, &ctx, &mut |done| {
+            if let Some(b) = &b {
+                b.set_position(done);
+            }
+        })?;
     if let Some(b) = b {
         b.finish_and_clear();
     }

@@ -1,11 +1,12 @@
 //! `phivault tokenize | detokenize | tokenize-csv | fields`: tokenization for pipelines.
 //! Everything streams in batches, so memory stays flat whatever the input size.
 
-use crate::args::{FieldsCommand, VaultArgs};
+use crate::args::{CallerArgs, FieldsCommand, VaultArgs};
 use crate::commands::open;
 use crate::exit::CliError;
 use phivault::Error;
 use phivault::csv_tokenize::{self, CsvColumns};
+use phivault::outfile::PrivateOutput;
 use phivault::tokens::{FieldSpec, View};
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
@@ -19,10 +20,13 @@ fn run_lines(
     mut out: impl Write,
     mut f: impl FnMut(&[String]) -> Result<Vec<Zeroizing<String>>, CliError>,
 ) -> Result<(), CliError> {
-    let mut batch: Vec<String> = Vec::with_capacity(BATCH);
+    // Every copy of an input line is wiped when dropped, on success and on error alike
+    // (stdin lines are PHI when tokenizing).
+    let mut batch: Zeroizing<Vec<String>> = Zeroizing::new(Vec::with_capacity(BATCH));
     let mut flush = |batch: &mut Vec<String>, out: &mut dyn Write| -> Result<(), CliError> {
         // empty lines pass through as empty lines
-        let values: Vec<String> = batch.iter().filter(|l| !l.is_empty()).cloned().collect();
+        let values: Zeroizing<Vec<String>> =
+            Zeroizing::new(batch.iter().filter(|l| !l.is_empty()).cloned().collect());
         let mut done = f(&values)?.into_iter();
         for line in batch.iter() {
             if line.is_empty() {
@@ -42,7 +46,9 @@ fn run_lines(
         Ok(())
     };
     for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|_| CliError::msg(format!("line {}: not UTF-8 text", n + 1)))?;
+        let line = Zeroizing::new(
+            line.map_err(|_| CliError::msg(format!("line {}: not UTF-8 text", n + 1)))?,
+        );
         batch.push(line.trim_end_matches('\r').to_owned());
         if batch.len() == BATCH {
             flush(&mut batch, &mut out)?;
@@ -54,9 +60,14 @@ fn run_lines(
 }
 
 /// `phivault tokenize`.
-pub fn tokenize(vault: &VaultArgs, field: &str, subject: Option<&str>) -> Result<(), CliError> {
+pub fn tokenize(
+    vault: &VaultArgs,
+    who: &CallerArgs,
+    field: &str,
+    subject: Option<&str>,
+) -> Result<(), CliError> {
     let v = open(vault)?;
-    let sess = v.session(crate::commands::caller(vault));
+    let sess = v.session(crate::commands::caller(who));
     let stdin = std::io::stdin().lock();
     let stdout = BufWriter::new(std::io::stdout().lock());
     run_lines(stdin, stdout, |vals| {
@@ -74,6 +85,7 @@ pub fn tokenize(vault: &VaultArgs, field: &str, subject: Option<&str>) -> Result
 /// `phivault detokenize`.
 pub fn detokenize(
     vault: &VaultArgs,
+    who: &CallerArgs,
     field: &str,
     view: &str,
     subject: Option<&str>,
@@ -81,7 +93,7 @@ pub fn detokenize(
     let view = View::parse(view)
         .ok_or_else(|| CliError::Other("--view must be plaintext, masked or redacted".into(), 2))?;
     let v = open(vault)?;
-    let sess = v.session(crate::commands::caller(vault));
+    let sess = v.session(crate::commands::caller(who));
     let stdin = std::io::stdin().lock();
     let stdout = BufWriter::new(std::io::stdout().lock());
     run_lines(stdin, stdout, |toks| match subject {
@@ -109,11 +121,12 @@ fn parse_mapping(spec: &str) -> Result<Vec<(String, String)>, CliError> {
 }
 
 /// `phivault tokenize-csv`: streams any size of CSV in batches of rows
-/// (`phivault::csv_tokenize`); this adds the file handling: the output is written to
-/// `<OUT>.partial` (0600) and renamed into place only when complete, with a progress bar on a
-/// terminal.
+/// (`phivault::csv_tokenize`); this adds the file handling: the output is written to a private
+/// temporary file beside OUT (`phivault::outfile`) and renamed into place, durably, only when
+/// complete, with a progress bar on a terminal.
 pub fn tokenize_csv(
     vault: &VaultArgs,
+    who: &CallerArgs,
     fields: &str,
     subject_column: Option<&str>,
     input: &Path,
@@ -131,20 +144,15 @@ pub fn tokenize_csv(
         columns = columns.subject_column(c);
     }
     let v = open(vault)?;
-    let sess = v.session(crate::commands::caller(vault));
+    let sess = v.session(crate::commands::caller(who));
     let file = std::fs::File::open(input)
         .map_err(|e| CliError::msg(format!("opening {}: {e}", input.display())))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     v.fields()?; // surfaces store errors early
-    let mut name = output
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".partial");
-    let tmp = output.with_file_name(name);
-    let out_file = phivault::stream::create_private(&tmp)
-        .map_err(|e| CliError::msg(format!("creating {}: {e}", tmp.display())))?;
-    let guard = PartialFile(Some(tmp.clone()));
+    // A private temporary file beside OUT (0600, exclusive, no-follow), removed on any error.
+    let mut out = PrivateOutput::create(output)
+        .map_err(|e| CliError::msg(format!("creating a file beside {}: {e}", output.display())))?;
+    let out_file = out.take_file()?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
@@ -168,11 +176,8 @@ pub fn tokenize_csv(
             // Errors of tokenization concern a batch of rows.
             e => row_error(done_rows, e),
         })?;
-    out_file.sync_all()?;
-    drop(out_file);
-    guard.keep();
-    std::fs::rename(&tmp, output)
-        .map_err(|e| CliError::msg(format!("renaming to {}: {e}", output.display())))?;
+    out.commit_file(out_file)
+        .map_err(|e| CliError::msg(format!("writing {}: {e}", output.display())))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -183,23 +188,6 @@ pub fn tokenize_csv(
         output.display()
     );
     Ok(())
-}
-
-/// Removes a half-written output when dropped (on any error), unless kept.
-struct PartialFile(Option<std::path::PathBuf>);
-
-impl PartialFile {
-    fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for PartialFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
 }
 
 fn row_error(before: u64, e: phivault::Error) -> CliError {

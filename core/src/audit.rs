@@ -344,7 +344,11 @@ impl Vault {
             )?),
             None => None,
         };
+        // Break-the-glass accesses are written and synced before any data is returned,
+        // whether read auditing is on or not.
+        let break_glass = rec.outcome == Outcome::BreakGlass;
         let urgent = !extra.is_empty()
+            || break_glass
             || !matches!(
                 (rec.action, rec.outcome),
                 (
@@ -411,6 +415,12 @@ impl Vault {
                 None => inner.stored,
             };
             return Err(e);
+        }
+        if break_glass {
+            self.store.sync().map_err(|_| {
+                inner.failing = true;
+                Error::AuditUnavailable
+            })?;
         }
         Ok(())
     }

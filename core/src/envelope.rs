@@ -55,6 +55,40 @@ const SIV_LEN: usize = 16;
 const WRAP_AAD_LABEL: &[u8] = b"PVW1";
 /// Flag bit: the DEK is wrapped by a subject key, whose id follows the keyring id.
 pub const FLAG_SUBJECT: u8 = 0x01;
+/// Flag bit: the envelope holds the vault's own data (a record's value or a vaulted token's
+/// value). Its payload key is derived under its own label ([`Domain::Internal`]) and the
+/// envelope API ([`crate::Vault::decrypt`], sessions, C, Python) refuses it: only the record
+/// and token paths, with their own policy decisions, open it.
+pub const FLAG_INTERNAL: u8 = 0x02;
+
+/// Whose envelope this is: the caller's (made by `encrypt`) or the vault's own (records and
+/// vaulted token values). The domain is a header flag, authenticated like every header byte,
+/// and selects the label of the payload-key derivation, so an envelope of one domain can
+/// never be opened as one of the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Domain {
+    /// Envelopes of the envelope API (`encrypt`, `encrypt_many`, ...).
+    Caller,
+    /// Records and vaulted token values (flag [`FLAG_INTERNAL`]).
+    Internal,
+}
+
+impl Domain {
+    fn flag(self) -> u8 {
+        match self {
+            Domain::Caller => 0,
+            Domain::Internal => FLAG_INTERNAL,
+        }
+    }
+
+    fn payload_label(self) -> &'static [u8] {
+        match self {
+            Domain::Caller => label::PAYLOAD,
+            Domain::Internal => label::PAYLOAD_INTERNAL,
+        }
+    }
+}
 
 /// Algorithm suite of an envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -159,6 +193,7 @@ pub(crate) fn unwrap_with(key: &dyn AeadKey, aad: &[u8], wrapped: &[u8]) -> Resu
 pub struct Envelope<'a> {
     bytes: &'a [u8],
     suite: Suite,
+    domain: Domain,
     keyring: &'a str,
     subject: Option<&'a [u8]>,
     key_version: u32,
@@ -172,6 +207,7 @@ impl std::fmt::Debug for Envelope<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Envelope")
             .field("suite", &self.suite)
+            .field("domain", &self.domain)
             .field("keyring", &self.keyring)
             .field("key_version", &self.key_version)
             .field("subject", &self.subject.is_some())
@@ -218,7 +254,7 @@ impl<'a> Envelope<'a> {
         let suite = Suite::from_id(bytes[4]).ok_or_else(fail)?;
         let flags = bytes[5];
         let allowed = match suite {
-            Suite::Aes256GcmHkdf => FLAG_SUBJECT,
+            Suite::Aes256GcmHkdf => FLAG_SUBJECT | FLAG_INTERNAL,
             Suite::Aes256Siv => 0,
         };
         if flags & !allowed != 0 {
@@ -260,9 +296,15 @@ impl<'a> Envelope<'a> {
         if bytes.len() < body_start + min_body {
             return Err(fail());
         }
+        let domain = if flags & FLAG_INTERNAL != 0 {
+            Domain::Internal
+        } else {
+            Domain::Caller
+        };
         Ok(Envelope {
             bytes,
             suite,
+            domain,
             keyring,
             subject,
             key_version,
@@ -274,6 +316,11 @@ impl<'a> Envelope<'a> {
     /// The algorithm suite.
     pub fn suite(&self) -> Suite {
         self.suite
+    }
+
+    /// Whose envelope it is: the caller's or the vault's own (records, vaulted tokens).
+    pub fn domain(&self) -> Domain {
+        self.domain
     }
 
     /// The keyring id.
@@ -327,6 +374,7 @@ fn header_prefix(
     suite: Suite,
     keyring: &str,
     subject: Option<&[u8; SUBJECT_ID_LEN]>,
+    domain: Domain,
 ) -> Result<Vec<u8>> {
     check_keyring_name(keyring)?;
     let mut out =
@@ -334,7 +382,7 @@ fn header_prefix(
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(suite.id());
-    out.push(if subject.is_some() { FLAG_SUBJECT } else { 0 });
+    out.push(if subject.is_some() { FLAG_SUBJECT } else { 0 } | domain.flag());
     out.push(keyring.len() as u8);
     out.extend_from_slice(keyring.as_bytes());
     if let Some(s) = subject {
@@ -343,10 +391,10 @@ fn header_prefix(
     Ok(out)
 }
 
-/// Payload key and commitment derived from a DEK.
-fn payload_keys(dek: &Key32) -> Result<(Key32, [u8; COMMITMENT_LEN])> {
+/// Payload key and commitment derived from a DEK, under the label of the envelope's domain.
+fn payload_keys(dek: &Key32, domain: Domain) -> Result<(Key32, [u8; COMMITMENT_LEN])> {
     let mut okm = Zeroizing::new([0u8; KEY_LEN + COMMITMENT_LEN]);
-    kdf::expand(dek, &[label::PAYLOAD], okm.as_mut())?;
+    kdf::expand(dek, &[domain.payload_label()], okm.as_mut())?;
     let key = Key32::from_slice(&okm[..KEY_LEN])?;
     let mut commit = [0u8; COMMITMENT_LEN];
     commit.copy_from_slice(&okm[KEY_LEN..]);
@@ -414,7 +462,16 @@ pub fn seal_many(
         kdf::fill_random(bytes)?;
         for ((plaintext, ctx), rnd) in chunk.iter().zip(bytes.chunks(SEAL_RANDOM_LEN)) {
             let rnd = SealRandomness::from_bytes(rnd)?;
-            out.push(seal_with(backend, keyring, None, kek, plaintext, ctx, rnd)?);
+            out.push(seal_with(
+                backend,
+                keyring,
+                None,
+                Domain::Caller,
+                kek,
+                plaintext,
+                ctx,
+                rnd,
+            )?);
         }
         bytes.zeroize();
     }
@@ -433,6 +490,7 @@ pub fn seal(
         backend,
         keyring,
         None,
+        Domain::Caller,
         kek,
         plaintext,
         ctx,
@@ -440,11 +498,34 @@ pub fn seal(
     )
 }
 
-/// Like [`seal`], with the DEK wrapped by a subject key (id and key given by the caller).
+/// Like [`seal`], in the vault's own domain ([`Domain::Internal`]): records and vaulted
+/// token values.
+pub(crate) fn seal_internal(
+    backend: Backend,
+    keyring: &str,
+    kek: &Kek,
+    plaintext: &[u8],
+    ctx: &Context,
+) -> Result<Vec<u8>> {
+    seal_with(
+        backend,
+        keyring,
+        None,
+        Domain::Internal,
+        kek,
+        plaintext,
+        ctx,
+        SealRandomness::fresh()?,
+    )
+}
+
+/// Like [`seal`], with the DEK wrapped by a subject key (id and key given by the caller), in
+/// `domain`.
 pub(crate) fn seal_for_subject(
     backend: Backend,
     keyring: &str,
     subject: &[u8; SUBJECT_ID_LEN],
+    domain: Domain,
     subject_key: &Kek,
     plaintext: &[u8],
     ctx: &Context,
@@ -453,6 +534,7 @@ pub(crate) fn seal_for_subject(
         backend,
         keyring,
         Some(subject),
+        domain,
         subject_key,
         plaintext,
         ctx,
@@ -460,10 +542,12 @@ pub(crate) fn seal_for_subject(
     )
 }
 
+#[allow(clippy::too_many_arguments)] // one internal constructor behind the public seal calls
 pub(crate) fn seal_with(
     backend: Backend,
     keyring: &str,
     subject: Option<&[u8; SUBJECT_ID_LEN]>,
+    domain: Domain,
     kek: &Kek,
     plaintext: &[u8],
     ctx: &Context,
@@ -471,18 +555,34 @@ pub(crate) fn seal_with(
 ) -> Result<Vec<u8>> {
     // Everything is reserved up front: the plaintext is copied once, into its final place,
     // and encrypted there, so no reallocation leaves a plaintext copy behind in freed memory.
-    let head = seal_head(keyring, subject, kek, ctx, &rnd, plaintext.len() + TAG_LEN)?;
+    let head = seal_head(
+        keyring,
+        subject,
+        domain,
+        kek,
+        ctx,
+        &rnd,
+        plaintext.len() + TAG_LEN,
+    )?;
     let mut out = head.bytes;
     let body_start = out.len();
     out.extend_from_slice(plaintext);
-    let tag = backend.seal_once(
+    match backend.seal_once(
         &head.payload_key,
         &rnd.nonce,
         &head.aad,
         &mut out[body_start..],
-    )?;
-    out.extend_from_slice(&tag);
-    Ok(out)
+    ) {
+        Ok(tag) => {
+            out.extend_from_slice(&tag);
+            Ok(out)
+        }
+        Err(e) => {
+            // The plaintext was copied into `out`: wipe it before the buffer is freed.
+            out.zeroize();
+            Err(e)
+        }
+    }
 }
 
 /// Like [`seal`], but writes the envelope into `out`, reusing its memory: `out` is
@@ -519,7 +619,7 @@ fn seal_into_with(
     rnd: SealRandomness,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let head = seal_head(keyring, None, kek, ctx, &rnd, 0)?;
+    let head = seal_head(keyring, None, Domain::Caller, kek, ctx, &rnd, 0)?;
     let body_start = head.bytes.len();
     let body_end = body_start + plaintext.len();
     // Grow (zero-filled) only when `out` is too short; shrinking writes nothing.
@@ -559,15 +659,16 @@ struct SealHead {
 fn seal_head(
     keyring: &str,
     subject: Option<&[u8; SUBJECT_ID_LEN]>,
+    domain: Domain,
     kek: &Kek,
     ctx: &Context,
     rnd: &SealRandomness,
     body_capacity: usize,
 ) -> Result<SealHead> {
-    let mut out = header_prefix(Suite::Aes256GcmHkdf, keyring, subject)?;
+    let mut out = header_prefix(Suite::Aes256GcmHkdf, keyring, subject, domain)?;
     let stable_len = out.len();
     out.reserve_exact(4 + WRAPPED_DEK_LEN + NONCE_LEN + COMMITMENT_LEN + body_capacity);
-    let (payload_key, commitment) = payload_keys(&rnd.dek)?;
+    let (payload_key, commitment) = payload_keys(&rnd.dek, domain)?;
 
     // Key part: version and wrapped DEK.
     let waad = wrap_aad(&out, kek.version);
@@ -613,7 +714,7 @@ pub fn seal_deterministic(
     ctx: &Context,
 ) -> Result<Vec<u8>> {
     use aes_siv::KeyInit;
-    let mut out = header_prefix(Suite::Aes256Siv, keyring, None)?;
+    let mut out = header_prefix(Suite::Aes256Siv, keyring, None, Domain::Caller)?;
     out.extend_from_slice(&kek.version.to_be_bytes());
     let (key, commit) = siv_keys(kek)?;
     out.extend_from_slice(&commit);
@@ -701,7 +802,7 @@ fn gcm_body<'a>(env: &Envelope<'a>, kek: &Kek, ctx: &Context) -> Result<GcmBody<
     let b = env.bytes;
     let (ks, ke) = env.key_part;
     let dek = kek_unwrap_dek(env, kek)?;
-    let (payload_key, commitment) = payload_keys(&dek)?;
+    let (payload_key, commitment) = payload_keys(&dek, env.domain)?;
     if !ct_eq(&commitment, env.commitment()) {
         return Err(Error::AuthenticationFailed);
     }
@@ -766,7 +867,7 @@ pub fn rewrap(env: &Envelope<'_>, old: &Kek, new: &Kek) -> Result<Vec<u8>> {
     let b = env.bytes;
     let (ks, ke) = env.key_part;
     let mut dek = kek_unwrap_dek(env, old)?;
-    let (_, commitment) = payload_keys(&dek)?;
+    let (_, commitment) = payload_keys(&dek, env.domain)?;
     if !ct_eq(&commitment, env.commitment()) {
         return Err(Error::AuthenticationFailed);
     }
@@ -883,6 +984,7 @@ mod tests {
                 Backend::Ring,
                 "default",
                 None,
+                Domain::Caller,
                 &kek(1, 7, Backend::Ring),
                 &pt,
                 &ctx,
@@ -891,7 +993,17 @@ mod tests {
             .expect("ring");
             for &backend in Backend::AVAILABLE {
                 let k = kek(1, 7, backend);
-                let a = seal_with(backend, "default", None, &k, &pt, &ctx, fixed()).expect("seal");
+                let a = seal_with(
+                    backend,
+                    "default",
+                    None,
+                    Domain::Caller,
+                    &k,
+                    &pt,
+                    &ctx,
+                    fixed(),
+                )
+                .expect("seal");
                 assert_eq!(a, reference, "{backend:?} len {len}");
                 seal_into_with(backend, "default", &k, &pt, &ctx, fixed(), &mut reused)
                     .expect("seal_into");

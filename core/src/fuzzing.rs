@@ -752,8 +752,17 @@ fn seal_from(input: &mut Input<'_>, allow_siv: bool) -> Option<Sealed> {
         for &backend in Backend::AVAILABLE {
             let k = kek(version, &key, backend)?;
             outs.push(
-                envelope::seal_with(backend, &keyring, sid, &k, &pt, &ctx, randomness()?)
-                    .expect("seal"),
+                envelope::seal_with(
+                    backend,
+                    &keyring,
+                    sid,
+                    envelope::Domain::Caller,
+                    &k,
+                    &pt,
+                    &ctx,
+                    randomness()?,
+                )
+                .expect("seal"),
             );
         }
         assert_eq!(outs[0], outs[1], "backends seal to different bytes");
@@ -1156,7 +1165,15 @@ fn sealed_value(input: &mut Input<'_>, space: Space) {
         // The changed value must make the reads that depend on it fail.
         let depends = match space {
             Space::Keyring => None, // which keyring was hit decides; checked below
-            Space::Subject => Some("subject"),
+            // One subject key per keyring: the envelope's or the subject-bound tokens'.
+            Space::Subject => {
+                let ok = |name: &str| checks.iter().any(|(n, ok)| *n == name && *ok);
+                assert!(
+                    !(ok("subject") && ok("tokens")),
+                    "a changed subject value was accepted"
+                );
+                None
+            }
             Space::Record => Some("record"),
             Space::Token => Some("tokens"),
             _ => None,
@@ -1995,11 +2012,29 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
             let made = [
                 (
                     "gcm",
-                    envelope::seal_with(Backend::Ring, "default", None, &k3, pt, ctx, rnd()),
+                    envelope::seal_with(
+                        Backend::Ring,
+                        "default",
+                        None,
+                        envelope::Domain::Caller,
+                        &k3,
+                        pt,
+                        ctx,
+                        rnd(),
+                    ),
                 ),
                 (
                     "subject",
-                    envelope::seal_with(Backend::Ring, "notes", Some(&sid), &k3, pt, ctx, rnd()),
+                    envelope::seal_with(
+                        Backend::Ring,
+                        "notes",
+                        Some(&sid),
+                        envelope::Domain::Caller,
+                        &k3,
+                        pt,
+                        ctx,
+                        rnd(),
+                    ),
                 ),
                 ("siv", envelope::seal_deterministic("ids", &k3, pt, ctx)),
             ];
@@ -2396,7 +2431,8 @@ mod tests {
             };
             assert_eq!(r.expect("detokenize").as_str(), t.value);
         }
-        assert_eq!(fx.entries(Space::Subject).len(), 1);
+        // One subject key per (subject, keyring): the record's keyring and the tokens'.
+        assert_eq!(fx.entries(Space::Subject).len(), 2);
         assert_eq!(fx.entries(Space::Record).len(), 1);
         assert!(!fx.entries(Space::Token).is_empty());
         assert!(!fx.entries(Space::Keyring).is_empty());

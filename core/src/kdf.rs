@@ -28,6 +28,7 @@ use std::sync::OnceLock;
 /// HKDF labels: one per purpose, never reused. Listed in docs/FORMAT.md.
 pub(crate) mod label {
     pub const PAYLOAD: &[u8] = b"phivault v1 payload key+commitment";
+    pub const PAYLOAD_INTERNAL: &[u8] = b"phivault v1 internal payload key+commitment";
     pub const FIELD_KEY: &[u8] = b"phivault v1 field key";
     pub const TOKEN_ID: &[u8] = b"phivault v1 token id";
     pub const TOKEN_INDEX: &[u8] = b"phivault v1 token index";

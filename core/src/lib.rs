@@ -25,6 +25,7 @@
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
 //! - [`backup`], [`recovery`]: online backups, verify, restore; M-of-N recovery shares.
+//! - [`outfile`]: output files written privately (0600, exclusive, no-follow) and atomically.
 //! - [`migrate`]: copying a vault into another store (e.g. PostgreSQL) and verifying it.
 //! - [`root`]: root key sources (Argon2id passphrase, key file; HSM/KMS can plug in).
 //! - [`backend`]: AES-256-GCM by `ring` or RustCrypto behind one trait.
@@ -53,6 +54,7 @@ mod kdf;
 pub mod keyring;
 pub mod lifecycle;
 pub mod migrate;
+pub mod outfile;
 pub mod parallel;
 pub mod policy;
 pub mod records;

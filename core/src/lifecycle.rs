@@ -528,22 +528,49 @@ impl Vault {
         let bin = envelope::to_binary(data)?;
         let env = Envelope::parse(&bin)?;
         let plaintext = self.decrypt_parsed(&env, ctx)?;
-        let out = if let Some(id) = env.subject_key_id() {
-            let key = self.subject_key_by_id(id)?;
-            let id: [u8; envelope::SUBJECT_ID_LEN] =
-                id.try_into().map_err(|_| Error::AuthenticationFailed)?;
-            envelope::seal_for_subject(self.backend, env.keyring(), &id, &key, &plaintext, ctx)?
-        } else {
-            let mut opts = crate::EncryptOptions::new().keyring(env.keyring());
-            if env.is_deterministic() {
-                opts = opts.deterministic();
-            }
-            self.encrypt_inner(&plaintext, ctx, &opts)?
-        };
+        let out = self.reencrypt_parsed(&env, envelope::Domain::Caller, &plaintext, ctx)?;
         if text {
             Ok(envelope::to_text(&out)?.into_bytes())
         } else {
             Ok(out)
+        }
+    }
+
+    /// Seals `plaintext` (opened from `env`) again with a fresh data key in `domain`, with the
+    /// keyring, subject tie and suite of `env`.
+    fn reencrypt_parsed(
+        &self,
+        env: &Envelope<'_>,
+        domain: envelope::Domain,
+        plaintext: &[u8],
+        ctx: &Context,
+    ) -> Result<Vec<u8>> {
+        if let Some(id) = env.subject_key_id() {
+            let key = self.subject_key_for_envelope(id, env.keyring())?;
+            let id: [u8; envelope::SUBJECT_ID_LEN] =
+                id.try_into().map_err(|_| Error::AuthenticationFailed)?;
+            return envelope::seal_for_subject(
+                self.backend,
+                env.keyring(),
+                &id,
+                domain,
+                &key,
+                plaintext,
+                ctx,
+            );
+        }
+        match domain {
+            envelope::Domain::Internal => {
+                let kek = self.keyring(env.keyring())?.active_kek()?;
+                envelope::seal_internal(self.backend, env.keyring(), &kek, plaintext, ctx)
+            }
+            _ => {
+                let mut opts = crate::EncryptOptions::new().keyring(env.keyring());
+                if env.is_deterministic() {
+                    opts = opts.deterministic();
+                }
+                self.encrypt_inner(plaintext, ctx, &opts)
+            }
         }
     }
 
@@ -560,7 +587,10 @@ impl Vault {
             None => return Ok(false),
         };
         let ctx = crate::records::record_context(collection, id);
-        let env = self.reencrypt(&value[1..], &ctx)?;
+        let old = Envelope::parse(value.get(1..).ok_or(Error::AuthenticationFailed)?)?;
+        let plaintext = self.open_internal(&old, &ctx)?;
+        // A record written before domains existed moves into the vault's own domain.
+        let env = self.reencrypt_parsed(&old, envelope::Domain::Internal, &plaintext, &ctx)?;
         let mut new = Vec::with_capacity(1 + env.len());
         new.push(RECORD_FORMAT);
         new.extend_from_slice(&env);

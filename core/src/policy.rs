@@ -37,6 +37,8 @@ use zeroize::Zeroizing;
 /// The built-in principal with every right: the holder of the root key.
 pub const OWNER: &str = "owner";
 const POLICY_KEY: &[u8] = b"policy";
+/// Detail of the audit entry of a caller that is not the owner but uses its name.
+pub const IMPERSONATION: &str = "caller named 'owner' is not the vault owner";
 
 /// Who is calling, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -356,12 +358,20 @@ impl Vault {
         caller: &Caller,
         action: Action,
         resource: Resource<'_>,
-        target: crate::audit::Target,
+        mut target: crate::audit::Target,
     ) -> Result<Outcome> {
+        // The policy is loaded for the owner too: one that fails to unseal blocks every data
+        // call (fail closed); the owner repairs it with `set_policy`, which needs no decision.
+        let policy = self.current_policy()?;
         let outcome = if caller.is_owner() {
             Outcome::Allowed
+        } else if caller.principal == OWNER {
+            // The owner's name with none of its rights: refused, and marked in the log so
+            // its entries never pass for the owner's.
+            target.detail = Some(IMPERSONATION.to_owned());
+            Outcome::Denied
         } else {
-            self.current_policy()?.decide(caller, action, resource)
+            policy.decide(caller, action, resource)
         };
         self.audit_append(
             crate::audit::Record {
@@ -384,6 +394,34 @@ impl Vault {
                 action: action.as_str(),
             }),
             o => Ok(o),
+        }
+    }
+
+    /// Logs a call refused before any decision (a reserved context key, say) as a denial with
+    /// `why` as its detail; returns `err` (or the audit failure).
+    pub(crate) fn refuse(
+        &self,
+        caller: &Caller,
+        action: Action,
+        mut target: crate::audit::Target,
+        why: &str,
+        err: Error,
+    ) -> Error {
+        target.detail = Some(why.to_owned());
+        let logged = self.audit_append(
+            crate::audit::Record {
+                principal: &caller.principal,
+                purpose: &caller.purpose,
+                action,
+                target,
+                outcome: Outcome::Denied,
+                reason: None,
+            },
+            Vec::new(),
+        );
+        match logged {
+            Ok(()) => err,
+            Err(e) => e,
         }
     }
 }

@@ -19,7 +19,7 @@
 //! ```
 
 use crate::context::Context;
-use crate::envelope::{self, Envelope};
+use crate::envelope::{self, Domain, Envelope};
 use crate::keyring::DEFAULT_KEYRING;
 use crate::store::{ScanIter, Space, WriteOp};
 use crate::vault::{EncryptOptions, Vault};
@@ -153,10 +153,19 @@ impl Vault {
         check_collection(collection)?;
         check_id(id)?;
         let ctx = record_context(collection, id);
-        let eo = EncryptOptions::new().keyring(opts.keyring.unwrap_or(DEFAULT_KEYRING));
+        let keyring = opts.keyring.unwrap_or(DEFAULT_KEYRING);
         let env = match opts.subject {
-            Some(s) => self.encrypt_for_subject_unguarded(plaintext, &ctx, s, &eo)?,
-            None => self.encrypt_inner(plaintext, &ctx, &eo)?,
+            Some(s) => self.encrypt_for_subject_in(
+                Domain::Internal,
+                plaintext,
+                &ctx,
+                s,
+                &EncryptOptions::new().keyring(keyring),
+            )?,
+            None => {
+                let kek = self.keyring(keyring)?.active_kek()?;
+                envelope::seal_internal(self.backend, keyring, &kek, plaintext, &ctx)?
+            }
         };
         let mut value = Vec::with_capacity(1 + env.len());
         value.push(RECORD_FORMAT);
@@ -214,8 +223,8 @@ impl Vault {
         else {
             return Ok(None);
         };
-        let env = decode_value(&value)?;
-        self.decrypt_unguarded(env, &record_context(collection, id))
+        let env = Envelope::parse(decode_value(&value)?)?;
+        self.open_internal(&env, &record_context(collection, id))
             .map(Some)
     }
 
@@ -304,4 +313,53 @@ fn record_info((key, value): (Vec<u8>, Vec<u8>)) -> Result<RecordInfo> {
         subject: env.subject_key_id().is_some(),
         stored_bytes: value.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key32;
+    use crate::root::KeyFile;
+
+    /// Records written before envelopes had domains (caller-domain envelopes bound to the
+    /// reserved record context) stay readable by `get`, stay closed to the envelope API, and
+    /// move into the vault's own domain when re-encrypted.
+    #[test]
+    fn records_written_before_domains_stay_readable_and_closed_to_the_envelope_api() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = KeyFile::from_key(Key32::random().expect("key"));
+        let v = Vault::create(dir.path().join("v"), &root).expect("create");
+        let ctx = record_context("notes", "r1");
+        let env = v
+            .encrypt_inner(b"legacy record", &ctx, &EncryptOptions::new())
+            .expect("seal as before");
+        assert_eq!(
+            Envelope::parse(&env).expect("parse").domain(),
+            Domain::Caller
+        );
+        let mut value = vec![RECORD_FORMAT];
+        value.extend_from_slice(&env);
+        v.store
+            .write(vec![WriteOp::Put {
+                space: Space::Record,
+                key: v.record_key("notes", "r1"),
+                value,
+            }])
+            .expect("write");
+        assert_eq!(
+            &*v.get("notes", "r1").expect("get").expect("some"),
+            b"legacy record"
+        );
+        assert!(v.decrypt(&env, &ctx).is_err());
+        assert!(v.reencrypt_record("notes", "r1").expect("reencrypt"));
+        let (_, stored) = v.record_entry("notes", "r1").expect("e").expect("some");
+        assert_eq!(
+            Envelope::parse(&stored[1..]).expect("parse").domain(),
+            Domain::Internal
+        );
+        assert_eq!(
+            &*v.get("notes", "r1").expect("get").expect("some"),
+            b"legacy record"
+        );
+    }
 }

@@ -9,9 +9,18 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// Length in bytes of every symmetric key phivault uses (AES-256, HMAC-SHA256).
 pub const KEY_LEN: usize = 32;
 
-/// A 256-bit secret key, wiped on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+/// A 256-bit secret key, wiped on drop. Equality is constant-time.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Key32([u8; KEY_LEN]);
+
+impl PartialEq for Key32 {
+    /// Constant-time: the time taken does not depend on where two keys differ.
+    fn eq(&self, other: &Self) -> bool {
+        crate::kdf::ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Key32 {}
 
 impl Key32 {
     /// A fresh key from the operating system's CSPRNG, filled in place.
@@ -53,9 +62,19 @@ impl fmt::Debug for Key32 {
     }
 }
 
-/// Secret bytes of any length (a decrypted plaintext, a passphrase), wiped on drop.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Secret bytes of any length (a decrypted plaintext, a passphrase), wiped on drop. Equality
+/// is constant-time for equal lengths.
+#[derive(Clone, Default)]
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl PartialEq for SecretBytes {
+    /// Constant-time in the contents (the lengths are compared first).
+    fn eq(&self, other: &Self) -> bool {
+        crate::kdf::ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SecretBytes {}
 
 impl SecretBytes {
     /// Wraps bytes; they are wiped when this value is dropped.

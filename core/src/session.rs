@@ -44,7 +44,7 @@ pub struct Session<'v> {
     caller: Caller,
 }
 
-fn target(name: &str, item: Option<String>, count: usize) -> Target {
+pub(crate) fn target(name: &str, item: Option<String>, count: usize) -> Target {
     Target {
         name: name.to_owned(),
         item,
@@ -67,10 +67,41 @@ impl<'v> Session<'v> {
         &self.caller
     }
 
-    fn allow(&self, action: Action, resource: Resource<'_>, t: Target) -> Result<()> {
+    pub(crate) fn allow(&self, action: Action, resource: Resource<'_>, t: Target) -> Result<()> {
         self.vault
             .authorize(&self.caller, action, resource, t)
             .map(|_| ())
+    }
+
+    /// The vault behind this session, for the session forms defined in other modules.
+    pub(crate) fn vault(&self) -> &'v Vault {
+        self.vault
+    }
+
+    /// Refuses (and logs as a denial) a context with keys reserved for the vault's own data:
+    /// the envelope API never makes or opens what the record and token paths bind.
+    fn check_context(&self, action: Action, ctx: &Context, t: &Target) -> Result<()> {
+        crate::vault::check_caller_context(ctx).map_err(|e| {
+            self.vault.refuse(
+                &self.caller,
+                action,
+                t.clone(),
+                "reserved context keys (phivault.*)",
+                e,
+            )
+        })
+    }
+
+    /// The decision on the keyring a record write chooses explicitly.
+    fn allow_record_keyring(&self, opts: &PutOptions<'_>, count: usize) -> Result<()> {
+        match opts.keyring {
+            Some(k) => self.allow(
+                Action::Encrypt,
+                Resource::Keyring(k),
+                target(k, None, count),
+            ),
+            None => Ok(()),
+        }
     }
 
     /// [`Vault::encrypt`] as this caller.
@@ -85,8 +116,8 @@ impl<'v> Session<'v> {
         ctx: &Context,
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
-        crate::vault::check_caller_context(ctx)?;
         let k = opts.keyring_name();
+        self.check_context(Action::Encrypt, ctx, &target(k, None, 1))?;
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault.encrypt_with_unguarded(plaintext, ctx, opts)
     }
@@ -109,8 +140,8 @@ impl<'v> Session<'v> {
         subject: &str,
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
-        crate::vault::check_caller_context(ctx)?;
         let k = opts.keyring_name();
+        self.check_context(Action::Encrypt, ctx, &target(k, None, 1))?;
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault
             .encrypt_for_subject_unguarded(plaintext, ctx, subject, opts)
@@ -121,6 +152,7 @@ impl<'v> Session<'v> {
         let bin = envelope::to_binary(envelope)?;
         let env = Envelope::parse(&bin)?;
         let k = env.keyring();
+        self.check_context(Action::Decrypt, ctx, &target(k, None, 1))?;
         self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault.decrypt_parsed(&env, ctx)
     }
@@ -133,8 +165,8 @@ impl<'v> Session<'v> {
         ctx: &Context,
         opts: &EncryptOptions,
     ) -> Result<Vec<Vec<u8>>> {
-        crate::vault::check_caller_context(ctx)?;
         let k = opts.keyring_name();
+        self.check_context(Action::Encrypt, ctx, &target(k, None, plaintexts.len()))?;
         self.allow(
             Action::Encrypt,
             Resource::Keyring(k),
@@ -164,6 +196,7 @@ impl<'v> Session<'v> {
             }
         }
         for (k, n) in &keyrings {
+            self.check_context(Action::Decrypt, ctx, &target(k, None, *n))?;
             self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, *n))?;
         }
         self.vault.decrypt_many_unguarded(&bins, ctx)
@@ -202,6 +235,7 @@ impl<'v> Session<'v> {
             Resource::Collection(collection),
             target(collection, item, 1),
         )?;
+        self.allow_record_keyring(opts, 1)?;
         self.vault
             .put_with_unguarded(collection, id, plaintext, opts)
     }
@@ -218,6 +252,7 @@ impl<'v> Session<'v> {
             Resource::Collection(collection),
             target(collection, None, items.len()),
         )?;
+        self.allow_record_keyring(opts, items.len())?;
         self.vault.put_many_unguarded(collection, items, opts)
     }
 
@@ -336,7 +371,7 @@ impl Vault {
         }
     }
 
-    fn owner(&self) -> Session<'_> {
+    pub(crate) fn owner(&self) -> Session<'_> {
         self.session(Caller::owner())
     }
 

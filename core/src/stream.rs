@@ -30,12 +30,16 @@
 //! only detected at its end. Consumers that must not act on partial data should decrypt to a
 //! temporary file and use it once the reader reports a clean end (the CLI does this).
 
+use crate::audit::Action;
 use crate::backend::{AeadKey, NONCE_LEN, TAG_LEN};
 use crate::context::Context;
 use crate::envelope::{self, FLAG_SUBJECT, Kek, SUBJECT_ID_LEN, WRAPPED_DEK_LEN};
 use crate::kdf::{self, ct_eq, label};
 use crate::keyring::DEFAULT_KEYRING;
+use crate::outfile::PrivateOutput;
+use crate::policy::Resource;
 use crate::secret::Key32;
+use crate::session::{Session, target};
 use crate::vault::Vault;
 use crate::{Error, Result};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
@@ -478,21 +482,15 @@ impl Vault {
         }
     }
 
-    /// Starts encrypting a stream into `out` (the header is written at once). Audited as an
-    /// encryption by the owner.
+    /// Starts encrypting a stream into `out` (the header is written at once). As the owner;
+    /// audited. [`Session::encrypt_writer`] for other callers.
     pub fn encrypt_writer<W: Write>(
         &self,
         out: W,
         ctx: &Context,
         opts: &StreamOptions,
     ) -> Result<EncryptingWriter<W>> {
-        self.audit_admin(
-            crate::audit::Action::Encrypt,
-            &opts.keyring,
-            None,
-            "stream".into(),
-        )?;
-        self.encrypt_writer_unguarded(out, ctx, opts)
+        self.owner().encrypt_writer(out, ctx, opts)
     }
 
     pub(crate) fn encrypt_writer_unguarded<W: Write>(
@@ -550,7 +548,7 @@ impl Vault {
 
     fn open_stream_header(&self, header: &StreamHeader, ctx: &Context) -> Result<Box<dyn AeadKey>> {
         let kek = match &header.subject {
-            Some(id) => self.subject_key_by_id(id)?,
+            Some(id) => self.subject_key_for_envelope(id, &header.keyring)?,
             None => self
                 .keyring(&header.keyring)?
                 .decrypting_kek(header.key_version)?,
@@ -572,79 +570,22 @@ impl Vault {
     }
 
     /// Starts decrypting a stream from `input` (the header is read and authenticated at once).
-    /// Audited as a decryption by the owner.
+    /// As the owner; audited. [`Session::decrypt_reader`] for other callers.
     pub fn decrypt_reader<R: Read>(&self, input: R, ctx: &Context) -> Result<DecryptingReader<R>> {
-        let mut input = io::BufReader::with_capacity(1 << 20, input);
-        let header = StreamHeader::read_from(&mut input)?;
-        self.audit_admin(
-            crate::audit::Action::Decrypt,
-            &header.keyring,
-            None,
-            "stream".into(),
-        )?;
-        let aead = self.open_stream_header(&header, ctx)?;
-        Ok(DecryptingReader {
-            input,
-            aead,
-            prefix: header.prefix,
-            seg: header.segment_size(),
-            plain: Zeroizing::new(Vec::new()),
-            pos: 0,
-            index: 0,
-            done: false,
-        })
+        self.owner().decrypt_reader(input, ctx)
     }
 
-    /// A random-access decrypting reader. Audited as a decryption by the owner.
+    /// A random-access decrypting reader. As the owner; audited.
+    /// [`Session::decrypt_seekable`] for other callers.
     pub fn decrypt_seekable<R: Read + Seek>(
         &self,
-        mut input: R,
+        input: R,
         ctx: &Context,
     ) -> Result<SeekableReader<R>> {
-        input
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io("seeking stream", e))?;
-        let header = StreamHeader::read_from(&mut input)?;
-        self.audit_admin(
-            crate::audit::Action::Decrypt,
-            &header.keyring,
-            None,
-            "stream (random access)".into(),
-        )?;
-        let aead = self.open_stream_header(&header, ctx)?;
-        let total = input
-            .seek(SeekFrom::End(0))
-            .map_err(|e| Error::io("seeking stream", e))?;
-        let header_len = header.len() as u64;
-        let body = total
-            .checked_sub(header_len)
-            .ok_or(Error::AuthenticationFailed)?;
-        let seg = header.segment_size() as u64;
-        let seg_ct = seg + TAG_LEN as u64;
-        // Every segment but the last is full; the last holds 0..=seg bytes plus its tag.
-        let segments = if body == 0 { 0 } else { body.div_ceil(seg_ct) };
-        let last_len = body
-            .checked_sub(segments.saturating_sub(1) * seg_ct)
-            .ok_or(Error::AuthenticationFailed)?;
-        if segments == 0 || last_len < TAG_LEN as u64 {
-            return Err(Error::AuthenticationFailed);
-        }
-        let plaintext_len = (segments - 1) * seg + (last_len - TAG_LEN as u64);
-        Ok(SeekableReader {
-            input,
-            aead,
-            prefix: header.prefix,
-            seg: seg as usize,
-            header_len,
-            segments,
-            plaintext_len,
-            pos: 0,
-            cached: None,
-        })
+        self.owner().decrypt_seekable(input, ctx)
     }
 
-    /// Encrypts file `input` to `output` (written beside it and renamed into place when
-    /// complete). Returns the plaintext length.
+    /// Encrypts file `input` to `output` as the owner: see [`Session::encrypt_file`].
     pub fn encrypt_file(
         &self,
         input: &Path,
@@ -653,28 +594,11 @@ impl Vault {
         opts: &StreamOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64> {
-        let mut src = std::fs::File::open(input)
-            .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
-        let tmp = partial_path(output);
-        let dst = create_private(&tmp)
-            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        let result = (|| {
-            let mut w =
-                self.encrypt_writer(io::BufWriter::with_capacity(1 << 20, dst), ctx, opts)?;
-            let n = copy_with_progress(&mut src, &mut w, progress)
-                .map_err(|e| Error::io("encrypting", e))?;
-            let f = w.finish().map_err(|e| Error::io("encrypting", e))?;
-            let f = f
-                .into_inner()
-                .map_err(|e| Error::io("writing", e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io("syncing", e))?;
-            Ok(n)
-        })();
-        finish_file(result, &tmp, output)
+        self.owner()
+            .encrypt_file(input, output, ctx, opts, progress)
     }
 
-    /// Decrypts file `input` to `output` (written beside it and renamed into place only when
-    /// the whole stream authenticated: a damaged file leaves no output). Returns the length.
+    /// Decrypts file `input` to `output` as the owner: see [`Session::decrypt_file`].
     pub fn decrypt_file(
         &self,
         input: &Path,
@@ -682,32 +606,16 @@ impl Vault {
         ctx: &Context,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64> {
-        let src = std::fs::File::open(input)
-            .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
-        let tmp = partial_path(output);
-        let dst = create_private(&tmp)
-            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        let result = (|| {
-            let mut r = self.decrypt_reader(src, ctx)?;
-            let mut w = io::BufWriter::with_capacity(1 << 20, dst);
-            let n = copy_with_progress(&mut r, &mut w, progress).map_err(unwrap_io)?;
-            let f = w
-                .into_inner()
-                .map_err(|e| Error::io("writing", e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io("syncing", e))?;
-            Ok(n)
-        })();
-        finish_file(result, &tmp, output)
+        self.owner().decrypt_file(input, output, ctx, progress)
     }
 
-    /// Rewraps a stream file's header in place under its keyring's active version: only the
-    /// key version and wrapped DEK (fixed size) change; segments are untouched. Returns whether
-    /// anything changed.
+    /// Rewraps a stream file's header under its keyring's active version: only the key
+    /// version and wrapped DEK (fixed size) change; segments are copied as they are. The new
+    /// file is written beside the old one and renamed over it ([`crate::outfile`]), so a crash
+    /// leaves the old file or the new one, never a torn header. Returns whether anything
+    /// changed. Owner only; audited.
     pub fn rewrap_file(&self, path: &Path) -> Result<bool> {
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
+        let mut f = std::fs::File::open(path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let header = StreamHeader::read_from(&mut f)?;
         if header.subject.is_some() {
@@ -730,46 +638,20 @@ impl Vault {
             &header.wrap_aad(header.key_version),
             &header.bytes[ks + 4..ke],
         )?;
-        let mut part = new.version().to_be_bytes().to_vec();
-        part.extend_from_slice(&new.wrap(&header.wrap_aad(new.version()), dek.expose())?);
-        f.seek(SeekFrom::Start(ks as u64))
-            .map_err(|e| Error::io("seeking", e))?;
-        f.write_all(&part)
-            .map_err(|e| Error::io("rewriting stream header", e))?;
-        f.sync_all().map_err(|e| Error::io("syncing", e))?;
+        let mut head = header.bytes[..ks].to_vec();
+        head.extend_from_slice(&new.version().to_be_bytes());
+        head.extend_from_slice(&new.wrap(&header.wrap_aad(new.version()), dek.expose())?);
+        head.extend_from_slice(&header.bytes[ke..]);
+        let io_err = |e| Error::io(format!("rewriting {}", path.display()), e);
+        let mut out = PrivateOutput::create(path).map_err(io_err)?;
+        let mut w = io::BufWriter::with_capacity(1 << 20, out.take_file().map_err(io_err)?);
+        w.write_all(&head).map_err(io_err)?;
+        f.seek(SeekFrom::Start(header.len() as u64))
+            .map_err(io_err)?;
+        io::copy(&mut f, &mut w).map_err(io_err)?;
+        let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+        out.commit_file(file).map_err(io_err)?;
         Ok(true)
-    }
-}
-
-/// Creates (truncates) a file readable only by its owner (0600): decrypted output is PHI.
-pub fn create_private(path: &Path) -> io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path)
-}
-
-fn partial_path(output: &Path) -> std::path::PathBuf {
-    let mut name = output
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".partial");
-    output.with_file_name(name)
-}
-
-fn finish_file(result: Result<u64>, tmp: &Path, output: &Path) -> Result<u64> {
-    match result {
-        Ok(n) => {
-            std::fs::rename(tmp, output)
-                .map_err(|e| Error::io(format!("renaming to {}", output.display()), e))?;
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(tmp);
-            Err(e)
-        }
     }
 }
 
@@ -805,4 +687,144 @@ fn copy_with_progress(
         progress(total);
     }
     Ok(total)
+}
+
+/// Streams as a [`Session`]'s caller: each call is one policy decision on the stream's keyring
+/// (action `encrypt` or `decrypt`) and one audit entry, before any data moves.
+impl Session<'_> {
+    fn allow_stream(&self, action: Action, keyring: &str, detail: &str) -> Result<()> {
+        let mut t = target(keyring, None, 1);
+        t.detail = Some(detail.to_owned());
+        self.allow(action, Resource::Keyring(keyring), t)
+    }
+
+    /// [`Vault::encrypt_writer`] as this caller.
+    pub fn encrypt_writer<W: Write>(
+        &self,
+        out: W,
+        ctx: &Context,
+        opts: &StreamOptions,
+    ) -> Result<EncryptingWriter<W>> {
+        envelope::check_keyring_name(&opts.keyring)?;
+        self.allow_stream(Action::Encrypt, &opts.keyring, "stream")?;
+        self.vault().encrypt_writer_unguarded(out, ctx, opts)
+    }
+
+    /// [`Vault::decrypt_reader`] as this caller: the header is read, the decision taken on its
+    /// keyring, then the header is authenticated.
+    pub fn decrypt_reader<R: Read>(&self, input: R, ctx: &Context) -> Result<DecryptingReader<R>> {
+        let mut input = io::BufReader::with_capacity(1 << 20, input);
+        let header = StreamHeader::read_from(&mut input)?;
+        self.allow_stream(Action::Decrypt, &header.keyring, "stream")?;
+        let aead = self.vault().open_stream_header(&header, ctx)?;
+        Ok(DecryptingReader {
+            input,
+            aead,
+            prefix: header.prefix,
+            seg: header.segment_size(),
+            plain: Zeroizing::new(Vec::new()),
+            pos: 0,
+            index: 0,
+            done: false,
+        })
+    }
+
+    /// [`Vault::decrypt_seekable`] as this caller.
+    pub fn decrypt_seekable<R: Read + Seek>(
+        &self,
+        mut input: R,
+        ctx: &Context,
+    ) -> Result<SeekableReader<R>> {
+        input
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seeking stream", e))?;
+        let header = StreamHeader::read_from(&mut input)?;
+        self.allow_stream(Action::Decrypt, &header.keyring, "stream (random access)")?;
+        let aead = self.vault().open_stream_header(&header, ctx)?;
+        let total = input
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io("seeking stream", e))?;
+        let header_len = header.len() as u64;
+        let body = total
+            .checked_sub(header_len)
+            .ok_or(Error::AuthenticationFailed)?;
+        let seg = header.segment_size() as u64;
+        let seg_ct = seg + TAG_LEN as u64;
+        // Every segment but the last is full; the last holds 0..=seg bytes plus its tag.
+        let segments = if body == 0 { 0 } else { body.div_ceil(seg_ct) };
+        let last_len = body
+            .checked_sub(segments.saturating_sub(1) * seg_ct)
+            .ok_or(Error::AuthenticationFailed)?;
+        if segments == 0 || last_len < TAG_LEN as u64 {
+            return Err(Error::AuthenticationFailed);
+        }
+        let plaintext_len = (segments - 1) * seg + (last_len - TAG_LEN as u64);
+        Ok(SeekableReader {
+            input,
+            aead,
+            prefix: header.prefix,
+            seg: seg as usize,
+            header_len,
+            segments,
+            plaintext_len,
+            pos: 0,
+            cached: None,
+        })
+    }
+
+    /// Encrypts file `input` to `output` as this caller. The output is written under a
+    /// private temporary name and renamed into place, durably, only when complete
+    /// ([`crate::outfile`]). Returns the plaintext length.
+    pub fn encrypt_file(
+        &self,
+        input: &Path,
+        output: &Path,
+        ctx: &Context,
+        opts: &StreamOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let mut src = std::fs::File::open(input)
+            .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+        let mut out = PrivateOutput::create(output)
+            .map_err(|e| Error::io(format!("creating a file beside {}", output.display()), e))?;
+        let dst = out.take_file().map_err(|e| Error::io("writing", e))?;
+        let mut w = self.encrypt_writer(io::BufWriter::with_capacity(1 << 20, dst), ctx, opts)?;
+        let n = copy_with_progress(&mut src, &mut w, progress)
+            .map_err(|e| Error::io("encrypting", e))?;
+        let f = w.finish().map_err(|e| Error::io("encrypting", e))?;
+        let f = f
+            .into_inner()
+            .map_err(|e| Error::io("writing", e.into_error()))?;
+        out.commit_file(f)
+            .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
+        Ok(n)
+    }
+
+    /// Decrypts file `input` to `output` as this caller. The output (PHI) is written under a
+    /// private temporary name (0600, created exclusively, never through a symbolic link) and
+    /// renamed into place only when the whole stream authenticated: a damaged file, or a
+    /// refused caller, leaves no output. Returns the length.
+    pub fn decrypt_file(
+        &self,
+        input: &Path,
+        output: &Path,
+        ctx: &Context,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let src = std::fs::File::open(input)
+            .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+        // The decision comes before any output file exists.
+        let mut r = self.decrypt_reader(src, ctx)?;
+        let mut out = PrivateOutput::create(output)
+            .map_err(|e| Error::io(format!("creating a file beside {}", output.display()), e))?;
+        let dst = out.take_file().map_err(|e| Error::io("writing", e))?;
+        let mut w = io::BufWriter::with_capacity(1 << 20, dst);
+        let n = copy_with_progress(&mut r, &mut w, progress).map_err(unwrap_io)?;
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io("writing", e.into_error()))?;
+        out.commit_file(f)
+            .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
+        Ok(n)
+    }
 }

@@ -160,6 +160,7 @@ fn generate() -> Vec<(String, Case)> {
         Backend::Ring,
         "default",
         Some(&[0xAB; 16]),
+        envelope::Domain::Caller,
         &kek,
         b"subject data",
         &ctx_of(&ctx2),

@@ -15,7 +15,7 @@
 use crate::backend::{AeadKey, Backend};
 use crate::cache::SharedCache;
 use crate::context::Context;
-use crate::envelope::{self, Envelope};
+use crate::envelope::{self, Envelope, Kek};
 use crate::kdf::{self, Mac, label};
 use crate::keyring::{
     DEFAULT_KEYRING, Keyring, KeyringInfo, KeyringRecord, VersionRecord, now_unix,
@@ -205,6 +205,8 @@ pub struct Vault {
     /// Loaded keyrings, re-read after [`CACHE_TTL_SECS`] (another process may rotate).
     keyrings: SharedCache<Arc<Keyring>>,
     keyring_writes: Mutex<()>,
+    /// When each keyring was last re-read for an unknown key version (rate limit).
+    keyring_reloads: Mutex<std::collections::HashMap<String, std::time::Instant>>,
     pub(crate) tokens: crate::tokens::TokenState,
     pub(crate) audit: crate::audit::AuditState,
     /// The policy, under the name `""`; re-read after [`CACHE_TTL_SECS`].
@@ -219,9 +221,28 @@ pub struct Vault {
 }
 
 impl Drop for Vault {
-    /// Writes the audit entries still waiting for group commit.
+    /// Writes the audit entries still waiting for group commit. A failure here cannot be
+    /// reported: call [`Vault::close`] to learn of it.
     fn drop(&mut self) {
         let _ = self.audit_flush();
+    }
+}
+
+impl Vault {
+    /// Writes the audit entries waiting for group commit and makes every write durable (also
+    /// under [`Durability::Deferred`]). Fails with [`Error::AuditUnavailable`] when the audit
+    /// log cannot be written (entries of calls that already returned data would be lost), or
+    /// with the store's error when the store cannot be flushed.
+    pub fn flush(&self) -> Result<()> {
+        self.audit_flush()?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Closes the vault, reporting what dropping it cannot: [`Vault::flush`], then the store
+    /// and the directory lock are released and the keys wiped.
+    pub fn close(self) -> Result<()> {
+        self.flush()
     }
 }
 
@@ -300,23 +321,10 @@ fn is_vault_dir(dir: &Path) -> bool {
     dir.join(HEADER_FILE).is_file()
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file (0600) in the same directory,
-/// fsync, rename over `path`, fsync of the directory.
+/// Writes `bytes` to `path` atomically and durably ([`crate::outfile::write_atomic`]).
 pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let io = |e| Error::io(format!("writing {}", path.display()), e);
-    let mut f = opts.open(&tmp).map_err(io)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
+    crate::outfile::write_atomic(path, bytes)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 impl VaultHeader {
@@ -580,6 +588,7 @@ impl Vault {
             keys: VaultKeys::derive(vmk)?,
             keyrings: SharedCache::new(),
             keyring_writes: Mutex::new(()),
+            keyring_reloads: Mutex::new(std::collections::HashMap::new()),
             tokens: crate::tokens::TokenState::default(),
             audit: crate::audit::AuditState::default(),
             policy_cache: SharedCache::new(),
@@ -812,17 +821,18 @@ impl Vault {
 
     // ---- encryption -----------------------------------------------------------------------
 
-    /// Encrypts with options (keyring, deterministic).
+    /// Encrypts with options (keyring, deterministic), refusing reserved context keys.
     pub(crate) fn encrypt_with_unguarded(
         &self,
         plaintext: &[u8],
         ctx: &Context,
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
+        check_caller_context(ctx)?;
         self.encrypt_inner(plaintext, ctx, opts)
     }
 
-    /// [`Vault::encrypt_with`] without the reserved-key check (for records).
+    /// [`Vault::encrypt_with`] without the reserved-key check (re-encryption keeps contexts).
     pub(crate) fn encrypt_inner(
         &self,
         plaintext: &[u8],
@@ -868,49 +878,85 @@ impl Vault {
         envelopes: &[T],
         ctx: &Context,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        self.parallel
-            .map(envelopes, |e| self.decrypt_unguarded(e.as_ref(), ctx))
+        check_caller_context(ctx)?;
+        self.parallel.map(envelopes, |e| {
+            let bin = envelope::to_binary(e.as_ref())?;
+            self.decrypt_parsed(&Envelope::parse(&bin)?, ctx)
+        })
     }
 
-    /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
-    /// context or a wrong key gives [`Error::AuthenticationFailed`]; a retired or destroyed key
-    /// version is named.
-    pub(crate) fn decrypt_unguarded(
-        &self,
-        envelope: &[u8],
-        ctx: &Context,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        let bin = envelope::to_binary(envelope)?;
-        self.decrypt_parsed(&Envelope::parse(&bin)?, ctx)
-    }
-
-    /// Decrypts a parsed envelope (for callers that looked at its header first).
+    /// Decrypts a parsed envelope of the envelope API (for callers that looked at its header
+    /// first). Only [`Domain::Caller`](envelope::Domain::Caller) envelopes under a context
+    /// without reserved keys: records and vaulted token values are opened by their own paths
+    /// only ([`Vault::open_internal`]), so decrypt rights on a keyring never reach them.
     pub(crate) fn decrypt_parsed(
         &self,
         env: &Envelope<'_>,
         ctx: &Context,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        check_caller_context(ctx)?;
+        if env.domain() != envelope::Domain::Caller {
+            return Err(Error::AuthenticationFailed);
+        }
+        self.open_any(env, ctx)
+    }
+
+    /// Opens an envelope of a record or a vaulted token value: the vault's own domain, or a
+    /// caller-domain envelope written before domains existed (bound to a reserved context,
+    /// which the envelope API refuses).
+    pub(crate) fn open_internal(
+        &self,
+        env: &Envelope<'_>,
+        ctx: &Context,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.open_any(env, ctx)
+    }
+
+    fn open_any(&self, env: &Envelope<'_>, ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
         if env.subject_key_id().is_some() {
             return self.decrypt_subject(env, ctx);
         }
-        let kek = match self
-            .keyring(env.keyring())?
-            .decrypting_kek(env.key_version())
-        {
-            // A version another process created after this one loaded the keyring: re-read it.
-            Err(Error::UnknownKeyVersion { .. }) => {
-                self.keyrings.remove(env.keyring())?;
-                self.keyring(env.keyring())?
-                    .decrypting_kek(env.key_version())?
-            }
-            other => other?,
-        };
+        let kek = self.decrypting_kek(env.keyring(), env.key_version())?;
         Ok(envelope::open(self.backend, env, &kek, ctx)?.into_zeroizing())
+    }
+
+    /// The KEK of `keyring` version `version` for decryption. A version this process has not
+    /// seen may have been made by another process sharing the store: the keyring is re-read
+    /// then, at most once per [`UNKNOWN_VERSION_RELOAD_SECS`] per keyring, so forged version
+    /// numbers cannot make every call reload it.
+    pub(crate) fn decrypting_kek(&self, keyring: &str, version: u32) -> Result<Arc<Kek>> {
+        match self.keyring(keyring)?.decrypting_kek(version) {
+            Err(Error::UnknownKeyVersion { .. }) if self.may_reload_keyring(keyring)? => {
+                self.keyrings.remove(keyring)?;
+                self.keyring(keyring)?.decrypting_kek(version)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether a keyring may be re-read now for an unknown key version (rate limit).
+    fn may_reload_keyring(&self, keyring: &str) -> Result<bool> {
+        let mut last = self.keyring_reloads.lock().map_err(|_| poisoned())?;
+        let now = std::time::Instant::now();
+        let window = std::time::Duration::from_secs(UNKNOWN_VERSION_RELOAD_SECS);
+        if last
+            .get(keyring)
+            .is_some_and(|t| now.duration_since(*t) < window)
+        {
+            return Ok(false);
+        }
+        if last.len() >= MAX_RELOAD_ENTRIES {
+            last.retain(|_, t| now.duration_since(*t) < window);
+        }
+        if last.len() < MAX_RELOAD_ENTRIES {
+            last.insert(keyring.to_owned(), now);
+        }
+        Ok(true)
     }
 
     fn decrypt_subject(&self, env: &Envelope<'_>, ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
         let id = env.subject_key_id().ok_or(Error::AuthenticationFailed)?;
-        let key = self.subject_key_by_id(id)?;
+        let key = self.subject_key_for_envelope(id, env.keyring())?;
         Ok(envelope::open(self.backend, env, &key, ctx)?.into_zeroizing())
     }
 
@@ -918,6 +964,18 @@ impl Vault {
     /// key, so [`Vault::forget_subject`] makes it unrecoverable.
     pub(crate) fn encrypt_for_subject_unguarded(
         &self,
+        plaintext: &[u8],
+        ctx: &Context,
+        subject: &str,
+        opts: &EncryptOptions,
+    ) -> Result<Vec<u8>> {
+        self.encrypt_for_subject_in(envelope::Domain::Caller, plaintext, ctx, subject, opts)
+    }
+
+    /// [`Vault::encrypt_for_subject_unguarded`] in `domain` (records use the vault's own).
+    pub(crate) fn encrypt_for_subject_in(
+        &self,
+        domain: envelope::Domain,
         plaintext: &[u8],
         ctx: &Context,
         subject: &str,
@@ -931,7 +989,7 @@ impl Vault {
         }
         let name = opts.keyring.as_deref().unwrap_or(DEFAULT_KEYRING);
         let (id, key) = self.subject_key_for_write(subject, name)?;
-        envelope::seal_for_subject(self.backend, name, &id, &key, plaintext, ctx)
+        envelope::seal_for_subject(self.backend, name, &id, domain, &key, plaintext, ctx)
     }
 
     pub(crate) fn vault_id(&self) -> &[u8; 16] {
@@ -964,8 +1022,6 @@ impl Vault {
     }
 }
 
-/// Context keys starting with `phivault.` are reserved for the vault's own bindings (records),
-/// so a caller cannot forge a record's binding through the envelope API.
 /// The database URL, when `location` names one (`postgres://` or `postgresql://`).
 fn database_url(location: &Path) -> Result<Option<&str>> {
     match location.to_str() {
@@ -987,6 +1043,9 @@ fn database_store(_url: &str) -> Result<Box<dyn Store>> {
     ))
 }
 
+/// Context keys starting with `phivault.` are reserved for the vault's own bindings (records,
+/// vaulted tokens): the envelope API refuses them in both directions, so a caller can neither
+/// forge a record's binding nor open a record's envelope taken from the store.
 pub(crate) fn check_caller_context(ctx: &Context) -> Result<()> {
     if ctx
         .pairs()
@@ -999,6 +1058,12 @@ pub(crate) fn check_caller_context(ctx: &Context) -> Result<()> {
     }
     Ok(())
 }
+
+/// Shortest time between two re-reads of one keyring for unknown key versions (seconds): an
+/// envelope with a forged version costs one store read per keyring per second at most.
+pub const UNKNOWN_VERSION_RELOAD_SECS: u64 = 1;
+/// Keyrings whose last re-read time is remembered at once (bounds that memory).
+const MAX_RELOAD_ENTRIES: usize = 4096;
 
 /// Prefix of context keys reserved for phivault.
 pub const RESERVED_CONTEXT_PREFIX: &str = "phivault.";

@@ -331,7 +331,8 @@ fn forgotten_subjects_stay_forgotten_with_the_ledger() {
     )
     .expect("restore");
     assert_eq!(r.subject_keys_dropped, 1);
-    assert_eq!(r.erasures_added, 1);
+    // One erasure record per destroyed key: the subject's own id and its `default` key.
+    assert_eq!(r.erasures_added, 2);
     let v = Vault::open(dir.path().join("r2"), &key()).expect("open");
     assert!(matches!(v.get("notes", "s1"), Err(Error::SubjectForgotten)));
     assert_eq!(v.erasures().expect("erasures"), ledger);

@@ -998,10 +998,14 @@ pv_result pv_vault_open(const char *path,
                         struct pv_vault **out_vault);
 
 /**
- * Closes the vault: flushes and releases the store and the directory lock, and wipes the
- * vault's keys from memory. The handle stays allocated: later calls on it return
- * `PV_VAULT_CLOSED`, and closing it again returns `PV_VAULT_CLOSED` too. Free it with
- * `pv_vault_free`.
+ * Closes the vault: writes the audit entries still waiting for group commit, flushes and
+ * releases the store and the directory lock, and wipes the vault's keys from memory. The
+ * handle stays allocated: later calls on it return `PV_VAULT_CLOSED`, and closing it again
+ * returns `PV_VAULT_CLOSED` too. Free it with `pv_vault_free`.
+ *
+ * Returns `PV_AUDIT_UNAVAILABLE` when the last audit entries could not be written (the vault
+ * is closed all the same; treat the calls since the last write as unaudited), or a store
+ * error when the store could not be flushed.
  *
  * Waits for calls in flight on other threads to finish.
  *

@@ -51,12 +51,14 @@ pub(crate) fn with_shared<T>(
 }
 
 /// Closes the vault in `shared`; `false` if it was closed already.
-fn close_shared(shared: &SharedVault) -> bool {
+/// Takes the vault out of the handle and closes it: `None` when it was closed already, else
+/// the outcome of [`Vault::close`] (pending audit entries written, store flushed).
+fn close_shared(shared: &SharedVault) -> Option<phivault_core::Result<()>> {
     let taken = shared
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    taken.is_some()
+    taken.map(Vault::close)
 }
 
 /// Runs `f` on the open vault behind `vault`.
@@ -180,10 +182,14 @@ pub unsafe extern "C" fn pv_vault_open(
     }
 }
 
-/// Closes the vault: flushes and releases the store and the directory lock, and wipes the
-/// vault's keys from memory. The handle stays allocated: later calls on it return
-/// `PV_VAULT_CLOSED`, and closing it again returns `PV_VAULT_CLOSED` too. Free it with
-/// `pv_vault_free`.
+/// Closes the vault: writes the audit entries still waiting for group commit, flushes and
+/// releases the store and the directory lock, and wipes the vault's keys from memory. The
+/// handle stays allocated: later calls on it return `PV_VAULT_CLOSED`, and closing it again
+/// returns `PV_VAULT_CLOSED` too. Free it with `pv_vault_free`.
+///
+/// Returns `PV_AUDIT_UNAVAILABLE` when the last audit entries could not be written (the vault
+/// is closed all the same; treat the calls since the last write as unaudited), or a store
+/// error when the store could not be flushed.
 ///
 /// Waits for calls in flight on other threads to finish.
 ///
@@ -196,10 +202,9 @@ pub unsafe extern "C" fn pv_vault_close(vault: *mut pv_vault) -> pv_result {
     boundary(|| {
         // SAFETY: forwarded contract.
         let handle = unsafe { arg_ref(vault, "vault") }?;
-        if close_shared(&handle.inner) {
-            Ok(())
-        } else {
-            Err(Failure::code(pv_result::PV_VAULT_CLOSED))
+        match close_shared(&handle.inner) {
+            Some(outcome) => outcome.map_err(Failure::from),
+            None => Err(Failure::code(pv_result::PV_VAULT_CLOSED)),
         }
     })
 }
@@ -241,7 +246,8 @@ pub unsafe extern "C" fn pv_vault_free(vault: *mut pv_vault) {
         // Close first: sessions may still share the vault, and must not keep it open.
         // SAFETY: forwarded contract (NULL is handled by `arg_ref` returning an error).
         if let Ok(handle) = unsafe { arg_ref(vault, "vault") } {
-            close_shared(&handle.inner);
+            // Free cannot report a failed final audit write: `pv_vault_close` does.
+            let _ = close_shared(&handle.inner);
         }
         // SAFETY: forwarded contract.
         unsafe { free_raw(vault) };

@@ -233,12 +233,18 @@ impl PyVault {
     }
 
     /// Closes the vault and releases its lock. Idempotent. Later calls raise `VaultClosed`.
+    /// Raises `AuditError` when the audit entries still waiting for group commit cannot be
+    /// written (the vault is closed all the same), or a store error when it cannot flush.
     fn close(&self, py: Python<'_>) -> PvResult<()> {
         let taken = self.inner.lock().map_err(|_| PvError::Panic)?.take();
-        // Dropping the last handle flushes the store: do it without the GIL.
-        run(py, true, move || {
-            drop(taken);
-            Ok(())
+        // Flushing writes to the disk: do it without the GIL. Sessions may still hold the
+        // vault: their later calls flush their own entries, and the last one closes it.
+        run(py, true, move || match taken {
+            Some(v) => match Arc::try_unwrap(v) {
+                Ok(v) => v.close().map_err(PvError::from),
+                Err(shared) => shared.flush().map_err(PvError::from),
+            },
+            None => Ok(()),
         })
     }
 

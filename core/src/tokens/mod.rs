@@ -276,7 +276,7 @@ impl Vault {
                 self.field_keyring(&f.spec.keyring)?;
                 Ok(FieldKeys::Subject(
                     f,
-                    self.subject_key_for_write(s, &f.spec.keyring)?.1,
+                    self.subject_key_for_field(s, &f.spec.keyring)?.1,
                 ))
             }
             (true, None) => Err(Error::SubjectRequired {
@@ -298,7 +298,7 @@ impl Vault {
         match (f.spec.subject, subject) {
             (true, Some(s)) => Ok(FieldKeys::Subject(
                 f,
-                self.subject_key_by_id(&self.subject_key_id(s)?)?,
+                self.subject_key_for_field_read(s, &f.spec.keyring)?,
             )),
             (true, None) => Err(Error::SubjectRequired {
                 field: f.spec.name.clone(),

@@ -81,7 +81,7 @@ impl Vault {
         let keyring = f.spec.keyring.as_str();
         self.field_keyring(keyring)?;
         let subject_key = match (f.spec.subject, subject) {
-            (true, Some(s)) => Some(self.subject_key_for_write(s, keyring)?),
+            (true, Some(s)) => Some(self.subject_key_for_field(s, keyring)?),
             (true, None) => {
                 return Err(Error::SubjectRequired {
                     field: field.to_owned(),
@@ -127,12 +127,13 @@ impl Vault {
                         self.backend,
                         keyring,
                         id,
+                        envelope::Domain::Internal,
                         sk,
                         value.as_bytes(),
                         &ctx,
                     )?,
                     (None, Some(kek)) => {
-                        envelope::seal(self.backend, keyring, kek, value.as_bytes(), &ctx)?
+                        envelope::seal_internal(self.backend, keyring, kek, value.as_bytes(), &ctx)?
                     }
                     (None, None) => return Err(Error::Crypto("no key for vaulted token")),
                 };
@@ -207,7 +208,8 @@ impl Vault {
                     what: "vaulted token",
                 });
             }
-            let plain = self.decrypt_unguarded(&stored[1..], &token_context(field, token))?;
+            let env = envelope::Envelope::parse(&stored[1..])?;
+            let plain = self.open_internal(&env, &token_context(field, token))?;
             String::from_utf8(plain.to_vec())
                 .map(Zeroizing::new)
                 .map_err(|_| Error::CorruptMetadata {
