@@ -652,6 +652,28 @@ fn check_vault_decrypt(data: &[u8]) {
             fx.is_known_plaintext(&pt[..]),
             "the vault decrypted something it never encrypted"
         );
+        assert_ne!(
+            &pt[..],
+            &fx.record.2[..],
+            "the envelope API opened a record"
+        );
+    }
+    // Reserved contexts (records, vaulted tokens) never open through the envelope API, and
+    // the vault's own record envelope never opens under any caller context (issue 16).
+    let (c, id, _) = &fx.record;
+    let reserved = [
+        Context::new()
+            .with("phivault.collection", *c)
+            .with("phivault.id", *id),
+        Context::new()
+            .with("phivault.field", "fz-random")
+            .with("phivault.token", "x"),
+    ];
+    for r in &reserved {
+        assert!(
+            fx.vault.decrypt(data, r).is_err(),
+            "a reserved context was accepted by decrypt"
+        );
     }
 }
 
@@ -1285,7 +1307,20 @@ pub fn detokenize(data: &[u8]) {
         if let (Ok(shown), Ok(p)) = (&shown, &plain) {
             match view {
                 View::Redacted => assert_eq!(shown.as_str(), crate::tokens::mask::REDACTED),
-                _ => assert_eq!(shown.chars().count(), p.chars().count(), "mask length"),
+                _ => {
+                    assert_eq!(shown.chars().count(), p.chars().count(), "mask length");
+                    // The masked view never shows more than half of the value (issue 16).
+                    let maskable = |c: &char| *c != '*' && c.is_alphanumeric();
+                    let total = p.chars().filter(char::is_ascii_alphanumeric).count()
+                        + p.chars()
+                            .filter(|c| c.is_alphanumeric() && !c.is_ascii())
+                            .count();
+                    let visible = shown.chars().filter(maskable).count();
+                    assert!(
+                        2 * visible <= total.max(visible),
+                        "masked view shows {visible} of {total}"
+                    );
+                }
             }
         }
     }
