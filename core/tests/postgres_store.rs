@@ -557,6 +557,17 @@ fn a_rotation_in_one_process_is_seen_by_another() {
         .expect("create");
     let b =
         Vault::open_in(Box::new(store(&url, schema)), &root(), Backend::default()).expect("open");
+    // The grant is set before b's first call: every call (the owner's too) loads the policy,
+    // so b caches this one.
+    a.set_policy(
+        &Policy::from_toml(
+            "[[principal]]\nname = \"analyst\"\nroles = [\"research\"]\n\n\
+             [[rule]]\nroles = [\"research\"]\npurposes = [\"research\"]\n\
+             actions = [\"tokenize\"]\nfields = [\"pid\"]\n",
+        )
+        .expect("policy"),
+    )
+    .expect("set policy");
     let ctx = Context::new().with("k", "v");
     let before = b.encrypt(b"x", &ctx).expect("encrypt"); // b has loaded `default` v1
     assert_eq!(&*a.decrypt(&before, &ctx).expect("decrypt"), b"x");
@@ -572,15 +583,6 @@ fn a_rotation_in_one_process_is_seen_by_another() {
     let mut pid = FieldSpec::new("pid", TokenKind::Pseudonym);
     pid.project = "study-1".into();
     a.define_field(pid.clone()).expect("define");
-    a.set_policy(
-        &Policy::from_toml(
-            "[[principal]]\nname = \"analyst\"\nroles = [\"research\"]\n\n\
-             [[rule]]\nroles = [\"research\"]\npurposes = [\"research\"]\n\
-             actions = [\"tokenize\"]\nfields = [\"pid\"]\n",
-        )
-        .expect("policy"),
-    )
-    .expect("set policy");
     let analyst = || b.session(Caller::new("analyst", "research"));
     let old_token = analyst().tokenize("pid", "MRN-7").expect("allowed");
     pid.project = "study-2".into();
