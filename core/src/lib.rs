@@ -24,6 +24,8 @@
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
+//! - [`integrity`]: `verify` (every entry authenticated, cross-references checked) and
+//!   `salvage` of a damaged vault; the commit anchor that refuses a rolled-back store.
 //! - [`backup`], [`recovery`]: online backups, verify, restore; M-of-N recovery shares.
 //! - [`migrate`]: copying a vault into another store (e.g. PostgreSQL) and verifying it.
 //! - [`root`]: root key sources (Argon2id passphrase, key file; HSM/KMS can plug in).
@@ -38,6 +40,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod anchor;
 pub mod audit;
 pub mod backend;
 pub mod backup;
@@ -49,6 +52,7 @@ pub mod envelope;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod integrity;
 mod kdf;
 pub mod keyring;
 pub mod lifecycle;

@@ -165,6 +165,24 @@ impl VaultHeader {
     }
 }
 
+/// The MAC key of the commit anchor (anchor.rs).
+pub(crate) fn anchor_mac(vmk: &Key32) -> Result<Mac> {
+    Ok(Mac::new(&kdf::expand_key(vmk, &[label::STORE_ANCHOR])?))
+}
+
+/// The store of a directory vault: sled in `<dir>/store`, checked against and moving the
+/// commit anchor `<dir>/store.anchor` (anchor.rs).
+fn dir_store(dir: &Path, vmk: &Key32, vault_id: [u8; 16], d: Durability) -> Result<Box<dyn Store>> {
+    let sled = SledStore::open(&dir.join(STORE_DIR), d)?;
+    Ok(Box::new(crate::anchor::AnchoredStore::open(
+        Box::new(sled),
+        dir,
+        anchor_mac(vmk)?,
+        vault_id,
+        d == Durability::Immediate,
+    )?))
+}
+
 /// Keys derived from the vault master key.
 pub(crate) struct VaultKeys {
     keyring_wrap: Box<dyn AeadKey>,
@@ -175,6 +193,8 @@ pub(crate) struct VaultKeys {
     pub(crate) audit_mac: Mac,
     pub(crate) audit_seal: Box<dyn AeadKey>,
     meta_seal: Box<dyn AeadKey>,
+    /// MAC of the commit anchor (anchor.rs).
+    pub(crate) anchor: Mac,
 }
 
 impl VaultKeys {
@@ -189,6 +209,7 @@ impl VaultKeys {
             meta_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::META_SEAL])?)?,
             audit_mac: Mac::new(&kdf::expand_key(vmk, &[label::AUDIT_MAC])?),
             audit_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::AUDIT_SEAL])?)?,
+            anchor: anchor_mac(vmk)?,
         })
     }
 }
@@ -388,10 +409,10 @@ impl Vault {
             });
         }
         let (header, vmk) = VaultHeader::new(root)?;
-        let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
+        let store = dir_store(dir, &vmk, header.vault_id, opts.durability)?;
         let header_path = dir.join(HEADER_FILE);
         let mut vault = Vault::assemble(
-            Box::new(store),
+            store,
             opts.backend,
             &header,
             &vmk,
@@ -432,9 +453,9 @@ impl Vault {
             .map_err(|e| Error::io(format!("reading {}", header_path.display()), e))?;
         let header = VaultHeader::decode(&bytes)?;
         let vmk = header.unlock(root)?;
-        let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
+        let store = dir_store(dir, &vmk, header.vault_id, opts.durability)?;
         let mut vault = Vault::assemble(
-            Box::new(store),
+            store,
             opts.backend,
             &header,
             &vmk,

@@ -1,0 +1,1 @@
+//! Integrity: verify and salvage (WIP).
