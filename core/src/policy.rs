@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 
 /// The built-in principal with every right: the holder of the root key.
 pub const OWNER: &str = "owner";
-const POLICY_KEY: &[u8] = b"policy";
+pub(crate) const POLICY_KEY: &[u8] = b"policy";
 
 /// Who is calling, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]

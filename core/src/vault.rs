@@ -569,6 +569,18 @@ impl Vault {
         Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)
     }
 
+    /// A vault over `store` (a copy of a damaged store, for `integrity::salvage`) with the
+    /// header of a directory vault: no lock, no anchor, nothing written.
+    pub(crate) fn over_store(
+        store: Box<dyn Store>,
+        header_bytes: &[u8],
+        root: &dyn RootKeySource,
+    ) -> Result<Vault> {
+        let header = VaultHeader::decode(header_bytes)?;
+        let vmk = header.unlock(root)?;
+        Vault::assemble(store, Backend::default(), &header, &vmk, HeaderSlot::Store)
+    }
+
     /// Writes the `default` and `tokens` keyrings together with `more` in one atomic batch.
     fn write_default_keyring(&self, mut more: Vec<WriteOp>) -> Result<()> {
         for name in [DEFAULT_KEYRING, crate::tokens::TOKENS_KEYRING] {
@@ -708,7 +720,7 @@ impl Vault {
         envelope::unwrap_with(self.keys.meta_seal.as_ref(), &self.meta_aad(parts), sealed)
     }
 
-    fn unseal_keyring(&self, name: &str, sealed: &[u8]) -> Result<KeyringRecord> {
+    pub(crate) fn unseal_keyring(&self, name: &str, sealed: &[u8]) -> Result<KeyringRecord> {
         let plain = envelope::unwrap_with(
             self.keys.keyring_wrap.as_ref(),
             &self.keyring_aad(name),
