@@ -242,7 +242,7 @@ impl Vault {
                         report.problem(space, &key, what);
                     }
                 }
-                if report.entries % 4096 == 0 {
+                if report.entries.is_multiple_of(4096) {
                     progress(report.entries);
                 }
             }
@@ -256,18 +256,18 @@ impl Vault {
             .get(Space::Meta, crate::audit::HEAD_KEY)?
             .map(|v| crate::audit::decode_head(&v));
         match head {
-            Some(Ok((seq, mac))) => {
+            Some(Ok((seq, mac)))
                 if checker.audit_broken
                     || seq != checker.audit_next - 1
-                    || (seq > 0 && !kdf::ct_eq(&mac, &checker.audit_prev))
-                {
-                    report.problem(
-                        Space::Audit,
-                        &seq.to_be_bytes(),
-                        "the audit log does not end at its head anchor (entries lost or added)",
-                    );
-                }
+                    || (seq > 0 && !kdf::ct_eq(&mac, &checker.audit_prev)) =>
+            {
+                report.problem(
+                    Space::Audit,
+                    &seq.to_be_bytes(),
+                    "the audit log does not end at its head anchor (entries lost or added)",
+                );
             }
+            Some(Ok(_)) => {}
             Some(Err(_)) => report.problem(
                 Space::Meta,
                 crate::audit::HEAD_KEY,
