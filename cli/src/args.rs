@@ -203,6 +203,10 @@ pub enum Command {
     Backup(crate::backup::BackupArgs),
     /// Restore a backup into a new vault directory (all or nothing).
     Restore(crate::backup::RestoreArgs),
+    /// Read and authenticate every entry of the vault; report counts and problems by location.
+    Verify(crate::integrity::VerifyArgs),
+    /// Copy every entry that still authenticates out of a damaged vault into a new one.
+    Salvage(crate::integrity::SalvageArgs),
     /// M-of-N recovery shares of the vault master key: split, and unlock a lost root.
     Recovery {
         /// The recovery command.

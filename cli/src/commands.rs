@@ -169,6 +169,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys { cmd } => crate::keys::run(cmd),
         Command::Backup(a) => crate::backup::backup(a),
         Command::Restore(a) => crate::backup::restore(a),
+        Command::Verify(a) => crate::integrity::verify(a),
+        Command::Salvage(a) => crate::integrity::salvage(a),
         Command::Recovery { cmd } => crate::backup::recovery(cmd),
         Command::Tokenize {
             vault,

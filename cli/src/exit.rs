@@ -14,7 +14,8 @@ Exit codes:
   6  not found (vault, keyring, key version, record, field)
   7  key retired or destroyed, or data subject forgotten
   8  audit log verification failed
-  9  access denied by the policy, or the audit log unavailable (fail closed)";
+  9  access denied by the policy, or the audit log unavailable (fail closed)
+ 10  store damaged or rolled back (refused on open), or `verify` found problems";
 
 /// A CLI failure: a library error or a message of the CLI's own.
 #[derive(Debug)]
@@ -86,6 +87,9 @@ pub fn code(e: &CliError) -> i32 {
             | Error::UnknownField { .. } => 6,
             Error::KeyDestroyed { .. } | Error::KeyRetired { .. } | Error::SubjectForgotten => 7,
             Error::AccessDenied { .. } | Error::AuditUnavailable => 9,
+            Error::StoreRolledBack { .. } | Error::StoreCorrupted { .. } => {
+                crate::integrity::EXIT_DAMAGED
+            }
             // Malformed CSV or a column missing from its header: invalid input.
             Error::Csv { .. } | Error::CsvColumnMissing { .. } => 1,
             _ => 1,

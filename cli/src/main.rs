@@ -11,6 +11,7 @@ mod backup;
 mod commands;
 mod demo;
 mod exit;
+mod integrity;
 mod io;
 mod keys;
 mod pg;

@@ -22,7 +22,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
-const HEAD_KEY: &[u8] = b"audit-head";
+pub(crate) const HEAD_KEY: &[u8] = b"audit-head";
 const ENTRY_FORMAT: u8 = 1;
 const REASON_AAD: &[u8] = b"PVA1 break-glass reason";
 /// Appends retried after another process moved the head, before giving up (fail closed).
@@ -287,6 +287,44 @@ pub(crate) fn split_value(value: &[u8]) -> Result<Vec<&[u8]>> {
         }
         _ => Err(bad()),
     }
+}
+
+/// Checks one stored audit value against the chain: every record's sequence number and MAC
+/// after `prev`/`next_seq`, which advance. For `integrity::verify` and `salvage`.
+pub(crate) fn check_value(
+    mac_key: &Mac,
+    prev: &mut [u8; 32],
+    next_seq: &mut u64,
+    value: &[u8],
+) -> bool {
+    let Ok(records) = split_value(value) else {
+        return false;
+    };
+    let (mut p, mut n) = (*prev, *next_seq);
+    for raw in records {
+        let Ok((entry, mac, body)) = decode_entry(raw) else {
+            return false;
+        };
+        if entry.seq != n || !ct_eq(&entry_mac(mac_key, &p, n, body), &mac) {
+            return false;
+        }
+        p = mac;
+        n += 1;
+    }
+    *prev = p;
+    *next_seq = n;
+    true
+}
+
+/// The stored head anchor for the entry `seq` whose MAC is `mac` (`seq` 0: an empty log).
+pub(crate) fn head_value(seq: u64, mac: [u8; 32]) -> Result<Vec<u8>> {
+    encode_head(&Head { seq, mac })
+}
+
+/// The (sequence number, MAC) of a stored head anchor.
+pub(crate) fn decode_head(value: &[u8]) -> Result<(u64, [u8; 32])> {
+    let h: Head = crate::codec::decode_exact(value, "audit head")?;
+    Ok((h.seq, h.mac))
 }
 
 fn encode_head(h: &Head) -> Result<Vec<u8>> {

@@ -887,6 +887,24 @@ fn kek_unwrap_dek(env: &Envelope<'_>, kek: &Kek) -> Result<Key32> {
     Key32::from_slice(dek.expose()).map_err(|_| Error::AuthenticationFailed)
 }
 
+/// Authenticates what of an envelope can be without its context (`integrity::verify`): for
+/// the randomized suite, the header, key version and wrapped DEK (the wrap's tag) and the
+/// commitment; for the deterministic suite only that `kek` has the envelope's version.
+pub(crate) fn check_key_part(env: &Envelope<'_>, kek: &Kek) -> Result<()> {
+    if kek.version != env.key_version {
+        return Err(Error::AuthenticationFailed);
+    }
+    if env.suite != Suite::Aes256GcmHkdf {
+        return Ok(());
+    }
+    let dek = kek_unwrap_dek(env, kek)?;
+    let (_, commitment) = payload_keys(&dek, env.domain)?;
+    if !ct_eq(&commitment, env.commitment()) {
+        return Err(Error::AuthenticationFailed);
+    }
+    Ok(())
+}
+
 /// Encodes a binary envelope in its text form, `pv1:<keyring>:<version>:<base64url>`, for
 /// database columns and CSV. The prefix shows keyring and key version without decrypting.
 pub fn to_text(bytes: &[u8]) -> Result<String> {

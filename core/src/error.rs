@@ -259,6 +259,29 @@ pub enum Error {
         why: &'static str,
     },
 
+    /// The store holds fewer commits than its commit anchor (`store.anchor`) records: committed
+    /// writes are missing, because an older copy of the store was put back (a rollback) or
+    /// because damage made the store's recovery drop its tail. Nothing was read from it.
+    #[error(
+        "the store is missing committed writes (it holds commit {store}, its anchor records commit {anchor}): an older copy was restored or the store was damaged; restore the latest backup, or run `phivault salvage` to copy out what remains"
+    )]
+    StoreRolledBack {
+        /// The last commit the store holds.
+        store: u64,
+        /// The last commit the anchor file records.
+        anchor: u64,
+    },
+
+    /// The store's integrity cannot be established: its commit anchor entry or the anchor file
+    /// is missing or fails authentication, or damage was found. Nothing was read from it.
+    #[error(
+        "the store is damaged: {what}; run `phivault verify` to see what is affected, then restore the latest backup or run `phivault salvage`"
+    )]
+    StoreCorrupted {
+        /// What was found (never stored data).
+        what: &'static str,
+    },
+
     /// The underlying store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),

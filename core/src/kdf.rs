@@ -44,6 +44,7 @@ pub(crate) mod label {
     pub const RECORD_ID: &[u8] = b"phivault v1 record id";
     pub const SUBJECT_ID: &[u8] = b"phivault v1 subject id";
     pub const KEY_FILE_ROOT: &[u8] = b"phivault v1 key-file root";
+    pub const STORE_ANCHOR: &[u8] = b"phivault v1 store anchor";
 }
 
 fn rng() -> &'static rng_provider::SystemRandom {

@@ -24,6 +24,8 @@
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
+//! - [`integrity`]: `verify` (every entry authenticated, cross-references checked) and
+//!   `salvage` of a damaged vault; the commit anchor that refuses a rolled-back store.
 //! - [`backup`], [`recovery`]: online backups, verify, restore; M-of-N recovery shares.
 //! - [`outfile`]: output files written privately (0600, exclusive, no-follow) and atomically.
 //! - [`migrate`]: copying a vault into another store (e.g. PostgreSQL) and verifying it.
@@ -39,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod anchor;
 pub mod audit;
 pub mod backend;
 pub mod backup;
@@ -50,6 +53,7 @@ pub mod envelope;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod integrity;
 mod kdf;
 pub mod keyring;
 pub mod lifecycle;

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-const CHECKPOINT_KEY: &[u8] = b"rewrap-checkpoint";
+pub(crate) const CHECKPOINT_KEY: &[u8] = b"rewrap-checkpoint";
 
 /// Options for [`Vault::rewrap`].
 #[derive(Clone, Debug)]

@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 
 /// The built-in principal with every right: the holder of the root key.
 pub const OWNER: &str = "owner";
-const POLICY_KEY: &[u8] = b"policy";
+pub(crate) const POLICY_KEY: &[u8] = b"policy";
 /// Detail of the audit entry of a caller that is not the owner but uses its name.
 pub const IMPERSONATION: &str = "caller named 'owner' is not the vault owner";
 

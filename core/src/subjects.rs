@@ -120,6 +120,14 @@ impl Vault {
         )?))
     }
 
+    /// The stored subject key `id` (either format), or [`Error::SubjectForgotten`].
+    pub(crate) fn subject_key_by_id(&self, id: &[u8]) -> Result<Arc<Kek>> {
+        match self.store.get(Space::Subject, id)? {
+            Some(bytes) => self.decode_subject(id, &bytes),
+            None => Err(Error::SubjectForgotten),
+        }
+    }
+
     /// The key of subject key `id` named by an envelope of `keyring`, or
     /// [`Error::SubjectForgotten`] when it is gone. A format 2 key opens only envelopes of its
     /// own keyring.

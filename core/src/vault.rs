@@ -165,6 +165,24 @@ impl VaultHeader {
     }
 }
 
+/// The MAC key of the commit anchor (anchor.rs).
+pub(crate) fn anchor_mac(vmk: &Key32) -> Result<Mac> {
+    Ok(Mac::new(&kdf::expand_key(vmk, &[label::STORE_ANCHOR])?))
+}
+
+/// The store of a directory vault: sled in `<dir>/store`, checked against and moving the
+/// commit anchor `<dir>/store.anchor` (anchor.rs).
+fn dir_store(dir: &Path, vmk: &Key32, vault_id: [u8; 16], d: Durability) -> Result<Box<dyn Store>> {
+    let sled = SledStore::open(&dir.join(STORE_DIR), d)?;
+    Ok(Box::new(crate::anchor::AnchoredStore::open(
+        Box::new(sled),
+        dir,
+        anchor_mac(vmk)?,
+        vault_id,
+        d == Durability::Immediate,
+    )?))
+}
+
 /// Keys derived from the vault master key.
 pub(crate) struct VaultKeys {
     keyring_wrap: Box<dyn AeadKey>,
@@ -175,6 +193,8 @@ pub(crate) struct VaultKeys {
     pub(crate) audit_mac: Mac,
     pub(crate) audit_seal: Box<dyn AeadKey>,
     meta_seal: Box<dyn AeadKey>,
+    /// MAC of the commit anchor (anchor.rs).
+    pub(crate) anchor: Mac,
 }
 
 impl VaultKeys {
@@ -189,6 +209,7 @@ impl VaultKeys {
             meta_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::META_SEAL])?)?,
             audit_mac: Mac::new(&kdf::expand_key(vmk, &[label::AUDIT_MAC])?),
             audit_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::AUDIT_SEAL])?)?,
+            anchor: anchor_mac(vmk)?,
         })
     }
 }
@@ -396,10 +417,10 @@ impl Vault {
             });
         }
         let (header, vmk) = VaultHeader::new(root)?;
-        let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
+        let store = dir_store(dir, &vmk, header.vault_id, opts.durability)?;
         let header_path = dir.join(HEADER_FILE);
         let mut vault = Vault::assemble(
-            Box::new(store),
+            store,
             opts.backend,
             &header,
             &vmk,
@@ -440,9 +461,9 @@ impl Vault {
             .map_err(|e| Error::io(format!("reading {}", header_path.display()), e))?;
         let header = VaultHeader::decode(&bytes)?;
         let vmk = header.unlock(root)?;
-        let store = SledStore::open(&dir.join(STORE_DIR), opts.durability)?;
+        let store = dir_store(dir, &vmk, header.vault_id, opts.durability)?;
         let mut vault = Vault::assemble(
-            Box::new(store),
+            store,
             opts.backend,
             &header,
             &vmk,
@@ -554,6 +575,18 @@ impl Vault {
         let header = VaultHeader::decode(&bytes)?;
         let vmk = header.unlock(root)?;
         Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)
+    }
+
+    /// A vault over `store` (a copy of a damaged store, for `integrity::salvage`) with the
+    /// header of a directory vault: no lock, no anchor, nothing written.
+    pub(crate) fn over_store(
+        store: Box<dyn Store>,
+        header_bytes: &[u8],
+        root: &dyn RootKeySource,
+    ) -> Result<Vault> {
+        let header = VaultHeader::decode(header_bytes)?;
+        let vmk = header.unlock(root)?;
+        Vault::assemble(store, Backend::default(), &header, &vmk, HeaderSlot::Store)
     }
 
     /// Writes the `default` and `tokens` keyrings together with `more` in one atomic batch.
@@ -696,7 +729,7 @@ impl Vault {
         envelope::unwrap_with(self.keys.meta_seal.as_ref(), &self.meta_aad(parts), sealed)
     }
 
-    fn unseal_keyring(&self, name: &str, sealed: &[u8]) -> Result<KeyringRecord> {
+    pub(crate) fn unseal_keyring(&self, name: &str, sealed: &[u8]) -> Result<KeyringRecord> {
         let plain = envelope::unwrap_with(
             self.keys.keyring_wrap.as_ref(),
             &self.keyring_aad(name),

@@ -26,7 +26,7 @@ mod ff1;
 pub mod mask;
 mod pseudonym;
 pub mod spec;
-mod vaulted;
+pub(crate) mod vaulted;
 
 pub use mask::View;
 pub use pseudonym::PREFIX as PSEUDONYM_PREFIX;
@@ -189,7 +189,7 @@ impl Vault {
         Ok(f)
     }
 
-    fn unseal_field(&self, name: &str, sealed: &[u8]) -> Result<FieldSpec> {
+    pub(crate) fn unseal_field(&self, name: &str, sealed: &[u8]) -> Result<FieldSpec> {
         let plain = self
             .unseal_meta(&[b"field", name.as_bytes()], sealed)
             .map_err(|_| Error::CorruptMetadata {

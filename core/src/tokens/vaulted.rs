@@ -58,14 +58,14 @@ fn generate(f: &Field, value: &str) -> Result<String> {
     }
 }
 
-fn token_context(field: &str, token: &str) -> Context {
+pub(crate) fn token_context(field: &str, token: &str) -> Context {
     Context::new()
         .with(CONTEXT_FIELD, field)
         .with(CONTEXT_TOKEN, token)
 }
 
 impl Vault {
-    fn token_key(&self, field: &str, token: &str) -> [u8; 32] {
+    pub(crate) fn token_key(&self, field: &str, token: &str) -> [u8; 32] {
         self.keys
             .token_id
             .tag(&[field.as_bytes(), token.as_bytes()])

@@ -1,0 +1,358 @@
+//! The commit anchor: how far a directory vault's committed history goes, kept outside the
+//! store, so that a store which lost committed writes is refused instead of read as empty.
+//!
+//! sled treats a damaged part of its log as a torn tail and drops everything after it; an
+//! operator may restore an older copy of `store/` under a newer vault. Neither is visible to
+//! the store itself. The anchor makes both visible:
+//!
+//! - every durable commit (a durable write, compare-and-swap, sync or flush) raises a counter
+//!   and writes `counter ‖ MAC` into the store (`Space::Meta`, key `anchor`) as the *last*
+//!   write before the store's flush;
+//! - after the flush has returned, the same counter and MAC are written into the file
+//!   `store.anchor` beside the store (two fixed slots, written in turn in place, then
+//!   `fdatasync`), so the file never runs ahead of what the store holds durably;
+//! - on open, the store's counter must be at least the file's: smaller is
+//!   [`Error::StoreRolledBack`]; an anchor entry missing or failing its MAC while the file
+//!   exists is [`Error::StoreCorrupted`]; so is a missing or unreadable file while the store
+//!   has an entry.
+//!
+//! Writes of [`Durability::Deferred`](crate::store::Durability::Deferred) are not durable when
+//! they return and do not move the anchor: only [`Store::flush`] does, so losing the last
+//! deferred writes (their documented risk) is never a refusal to open.
+//!
+//! The MAC key is derived from the vault master key (label `phivault v1 store anchor`) and
+//! the MAC covers the vault id and the counter, so neither record can be forged or moved to
+//! another vault without the root key. See docs/FORMAT.md §Commit anchor and SECURITY.md.
+
+use crate::error::StoreError;
+use crate::kdf::{Mac, ct_eq};
+use crate::store::{CasItem, Entry, Space, Store, WriteOp};
+use crate::{Error, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The anchor file's name, beside `store/` in the vault directory.
+pub const ANCHOR_FILE: &str = "store.anchor";
+/// The key of the anchor entry in `Space::Meta`.
+pub(crate) const ANCHOR_KEY: &[u8] = b"anchor";
+const MAGIC: &[u8; 4] = b"PVA1";
+/// Bytes of one anchor record: magic, counter (u64 BE), MAC.
+pub(crate) const RECORD_LEN: usize = 4 + 8 + 32;
+/// Bytes of one slot of the file (a record and zero padding).
+const SLOT_LEN: u64 = 64;
+
+/// The authenticated anchor record: `"PVA1" ‖ counter ‖ HMAC(K, "anchor", vault id, counter)`.
+fn record(mac: &Mac, vault_id: &[u8; 16], counter: u64) -> [u8; RECORD_LEN] {
+    let mut out = [0u8; RECORD_LEN];
+    out[..4].copy_from_slice(MAGIC);
+    out[4..12].copy_from_slice(&counter.to_be_bytes());
+    out[12..].copy_from_slice(&mac.tag(&[b"anchor", vault_id, &counter.to_be_bytes()]));
+    out
+}
+
+/// The counter of an authentic record, `None` when it is not one.
+pub(crate) fn parse(mac: &Mac, vault_id: &[u8; 16], bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < RECORD_LEN || &bytes[..4] != MAGIC {
+        return None;
+    }
+    let counter = u64::from_be_bytes(bytes[4..12].try_into().ok()?);
+    let want = record(mac, vault_id, counter);
+    ct_eq(&want, &bytes[..RECORD_LEN]).then_some(counter)
+}
+
+fn corrupted(what: &'static str) -> Error {
+    Error::StoreCorrupted { what }
+}
+
+/// The anchor file: two slots written in turn, so a torn write leaves the other one intact.
+struct AnchorFile {
+    file: File,
+    path: PathBuf,
+    /// The highest counter written, and the slot that holds it.
+    written: u64,
+    slot: u64,
+}
+
+impl AnchorFile {
+    fn write(&mut self, rec: &[u8; RECORD_LEN], counter: u64) -> Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        if counter <= self.written {
+            return Ok(()); // a later commit already wrote a larger counter
+        }
+        let slot = 1 - self.slot;
+        let mut buf = [0u8; SLOT_LEN as usize];
+        buf[..RECORD_LEN].copy_from_slice(rec);
+        let io = |e| Error::io(format!("writing {}", self.path.display()), e);
+        (&self.file)
+            .seek(SeekFrom::Start(slot * SLOT_LEN))
+            .and_then(|_| (&self.file).write_all(&buf))
+            .and_then(|()| self.file.sync_data())
+            .map_err(io)?;
+        self.written = counter;
+        self.slot = slot;
+        Ok(())
+    }
+}
+
+/// Reads the anchor file: `Ok(None)` when there is none; the largest authentic slot
+/// (and which one it is) otherwise.
+fn read_file(path: &Path, mac: &Mac, vault_id: &[u8; 16]) -> Result<Option<(u64, u64)>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    let mut best: Option<(u64, u64)> = None;
+    for slot in 0..2u64 {
+        let start = (slot * SLOT_LEN) as usize;
+        if let Some(c) = bytes.get(start..).and_then(|b| parse(mac, vault_id, b))
+            && best.is_none_or(|(b, _)| c > b)
+        {
+            best = Some((c, slot));
+        }
+    }
+    best.map(Some)
+        .ok_or_else(|| corrupted("the commit anchor file store.anchor is damaged"))
+}
+
+/// The store's anchor counter: `Ok(None)` when it has no entry, an error when the entry does
+/// not authenticate.
+pub(crate) fn store_counter(
+    store: &dyn Store,
+    mac: &Mac,
+    vault_id: &[u8; 16],
+) -> Result<Option<u64>> {
+    match store.get(Space::Meta, ANCHOR_KEY)? {
+        None => Ok(None),
+        Some(v) => parse(mac, vault_id, &v)
+            .map(Some)
+            .ok_or_else(|| corrupted("the store's commit anchor entry does not authenticate")),
+    }
+}
+
+/// The anchor counter in a vault directory's file (for `verify` and `salvage` reports):
+/// `None` when the vault has no anchor file.
+pub(crate) fn file_counter(dir: &Path, mac: &Mac, vault_id: &[u8; 16]) -> Result<Option<u64>> {
+    Ok(read_file(&dir.join(ANCHOR_FILE), mac, vault_id)?.map(|(c, _)| c))
+}
+
+/// A [`Store`] whose durable commits move the commit anchor (see the module documentation).
+pub(crate) struct AnchoredStore {
+    inner: Box<dyn Store>,
+    mac: Mac,
+    vault_id: [u8; 16],
+    /// Whether `write` and `compare_and_swap` are durable when they return (`Immediate`).
+    each_write: bool,
+    /// The last counter written into the store. Held while the anchor entry is written, so
+    /// the store's entry only ever grows.
+    counter: Mutex<u64>,
+    file: Mutex<AnchorFile>,
+}
+
+impl AnchoredStore {
+    /// Checks `store` against the anchor file in `dir` and wraps it. A vault that has neither
+    /// (created before anchors existed, or just now) gets both.
+    pub(crate) fn open(
+        store: Box<dyn Store>,
+        dir: &Path,
+        mac: Mac,
+        vault_id: [u8; 16],
+        each_write: bool,
+    ) -> Result<AnchoredStore> {
+        let path = dir.join(ANCHOR_FILE);
+        let in_file = read_file(&path, &mac, &vault_id)?;
+        let in_store = match store_counter(store.as_ref(), &mac, &vault_id) {
+            Err(e) if in_file.is_some() => return Err(e),
+            Err(_) => None,
+            Ok(c) => c,
+        };
+        let counter = match (in_store, in_file) {
+            (Some(s), Some((f, _))) if s < f => {
+                return Err(Error::StoreRolledBack {
+                    store: s,
+                    anchor: f,
+                });
+            }
+            (Some(s), Some(_)) => s,
+            (None, Some(_)) => {
+                return Err(corrupted(
+                    "the store has no commit anchor entry but store.anchor exists",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(corrupted("the commit anchor file store.anchor is missing"));
+            }
+            (None, None) => 0,
+        };
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let (written, slot) = in_file.unwrap_or((0, 1));
+        let anchored = AnchoredStore {
+            inner: store,
+            mac,
+            vault_id,
+            each_write,
+            counter: Mutex::new(counter),
+            file: Mutex::new(AnchorFile {
+                file,
+                path,
+                written,
+                slot,
+            }),
+        };
+        if in_file.is_none() {
+            // First anchor of this vault: store entry, flush, file (then the directory entry).
+            anchored.flush()?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(anchored)
+    }
+
+    fn lock_err() -> StoreError {
+        StoreError::Backend("commit anchor lock poisoned".into())
+    }
+
+    /// Runs `apply` (unsynced writes) and then writes the next anchor entry, both under the
+    /// counter lock, so the anchor entry is the last write of the commit; returns the counter.
+    fn apply<T>(
+        &self,
+        apply: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
+    ) -> Result<(T, u64), StoreError> {
+        let mut c = self.counter.lock().map_err(|_| Self::lock_err())?;
+        let out = apply(self.inner.as_ref())?;
+        let next = *c + 1;
+        self.inner.write_unsynced(vec![WriteOp::Put {
+            space: Space::Meta,
+            key: ANCHOR_KEY.to_vec(),
+            value: record(&self.mac, &self.vault_id, next).to_vec(),
+        }])?;
+        *c = next;
+        Ok((out, next))
+    }
+
+    /// After the store's flush has returned: the file catches up to `counter`.
+    fn anchor(&self, counter: u64) -> Result<(), StoreError> {
+        let rec = record(&self.mac, &self.vault_id, counter);
+        let mut f = self.file.lock().map_err(|_| Self::lock_err())?;
+        f.write(&rec, counter).map_err(|e| match e {
+            Error::Io { source, .. } => StoreError::Io(source),
+            other => StoreError::Backend(other.to_string()),
+        })
+    }
+}
+
+impl Store for AnchoredStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(space, key)
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        if !self.each_write {
+            return self.inner.write(ops);
+        }
+        let ((), c) = self.apply(|s| s.write_unsynced(ops))?;
+        self.inner.sync()?;
+        self.anchor(c)
+    }
+
+    fn compare_and_swap(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        if !self.each_write {
+            return self.inner.compare_and_swap(space, key, expected, new);
+        }
+        let (swapped, c) =
+            self.apply(|s| s.compare_and_swap_unsynced(space, key, expected, new))?;
+        if swapped {
+            self.inner.sync()?;
+            self.anchor(c)?;
+        }
+        Ok(swapped)
+    }
+
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.inner.write_unsynced(ops)
+    }
+
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .compare_and_swap_unsynced(space, key, expected, new)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        if !self.each_write {
+            return self.inner.sync();
+        }
+        let ((), c) = self.apply(|_| Ok(()))?;
+        self.inner.sync()?;
+        self.anchor(c)
+    }
+
+    fn compare_and_swap_many(
+        &self,
+        space: Space,
+        items: Vec<CasItem>,
+    ) -> Result<usize, StoreError> {
+        if !self.each_write {
+            return self.inner.compare_and_swap_many(space, items);
+        }
+        let (swapped, c) = self.apply(|s| {
+            let mut n = 0;
+            for it in items {
+                if s.compare_and_swap_unsynced(space, &it.key, Some(&it.expected), Some(it.new))? {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+        if swapped > 0 {
+            self.inner.sync()?;
+            self.anchor(c)?;
+        }
+        Ok(swapped)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(space, prefix, after, limit)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let ((), c) = self.apply(|_| Ok(()))?;
+        self.inner.flush()?;
+        self.anchor(c)
+    }
+
+    fn write_unsynced_if(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        ops: Vec<WriteOp>,
+    ) -> Result<bool, StoreError> {
+        self.inner.write_unsynced_if(space, key, expected, ops)
+    }
+}
