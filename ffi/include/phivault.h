@@ -182,6 +182,16 @@ enum pv_result
    */
   PV_CONFLICT = 308,
   /**
+   * The store holds fewer commits than its commit anchor records: an older copy of the store
+   * was put back, or damage cut its history short. Restore the latest backup, or salvage.
+   */
+  PV_STORE_ROLLED_BACK = 309,
+  /**
+   * The store or its commit anchor is damaged. Run `phivault verify`, then restore the latest
+   * backup or salvage.
+   */
+  PV_STORE_CORRUPTED = 310,
+  /**
    * No record with that collection and id.
    */
   PV_NOT_FOUND = 400,
@@ -1170,6 +1180,25 @@ pv_result pv_vault_rotate(const struct pv_vault *vault,
  * Thread safety: may run concurrently with any call on the same vault.
  */
 pv_result pv_vault_rotate_root(const struct pv_vault *vault, const struct pv_root_key *new_root);
+
+/**
+ * Checks the whole store (`Vault::verify`): every entry of every space is read and
+ * authenticated (records, token entries and their index, subject keys, keyrings, policy, field
+ * definitions, erasure records, the audit chain, the commit anchor) and cross-references are
+ * checked. `*out_ok` receives whether nothing was found; `out_report_json` (if not NULL) a JSON
+ * report: counts per space and the first problems with their location (space and the keyed
+ * hash of the entry, never PHI). Problems are reported, not an error: the call returns `PV_OK`
+ * with `*out_ok` false. Reads in constant memory.
+ *
+ * # Safety
+ * `vault` is a live handle; `out_ok` points to a writable `bool`; `out_report_json` is NULL
+ * or points to writable memory for one pointer.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_verify(const struct pv_vault *vault,
+                          bool *out_ok,
+                          struct pv_buffer **out_report_json);
 
 /**
  * Writes a JSON summary of the vault (id, format, keyrings, key versions and their states,

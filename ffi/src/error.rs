@@ -87,6 +87,12 @@ pub enum pv_result {
     PV_IO_ERROR = 307,
     /// A concurrent change got in the way; nothing was changed and the call can be retried.
     PV_CONFLICT = 308,
+    /// The store holds fewer commits than its commit anchor records: an older copy of the store
+    /// was put back, or damage cut its history short. Restore the latest backup, or salvage.
+    PV_STORE_ROLLED_BACK = 309,
+    /// The store or its commit anchor is damaged. Run `phivault verify`, then restore the latest
+    /// backup or salvage.
+    PV_STORE_CORRUPTED = 310,
 
     /// No record with that collection and id.
     PV_NOT_FOUND = 400,
@@ -149,13 +155,17 @@ impl pv_result {
             PV_SUBJECT_REQUIRED => "the field is tied to data subjects: give the subject",
             PV_ACCESS_DENIED => "access denied by policy",
             PV_AUDIT_UNAVAILABLE => "audit log unavailable: operation refused",
+            PV_STORE_ROLLED_BACK => {
+                "the store was rolled back or lost committed writes: restore the latest backup or salvage"
+            }
+            PV_STORE_CORRUPTED => "the store is damaged: verify, then restore or salvage",
             PV_CRYPTO_FAILURE => "a cryptographic primitive or the random generator failed",
             PV_PANIC => "internal error (a panic was caught)",
             PV_INTERNAL_ERROR => "internal error",
         }
     }
 
-    const ALL: [pv_result; 35] = {
+    const ALL: [pv_result; 37] = {
         use pv_result::*;
         [
             PV_OK,
@@ -184,6 +194,8 @@ impl pv_result {
             PV_STORE_ERROR,
             PV_IO_ERROR,
             PV_CONFLICT,
+            PV_STORE_ROLLED_BACK,
+            PV_STORE_CORRUPTED,
             PV_NOT_FOUND,
             PV_INVALID_TOKEN,
             PV_UNKNOWN_FIELD,
@@ -242,6 +254,8 @@ impl From<Error> for Failure {
             Error::KeyringExists { .. } => PV_KEYRING_EXISTS,
             Error::KeyInUse { .. } => PV_KEY_IN_USE,
             Error::Conflict { .. } => PV_CONFLICT,
+            Error::StoreRolledBack { .. } => PV_STORE_ROLLED_BACK,
+            Error::StoreCorrupted { .. } => PV_STORE_CORRUPTED,
             Error::KeyPinnedByField { .. } => PV_KEY_PINNED_BY_FIELD,
             Error::InvalidToken { .. } => PV_INVALID_TOKEN,
             Error::UnknownField { .. } => PV_UNKNOWN_FIELD,

@@ -552,6 +552,46 @@ pub unsafe extern "C" fn pv_vault_rotate_root(
     })
 }
 
+/// Checks the whole store (`Vault::verify`): every entry of every space is read and
+/// authenticated (records, token entries and their index, subject keys, keyrings, policy, field
+/// definitions, erasure records, the audit chain, the commit anchor) and cross-references are
+/// checked. `*out_ok` receives whether nothing was found; `out_report_json` (if not NULL) a JSON
+/// report: counts per space and the first problems with their location (space and the keyed
+/// hash of the entry, never PHI). Problems are reported, not an error: the call returns `PV_OK`
+/// with `*out_ok` false. Reads in constant memory.
+///
+/// # Safety
+/// `vault` is a live handle; `out_ok` points to a writable `bool`; `out_report_json` is NULL
+/// or points to writable memory for one pointer.
+///
+/// Thread safety: may run concurrently with any call on the same vault.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pv_vault_verify(
+    vault: *const pv_vault,
+    out_ok: *mut bool,
+    out_report_json: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out_ok = unsafe { Out::new(out_ok, "out_ok") }?;
+        // SAFETY: forwarded contract.
+        let out_json = unsafe { Out::optional(out_report_json, "out_report_json") }?;
+        // SAFETY: forwarded contract.
+        let report = unsafe { with_vault(vault, |v| Ok(v.verify()?)) }?;
+        let json = match out_json {
+            Some(_) => Some(serde_json::to_vec(&report).map_err(|_| {
+                Failure::new(pv_result::PV_INTERNAL_ERROR, "report could not be encoded")
+            })?),
+            None => None,
+        };
+        out_ok.set(report.ok);
+        if let (Some(out), Some(json)) = (out_json, json) {
+            out.set(into_raw(pv_buffer::from_slice(&json)));
+        }
+        Ok(())
+    })
+}
+
 /// Writes a JSON summary of the vault (id, format, keyrings, key versions and their states,
 /// record counts per version) into `*out_json`, a NUL-terminated buffer. Contains no PHI and
 /// no key material.

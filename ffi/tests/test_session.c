@@ -123,6 +123,18 @@ int main(int argc, char **argv) {
   CHECK_OK(pv_vault_audit_verify(vault, &ok, NULL));
   CHECK(ok);
 
+  /* The whole store verifies: counts per space, no PHI in the report. */
+  ok = false;
+  report = NULL;
+  CHECK_OK(pv_vault_verify(vault, &ok, &report));
+  CHECK(ok);
+  CHECK(report != NULL && strstr((const char *)pv_buffer_data(report), "\"spaces\"") != NULL);
+  CHECK(strstr((const char *)pv_buffer_data(report), "\"record\"") != NULL);
+  CHECK(strstr((const char *)pv_buffer_data(report), "chest pain") == NULL);
+  pv_buffer_free(report);
+  CHECK_RC(pv_vault_verify(vault, NULL, NULL), PV_NULL_ARGUMENT);
+  CHECK_RC(pv_vault_verify(NULL, &ok, NULL), PV_NULL_ARGUMENT);
+
   /* A session may outlive its vault handle: its calls then see PV_VAULT_CLOSED. */
   pv_vault_free(vault);
   CHECK_RC(pv_session_detokenize(analyst, "ssn", 3, t, strlen(t), NULL, 0, PV_VIEW_MASKED, &out),

@@ -353,6 +353,9 @@ class Vault:
 
     def audit_verify(self) -> dict[str, Any]:
         """Verify the audit hash chain: ok, entries, first_bad, problem, head_seq, head_mac."""
+    def verify(self) -> dict[str, Any]:
+        """Check the whole store: ok, entries, problem_count, audit_entries, store_commit,
+        anchor_commit, spaces (per-space counts), problems (space, keyed-hash key, what)."""
 
     def audit_head(self) -> Tuple[int, str]:
         """The audit head anchor ``(sequence number, MAC hex)`` to record outside the vault."""

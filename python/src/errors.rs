@@ -101,7 +101,9 @@ fn core_to_py(e: &phivault::Error) -> PyErr {
         E::InvalidToken { .. } => InvalidToken::new_err(msg),
         E::UnknownField { .. } => UnknownField::new_err(msg),
         E::SubjectRequired { .. } => SubjectRequired::new_err(msg),
-        E::CorruptMetadata { .. } => CorruptVault::new_err(msg),
+        E::CorruptMetadata { .. } | E::StoreRolledBack { .. } | E::StoreCorrupted { .. } => {
+            CorruptVault::new_err(msg)
+        }
         E::Store(_) | E::Io { .. } => StorageError::new_err(msg),
         _ => VaultError::new_err(msg),
     }

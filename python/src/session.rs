@@ -302,6 +302,44 @@ impl PyVault {
         Ok(d)
     }
 
+    /// Checks the whole store: every entry of every space is read and authenticated, and
+    /// cross-references checked (`phivault verify`). Returns `{"ok", "entries",
+    /// "problem_count", "audit_entries", "store_commit", "anchor_commit", "spaces": [{"space",
+    /// "entries", "ok", "unreadable", "bad"}], "problems": [{"space", "key", "what"}]}`; keys
+    /// are keyed hashes (hex), never PHI. Problems are reported, not raised.
+    fn verify<'py>(&self, py: Python<'py>) -> PvResult<Bound<'py, PyDict>> {
+        let v = self.vault()?;
+        let r = run(py, true, || Ok(v.verify()?))?;
+        let d = PyDict::new(py);
+        d.set_item("ok", r.ok)?;
+        d.set_item("entries", r.entries)?;
+        d.set_item("problem_count", r.problem_count)?;
+        d.set_item("audit_entries", r.audit_entries)?;
+        d.set_item("store_commit", r.store_commit)?;
+        d.set_item("anchor_commit", r.anchor_commit)?;
+        let spaces = PyList::empty(py);
+        for s in &r.spaces {
+            let e = PyDict::new(py);
+            e.set_item("space", s.space)?;
+            e.set_item("entries", s.entries)?;
+            e.set_item("ok", s.ok)?;
+            e.set_item("unreadable", s.unreadable)?;
+            e.set_item("bad", s.bad)?;
+            spaces.append(e)?;
+        }
+        d.set_item("spaces", spaces)?;
+        let problems = PyList::empty(py);
+        for p in &r.problems {
+            let e = PyDict::new(py);
+            e.set_item("space", p.space)?;
+            e.set_item("key", &p.key)?;
+            e.set_item("what", p.what)?;
+            problems.append(e)?;
+        }
+        d.set_item("problems", problems)?;
+        Ok(d)
+    }
+
     /// The audit head anchor `(sequence number, MAC hex)`, to record outside the vault.
     fn audit_head(&self, py: Python<'_>) -> PvResult<(u64, String)> {
         let v = self.vault()?;

@@ -35,6 +35,7 @@ fn main() {
     match (arg(0), arg(1), arg(2)) {
         (Some("load"), Some(dir), Some(n)) => load(Path::new(dir), n.parse().expect("N")),
         (Some("rewrap"), Some(dir), None) => rewrap(Path::new(dir)),
+        (Some("verify"), Some(dir), None) => verify(Path::new(dir)),
         (Some("open"), None, None) => open_times(),
         (Some("disk"), Some(n), None) => disk(n.parse().expect("N")),
         (Some("threads"), None, None) => threads(),
@@ -46,7 +47,7 @@ fn main() {
         (Some("sealmany64"), Some(n), None) => seal_many64(n.parse().expect("N")),
         _ => {
             eprintln!(
-                "usage: pvbench load DIR N | rewrap DIR | open | disk N | threads | seal64 N"
+                "usage: pvbench load DIR N | rewrap DIR | verify DIR | open | disk N | threads | seal64 N"
             );
             std::process::exit(2);
         }
@@ -109,6 +110,37 @@ fn rewrap(dir: &Path) {
             "bench": "rewrap", "threads": vault.threads(),
             "rewrapped": report.rewrapped, "scanned": report.scanned,
             "secs": secs, "records_per_s": report.rewrapped as f64 / secs,
+            "peak_rss_kib_before": rss_before,
+            "peak_rss_kib": proc_status_kib("VmHWM"),
+        })
+    );
+}
+
+/// `Vault::verify` of a vault made by `load`, against the reference of the same run: a raw
+/// scan of every entry of the same sled store (what any verify must at least read).
+fn verify(dir: &Path) {
+    let key = std::fs::read(key_path(dir)).expect("key");
+    let root = KeyFile::from_bytes(&key).expect("key file");
+    let raw_secs = {
+        let db = sled::open(dir.join("store")).expect("sled");
+        let t = Instant::now();
+        let n = db.iter().filter(|e| e.is_ok()).count();
+        assert!(n > 0);
+        t.elapsed().as_secs_f64()
+    };
+    let vault = Vault::open(dir, &root).expect("open");
+    let rss_before = proc_status_kib("VmHWM");
+    let t = Instant::now();
+    let report = vault.verify().expect("verify");
+    let secs = t.elapsed().as_secs_f64();
+    assert!(report.ok, "{:?}", report.problems);
+    println!(
+        "{}",
+        json!({
+            "bench": "verify", "entries": report.entries, "secs": secs,
+            "entries_per_s": report.entries as f64 / secs,
+            "raw_sled_scan_secs": raw_secs,
+            "ratio_to_raw_scan": secs / raw_secs,
             "peak_rss_kib_before": rss_before,
             "peak_rss_kib": proc_status_kib("VmHWM"),
         })
