@@ -4,37 +4,13 @@
 mod common;
 
 use common::{run, run_on};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-struct Env {
-    tmp: tempfile::TempDir,
-    vault: PathBuf,
-    key: PathBuf,
-}
+type Env = common::Vault;
 
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let key = tmp.path().join("root.key");
-        assert!(
-            run(&["keygen", key.to_str().expect("utf8")], b"")
-                .status
-                .success()
-        );
-        let vault = tmp.path().join("vault");
-        let e = Env { tmp, vault, key };
-        assert!(e.pv(&["init"], b"").status.success());
-        e
-    }
-
-    fn pv(&self, args: &[&str], stdin: &[u8]) -> Output {
-        run_on(&self.vault, &self.key, args, stdin)
-    }
-
-    fn pv_at(&self, vault: &Path, args: &[&str]) -> Output {
-        run_on(vault, &self.key, args, b"")
-    }
+fn pv_at(e: &Env, vault: &Path, args: &[&str]) -> Output {
+    run_on(vault, &e.key, args, b"")
 }
 
 fn code(o: &Output) -> i32 {
@@ -122,7 +98,7 @@ fn a_rolled_back_store_is_refused_and_salvage_recovers_it() {
         report["commits_lost"].as_u64().is_some_and(|n| n > 0),
         "{report}"
     );
-    let got = e.pv_at(&to, &["get", "notes", "r1"]);
+    let got = pv_at(&e, &to, &["get", "notes", "r1"]);
     assert_eq!(got.stdout, b"one");
-    assert_eq!(code(&e.pv_at(&to, &["verify"])), 0);
+    assert_eq!(code(&pv_at(&e, &to, &["verify"])), 0);
 }

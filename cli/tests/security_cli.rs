@@ -4,39 +4,10 @@
 
 mod common;
 
-use common::{run, run_on};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-struct Env {
-    tmp: tempfile::TempDir,
-    vault: PathBuf,
-    key: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let key = tmp.path().join("root.key");
-        assert!(
-            run(&["keygen", key.to_str().expect("utf8")], b"")
-                .status
-                .success()
-        );
-        let vault = tmp.path().join("vault");
-        let e = Env { tmp, vault, key };
-        assert!(e.pv(&["init"], b"").status.success());
-        e
-    }
-
-    fn pv(&self, args: &[&str], stdin: &[u8]) -> Output {
-        run_on(&self.vault, &self.key, args, stdin)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-}
+type Env = common::Vault;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")

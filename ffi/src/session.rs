@@ -416,21 +416,11 @@ pub unsafe extern "C" fn pv_vault_audit_verify(
 ) -> pv_result {
     boundary(|| {
         // SAFETY: forwarded contract.
-        let out_ok = unsafe { Out::new(out_ok, "out_ok") }?;
-        // SAFETY: forwarded contract.
-        let out_json = unsafe { Out::optional(out_report_json, "out_report_json") }?;
-        // SAFETY: forwarded contract.
-        let report = unsafe { with_vault(vault, |v| Ok(v.audit_verify()?)) }?;
-        let json = match out_json {
-            Some(_) => Some(serde_json::to_vec(&report).map_err(|_| {
-                Failure::new(pv_result::PV_INTERNAL_ERROR, "report could not be encoded")
-            })?),
-            None => None,
-        };
-        out_ok.set(report.ok);
-        if let (Some(out), Some(json)) = (out_json, json) {
-            out.set(into_raw(pv_buffer::from_slice(&json)));
+        unsafe {
+            crate::vault::verify_report(vault, out_ok, out_report_json, |v| {
+                let r = v.audit_verify()?;
+                Ok((r.ok, crate::vault::json_of(&r)?))
+            })
         }
-        Ok(())
     })
 }

@@ -573,23 +573,51 @@ pub unsafe extern "C" fn pv_vault_verify(
 ) -> pv_result {
     boundary(|| {
         // SAFETY: forwarded contract.
-        let out_ok = unsafe { Out::new(out_ok, "out_ok") }?;
-        // SAFETY: forwarded contract.
-        let out_json = unsafe { Out::optional(out_report_json, "out_report_json") }?;
-        // SAFETY: forwarded contract.
-        let report = unsafe { with_vault(vault, |v| Ok(v.verify()?)) }?;
-        let json = match out_json {
-            Some(_) => Some(serde_json::to_vec(&report).map_err(|_| {
-                Failure::new(pv_result::PV_INTERNAL_ERROR, "report could not be encoded")
-            })?),
-            None => None,
-        };
-        out_ok.set(report.ok);
-        if let (Some(out), Some(json)) = (out_json, json) {
-            out.set(into_raw(pv_buffer::from_slice(&json)));
+        unsafe {
+            verify_report(vault, out_ok, out_report_json, |v| {
+                let r = v.verify()?;
+                Ok((r.ok, json_of(&r)?))
+            })
         }
-        Ok(())
     })
+}
+
+/// A report as a JSON value.
+pub(crate) fn json_of<T: ?Sized + serde::Serialize>(
+    report: &T,
+) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(report)
+        .map_err(|_| Failure::new(pv_result::PV_INTERNAL_ERROR, "report could not be encoded"))
+}
+
+/// The shared body of the verify calls: runs `check`, writes its verdict to `*out_ok` and, when
+/// `out_report_json` is not NULL, its report as JSON. Outputs are written only on success.
+///
+/// # Safety
+/// As `pv_vault_verify`.
+pub(crate) unsafe fn verify_report(
+    vault: *const pv_vault,
+    out_ok: *mut bool,
+    out_report_json: *mut *mut pv_buffer,
+    check: impl FnOnce(&Vault) -> Result<(bool, serde_json::Value), Failure>,
+) -> Result<(), Failure> {
+    // SAFETY: forwarded contract.
+    let out_ok = unsafe { Out::new(out_ok, "out_ok") }?;
+    // SAFETY: forwarded contract.
+    let out_json = unsafe { Out::optional(out_report_json, "out_report_json") }?;
+    // SAFETY: forwarded contract.
+    let (ok, report) = unsafe { with_vault(vault, check) }?;
+    let json = match out_json {
+        Some(_) => Some(serde_json::to_vec(&report).map_err(|_| {
+            Failure::new(pv_result::PV_INTERNAL_ERROR, "report could not be encoded")
+        })?),
+        None => None,
+    };
+    out_ok.set(ok);
+    if let (Some(out), Some(json)) = (out_json, json) {
+        out.set(into_raw(pv_buffer::from_slice(&json)));
+    }
+    Ok(())
 }
 
 /// Writes a JSON summary of the vault (id, format, keyrings, key versions and their states,

@@ -63,3 +63,40 @@ pub fn run_on(
     ]);
     run(&all, stdin)
 }
+
+/// A fresh vault with a new key file in a temporary directory.
+pub struct Vault {
+    /// The temporary directory holding key and vault.
+    pub tmp: tempfile::TempDir,
+    /// The vault directory.
+    pub vault: PathBuf,
+    /// The root key file.
+    pub key: PathBuf,
+}
+
+impl Vault {
+    /// `keygen`, then `init`.
+    pub fn new() -> Vault {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let key = tmp.path().join("root.key");
+        assert!(
+            run(&["keygen", key.to_str().expect("utf8")], b"")
+                .status
+                .success()
+        );
+        let vault = tmp.path().join("vault");
+        let e = Vault { tmp, vault, key };
+        assert!(e.pv(&["init"], b"").status.success());
+        e
+    }
+
+    /// Runs the CLI on this vault.
+    pub fn pv(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run_on(&self.vault, &self.key, args, stdin)
+    }
+
+    /// A path in the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}
