@@ -175,6 +175,9 @@ impl AnchoredStore {
                 });
             }
             (Some(s), Some(_)) => s,
+            // A file at 0 was written before anything was anchored: a crash during the first
+            // anchoring left it, and the store has not committed under the anchor yet.
+            (None, Some((0, _))) => 0,
             (None, Some(_)) => {
                 return Err(corrupted(
                     "the store has no commit anchor entry but store.anchor exists",
@@ -185,14 +188,25 @@ impl AnchoredStore {
             }
             (None, None) => 0,
         };
-        let mut opts = std::fs::OpenOptions::new();
-        opts.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let file = opts
+        let (written, slot) = match in_file {
+            Some(found) => found,
+            None => {
+                // First anchor of this vault: the file is made whole, at counter 0, before
+                // the store holds any anchor entry (temporary file, sync, rename, directory
+                // sync), so a crash at any point of the first anchoring leaves a vault that
+                // opens: (no entry, file at 0) or (entry, file at 0).
+                let mut first = vec![0u8; 2 * SLOT_LEN as usize];
+                first[..RECORD_LEN].copy_from_slice(&record(&mac, &vault_id, 0));
+                crate::outfile::write_atomic(&path, &first)
+                    .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+                (0, 0)
+            }
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
             .open(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let (written, slot) = in_file.unwrap_or((0, 1));
         let anchored = AnchoredStore {
             inner: store,
             mac,
@@ -207,11 +221,7 @@ impl AnchoredStore {
             }),
         };
         if in_file.is_none() {
-            // First anchor of this vault: store entry, flush, file (then the directory entry).
             anchored.flush()?;
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
         }
         Ok(anchored)
     }
@@ -354,5 +364,88 @@ impl Store for AnchoredStore {
         ops: Vec<WriteOp>,
     ) -> Result<bool, StoreError> {
         self.inner.write_unsynced_if(space, key, expected, ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key32;
+    use crate::store::{Durability, SledStore};
+
+    const ID: [u8; 16] = [7; 16];
+
+    fn mac() -> Mac {
+        Mac::new(&Key32::from_slice(&[3; 32]).expect("key"))
+    }
+
+    fn sled(dir: &Path) -> Box<dyn Store> {
+        Box::new(SledStore::open(&dir.join("store"), Durability::Immediate).expect("sled"))
+    }
+
+    fn file_at(dir: &Path, counter: u64) {
+        let mut bytes = vec![0u8; 2 * SLOT_LEN as usize];
+        bytes[..RECORD_LEN].copy_from_slice(&record(&mac(), &ID, counter));
+        std::fs::write(dir.join(ANCHOR_FILE), bytes).expect("write");
+    }
+
+    fn open(dir: &Path) -> Result<AnchoredStore> {
+        AnchoredStore::open(sled(dir), dir, mac(), ID, true)
+    }
+
+    /// Every state a crash can leave during the first anchoring opens; a vault that was
+    /// anchored and lost its file does not.
+    #[test]
+    fn a_crash_during_the_first_anchoring_leaves_a_vault_that_opens() {
+        // Crash after the file at 0, before any store entry.
+        let dir = tempfile::tempdir().expect("tmp");
+        file_at(dir.path(), 0);
+        let s = open(dir.path()).expect("file at 0, no entry");
+        s.write(vec![WriteOp::Put {
+            space: Space::Record,
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        }])
+        .expect("write");
+        drop(s);
+        let s = open(dir.path()).expect("reopen");
+        assert_eq!(
+            store_counter(s.inner.as_ref(), &mac(), &ID).expect("c"),
+            Some(1)
+        );
+        assert_eq!(file_counter(dir.path(), &mac(), &ID).expect("f"), Some(1));
+        drop(s);
+
+        // Crash after the store entry, before the file caught up.
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let raw = sled(dir.path());
+            raw.write(vec![WriteOp::Put {
+                space: Space::Meta,
+                key: ANCHOR_KEY.to_vec(),
+                value: record(&mac(), &ID, 1).to_vec(),
+            }])
+            .expect("entry");
+        }
+        file_at(dir.path(), 0);
+        open(dir.path()).expect("entry at 1, file at 0");
+
+        // Neither: a fresh anchor is made whole before the store gets an entry.
+        let dir = tempfile::tempdir().expect("tmp");
+        drop(open(dir.path()).expect("fresh"));
+        let bytes = std::fs::read(dir.path().join(ANCHOR_FILE)).expect("file");
+        assert_eq!(bytes.len(), 2 * SLOT_LEN as usize);
+        // The file removed after that: refused, never silently re-anchored.
+        std::fs::remove_file(dir.path().join(ANCHOR_FILE)).expect("rm");
+        assert!(matches!(
+            open(dir.path()),
+            Err(Error::StoreCorrupted { .. })
+        ));
+        // A file ahead of the store: rolled back.
+        file_at(dir.path(), 99);
+        assert!(matches!(
+            open(dir.path()),
+            Err(Error::StoreRolledBack { .. })
+        ));
     }
 }
