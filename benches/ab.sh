@@ -25,9 +25,11 @@ rm -rf "$WT"; git worktree prune
 git worktree add --detach "$WT" "$REF" >/dev/null
 trap 'git -C "$ROOT" worktree remove --force "$WT" >/dev/null 2>&1 || true' EXIT
 
-exe() { # DIR TARGETDIR BENCH: build and print the bench executable
-  (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench -p phivault-benches --bench "$3" --no-run 2>&1) \
-    | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1
+exe() { # DIR TARGETDIR BENCH: build and print the bench executable (absolute path)
+  local p
+  p=$( (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench -p phivault-benches --bench "$3" --no-run 2>&1) \
+    | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+  case $p in /*) echo "$p" ;; *) echo "$1/$p" ;; esac
 }
 OLD_E=$(exe "$WT" "$TARGET/ab-ref" envelope); OLD_R=$(exe "$WT" "$TARGET/ab-ref" records)
 NEW_E=$(exe "$ROOT" "$TARGET" envelope); NEW_R=$(exe "$ROOT" "$TARGET" records)
