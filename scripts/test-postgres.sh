@@ -30,7 +30,9 @@ else
   su postgres -s /bin/sh -c "'$PGBIN/pg_ctl' -D '$TMP/data' -l '$TMP/data/server.log' -o '-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c max_connections=200' -w start" >>"$TMP/pg.log" 2>&1 \
     || { cat "$TMP/pg.log"; echo "postgres did not start"; exit 1; }
   export PHIVAULT_PG_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
-  cargo test -p phivault --features postgres --test postgres_store
+  # The tests are #[ignore]d for runs without a server; here they run.
+  cargo test -p phivault --features postgres --test postgres_store -- --include-ignored \
+    --skip throughput_postgres_vs_sled --skip child_process
   if [ "${PV_BENCH:-0}" = 1 ]; then
     cargo test --release -p phivault --features postgres --test postgres_store -- \
       --ignored --exact throughput_postgres_vs_sled --nocapture
