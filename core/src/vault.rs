@@ -911,7 +911,6 @@ impl Vault {
         envelopes: &[T],
         ctx: &Context,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        check_caller_context(ctx)?;
         self.parallel.map(envelopes, |e| {
             let bin = envelope::to_binary(e.as_ref())?;
             self.decrypt_parsed(&Envelope::parse(&bin)?, ctx)
@@ -931,21 +930,17 @@ impl Vault {
         if env.domain() != envelope::Domain::Caller {
             return Err(Error::AuthenticationFailed);
         }
-        self.open_any(env, ctx)
+        self.open_internal(env, ctx)
     }
 
-    /// Opens an envelope of a record or a vaulted token value: the vault's own domain, or a
-    /// caller-domain envelope written before domains existed (bound to a reserved context,
-    /// which the envelope API refuses).
+    /// Opens an envelope of any domain: a record or a vaulted token value (the vault's own
+    /// domain, or a caller-domain envelope written before domains existed, bound to a reserved
+    /// context), or — behind [`Vault::decrypt_parsed`]'s checks — a caller's envelope.
     pub(crate) fn open_internal(
         &self,
         env: &Envelope<'_>,
         ctx: &Context,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        self.open_any(env, ctx)
-    }
-
-    fn open_any(&self, env: &Envelope<'_>, ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
         if env.subject_key_id().is_some() {
             return self.decrypt_subject(env, ctx);
         }

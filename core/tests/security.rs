@@ -262,6 +262,9 @@ impl Recording {
 
 impl Store for Recording {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if space == Space::Keyring {
+            self.events.lock().expect("lock").push("keyring-read");
+        }
         self.inner.get(space, key)
     }
     fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
@@ -484,18 +487,28 @@ fn a_policy_that_fails_to_unseal_blocks_the_owner_too_until_replaced() {
 #[test]
 fn forged_key_versions_do_not_reload_the_keyring_on_every_call() {
     let dir = tempfile::tempdir().expect("tmp");
-    let v = Vault::create(dir.path().join("v"), &root()).expect("create");
+    let (v, events, _) = recording_vault(dir.path());
     let ctx = Context::new().with("k", "v");
     let mut env = v.encrypt(b"x", &ctx).expect("enc");
     // The key version sits right after the 7-byte fixed header and the keyring name.
     let at = 7 + "default".len();
     env[at..at + 4].copy_from_slice(&9999u32.to_be_bytes());
+    events.lock().expect("lock").clear();
     for _ in 0..50 {
         assert!(matches!(
             v.decrypt(&env, &ctx),
             Err(Error::UnknownKeyVersion { .. })
         ));
     }
+    // Before the fix every call re-read the keyring (50 reads); now at most one read per
+    // keyring per second: a handful at most, however slow the machine.
+    let reads = events
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|e| **e == "keyring-read")
+        .count();
+    assert!(reads < 10, "{reads} keyring reads for 50 forged versions");
     // The real one still opens.
     let good = v.encrypt(b"y", &ctx).expect("enc");
     assert_eq!(&*v.decrypt(&good, &ctx).expect("dec"), b"y");
