@@ -133,6 +133,12 @@ pub fn salvage(a: SalvageArgs) -> Result<(), CliError> {
                 .commits_lost
                 .map_or("unknown".into(), |n| n.to_string())
         );
+        if report.log_stretches_skipped > 0 {
+            println!(
+                "damaged log stretches stepped over: {} ({} bytes lost); entries seen twice: {}",
+                report.log_stretches_skipped, report.log_bytes_skipped, report.repeated
+            );
+        }
         println!("compare the record counts with the last backup (docs/ops-runbook.md)");
     }
     Ok(())

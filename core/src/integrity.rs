@@ -37,6 +37,7 @@ use crate::envelope::Envelope;
 use crate::kdf::{self, Mac, label};
 use crate::records::RECORD_FORMAT;
 use crate::root::RootKeySource;
+use crate::store::sled_repair::Repair;
 use crate::store::{ScanIter, SledStore, Space, Store, WriteOp};
 use crate::tokens::{FieldSpec, TokenKind};
 use crate::vault::Vault;
@@ -486,6 +487,15 @@ pub struct SalvageReport {
     /// Commits the store lost (`anchor_commit - store_commit`): writes whose entries are not
     /// in the store any more, and so not in the new vault — compare with the last backup.
     pub commits_lost: Option<u64>,
+    /// Damaged stretches of the store's log that salvage stepped over (their checksums failed)
+    /// so that what follows them could be read; what they held is lost.
+    pub log_stretches_skipped: u64,
+    /// Bytes in those stretches.
+    pub log_bytes_skipped: u64,
+    /// Entries the damaged store yielded a second time (from a page older than the stretch
+    /// stepped over), not copied again. Non-zero means some copied entries may be older
+    /// versions: compare with the last backup.
+    pub repeated: u64,
     /// The first [`MAX_PROBLEMS`] problems met.
     pub problems: Vec<Problem>,
 }
@@ -509,10 +519,12 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// into a new vault at `to` (which must not exist, or be an empty directory), with the same
 /// header — the same vault id, master key and root key. Reports what was copied and lost.
 ///
-/// `from` is never written: its store is copied first and the store's recovery (which cuts a
-/// damaged log short) runs on the copy. Entries the recovery dropped cannot be copied; the
-/// anchor counters in the report say how many commits were lost, and the runbook says how to
-/// compare with the last backup. The audit log is copied up to its first break, and the new
+/// `from` is never written: its store is copied first and the store's recovery runs on the
+/// copy. Before it does, each damaged log message recovery can do without is stepped over
+/// ([`crate::store::sled_repair`]), so that what follows it is read rather than cut off; where
+/// that leaves the store unable to recover, the copy's log is ended at the damage instead.
+/// Entries the recovery dropped cannot be copied; the anchor counters in the report say how
+/// many commits were lost, and the runbook says how to compare with the last backup. The audit log is copied up to its first break, and the new
 /// vault's log records the salvage.
 pub fn salvage(
     from: impl AsRef<Path>,
@@ -543,11 +555,25 @@ pub fn salvage(
     kdf::fill_random(&mut r)?;
     let parent = to.parent().unwrap_or(Path::new("."));
     let work = parent.join(format!(".phivault-salvage-{}", hex(&r)));
-    let result = salvage_into(from, &work, to, &header, root, &vault_id, &vmk);
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    // First with the log's damaged messages stepped over; if the store cannot recover from
+    // that (sled asserts on page states it never wrote), again from a plain copy, where its
+    // recovery cuts the log at the first damage.
+    let attempt = |how| {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            salvage_into(from, &work, to, &header, root, &vault_id, &vmk, how)
+        }));
+        let _ = std::fs::remove_dir_all(&work);
+        r.unwrap_or(Err(Error::Store(crate::error::StoreError::Corrupt(
+            "the store's recovery failed on damaged data",
+        ))))
+    };
+    match attempt(Repair::StepOver) {
+        Err(Error::StoreCorrupted { .. } | Error::Store(_)) => attempt(Repair::EndAtDamage),
+        r => r,
+    }
 }
 
+#[allow(clippy::too_many_arguments)] // one private step of `salvage`, called from one place
 fn salvage_into(
     from: &Path,
     work: &Path,
@@ -556,6 +582,7 @@ fn salvage_into(
     root: &dyn RootKeySource,
     vault_id: &[u8; 16],
     vmk: &crate::Key32,
+    how: Repair,
 ) -> Result<SalvageReport> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -566,6 +593,9 @@ fn salvage_into(
         .map_err(|e| Error::io(format!("creating {}", work.display()), e))?;
     let src_copy = work.join("damaged-store");
     copy_tree(&from.join(crate::vault::STORE_DIR), &src_copy)?;
+    // Step over damaged log messages so that the recovery below reads what follows them.
+    let log = crate::store::sled_repair::repair_log(&src_copy, how)
+        .map_err(|e| Error::io(format!("reading the copy of {}", from.display()), e))?;
     let mac = crate::vault::anchor_mac(vmk)?;
     let anchor_commit = crate::anchor::file_counter(from, &mac, vault_id).unwrap_or(None);
     let src = Vault::over_store(
@@ -595,6 +625,8 @@ fn salvage_into(
             (Some(a), None) => Some(a),
             _ => None,
         },
+        log_stretches_skipped: log.stretches,
+        log_bytes_skipped: log.bytes,
         ..SalvageReport::default()
     };
     let mut vr = VerifyReport::default();
@@ -605,11 +637,19 @@ fn salvage_into(
             space: space_name(space),
             ..SpaceCount::default()
         };
+        let mut last: Option<Vec<u8>> = None;
         for item in ScanIter::new(src.store.as_ref(), space, Vec::new()) {
             let Ok((key, value)) = item else {
                 vr.problem(space, &[], "the store could not read the entries here");
                 break;
             };
+            // A page rebuilt from an older state (after its newer state was stepped over)
+            // can yield a key range again: the first occurrence is kept.
+            if last.as_ref().is_some_and(|l| key <= *l) {
+                report.repeated += 1;
+                continue;
+            }
+            last = Some(key.clone());
             count.entries += 1;
             // The new vault gets its own anchor and audit head (below).
             if space == Space::Meta
@@ -638,12 +678,14 @@ fn salvage_into(
         report.dropped += count.bad;
         report.spaces.push(count);
     }
-    // The audit head names the last entry copied.
-    batch.push(WriteOp::Put {
-        space: Space::Meta,
-        key: crate::audit::HEAD_KEY.to_vec(),
-        value: crate::audit::head_value(checker.audit_next - 1, checker.audit_prev)?,
-    });
+    // The audit head names the last entry copied (no head: no entry survived, a new chain).
+    if checker.audit_next > 1 {
+        batch.push(WriteOp::Put {
+            space: Space::Meta,
+            key: crate::audit::HEAD_KEY.to_vec(),
+            value: crate::audit::head_value(checker.audit_next - 1, checker.audit_prev)?,
+        });
+    }
     dest.write_unsynced(batch)?;
     dest.flush()?;
     drop(dest);

@@ -173,7 +173,23 @@ pub(crate) fn anchor_mac(vmk: &Key32) -> Result<Mac> {
 /// The store of a directory vault: sled in `<dir>/store`, checked against and moving the
 /// commit anchor `<dir>/store.anchor` (anchor.rs).
 fn dir_store(dir: &Path, vmk: &Key32, vault_id: [u8; 16], d: Durability) -> Result<Box<dyn Store>> {
-    let sled = SledStore::open(&dir.join(STORE_DIR), d)?;
+    // sled reads a damaged log message as the end of its segment and drops what follows
+    // without a word: found here, before sled's recovery runs.
+    let store_dir = dir.join(STORE_DIR);
+    if store_dir.join("db").is_file() {
+        let damaged = crate::store::sled_repair::damaged_messages(&store_dir)
+            .map_err(|e| Error::io(format!("reading {}", store_dir.display()), e))?;
+        if damaged > 0 {
+            return Err(Error::StoreCorrupted {
+                what: "the store's log has damaged entries",
+            });
+        }
+    }
+    let sled = SledStore::open(&store_dir, d).map_err(|e| match e {
+        // Damage the store's own recovery found: the operator's tools apply.
+        crate::error::StoreError::Corrupt(what) => Error::StoreCorrupted { what },
+        other => Error::Store(other),
+    })?;
     Ok(Box::new(crate::anchor::AnchoredStore::open(
         Box::new(sled),
         dir,

@@ -7,6 +7,7 @@
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod sled_repair;
 mod sled_store;
 
 #[cfg(feature = "postgres")]

@@ -56,7 +56,11 @@ impl SledStore {
         // this process just dropped whose background I/O has not finished: wait for it briefly.
         let mut attempt = 0;
         let db = loop {
-            match cfg.open() {
+            // sled's recovery asserts on some damaged logs (a page left without any state):
+            // that is a damaged store, reported as such, not a crash of the application.
+            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open()))
+                .map_err(|_| StoreError::Corrupt("the store's recovery failed on damaged data"))?;
+            match opened {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if attempt < 100 && e.to_string().contains("could not acquire lock") =>
