@@ -30,6 +30,8 @@ else
   su postgres -s /bin/sh -c "'$PGBIN/pg_ctl' -D '$TMP/data' -l '$TMP/data/server.log' -o '-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c max_connections=200' -w start" >>"$TMP/pg.log" 2>&1 \
     || { cat "$TMP/pg.log"; echo "postgres did not start"; exit 1; }
   export PHIVAULT_PG_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
+  # Clients' commit anchor files (anchor.rs) for this run, not the user's state directory.
+  export PHIVAULT_STATE_DIR="$TMP/state"
   # The tests are #[ignore]d for runs without a server; here they run.
   cargo test -p phivault --features postgres --test postgres_store -- --include-ignored \
     --skip throughput_postgres_vs_sled --skip child_process

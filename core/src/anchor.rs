@@ -367,6 +367,205 @@ impl Store for AnchoredStore {
     }
 }
 
+// ---- The client-side anchor of a shared store ----------------------------------------------
+
+/// Seconds between two catch-ups of a client's anchor file while the vault is in use (it also
+/// catches up on every flush and when the vault is dropped).
+const CLIENT_CATCH_UP_SECS: u64 = 1;
+
+/// Where clients of shared stores keep their anchor files: `$PHIVAULT_STATE_DIR`, else
+/// `$XDG_STATE_HOME/phivault`, else `$HOME/.local/state/phivault`.
+pub fn client_state_dir() -> Result<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("PHIVAULT_STATE_DIR")
+        .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("phivault")))
+        .or_else(|| var("HOME").map(|d| d.join(".local/state/phivault")))
+        .ok_or_else(|| {
+            Error::invalid(
+                "commit anchor",
+                "no directory for the shared store's commit anchor: set PHIVAULT_STATE_DIR",
+            )
+        })
+}
+
+/// A shared store (PostgreSQL) checked against, and moving, this client's anchor file
+/// `<state dir>/<vault id>.anchor`: the highest commit counter this client has seen the store
+/// hold, MACed like the directory anchor. On open, a store whose counter is below the file's
+/// was restored from an older copy: [`Error::StoreRolledBack`]. The file catches up on flush,
+/// on drop and at most every [`CLIENT_CATCH_UP_SECS`] while writing; processes of one host
+/// share it (each writes the counter it read from the store, so the file only ever names a
+/// value the store held). See SECURITY.md for what this does and does not catch.
+pub(crate) struct ClientAnchoredStore {
+    inner: Box<dyn Store>,
+    path: PathBuf,
+    mac: Mac,
+    vault_id: [u8; 16],
+    /// The counter last written into the file, and when the file was last caught up.
+    state: Mutex<(u64, std::time::Instant)>,
+}
+
+/// Wraps `store` in a [`ClientAnchoredStore`] when it keeps a commit counter (and returns it
+/// as it is otherwise), checking it against this client's anchor file first.
+pub(crate) fn client_anchored(
+    store: Box<dyn Store>,
+    mac: Mac,
+    vault_id: [u8; 16],
+) -> Result<Box<dyn Store>> {
+    let Some(counter) = store.commit_counter()? else {
+        return Ok(store);
+    };
+    let dir = client_state_dir()?;
+    let io = |e| Error::io(format!("creating {}", dir.display()), e);
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(io)?;
+    let path = dir.join(format!("{}.anchor", hex::encode(vault_id)));
+    let seen = match std::fs::read(&path) {
+        Ok(b) => Some(parse(&mac, &vault_id, &b).ok_or_else(|| {
+            corrupted("this client's commit anchor file for the vault does not authenticate")
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    if let Some(seen) = seen
+        && counter < seen
+    {
+        return Err(Error::StoreRolledBack {
+            store: counter,
+            anchor: seen,
+        });
+    }
+    let anchored = ClientAnchoredStore {
+        inner: store,
+        path,
+        mac,
+        vault_id,
+        state: Mutex::new((seen.unwrap_or(0), std::time::Instant::now())),
+    };
+    anchored.catch_up(true).map_err(Error::Store)?;
+    Ok(Box::new(anchored))
+}
+
+impl ClientAnchoredStore {
+    /// Writes the store's current counter into the file when it moved (`force`), or when
+    /// [`CLIENT_CATCH_UP_SECS`] have passed since the last catch-up.
+    fn catch_up(&self, force: bool) -> Result<(), StoreError> {
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| StoreError::Backend("commit anchor lock poisoned".into()))?;
+        if !force && st.1.elapsed().as_secs() < CLIENT_CATCH_UP_SECS {
+            return Ok(());
+        }
+        st.1 = std::time::Instant::now();
+        let Some(counter) = self.inner.commit_counter()? else {
+            return Ok(());
+        };
+        if counter > st.0 {
+            crate::outfile::write_atomic(&self.path, &record(&self.mac, &self.vault_id, counter))
+                .map_err(StoreError::Io)?;
+            st.0 = counter;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ClientAnchoredStore {
+    fn drop(&mut self) {
+        // Best effort: an error here leaves the file at its last catch-up (weaker, never a
+        // false refusal).
+        let _ = self.catch_up(true);
+    }
+}
+
+impl Store for ClientAnchoredStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(space, key)
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.inner.write(ops)?;
+        self.catch_up(false)
+    }
+
+    fn compare_and_swap(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let swapped = self.inner.compare_and_swap(space, key, expected, new)?;
+        self.catch_up(false)?;
+        Ok(swapped)
+    }
+
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.inner.write_unsynced(ops)
+    }
+
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .compare_and_swap_unsynced(space, key, expected, new)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()?;
+        self.catch_up(false)
+    }
+
+    fn compare_and_swap_many(
+        &self,
+        space: Space,
+        items: Vec<CasItem>,
+    ) -> Result<usize, StoreError> {
+        let n = self.inner.compare_and_swap_many(space, items)?;
+        self.catch_up(false)?;
+        Ok(n)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(space, prefix, after, limit)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()?;
+        self.catch_up(true)
+    }
+
+    fn write_unsynced_if(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        ops: Vec<WriteOp>,
+    ) -> Result<bool, StoreError> {
+        self.inner.write_unsynced_if(space, key, expected, ops)
+    }
+
+    fn commit_counter(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.commit_counter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

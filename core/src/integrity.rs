@@ -165,24 +165,64 @@ enum Check {
 /// and the audit chain so far.
 struct Checker {
     fields: Vec<FieldSpec>,
+    /// No vaulted field is inconsistent: every token entry must then have its index entry.
+    all_vaulted_consistent: bool,
+    /// Every token entry, and every token entry an index entry names: equal when each token
+    /// has exactly one index entry (checked in constant memory, located only when not).
+    tokens: SetSum,
+    index_refs: SetSum,
     audit_prev: [u8; 32],
     audit_next: u64,
     /// The chain broke: later audit entries cannot be checked.
     audit_broken: bool,
 }
 
+/// An order-free summary of a multiset of 32-byte keyed hashes (count, sum and xor of their
+/// halves): two multisets of store keys that differ summarise differently unless someone who
+/// can compute the vault's keyed hashes chose them to collide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SetSum {
+    n: u64,
+    sum: u128,
+    xor: u128,
+}
+
+impl SetSum {
+    fn add(&mut self, key: &[u8]) {
+        let mut a = [0u8; 16];
+        let mut b = [0u8; 16];
+        for (i, x) in key.iter().enumerate().take(32) {
+            if i < 16 {
+                a[i] = *x;
+            } else {
+                b[i - 16] = *x;
+            }
+        }
+        self.n += 1;
+        self.sum = self.sum.wrapping_add(u128::from_le_bytes(a));
+        self.xor ^= u128::from_le_bytes(b);
+    }
+}
+
 impl Checker {
     fn new(vault: &Vault) -> Self {
         // A damaged field definition must not stop the check: it is reported where it lies.
-        let fields = vault
+        let all: Vec<FieldSpec> = vault
             .fields()
             .or_else(|_| Ok::<_, Error>(crate::tokens::presets()))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let all_vaulted_consistent = all
+            .iter()
+            .all(|f| f.kind != TokenKind::Vaulted || f.consistent);
+        let fields = all
             .into_iter()
             .filter(|f| f.kind == TokenKind::Vaulted && f.consistent)
             .collect();
         Checker {
             fields,
+            all_vaulted_consistent,
+            tokens: SetSum::default(),
+            index_refs: SetSum::default(),
             audit_prev: [0u8; 32],
             audit_next: 1,
             audit_broken: false,
@@ -250,6 +290,9 @@ impl Vault {
             report.spaces.push(count);
         }
         progress(report.entries);
+        if checker.all_vaulted_consistent && checker.tokens != checker.index_refs {
+            self.locate_unindexed_tokens(&checker, &mut report)?;
+        }
         report.audit_entries = checker.audit_next - 1;
         // The head anchor names the last entry.
         let head = self
@@ -315,7 +358,10 @@ impl Vault {
             },
             Space::Erasure => check_erasure(key, value),
             Space::Record => self.check_envelope_value(value, "record"),
-            Space::Token => self.check_envelope_value(value, "vaulted token"),
+            Space::Token => {
+                c.tokens.add(key);
+                self.check_envelope_value(value, "vaulted token")
+            }
             Space::TokenIndex => self.check_index(c, key, value),
             Space::Audit => {
                 let first = <[u8; 8]>::try_from(key).map(u64::from_be_bytes).ok();
@@ -405,7 +451,7 @@ impl Vault {
 
     /// A consistent-token index entry: `index MAC → token`. The token entry must exist under
     /// some consistent vaulted field, decrypt, and its value must hash to this key.
-    fn check_index(&self, c: &Checker, key: &[u8], value: &[u8]) -> Check {
+    fn check_index(&self, c: &mut Checker, key: &[u8], value: &[u8]) -> Check {
         let Ok(token) = std::str::from_utf8(value) else {
             return Check::Bad("token index entry is not a token");
         };
@@ -414,6 +460,7 @@ impl Vault {
             let Ok(Some(stored)) = self.store.get(Space::Token, &tkey) else {
                 continue;
             };
+            c.index_refs.add(&tkey);
             if stored.first() != Some(&RECORD_FORMAT) {
                 return Check::Bad("the token entry of this index entry is damaged");
             }
@@ -450,6 +497,52 @@ impl Vault {
             };
         }
         Check::Bad("token index entry names a token that is not stored")
+    }
+}
+
+impl Vault {
+    /// The token entries that no index entry names (the summaries of the first pass differ):
+    /// a second pass that holds the named token keys in memory, run only when something is
+    /// wrong. Each such entry is reported; so is a mismatch it cannot place (an index entry
+    /// naming a token entry that another one names too is reported by `check_index`).
+    fn locate_unindexed_tokens(&self, c: &Checker, report: &mut VerifyReport) -> Result<()> {
+        let mut named = std::collections::HashSet::new();
+        for item in ScanIter::new(self.store.as_ref(), Space::TokenIndex, Vec::new()) {
+            let (_, value) = item?;
+            let Ok(token) = std::str::from_utf8(&value) else {
+                continue;
+            };
+            for f in &c.fields {
+                let tkey = self.token_key(&f.name, token);
+                if self.store.get(Space::Token, &tkey)?.is_some() {
+                    named.insert(tkey.to_vec());
+                    break;
+                }
+            }
+        }
+        let mut found = 0;
+        for item in ScanIter::new(self.store.as_ref(), Space::Token, Vec::new()) {
+            let (key, _) = item?;
+            if !named.contains(&key) {
+                found += 1;
+                report.problem(
+                    Space::Token,
+                    &key,
+                    "token entry has no index entry (its value would be given a second token)",
+                );
+            }
+        }
+        if let Some(count) = report.spaces.iter_mut().find(|s| s.space == "token") {
+            count.bad += found;
+        }
+        if found == 0 {
+            report.problem(
+                Space::TokenIndex,
+                &[],
+                "token entries and index entries do not pair up one to one",
+            );
+        }
+        Ok(())
     }
 }
 

@@ -41,7 +41,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod anchor;
+pub mod anchor;
 pub mod audit;
 pub mod backend;
 pub mod backup;

@@ -551,6 +551,7 @@ impl Vault {
             });
         }
         let (header, vmk) = VaultHeader::new(root)?;
+        let store = crate::anchor::client_anchored(store, anchor_mac(&vmk)?, header.vault_id)?;
         let vault = Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)?;
         let mut ops = vec![WriteOp::Put {
             space: Space::Meta,
@@ -590,6 +591,8 @@ impl Vault {
             })?;
         let header = VaultHeader::decode(&bytes)?;
         let vmk = header.unlock(root)?;
+        // A shared store with a commit counter is checked against this client's anchor.
+        let store = crate::anchor::client_anchored(store, anchor_mac(&vmk)?, header.vault_id)?;
         Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)
     }
 

@@ -408,6 +408,17 @@ fn verify_finds_each_kind_of_damage() {
             }),
         ),
         (
+            "token",
+            "no index entry",
+            Box::new(move |p| {
+                let (k, _) = first(p, Space::TokenIndex);
+                vec![WriteOp::Delete {
+                    space: Space::TokenIndex,
+                    key: k,
+                }]
+            }),
+        ),
+        (
             "token-index",
             "not stored",
             Box::new(move |p| {

@@ -277,7 +277,11 @@ fn store_contract() {
             .expect("scan")
             .is_empty()
     );
-    assert_eq!(SCHEMA_VERSION, 1);
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert!(
+        s.commit_counter().expect("counter").is_some(),
+        "the shared store keeps a commit counter"
+    );
 }
 
 #[test]
@@ -341,6 +345,86 @@ fn vault_lives_in_postgres_and_reopens() {
         }
     }
     assert!(v.audit_verify().expect("verify").ok);
+}
+
+/// A database restored from an older backup under clients that saw it newer is refused
+/// (issue 17). The restore is done as `pg_restore` of a logical dump does it: the table's rows
+/// put back, the sequence set back with `setval`.
+#[test]
+#[ignore = "needs PostgreSQL (PHIVAULT_PG_URL): run by scripts/test-postgres.sh"]
+fn a_restored_older_database_is_refused() {
+    let url = url();
+    let s = fresh(&url, "pvt_rollback");
+    let vault = Vault::create_in(Box::new(s), &root(), Backend::default()).expect("create");
+    vault.put("notes", "MRN-1", b"before", None).expect("put");
+    let id = vault.vault_id_hex();
+    drop(vault);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("admin");
+    admin
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS pvt_rollback_backup; \
+             DROP TABLE IF EXISTS pvt_rollback_backup.kv; \
+             CREATE TABLE pvt_rollback_backup.kv AS SELECT * FROM pvt_rollback.phivault_kv",
+        )
+        .expect("backup");
+    let saved: i64 = admin
+        .query_one(
+            "SELECT last_value FROM pvt_rollback.phivault_commit_seq",
+            &[],
+        )
+        .expect("seq")
+        .get(0);
+    // After the backup: more durable writes, seen by this client.
+    let v = Vault::open_in(
+        Box::new(store(&url, "pvt_rollback")),
+        &root(),
+        Backend::default(),
+    )
+    .expect("reopen before the restore");
+    for i in 0..5 {
+        v.put("notes", &format!("MRN-after-{i}"), b"after", None)
+            .expect("put");
+    }
+    drop(v);
+    admin
+        .batch_execute(
+            "TRUNCATE pvt_rollback.phivault_kv; \
+             INSERT INTO pvt_rollback.phivault_kv SELECT * FROM pvt_rollback_backup.kv",
+        )
+        .expect("restore rows");
+    admin
+        .execute(
+            "SELECT setval('pvt_rollback.phivault_commit_seq', $1)",
+            &[&saved],
+        )
+        .expect("restore sequence");
+    match Vault::open_in(
+        Box::new(store(&url, "pvt_rollback")),
+        &root(),
+        Backend::default(),
+    ) {
+        Err(Error::StoreRolledBack { store, anchor }) => assert!(store < anchor),
+        Err(e) => panic!("expected StoreRolledBack, got {e}"),
+        Ok(_) => panic!("a restored older database opened: the writes after the backup are gone"),
+    }
+    // What the refusal prevents: a client without the anchor file (as every client was before
+    // issue 17) opens the restored database and finds the later records absent.
+    let file = phivault::anchor::client_state_dir()
+        .expect("state dir")
+        .join(format!("{id}.anchor"));
+    std::fs::remove_file(&file).expect("remove anchor file");
+    let v = Vault::open_in(
+        Box::new(store(&url, "pvt_rollback")),
+        &root(),
+        Backend::default(),
+    )
+    .expect("opens without the anchor");
+    assert!(v.get("notes", "MRN-after-0").expect("get").is_none());
+    assert!(v.get("notes", "MRN-1").expect("get").is_some());
+    drop(v);
+    admin
+        .batch_execute("DROP SCHEMA pvt_rollback_backup CASCADE")
+        .expect("cleanup");
 }
 
 #[test]

@@ -296,6 +296,10 @@ impl Store for GatedStore {
         self.inner.flush()
     }
 
+    fn commit_counter(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.commit_counter()
+    }
+
     // Forwarded (not the trait's read-then-write default), so that a store shared by
     // processes keeps its transactional guard (issue 11: audit appends on PostgreSQL).
     fn write_unsynced_if(

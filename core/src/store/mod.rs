@@ -151,6 +151,14 @@ pub trait Store: Send + Sync {
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// The store's own commit counter, for a store shared by many clients: a number every
+    /// durable commit raises and that a restored older copy of the store holds smaller
+    /// (PostgreSQL: a sequence). The client-side commit anchor compares it on open
+    /// (anchor.rs). `None` (the default): the store keeps none.
+    fn commit_counter(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     /// Applies `ops` atomically, not yet durable (like [`Store::write_unsynced`]), only if
     /// `key` of `space` still has the value `expected` (`None`: absent); returns whether they
     /// were applied. The audit log appends with it, guarded by its head, so that appends from

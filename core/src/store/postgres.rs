@@ -38,13 +38,14 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// The schema version this code writes and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Key of the advisory lock held while creating or migrating the schema.
 const SCHEMA_LOCK: i64 = 0x7068_6976_6175_6c74; // "phivault"
 
 /// Migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE IF NOT EXISTS phivault_kv (
         space SMALLINT NOT NULL,
         key   BYTEA    NOT NULL,
@@ -55,7 +56,13 @@ const MIGRATIONS: &[&str] = &["
         backend INTEGER PRIMARY KEY,
         n       BIGINT  NOT NULL
     );
-"];
+",
+    "
+    -- The commit counter: every durable commit draws the next value; a restored older
+    -- database has a smaller one (Store::commit_counter, anchor.rs).
+    CREATE SEQUENCE IF NOT EXISTS phivault_commit_seq;
+",
+];
 
 /// Retries of a transaction that PostgreSQL aborted for a deadlock or serialization failure.
 const MAX_TX_RETRIES: usize = 16;
@@ -118,6 +125,7 @@ struct Stmts {
     scan_incl_upper: Statement,
     scan_excl_upper: Statement,
     sync: Statement,
+    counter: Statement,
 }
 
 /// One pooled connection with its prepared statements and commit mode.
@@ -230,9 +238,14 @@ impl Conn {
             scan_excl_upper: client.prepare(&format!(
                 "{SCAN} > $2 AND key < $6 {PREFIX} ORDER BY key LIMIT $5"
             ))?,
+            // A durable marker that also advances the commit counter.
             sync: client.prepare(
-                "INSERT INTO phivault_sync (backend, n) VALUES (pg_backend_pid(), 1) \
-                 ON CONFLICT (backend) DO UPDATE SET n = phivault_sync.n + 1",
+                "INSERT INTO phivault_sync (backend, n) \
+                 VALUES (pg_backend_pid(), nextval('phivault_commit_seq')) \
+                 ON CONFLICT (backend) DO UPDATE SET n = EXCLUDED.n",
+            )?,
+            counter: client.prepare(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM phivault_commit_seq",
             )?,
         };
         Ok(Conn {
@@ -472,7 +485,13 @@ impl PgStore {
         if ops.is_empty() {
             return Ok(());
         }
-        self.in_tx(async_commit, |tx, s| Self::apply(tx, s, &ops))
+        self.in_tx(async_commit, |tx, s| {
+            Self::apply(tx, s, &ops)?;
+            if !async_commit {
+                tx.execute(&s.sync, &[])?;
+            }
+            Ok(())
+        })
     }
 
     fn cas_mode(
@@ -498,6 +517,9 @@ impl PgStore {
             }
         }
         .map_err(pg_err)?;
+        if n == 1 && !async_commit {
+            c.execute(&s.sync, &[]).map_err(pg_err)?;
+        }
         Ok(n == 1)
     }
 
@@ -569,6 +591,7 @@ impl Store for PgStore {
                 swapped +=
                     tx.execute(&s.update_if, &[&sp(space), &it.key, &it.expected, &it.new])?;
             }
+            tx.execute(&s.sync, &[])?;
             Ok(swapped as usize)
         })
     }
@@ -621,6 +644,17 @@ impl Store for PgStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.durable_marker()
+    }
+
+    fn commit_counter(&self) -> Result<Option<u64>, StoreError> {
+        let mut lease = self.lease(true)?;
+        let conn = lease.conn()?;
+        let n: i64 = conn
+            .client
+            .query_one(&conn.stmts.counter, &[])
+            .map_err(pg_err)?
+            .get(0);
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
     }
 
     fn write_unsynced_if(
