@@ -733,9 +733,11 @@ fn throughput_postgres_vs_sled() {
         }
         let dec = n as f64 / t.elapsed().as_secs_f64();
         let m = n.min(5000);
+        let t = Instant::now();
         for value in &values[..m] {
             v.put("notes", value, b"note", None).expect("put");
         }
+        let put = m as f64 / t.elapsed().as_secs_f64();
         let t = Instant::now();
         for value in &values[..m] {
             v.get("notes", value).expect("get");
@@ -743,7 +745,8 @@ fn throughput_postgres_vs_sled() {
         let get = m as f64 / t.elapsed().as_secs_f64();
         eprintln!(
             "BENCH {name}: tokenize new {tok_new:.0}/s, tokenize existing {tok_again:.0}/s, \
-             decrypt {dec:.0}/s, record get {get:.0}/s (n = {n}, one thread)"
+             decrypt {dec:.0}/s, durable record put {put:.0}/s, record get {get:.0}/s \
+             (n = {n}, one thread)"
         );
     }
 }

@@ -1,20 +1,25 @@
-//! Stepping over damaged messages in a *copy* of a sled log, so that sled's recovery reads
-//! every message after the damage instead of cutting the log short there.
+//! Reading sled's log below sled: finding damaged messages on open, and stepping over them in
+//! a *copy* of the log for salvage, so that sled's recovery reads what follows the damage.
 //!
 //! sled 0.34 keeps its data in one log file (`db`) of fixed-size segments. Each segment starts
 //! with a 20-byte header (CRC32, LSN, max stable LSN) and holds messages, each with a header
 //! (CRC32 over header and body, kind, body length, segment number, page id) and a body (a page
-//! or a page fragment). sled's recovery treats the first message whose CRC fails as a torn
-//! write: it stops reading that segment (and, before the unstable tail, the whole log), so one
-//! flipped bit can drop every later write. [`skip_damaged_messages`] rewrites each damaged
-//! stretch as one "canceled" message (the kind sled writes for an aborted reservation and skips
-//! on recovery), found from the next message whose CRC holds, and deletes sled's snapshot files
-//! so that recovery replays the whole log. What the damaged messages held is lost; what
-//! follows is read. This only ever runs on the copy `integrity::salvage` works on, never on a
-//! vault's own store; each entry salvage copies is still authenticated by phivault itself.
+//! or a page fragment). sled's recovery reads the first message whose CRC fails as the torn end
+//! of its segment and drops the rest of that segment without a word, so one flipped bit can
+//! silently drop writes that follow it.
 //!
-//! The byte layout is sled 0.34's (`pagecache/logger.rs`, `serialization.rs`); the `sled`
-//! dependency is pinned to that minor version in the workspace.
+//! - [`damaged_messages`] (read only) counts damaged messages that valid ones follow: the vault
+//!   refuses to open a store that has any (`Error::StoreCorrupted`).
+//! - [`repair_log`] (salvage's copy only, never a vault's own store) rewrites each damaged
+//!   message recovery can do without as one "canceled" message (the kind sled writes for an
+//!   aborted reservation and skips on recovery), found from the next message whose CRC holds,
+//!   rebuilds a damaged segment header from its first message, and deletes sled's snapshot
+//!   files so that recovery replays the whole log ([`Repair::StepOver`]); or ends the log
+//!   cleanly at the first damage ([`Repair::EndAtDamage`]). Every entry salvage copies is
+//!   still authenticated by phivault itself.
+//!
+//! The byte layout is sled 0.34's (`pagecache/logger.rs`, `pagecache/iterator.rs`,
+//! `serialization.rs`); the workspace pins `sled` to `~0.34.7`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -38,7 +43,7 @@ const KIND_INLINE_LINK: u8 = 10;
 const KIND_BLOB_LINK: u8 = 11;
 const KIND_MAX: u8 = 11;
 
-/// What [`skip_damaged_messages`] changed.
+/// What [`repair_log`] changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogRepair {
     /// Segments whose header authenticated and were walked.
@@ -367,7 +372,7 @@ fn segment_size(dir: &Path) -> std::io::Result<usize> {
 /// How [`repair_log`] treats damage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repair {
-    /// Step over the damaged messages recovery can do without (see [`plan`]).
+    /// Step over the damaged messages recovery can do without (the rules are in `plan`).
     StepOver,
     /// End the log cleanly at its first damaged message: that segment is capped there and
     /// every later segment dropped. For logs where stepping over leaves sled a page state it
