@@ -36,15 +36,15 @@ use crate::backend::{Backend, NONCE_LEN, TAG_LEN};
 use crate::context::Context;
 use crate::csv_tokenize::CsvErrorKind;
 use crate::envelope::{self, Envelope, Kek, SUBJECT_ID_LEN, SealRandomness};
-use crate::error::StoreError;
 use crate::keyring::KeyringRecord;
 use crate::root::KeyFile;
 use crate::secret::Key32;
-use crate::store::{CasItem, Entry, Space, Store, WriteOp};
+use crate::store::MemoryStore;
+use crate::store::{Space, Store, WriteOp};
 use crate::tokens::{FieldSpec, TokenKind, View};
 use crate::{Error, Vault};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// A fuzz target: takes the fuzzer's bytes, panics only on a violated property.
 pub type Target = fn(&[u8]);
@@ -167,168 +167,14 @@ fn mutate(input: &mut Input<'_>, original: &[u8]) -> Vec<u8> {
     out
 }
 
-// ---- an in-memory store --------------------------------------------------------------------
+// ---- the fixture's store -------------------------------------------------------------------
 
-type Map = BTreeMap<Vec<u8>, Vec<u8>>;
-
-#[derive(Default)]
-struct MemInner {
-    map: Map,
-    /// When the map outgrows [`MemStore::TRIM_AT`] entries (audit entries and tokens of a long
-    /// fuzzing run), it is reset to this state between two inputs, so memory stays bounded.
-    base: Option<Map>,
-}
-
-/// An in-memory [`Store`]: fast to copy, so every fuzz iteration can open its own vault.
-#[derive(Clone, Default)]
-struct MemStore(Arc<Mutex<MemInner>>);
-
-fn full_key(space: Space, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 1);
-    k.push(space.prefix());
-    k.extend_from_slice(key);
-    k
-}
-
-impl MemStore {
-    const TRIM_AT: usize = 20_000;
-
-    fn from_map(map: Map) -> Self {
-        MemStore(Arc::new(Mutex::new(MemInner { map, base: None })))
-    }
-
-    fn inner(&self) -> std::sync::MutexGuard<'_, MemInner> {
-        // A poisoned lock only follows a failed assertion, which ends the run anyway.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn map(&self) -> Map {
-        self.inner().map.clone()
-    }
-
-    fn set_base(&self) {
-        let mut g = self.inner();
-        g.base = Some(g.map.clone());
-    }
-
-    /// Resets the map to the base state when it has outgrown [`MemStore::TRIM_AT`]. Called
-    /// only between two fuzz inputs ([`between_inputs`]): a reset in the middle of an operation
-    /// would drop entries it has just written (a vaulted token without its entry, found by
-    /// `csv_tokenize`) and fail a property for a reason that is the fixture's, not phivault's.
-    fn trim(&self) {
-        let mut g = self.inner();
-        if g.map.len() > Self::TRIM_AT
-            && let Some(base) = g.base.clone()
-        {
-            g.map = base;
-        }
-    }
-
-    fn apply(&self, ops: Vec<WriteOp>) {
-        let mut g = self.inner();
-        for op in ops {
-            match op {
-                WriteOp::Put { space, key, value } => {
-                    g.map.insert(full_key(space, &key), value);
-                }
-                WriteOp::Delete { space, key } => {
-                    g.map.remove(&full_key(space, &key));
-                }
-            }
-        }
-    }
-
-    fn cas(&self, space: Space, key: &[u8], expected: Option<&[u8]>, new: Option<Vec<u8>>) -> bool {
-        let mut g = self.inner();
-        let k = full_key(space, key);
-        if g.map.get(&k).map(Vec::as_slice) != expected {
-            return false;
-        }
-        match new {
-            Some(v) => g.map.insert(k, v),
-            None => g.map.remove(&k),
-        };
-        true
-    }
-}
-
-impl Store for MemStore {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.inner().map.get(&full_key(space, key)).cloned())
-    }
-
-    fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.apply(ops);
-        Ok(())
-    }
-
-    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.apply(ops);
-        Ok(())
-    }
-
-    fn compare_and_swap(
-        &self,
-        space: Space,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        new: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
-        Ok(self.cas(space, key, expected, new))
-    }
-
-    fn compare_and_swap_unsynced(
-        &self,
-        space: Space,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        new: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
-        Ok(self.cas(space, key, expected, new))
-    }
-
-    fn sync(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn compare_and_swap_many(
-        &self,
-        space: Space,
-        items: Vec<CasItem>,
-    ) -> Result<usize, StoreError> {
-        Ok(items
-            .into_iter()
-            .filter(|it| self.cas(space, &it.key, Some(&it.expected), Some(it.new.clone())))
-            .count())
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let g = self.inner();
-        let full_prefix = full_key(space, prefix);
-        let start = match after {
-            Some(a) => std::ops::Bound::Excluded(full_key(space, a)),
-            None => std::ops::Bound::Included(full_prefix.clone()),
-        };
-        Ok(g.map
-            .range((start, std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&full_prefix))
-            .take(limit)
-            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
-            .collect())
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
+/// When the fixture's store outgrows this many entries (audit entries and tokens of a long
+/// fuzzing run), it is reset to its setup-time state between two inputs, so memory stays
+/// bounded. Only between two inputs ([`between_inputs`]): a reset in the middle of an operation
+/// would drop entries it has just written (a vaulted token without its entry, found by
+/// `csv_tokenize`) and fail a property for a reason that is the fixture's, not phivault's.
+const TRIM_AT: usize = 20_000;
 
 // ---- fixed keys, contexts and a fixed vault ------------------------------------------------
 
@@ -375,9 +221,9 @@ struct Known {
 struct Fixture {
     vault: Vault,
     /// The fixed vault's store (trimmed between inputs).
-    store: MemStore,
-    /// The store right after setup.
-    snapshot: Map,
+    store: MemoryStore,
+    /// A copy of the store right after setup.
+    snapshot: MemoryStore,
     vault_id: String,
     root: KeyFile,
     canary: (Vec<u8>, Context, Vec<u8>),
@@ -409,7 +255,7 @@ fn field_needs_subject(field: &str) -> bool {
 }
 
 fn build_fixture() -> Fixture {
-    let store = MemStore::default();
+    let store = MemoryStore::new();
     let root = KeyFile::from_key(Key32::from_slice(&ROOT_KEY).expect("32 bytes"));
     let vault =
         Vault::create_in(Box::new(store.clone()), &root, Backend::Ring).expect("fixture vault");
@@ -470,12 +316,11 @@ fn build_fixture() -> Fixture {
     vault
         .put("notes", "MRN-4711", &record_value, None)
         .expect("record");
-    let snapshot = store.map();
+    let snapshot = store.deep_copy();
     assert!(
-        snapshot.contains_key(&full_key(Space::Meta, HEADER_KEY)),
+        matches!(snapshot.get(Space::Meta, HEADER_KEY), Ok(Some(_))),
         "the header key of docs/FORMAT.md"
     );
-    store.set_base();
     Fixture {
         store: store.clone(),
         vault_id: vault.vault_id_hex(),
@@ -498,8 +343,10 @@ fn fixture() -> &'static Fixture {
 /// Called first by every target: keeps the shared fixture's store bounded, at a point where no
 /// operation is under way.
 fn between_inputs() {
-    if let Some(fx) = FIXTURE.get() {
-        fx.store.trim();
+    if let Some(fx) = FIXTURE.get()
+        && fx.store.len() > TRIM_AT
+    {
+        fx.store.reset_to(&fx.snapshot);
     }
 }
 
@@ -512,22 +359,20 @@ impl Fixture {
         key: &[u8],
         value: Option<Vec<u8>>,
     ) -> crate::Result<Vault> {
-        let mut map = self.snapshot.clone();
-        match value {
-            Some(v) => map.insert(full_key(space, key), v),
-            None => map.remove(&full_key(space, key)),
-        };
-        Vault::open_in(Box::new(MemStore::from_map(map)), &self.root, Backend::Ring)
+        let store = self.snapshot.deep_copy();
+        let key = key.to_vec();
+        store.write(vec![match value {
+            Some(value) => WriteOp::Put { space, key, value },
+            None => WriteOp::Delete { space, key },
+        }])?;
+        Vault::open_in(Box::new(store), &self.root, Backend::Ring)
     }
 
     /// Entries of `space` in the setup-time store.
     fn entries(&self, space: Space) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let p = space.prefix();
         self.snapshot
-            .iter()
-            .filter(|(k, _)| k.first() == Some(&p))
-            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
-            .collect()
+            .scan(space, &[], None, usize::MAX)
+            .unwrap_or_default()
     }
 
     /// Whether `pt` is a plaintext this vault encrypted during setup.
@@ -1048,8 +893,9 @@ pub fn vault_header(data: &[u8]) {
     let mut input = Input::new(data);
     let original = fx
         .snapshot
-        .get(&full_key(Space::Meta, HEADER_KEY))
-        .cloned()
+        .get(Space::Meta, HEADER_KEY)
+        .ok()
+        .flatten()
         .unwrap_or_default();
     let header = if input.u8().is_multiple_of(2) {
         input.rest().to_vec()
@@ -1449,7 +1295,7 @@ pub fn field_schema_toml(data: &[u8]) {
     let again = FieldSpec::from_toml(&written).expect("written schema parses");
     assert_eq!(again, specs, "TOML round trip");
     let root = KeyFile::from_key(Key32::from_slice(&ROOT_KEY).expect("32 bytes"));
-    let v = Vault::create_in(Box::new(MemStore::default()), &root, Backend::Ring)
+    let v = Vault::create_in(Box::new(MemoryStore::new()), &root, Backend::Ring)
         .expect("scratch vault");
     assert_eq!(
         v.define_fields_toml(text).expect("a valid schema defines"),
@@ -1486,7 +1332,7 @@ pub fn policy_toml(data: &[u8]) {
         "policy TOML round trip"
     );
     let root = KeyFile::from_key(Key32::from_slice(&ROOT_KEY).expect("32 bytes"));
-    let v = Vault::create_in(Box::new(MemStore::default()), &root, Backend::Ring)
+    let v = Vault::create_in(Box::new(MemoryStore::new()), &root, Backend::Ring)
         .expect("scratch vault");
     v.set_policy(&p).expect("a valid policy can be set");
     assert_eq!(
@@ -1591,7 +1437,7 @@ pub fn audit_log(data: &[u8]) {
         let (k, v) = &entries[usize::from(input.u8()) % entries.len()];
         (Space::Audit, k.clone(), Some(v.clone()))
     } else {
-        let orig = fx.snapshot.get(&full_key(Space::Meta, head_key)).cloned();
+        let orig = fx.snapshot.get(Space::Meta, head_key).ok().flatten();
         (Space::Meta, head_key.to_vec(), orig)
     };
     let value = match input.u8() % 4 {
@@ -2143,9 +1989,9 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
 
     // Vault header and metadata, from the fixed vault.
     let fx = fixture();
-    if let Some(h) = fx.snapshot.get(&full_key(Space::Meta, HEADER_KEY)) {
+    if let Ok(Some(h)) = fx.snapshot.get(Space::Meta, HEADER_KEY) {
         let mut raw = vec![0u8];
-        raw.extend_from_slice(h);
+        raw.extend_from_slice(&h);
         add("vault_header", "raw-key-file".into(), raw);
         let mut pass = vec![0u8];
         let params = crate::root::RootParams::Passphrase {
@@ -2153,7 +1999,7 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
             config: crate::root::Argon2Config::testing(),
         };
         // A passphrase vault's header: same layout with other root parameters.
-        pass.extend_from_slice(&postcard_header(h, &params));
+        pass.extend_from_slice(&postcard_header(&h, &params));
         add("vault_header", "raw-passphrase".into(), pass);
     }
     add("vault_header", "unchanged".into(), vec![1, 0]);

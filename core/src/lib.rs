@@ -51,6 +51,7 @@ pub mod context;
 pub mod csv_tokenize;
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod integrity;

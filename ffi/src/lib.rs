@@ -47,7 +47,9 @@ pub mod buffer;
 pub mod context;
 pub mod error;
 pub mod ffi;
-// The `c_api` fuzz target (fuzz/ffi-rlib links this crate as an rlib); not part of the C API.
+// The `c_api` fuzz target (fuzz/ffi-rlib links this crate as an rlib, with the `fuzzing`
+// feature); not part of the C API, not in the shipped library.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;

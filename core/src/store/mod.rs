@@ -5,11 +5,13 @@
 //! PHI (a record id) is a keyed hash. A server-backed store (PostgreSQL) implements the same
 //! trait.
 
+pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sled_repair;
 mod sled_store;
 
+pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use sled_store::{Durability, SledStore};
