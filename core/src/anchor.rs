@@ -26,7 +26,7 @@
 
 use crate::error::StoreError;
 use crate::kdf::{Mac, ct_eq};
-use crate::store::{CasItem, Entry, Space, Store, WriteOp};
+use crate::store::{CasItem, Space, Store, WriteOp};
 use crate::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -260,10 +260,6 @@ impl AnchoredStore {
 }
 
 impl Store for AnchoredStore {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(space, key)
-    }
-
     fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         if !self.each_write {
             return self.inner.write(ops);
@@ -290,21 +286,6 @@ impl Store for AnchoredStore {
             self.anchor(c)?;
         }
         Ok(swapped)
-    }
-
-    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.inner.write_unsynced(ops)
-    }
-
-    fn compare_and_swap_unsynced(
-        &self,
-        space: Space,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        new: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .compare_and_swap_unsynced(space, key, expected, new)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -340,31 +321,16 @@ impl Store for AnchoredStore {
         Ok(swapped)
     }
 
-    fn scan(
-        &self,
-        space: Space,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(space, prefix, after, limit)
-    }
-
     fn flush(&self) -> Result<(), StoreError> {
         let ((), c) = self.apply(|_| Ok(()))?;
         self.inner.flush()?;
         self.anchor(c)
     }
 
-    fn write_unsynced_if(
-        &self,
-        space: Space,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        ops: Vec<WriteOp>,
-    ) -> Result<bool, StoreError> {
-        self.inner.write_unsynced_if(space, key, expected, ops)
-    }
+    // Unchanged: the wrapped store's own.
+    crate::store::forward_store!(
+        inner: get, write_unsynced, compare_and_swap_unsynced, scan, write_unsynced_if
+    );
 }
 
 // ---- The client-side anchor of a shared store ----------------------------------------------
@@ -485,10 +451,6 @@ impl Drop for ClientAnchoredStore {
 }
 
 impl Store for ClientAnchoredStore {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(space, key)
-    }
-
     fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         self.inner.write(ops)?;
         self.catch_up(false)
@@ -506,21 +468,6 @@ impl Store for ClientAnchoredStore {
         Ok(swapped)
     }
 
-    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.inner.write_unsynced(ops)
-    }
-
-    fn compare_and_swap_unsynced(
-        &self,
-        space: Space,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        new: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .compare_and_swap_unsynced(space, key, expected, new)
-    }
-
     fn sync(&self) -> Result<(), StoreError> {
         self.inner.sync()?;
         self.catch_up(false)
@@ -536,34 +483,16 @@ impl Store for ClientAnchoredStore {
         Ok(n)
     }
 
-    fn scan(
-        &self,
-        space: Space,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(space, prefix, after, limit)
-    }
-
     fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush()?;
         self.catch_up(true)
     }
 
-    fn write_unsynced_if(
-        &self,
-        space: Space,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        ops: Vec<WriteOp>,
-    ) -> Result<bool, StoreError> {
-        self.inner.write_unsynced_if(space, key, expected, ops)
-    }
-
-    fn commit_counter(&self) -> Result<Option<u64>, StoreError> {
-        self.inner.commit_counter()
-    }
+    // Unchanged: the wrapped store's own.
+    crate::store::forward_store!(
+        inner: get, write_unsynced, compare_and_swap_unsynced, scan, write_unsynced_if,
+        commit_counter
+    );
 }
 
 #[cfg(test)]

@@ -184,10 +184,6 @@ fn op_keys(ops: &[WriteOp]) -> impl Iterator<Item = Key> + '_ {
 // between writes. Under a snapshot, the pre-images are captured and the write applied under
 // the overlay mutex; the durability sync happens after the mutex is released.
 impl Store for GatedStore {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(space, key)
-    }
-
     fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let active = self.gate.active.read().map_err(|_| poisoned())?;
         let Some(overlay) = active.as_ref() else {
@@ -249,10 +245,6 @@ impl Store for GatedStore {
             .compare_and_swap_unsynced(space, key, expected, new)
     }
 
-    fn sync(&self) -> Result<(), StoreError> {
-        self.inner.sync()
-    }
-
     fn compare_and_swap_many(
         &self,
         space: Space,
@@ -282,24 +274,6 @@ impl Store for GatedStore {
         Ok(swapped)
     }
 
-    fn scan(
-        &self,
-        space: Space,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(space, prefix, after, limit)
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
-    }
-
-    fn commit_counter(&self) -> Result<Option<u64>, StoreError> {
-        self.inner.commit_counter()
-    }
-
     // Forwarded (not the trait's read-then-write default), so that a store shared by
     // processes keeps its transactional guard (issue 11: audit appends on PostgreSQL).
     fn write_unsynced_if(
@@ -316,4 +290,9 @@ impl Store for GatedStore {
         let _pre = self.capture(overlay, op_keys(&ops))?;
         self.inner.write_unsynced_if(space, key, expected, ops)
     }
+
+    // Unchanged: the wrapped store's own.
+    crate::store::forward_store!(
+        inner: get, sync, scan, flush, commit_counter
+    );
 }

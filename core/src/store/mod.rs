@@ -185,6 +185,86 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Inside `impl Store for W`, forwards the named methods to the wrapped store `self.$inner`
+/// unchanged: the stores that wrap another (commit anchors, the snapshot gate) write only the
+/// methods they change. Each method's signature lives here once.
+macro_rules! forward_store {
+    ($inner:ident: $($method:ident),+ $(,)?) => {
+        $( $crate::store::forward_store!(@one $inner $method); )+
+    };
+    (@one $inner:ident get) => {
+        fn get(
+            &self,
+            space: $crate::store::Space,
+            key: &[u8],
+        ) -> Result<Option<Vec<u8>>, $crate::error::StoreError> {
+            self.$inner.get(space, key)
+        }
+    };
+    (@one $inner:ident write) => {
+        fn write(&self, ops: Vec<$crate::store::WriteOp>) -> Result<(), $crate::error::StoreError> {
+            self.$inner.write(ops)
+        }
+    };
+    (@one $inner:ident write_unsynced) => {
+        fn write_unsynced(
+            &self,
+            ops: Vec<$crate::store::WriteOp>,
+        ) -> Result<(), $crate::error::StoreError> {
+            self.$inner.write_unsynced(ops)
+        }
+    };
+    (@one $inner:ident compare_and_swap_unsynced) => {
+        fn compare_and_swap_unsynced(
+            &self,
+            space: $crate::store::Space,
+            key: &[u8],
+            expected: Option<&[u8]>,
+            new: Option<Vec<u8>>,
+        ) -> Result<bool, $crate::error::StoreError> {
+            self.$inner.compare_and_swap_unsynced(space, key, expected, new)
+        }
+    };
+    (@one $inner:ident sync) => {
+        fn sync(&self) -> Result<(), $crate::error::StoreError> {
+            self.$inner.sync()
+        }
+    };
+    (@one $inner:ident scan) => {
+        fn scan(
+            &self,
+            space: $crate::store::Space,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Vec<$crate::store::Entry>, $crate::error::StoreError> {
+            self.$inner.scan(space, prefix, after, limit)
+        }
+    };
+    (@one $inner:ident flush) => {
+        fn flush(&self) -> Result<(), $crate::error::StoreError> {
+            self.$inner.flush()
+        }
+    };
+    (@one $inner:ident write_unsynced_if) => {
+        fn write_unsynced_if(
+            &self,
+            space: $crate::store::Space,
+            key: &[u8],
+            expected: Option<&[u8]>,
+            ops: Vec<$crate::store::WriteOp>,
+        ) -> Result<bool, $crate::error::StoreError> {
+            self.$inner.write_unsynced_if(space, key, expected, ops)
+        }
+    };
+    (@one $inner:ident commit_counter) => {
+        fn commit_counter(&self) -> Result<Option<u64>, $crate::error::StoreError> {
+            self.$inner.commit_counter()
+        }
+    };
+}
+pub(crate) use forward_store;
+
 /// Iterates all entries under a prefix, one page at a time.
 pub(crate) struct ScanIter<'a> {
     store: &'a dyn Store,
