@@ -25,7 +25,8 @@
 //! another vault without the root key. See docs/FORMAT.md §Commit anchor and SECURITY.md.
 
 use crate::error::StoreError;
-use crate::kdf::{Mac, ct_eq};
+use crate::kdf::Mac;
+use crate::secret::ct_eq;
 use crate::store::{CasItem, Space, Store, WriteOp};
 use crate::{Error, Result};
 use std::fs::File;

@@ -15,7 +15,8 @@
 //! state. Export [`Vault::audit_head`] to a separate system (a SIEM) regularly and compare.
 
 use crate::envelope::{unwrap_with, wrap_with};
-use crate::kdf::{Mac, ct_eq};
+use crate::kdf::Mac;
+use crate::secret::ct_eq;
 use crate::store::{ScanIter, Space, WriteOp};
 use crate::vault::Vault;
 use crate::{Error, Result};

@@ -229,7 +229,7 @@ fn chunk_aad(vault_id: &[u8; 16], salt: &[u8; SALT_LEN], index: u64) -> Vec<u8> 
 /// A temporary path beside `path`, in the same directory (so a rename is atomic).
 fn temp_beside(path: &Path, what: &str) -> Result<PathBuf> {
     let mut r = [0u8; 8];
-    kdf::fill_random(&mut r)?;
+    crate::random::fill_random(&mut r)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -346,7 +346,7 @@ impl Vault {
 
     fn backup_to(&self, tmp: &Path) -> Result<BackupReport> {
         let mut salt = [0u8; SALT_LEN];
-        kdf::fill_random(&mut salt)?;
+        crate::random::fill_random(&mut salt)?;
         let keys = self.with_vmk(|vmk| BackupKeys::derive(vmk, &salt))?;
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -588,7 +588,7 @@ impl BackupReader {
             .inp
             .read(&mut extra)
             .map_err(|e| Error::io("reading backup", e))?;
-        if !kdf::ct_eq(expected_sum.as_ref(), &sum) {
+        if !crate::secret::ct_eq(expected_sum.as_ref(), &sum) {
             return Err(damaged("checksum mismatch"));
         }
         if trailing != 0 {
@@ -598,7 +598,7 @@ impl BackupReader {
             return Err(damaged("chunk count mismatch"));
         }
         if let Some(t) = expected_mac
-            && !kdf::ct_eq(t.as_ref(), &mac)
+            && !crate::secret::ct_eq(t.as_ref(), &mac)
         {
             return Err(damaged("authentication failed"));
         }

@@ -35,7 +35,7 @@ pub(crate) fn decode_exact<T: DeserializeOwned + Serialize>(
     let again = zeroize::Zeroizing::new(
         postcard::to_allocvec(&value).map_err(|_| Error::CorruptMetadata { what })?,
     );
-    if crate::kdf::ct_eq(&again, bytes) {
+    if crate::secret::ct_eq(&again, bytes) {
         Ok(value)
     } else {
         Err(Error::CorruptMetadata { what })

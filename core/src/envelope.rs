@@ -31,7 +31,8 @@
 
 use crate::backend::{AeadKey, Backend, NONCE_LEN, TAG_LEN};
 use crate::context::Context;
-use crate::kdf::{self, ct_eq, label};
+use crate::kdf::{self, label};
+use crate::secret::ct_eq;
 use crate::secret::{KEY_LEN, Key32, SecretBytes};
 use crate::{Error, Result};
 use base64::Engine as _;
@@ -179,7 +180,7 @@ impl std::fmt::Debug for Kek {
 /// AES-256-GCM wrap with a random nonce: `nonce || ct || tag`.
 pub(crate) fn wrap_with(key: &dyn AeadKey, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
-    kdf::fill_random(&mut nonce)?;
+    crate::random::fill_random(&mut nonce)?;
     let mut out = Vec::with_capacity(NONCE_LEN + secret.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
     let mut body = Zeroizing::new(secret.to_vec());
@@ -429,7 +430,7 @@ pub(crate) const SEAL_MANY_CHUNK: usize = 64;
 impl SealRandomness {
     pub(crate) fn fresh() -> Result<Self> {
         let mut buf = Zeroizing::new([0u8; SEAL_RANDOM_LEN]);
-        kdf::fill_random(buf.as_mut())?;
+        crate::random::fill_random(buf.as_mut())?;
         Self::from_bytes(buf.as_ref())
     }
 
@@ -471,7 +472,7 @@ pub fn seal_many(
     let mut random = Zeroizing::new([0u8; SEAL_MANY_CHUNK * SEAL_RANDOM_LEN]);
     for chunk in items.chunks(SEAL_MANY_CHUNK) {
         let bytes = &mut random[..chunk.len() * SEAL_RANDOM_LEN];
-        kdf::fill_random(bytes)?;
+        crate::random::fill_random(bytes)?;
         for ((plaintext, ctx), rnd) in chunk.iter().zip(bytes.chunks(SEAL_RANDOM_LEN)) {
             let rnd = SealRandomness::from_bytes(rnd)?;
             out.push(seal_with(

@@ -303,7 +303,7 @@ impl Vault {
             Some(Ok((seq, mac)))
                 if checker.audit_broken
                     || seq != checker.audit_next - 1
-                    || (seq > 0 && !kdf::ct_eq(&mac, &checker.audit_prev)) =>
+                    || (seq > 0 && !crate::secret::ct_eq(&mac, &checker.audit_prev)) =>
             {
                 report.problem(
                     Space::Audit,
@@ -490,7 +490,7 @@ impl Vault {
                 return Check::Bad("index key derivation failed");
             };
             let want = index.tag(&[f.name.as_bytes(), &plain]);
-            return if kdf::ct_eq(&want, key) {
+            return if crate::secret::ct_eq(&want, key) {
                 Check::Ok
             } else {
                 Check::Bad("token index entry and token entry disagree")
@@ -645,7 +645,7 @@ pub fn salvage(
     // Unlock first: a wrong root key touches nothing.
     let (vault_id, vmk) = Vault::unlock_header(&header, root)?;
     let mut r = [0u8; 8];
-    kdf::fill_random(&mut r)?;
+    crate::random::fill_random(&mut r)?;
     let parent = to.parent().unwrap_or(Path::new("."));
     let work = parent.join(format!(".phivault-salvage-{}", hex(&r)));
     // First with the log's damaged messages stepped over; if the store cannot recover from

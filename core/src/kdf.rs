@@ -1,13 +1,9 @@
-//! Key derivation, MACs and randomness: HKDF-SHA256 (RFC 5869), HMAC-SHA256 (RFC 2104) and a
-//! CSPRNG, each from the provider measured fastest for phivault's use (`pvbench seal64`,
-//! `sealmany64`, `afterwrites`; benches/notes.md). The algorithms' outputs do not depend on
-//! the provider (RFC 5869 vectors below, the frozen vectors of `testkit`).
+//! Key derivation and MACs: HKDF-SHA256 (RFC 5869) and HMAC-SHA256 (RFC 2104), each from the
+//! provider measured fastest for phivault's use (`pvbench seal64`, `sealmany64`; benches/
+//! notes.md). The algorithms' outputs do not depend on the provider (RFC 5869 vectors below,
+//! the frozen vectors of `testkit`). Randomness is [`crate::random`]'s; constant-time
+//! comparison [`crate::secret::ct_eq`].
 //!
-//! - Randomness: AWS-LC's `RAND_bytes` (`aws-lc-rs`, feature `aws-lc`, on by default): a
-//!   per-thread CTR-DRBG (NIST SP 800-90A) seeded and periodically reseeded from the operating
-//!   system, mixed with RDRAND where the CPU has it, and wiped on fork or VM snapshot by
-//!   AWS-LC's own detection. Without the feature, `ring`'s `SystemRandom`: `getrandom` per call.
-//!   The DRBG made 64-byte envelopes 12-15% faster.
 //! - HKDF: AWS-LC with the feature (5% faster per envelope, where the HKDF key is a fresh DEK
 //!   each time), else `ring`.
 //! - HMAC: `ring` always: its keys are small and copying one per message is cheaper than
@@ -18,12 +14,10 @@
 use crate::secret::{KEY_LEN, Key32};
 use crate::{Error, Result};
 #[cfg(feature = "aws-lc")]
-use aws_lc_rs::{hkdf, rand as rng_provider};
-use ring::hmac;
+use aws_lc_rs::hkdf;
 #[cfg(not(feature = "aws-lc"))]
-use ring::{hkdf, rand as rng_provider};
-use rng_provider::SecureRandom;
-use std::sync::OnceLock;
+use ring::hkdf;
+use ring::hmac;
 
 /// HKDF labels: one per purpose, never reused. Listed in docs/FORMAT.md.
 pub(crate) mod label {
@@ -45,18 +39,6 @@ pub(crate) mod label {
     pub const SUBJECT_ID: &[u8] = b"phivault v1 subject id";
     pub const KEY_FILE_ROOT: &[u8] = b"phivault v1 key-file root";
     pub const STORE_ANCHOR: &[u8] = b"phivault v1 store anchor";
-}
-
-fn rng() -> &'static rng_provider::SystemRandom {
-    static RNG: OnceLock<rng_provider::SystemRandom> = OnceLock::new();
-    RNG.get_or_init(rng_provider::SystemRandom::new)
-}
-
-/// Fills `buf` from the CSPRNG (see the module documentation).
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    rng()
-        .fill(buf)
-        .map_err(|_| Error::Crypto("system random number generator failed"))
 }
 
 struct Len(usize);
@@ -121,15 +103,10 @@ impl std::fmt::Debug for Mac {
     }
 }
 
-/// Constant-time equality of two byte strings (MACs, tags, commitments, tokens).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::ct_eq;
 
     /// RFC 5869 Appendix A.1 (HKDF-SHA256, basic test case).
     #[test]

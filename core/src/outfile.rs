@@ -34,7 +34,7 @@ impl PrivateOutput {
         })?;
         for _ in 0..NAME_ATTEMPTS {
             let mut rnd = [0u8; 12];
-            crate::kdf::fill_random(&mut rnd)
+            crate::random::fill_random(&mut rnd)
                 .map_err(|_| io::Error::other("no randomness for a temporary name"))?;
             let mut tmp_name = std::ffi::OsString::from(".");
             tmp_name.push(name);

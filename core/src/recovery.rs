@@ -210,7 +210,7 @@ impl RecoveryShare {
             threshold,
             data,
         };
-        if check.len() != 8 || !crate::kdf::ct_eq(&check, &s.checksum()) {
+        if check.len() != 8 || !crate::secret::ct_eq(&check, &s.checksum()) {
             return Err(Error::InvalidShare {
                 why: "checksum mismatch (mistyped or damaged share)",
             });
@@ -272,7 +272,7 @@ impl rand_core::TryCryptoRng for RingRng {}
 
 impl RingRng {
     fn fill(&mut self, dst: &mut [u8]) {
-        if crate::kdf::fill_random(dst).is_err() {
+        if crate::random::fill_random(dst).is_err() {
             self.failed = true;
         }
     }
@@ -296,7 +296,7 @@ impl Vault {
             format!("recovery split: {shares} shares, threshold {threshold}"),
         )?;
         let mut split_id = [0u8; 8];
-        crate::kdf::fill_random(&mut split_id)?;
+        crate::random::fill_random(&mut split_id)?;
         let mut rng = RingRng { failed: false };
         let raw = self.with_vmk(|vmk| {
             vsss_rs::Gf256::split_array(

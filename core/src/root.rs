@@ -224,7 +224,7 @@ impl RootKeySource for Passphrase {
             return Err(Error::invalid("passphrase", "is empty"));
         }
         let mut salt = [0u8; 16];
-        kdf::fill_random(&mut salt)?;
+        crate::random::fill_random(&mut salt)?;
         Ok(RootParams::Passphrase {
             salt,
             config: self.config,

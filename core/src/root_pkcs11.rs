@@ -30,7 +30,6 @@
 //! Token work in one process is serialised by a lock; a wrong PIN counts against the token's
 //! retry limit, as it should.
 
-use crate::kdf;
 use crate::root::{RootKey, RootKeySource, RootParams};
 use crate::secret::SecretBytes;
 use crate::{Error, Result};
@@ -337,7 +336,7 @@ impl Pkcs11Key {
 impl RootKey for Pkcs11Key {
     fn wrap(&self, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>> {
         let mut iv = [0u8; IV_LEN];
-        kdf::fill_random(&mut iv)?;
+        crate::random::fill_random(&mut iv)?;
         let mut iv_param = iv;
         let params = GcmParams::new(&mut iv_param, aad, TAG_BITS.into()).map_err(token_error)?;
         let ct = self.with_key(|session, key| {

@@ -6,6 +6,12 @@
 use std::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+/// Constant-time equality of two byte strings (MACs, tags, commitments, tokens, keys).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 /// Length in bytes of every symmetric key phivault uses (AES-256, HMAC-SHA256).
 pub const KEY_LEN: usize = 32;
 
@@ -16,7 +22,7 @@ pub struct Key32([u8; KEY_LEN]);
 impl PartialEq for Key32 {
     /// Constant-time: the time taken does not depend on where two keys differ.
     fn eq(&self, other: &Self) -> bool {
-        crate::kdf::ct_eq(&self.0, &other.0)
+        ct_eq(&self.0, &other.0)
     }
 }
 
@@ -26,7 +32,7 @@ impl Key32 {
     /// A fresh key from the operating system's CSPRNG, filled in place.
     pub fn random() -> crate::Result<Self> {
         let mut key = Key32([0u8; KEY_LEN]);
-        crate::kdf::fill_random(&mut key.0)?;
+        crate::random::fill_random(&mut key.0)?;
         Ok(key)
     }
 
@@ -70,7 +76,7 @@ pub struct SecretBytes(Zeroizing<Vec<u8>>);
 impl PartialEq for SecretBytes {
     /// Constant-time in the contents (the lengths are compared first).
     fn eq(&self, other: &Self) -> bool {
-        crate::kdf::ct_eq(&self.0, &other.0)
+        ct_eq(&self.0, &other.0)
     }
 }
 

@@ -370,7 +370,7 @@ impl VaultHeader {
         let params = root.new_params()?;
         let root_key = root.unlock(&params)?;
         let mut vault_id = [0u8; 16];
-        kdf::fill_random(&mut vault_id)?;
+        crate::random::fill_random(&mut vault_id)?;
         let vmk = Key32::random()?;
         let created_unix = now_unix();
         let aad = Self::vmk_aad(HEADER_FORMAT, &vault_id, created_unix, &params)?;

@@ -2,7 +2,8 @@
 //! version, truncated to 128 bits and written as `psn_` + 26 base32 characters. Equal values
 //! give equal pseudonyms (joins work); nobody, not even the vault, can turn one back.
 
-use crate::kdf::{Mac, ct_eq};
+use crate::kdf::Mac;
+use crate::secret::ct_eq;
 
 /// Prefix of every pseudonym.
 pub const PREFIX: &str = "psn_";

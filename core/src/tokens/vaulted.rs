@@ -28,7 +28,7 @@ fn random_numerals(radix: u32, n: usize) -> Result<Vec<u16>> {
     let mut out = Vec::with_capacity(n);
     let mut buf = [0u8; 64];
     while out.len() < n {
-        kdf::fill_random(&mut buf)?;
+        crate::random::fill_random(&mut buf)?;
         for &b in &buf {
             if u32::from(b) < limit {
                 out.push((u32::from(b) % radix) as u16);
