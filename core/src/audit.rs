@@ -241,10 +241,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Decodes a stored entry: `format(1) || postcard(entry) || mac(32)`.
 pub(crate) fn decode_entry(value: &[u8]) -> Result<(AuditEntry, [u8; 32], &[u8])> {
     if value.len() < 1 + 32 || value[0] != ENTRY_FORMAT {
@@ -570,7 +566,7 @@ impl Vault {
             first_bad: None,
             problem: None,
             head_seq: head.seq,
-            head_mac: hex(&head.mac),
+            head_mac: hex::encode(head.mac),
         };
         let fail = |r: &mut AuditReport, at: u64, why: &str| {
             r.ok = false;
@@ -645,7 +641,7 @@ impl Vault {
             for raw in split_value(&value)? {
                 let (e, mac, _) = decode_entry(raw)?;
                 if e.seq == seq {
-                    return Ok(Some(hex(&mac)));
+                    return Ok(Some(hex::encode(mac)));
                 }
             }
         }
@@ -656,7 +652,7 @@ impl Vault {
     pub fn audit_head(&self) -> Result<(u64, String)> {
         self.audit_flush()?;
         let h = self.load_head()?;
-        Ok((h.seq, hex(&h.mac)))
+        Ok((h.seq, hex::encode(h.mac)))
     }
 
     /// Entries with `time_ms >= since_ms`, optionally of one principal, oldest first. Reasons

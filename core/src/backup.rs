@@ -126,10 +126,6 @@ fn damaged(what: &'static str) -> Error {
     Error::BackupDamaged { what }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// What [`Vault::backup`] wrote.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct BackupReport {
@@ -234,7 +230,7 @@ fn temp_beside(path: &Path, what: &str) -> Result<PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "backup".into());
-    Ok(path.with_file_name(format!(".{name}.{what}-{}", hex(&r))))
+    Ok(path.with_file_name(format!(".{name}.{what}-{}", hex::encode(r))))
 }
 
 fn sync_parent(path: &Path) -> Result<()> {
@@ -651,7 +647,11 @@ pub fn verify_backup(src: impl AsRef<Path>) -> Result<BackupInfo> {
         match rd.next_frame()? {
             Frame::Chunk(_) => seen += 1,
             Frame::End { chunks } => {
-                let info = (rd.pre.format, hex(&rd.pre.vault_id), rd.pre.created_unix);
+                let info = (
+                    rd.pre.format,
+                    hex::encode(rd.pre.vault_id),
+                    rd.pre.created_unix,
+                );
                 let bytes = rd.finish(seen, chunks)?;
                 return Ok(BackupInfo {
                     format: info.0,
@@ -705,7 +705,11 @@ pub fn verify_backup_with(src: impl AsRef<Path>, root: &dyn RootKeySource) -> Re
         entries += 1;
         Ok(())
     })?;
-    let info = (rd.pre.format, hex(&rd.pre.vault_id), rd.pre.created_unix);
+    let info = (
+        rd.pre.format,
+        hex::encode(rd.pre.vault_id),
+        rd.pre.created_unix,
+    );
     let bytes = rd.finish(seen, chunks)?;
     Ok(BackupInfo {
         format: info.0,
@@ -874,7 +878,7 @@ fn restore_into(
     vault.store.flush()?;
     drop(vault);
     Ok(RestoreReport {
-        vault_id: hex(&vault_id),
+        vault_id: hex::encode(vault_id),
         entries,
         records,
         subject_keys_dropped: dropped,

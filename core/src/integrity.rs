@@ -142,15 +142,11 @@ impl VerifyReport {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(Problem {
                 space: space_name(space),
-                key: hex(&key[..key.len().min(48)]),
+                key: hex::encode(&key[..key.len().min(48)]),
                 what,
             });
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The outcome of checking one entry.
@@ -554,7 +550,7 @@ fn check_erasure(key: &[u8], value: &[u8]) -> Check {
     };
     if key.len() != 8 + crate::envelope::SUBJECT_ID_LEN
         || key[..8] != rec.time_unix.to_be_bytes()
-        || hex(&key[8..]) != rec.subject_key_id
+        || hex::encode(&key[8..]) != rec.subject_key_id
     {
         return Check::Bad("erasure record does not match its key");
     }
@@ -647,7 +643,7 @@ pub fn salvage(
     let mut r = [0u8; 8];
     crate::random::fill_random(&mut r)?;
     let parent = to.parent().unwrap_or(Path::new("."));
-    let work = parent.join(format!(".phivault-salvage-{}", hex(&r)));
+    let work = parent.join(format!(".phivault-salvage-{}", hex::encode(r)));
     // First with the log's damaged messages stepped over; if the store cannot recover from
     // that (sled asserts on page states it never wrote), again from a plain copy, where its
     // recovery cuts the log at the first damage.

@@ -45,10 +45,7 @@ pub struct RecordId(pub [u8; 32]);
 
 impl fmt::Display for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -278,12 +275,12 @@ impl Vault {
 
     /// The keyed hash of a record id as the audit log shows it (hex, 128 bits).
     pub(crate) fn record_audit_id(&self, collection: &str, id: &str) -> String {
-        self.keys
-            .record_id
-            .tag(&[b"record", collection.as_bytes(), id.as_bytes()])[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(
+            &self
+                .keys
+                .record_id
+                .tag(&[b"record", collection.as_bytes(), id.as_bytes()])[..16],
+        )
     }
 
     /// The stored key and value of a record.

@@ -74,17 +74,13 @@ pub struct RecoveryShare {
 impl std::fmt::Debug for RecoveryShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecoveryShare")
-            .field("vault_id", &hex(&self.vault_id))
+            .field("vault_id", &hex::encode(self.vault_id))
             .field("index", &self.index)
             .field("count", &self.count)
             .field("threshold", &self.threshold)
             .field("data", &"[redacted]")
             .finish()
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn unhex(s: &str, what: &'static str) -> Result<Zeroizing<Vec<u8>>> {
@@ -125,7 +121,7 @@ impl RecoveryShare {
 
     /// The vault the share belongs to, hex.
     pub fn vault_id_hex(&self) -> String {
-        hex(&self.vault_id)
+        hex::encode(self.vault_id)
     }
 
     fn checksum(&self) -> [u8; 8] {
@@ -144,13 +140,13 @@ impl RecoveryShare {
     pub fn to_text(&self) -> Zeroizing<String> {
         Zeroizing::new(format!(
             "{SHARE_HEADER}\nvault: {}\nsplit: {}\nshare: {} of {}, threshold {}\ndata: {}\ncheck: {}\n",
-            hex(&self.vault_id),
-            hex(&self.split_id),
+            hex::encode(self.vault_id),
+            hex::encode(self.split_id),
             self.index,
             self.count,
             self.threshold,
-            Zeroizing::new(hex(&self.data)).as_str(),
-            hex(&self.checksum()),
+            Zeroizing::new(hex::encode(&self.data)).as_str(),
+            hex::encode(self.checksum()),
         ))
     }
 
@@ -418,8 +414,8 @@ pub fn recovery_unlock(
     if let Some(s) = shares.iter().find(|s| s.vault_id != vault_id) {
         return Err(Error::ShareFromAnotherVault {
             index: s.index,
-            share_vault: hex(&s.vault_id),
-            vault: hex(&vault_id),
+            share_vault: hex::encode(s.vault_id),
+            vault: hex::encode(vault_id),
         });
     }
     check_shares(shares)?;

@@ -292,7 +292,7 @@ impl Vault {
         self.audit_admin(
             crate::audit::Action::ForgetSubject,
             "subject",
-            Some(id.iter().map(|b| format!("{b:02x}")).collect()),
+            Some(hex::encode(id)),
             "forget subject".into(),
         )?;
         // Every key of the subject: format 1, and one per keyring (format 2). Each key that

@@ -692,7 +692,7 @@ impl Vault {
 
     /// The vault's random id, in hex.
     pub fn vault_id_hex(&self) -> String {
-        self.vault_id.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.vault_id)
     }
 
     /// The vault's directory, when it lives in one.
