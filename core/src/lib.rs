@@ -30,9 +30,14 @@
 //! - [`outfile`]: output files written privately (0600, exclusive, no-follow) and atomically.
 //! - [`migrate`]: copying a vault into another store (e.g. PostgreSQL) and verifying it.
 //! - [`root`]: root key sources (Argon2id passphrase, key file; HSM/KMS can plug in).
-//! - [`backend`]: AES-256-GCM by `ring` or RustCrypto behind one trait.
-//! - [`store`]: the [`Store`](store::Store) trait and the embedded `sled` store.
-//! - [`secret`]: zeroizing key and plaintext containers.
+//! - [`backend`]: AES-256-GCM by AWS-LC, `ring` or RustCrypto behind one trait.
+//! - [`store`]: the [`Store`](store::Store) trait; the embedded `sled` store, PostgreSQL
+//!   (feature `postgres`) and an in-memory store; reading sled's log for damage.
+//! - [`anchor`]: the commit anchors that refuse a store which lost committed writes.
+//! - [`status`]: what a vault holds, for `phivault status`.
+//! - `root_pkcs11`: a PKCS#11 (HSM) root key source (feature `pkcs11`).
+//! - [`parallel`]: the thread pool of the batch calls.
+//! - [`secret`]: zeroizing key and plaintext containers; constant-time comparison.
 //! - [`error`]: the one [`Error`] enum.
 //!
 //! ## Security notes
