@@ -371,7 +371,11 @@ impl Vault {
         }
     }
 
-    pub(crate) fn owner(&self) -> Session<'_> {
+    /// The owner's session: every data method of `Vault` is this session's method of the same
+    /// name (the owner is allowed everything the policy does not block outright, and audited
+    /// like any caller). Fronts that serve both the owner and other callers write each
+    /// operation once over a [`Session`] and use this for the owner.
+    pub fn owner(&self) -> Session<'_> {
         self.session(Caller::owner())
     }
 

@@ -8,6 +8,7 @@
 use crate::buffer::pv_buffer;
 use crate::error::{Failure, pv_result};
 use crate::ffi::{Out, arg_bytes, arg_opt_str, arg_str, boundary, into_raw};
+use crate::session::Who;
 use crate::vault::{pv_vault, with_vault};
 use std::ffi::c_char;
 
@@ -32,18 +33,20 @@ pub unsafe extern "C" fn pv_vault_put(
     subject: *const c_char,
     subject_len: usize,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(id, id_len, "id") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe { arg_bytes(value, value_len, "value") }?;
-        // SAFETY: forwarded contract.
-        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
-        // SAFETY: forwarded contract.
-        unsafe { with_vault(vault, |v| Ok(v.put(collection, id, value, subject)?)) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        put(
+            Who::Owner(vault),
+            collection,
+            collection_len,
+            id,
+            id_len,
+            value,
+            value_len,
+            subject,
+            subject_len,
+        )
+    }
 }
 
 /// Reads record `id` of `collection` into `*out_value` (free it with `pv_buffer_free`, which
@@ -65,19 +68,17 @@ pub unsafe extern "C" fn pv_vault_get(
     id_len: usize,
     out_value: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_value, "out_value") }?;
-        // SAFETY: forwarded contract.
-        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(id, id_len, "id") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe { with_vault(vault, |v| Ok(v.get(collection, id)?)) }?
-            .ok_or_else(|| Failure::new(pv_result::PV_NOT_FOUND, "no such record"))?;
-        out.set(into_raw(pv_buffer::from_slice(&value)));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        get(
+            Who::Owner(vault),
+            collection,
+            collection_len,
+            id,
+            id_len,
+            out_value,
+        )
+    }
 }
 
 /// Deletes record `id` of `collection`. `*out_deleted` (if `out_deleted` is not NULL) is set
@@ -97,20 +98,17 @@ pub unsafe extern "C" fn pv_vault_delete(
     id_len: usize,
     out_deleted: *mut bool,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::optional(out_deleted, "out_deleted") }?;
-        // SAFETY: forwarded contract.
-        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(id, id_len, "id") }?;
-        // SAFETY: forwarded contract.
-        let deleted = unsafe { with_vault(vault, |v| Ok(v.delete(collection, id)?)) }?;
-        if let Some(out) = out {
-            out.set(deleted);
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        delete(
+            Who::Owner(vault),
+            collection,
+            collection_len,
+            id,
+            id_len,
+            out_deleted,
+        )
+    }
 }
 
 /// Destroys the key of data subject `subject` (a patient): every record and envelope tied to
@@ -141,6 +139,91 @@ pub unsafe extern "C" fn pv_vault_forget_subject(
         let existed = unsafe { with_vault(vault, |v| Ok(v.forget_subject(subject)?)) }?;
         if let Some(out) = out {
             out.set(existed);
+        }
+        Ok(())
+    })
+}
+
+/// The one body of `pv_vault_put` and `pv_session_put`.
+///
+/// # Safety
+/// As `pv_vault_put`, with a live handle in `who`.
+#[allow(clippy::too_many_arguments)] // the C function's arguments, forwarded
+pub(crate) unsafe fn put(
+    who: Who,
+    collection: *const c_char,
+    collection_len: usize,
+    id: *const c_char,
+    id_len: usize,
+    value: *const u8,
+    value_len: usize,
+    subject: *const c_char,
+    subject_len: usize,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
+        // SAFETY: forwarded contract.
+        let id = unsafe { arg_str(id, id_len, "id") }?;
+        // SAFETY: forwarded contract.
+        let value = unsafe { arg_bytes(value, value_len, "value") }?;
+        // SAFETY: forwarded contract.
+        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
+        // SAFETY: forwarded contract.
+        unsafe { who.call(|s| Ok(s.put(collection, id, value, subject)?)) }
+    })
+}
+
+/// The one body of `pv_vault_get` and `pv_session_get`.
+///
+/// # Safety
+/// As `pv_vault_get`, with a live handle in `who`.
+pub(crate) unsafe fn get(
+    who: Who,
+    collection: *const c_char,
+    collection_len: usize,
+    id: *const c_char,
+    id_len: usize,
+    out_value: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_value, "out_value") }?;
+        // SAFETY: forwarded contract.
+        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
+        // SAFETY: forwarded contract.
+        let id = unsafe { arg_str(id, id_len, "id") }?;
+        // SAFETY: forwarded contract.
+        let value = unsafe { who.call(|s| Ok(s.get(collection, id)?)) }?
+            .ok_or_else(|| Failure::new(pv_result::PV_NOT_FOUND, "no such record"))?;
+        out.set(into_raw(pv_buffer::from_slice(&value)));
+        Ok(())
+    })
+}
+
+/// The one body of `pv_vault_delete` and `pv_session_delete`.
+///
+/// # Safety
+/// As `pv_vault_delete`, with a live handle in `who`.
+pub(crate) unsafe fn delete(
+    who: Who,
+    collection: *const c_char,
+    collection_len: usize,
+    id: *const c_char,
+    id_len: usize,
+    out_deleted: *mut bool,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::optional(out_deleted, "out_deleted") }?;
+        // SAFETY: forwarded contract.
+        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
+        // SAFETY: forwarded contract.
+        let id = unsafe { arg_str(id, id_len, "id") }?;
+        // SAFETY: forwarded contract.
+        let deleted = unsafe { who.call(|s| Ok(s.delete(collection, id)?)) }?;
+        if let Some(out) = out {
+            out.set(deleted);
         }
         Ok(())
     })

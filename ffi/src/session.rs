@@ -10,14 +10,11 @@
 use crate::buffer::pv_buffer;
 use crate::context::pv_context;
 use crate::error::{Failure, pv_result};
-use crate::ffi::{Out, arg_bytes, arg_mut, arg_opt_str, arg_ref, arg_str, boundary, into_raw};
-use crate::vault::{
-    KNOWN_FLAGS, PV_ENCRYPT_DETERMINISTIC, PV_ENCRYPT_TEXT, SharedVault, pv_vault, with_shared,
-    with_vault,
-};
+use crate::ffi::{Out, arg_mut, arg_ref, arg_str, boundary, into_raw};
+use crate::vault::{SharedVault, pv_vault, with_shared, with_vault};
+use phivault_core::Vault;
 use phivault_core::policy::{Caller, Policy};
 use phivault_core::session::Session;
-use phivault_core::{EncryptOptions, Vault};
 use std::ffi::c_char;
 
 /// An opaque session: a vault seen by one principal acting for one purpose. Every call is
@@ -38,6 +35,35 @@ unsafe fn with_session<T>(
     // SAFETY: forwarded contract.
     let s = unsafe { arg_ref(session, "session") }?;
     with_shared(&s.vault, |v: &Vault| f(&v.session(s.caller.clone())))
+}
+
+/// Whom a data call acts as: the owner of a vault handle (the `pv_vault_*` form) or a
+/// session's caller (`pv_session_*`). Each data operation has one body over a `Who`, so both
+/// forms run the same code, and core's [`Session`] makes the decision and the audit entry.
+#[derive(Clone, Copy)]
+pub(crate) enum Who {
+    /// `vault.owner()`.
+    Owner(*const pv_vault),
+    /// The session's caller.
+    Session(*const pv_session),
+}
+
+impl Who {
+    /// Runs `f` with the core session this call acts as.
+    ///
+    /// # Safety
+    /// The handle is NULL or live.
+    pub(crate) unsafe fn call<T>(
+        self,
+        f: impl FnOnce(&Session<'_>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        match self {
+            // SAFETY: forwarded contract.
+            Who::Owner(vault) => unsafe { with_vault(vault, |v| f(&v.owner())) },
+            // SAFETY: forwarded contract.
+            Who::Session(session) => unsafe { with_session(session, f) },
+        }
+    }
 }
 
 /// Makes a session on `vault` for `principal` (a name the policy knows) acting for
@@ -135,41 +161,19 @@ pub unsafe extern "C" fn pv_session_encrypt(
     flags: u32,
     out_envelope: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
-        if flags & !KNOWN_FLAGS != 0 {
-            return Err(Failure::new(
-                pv_result::PV_INVALID_ARGUMENT,
-                "flags has unknown bits",
-            ));
-        }
-        // SAFETY: forwarded contract.
-        let plaintext = unsafe { arg_bytes(plaintext, plaintext_len, "plaintext") }?;
-        // SAFETY: forwarded contract.
-        let ctx = unsafe { arg_ref(ctx, "ctx") }?;
-        // SAFETY: forwarded contract.
-        let keyring = unsafe { arg_opt_str(keyring, keyring_len, "keyring") }?;
-        let mut opts = EncryptOptions::new();
-        if let Some(k) = keyring {
-            opts = opts.keyring(k);
-        }
-        if flags & PV_ENCRYPT_DETERMINISTIC != 0 {
-            opts = opts.deterministic();
-        }
-        // SAFETY: forwarded contract.
-        let env = unsafe {
-            with_session(session, |s| {
-                Ok(if flags & PV_ENCRYPT_TEXT != 0 {
-                    s.encrypt_text(plaintext, &ctx.inner, &opts)?.into_bytes()
-                } else {
-                    s.encrypt_with(plaintext, &ctx.inner, &opts)?
-                })
-            })
-        }?;
-        out.set(into_raw(pv_buffer::from_slice(&env)));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::vault::encrypt_with(
+            Who::Session(session),
+            plaintext,
+            plaintext_len,
+            ctx,
+            keyring,
+            keyring_len,
+            flags,
+            out_envelope,
+        )
+    }
 }
 
 /// `pv_vault_decrypt` as this session's caller.
@@ -186,18 +190,16 @@ pub unsafe extern "C" fn pv_session_decrypt(
     ctx: *const pv_context,
     out_plaintext: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_plaintext, "out_plaintext") }?;
-        // SAFETY: forwarded contract.
-        let envelope = unsafe { arg_bytes(envelope, envelope_len, "envelope") }?;
-        // SAFETY: forwarded contract.
-        let ctx = unsafe { arg_ref(ctx, "ctx") }?;
-        // SAFETY: forwarded contract.
-        let plain = unsafe { with_session(session, |s| Ok(s.decrypt(envelope, &ctx.inner)?)) }?;
-        out.set(into_raw(pv_buffer::from_slice(&plain)));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::vault::decrypt(
+            Who::Session(session),
+            envelope,
+            envelope_len,
+            ctx,
+            out_plaintext,
+        )
+    }
 }
 
 /// `pv_vault_put` as this session's caller.
@@ -218,18 +220,20 @@ pub unsafe extern "C" fn pv_session_put(
     subject: *const c_char,
     subject_len: usize,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(id, id_len, "id") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe { arg_bytes(value, value_len, "value") }?;
-        // SAFETY: forwarded contract.
-        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
-        // SAFETY: forwarded contract.
-        unsafe { with_session(session, |s| Ok(s.put(collection, id, value, subject)?)) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::records::put(
+            Who::Session(session),
+            collection,
+            collection_len,
+            id,
+            id_len,
+            value,
+            value_len,
+            subject,
+            subject_len,
+        )
+    }
 }
 
 /// `pv_vault_get` as this session's caller (`PV_NOT_FOUND` when absent).
@@ -247,19 +251,17 @@ pub unsafe extern "C" fn pv_session_get(
     id_len: usize,
     out_value: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_value, "out_value") }?;
-        // SAFETY: forwarded contract.
-        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(id, id_len, "id") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe { with_session(session, |s| Ok(s.get(collection, id)?)) }?
-            .ok_or_else(|| Failure::new(pv_result::PV_NOT_FOUND, "no such record"))?;
-        out.set(into_raw(pv_buffer::from_slice(&value)));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::records::get(
+            Who::Session(session),
+            collection,
+            collection_len,
+            id,
+            id_len,
+            out_value,
+        )
+    }
 }
 
 /// `pv_vault_delete` as this session's caller.
@@ -277,20 +279,17 @@ pub unsafe extern "C" fn pv_session_delete(
     id_len: usize,
     out_deleted: *mut bool,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::optional(out_deleted, "out_deleted") }?;
-        // SAFETY: forwarded contract.
-        let collection = unsafe { arg_str(collection, collection_len, "collection") }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(id, id_len, "id") }?;
-        // SAFETY: forwarded contract.
-        let deleted = unsafe { with_session(session, |s| Ok(s.delete(collection, id)?)) }?;
-        if let Some(out) = out {
-            out.set(deleted);
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::records::delete(
+            Who::Session(session),
+            collection,
+            collection_len,
+            id,
+            id_len,
+            out_deleted,
+        )
+    }
 }
 
 /// `pv_vault_tokenize` as this session's caller.
@@ -310,27 +309,19 @@ pub unsafe extern "C" fn pv_session_tokenize(
     subject_len: usize,
     out_token: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_token, "out_token") }?;
-        // SAFETY: forwarded contract.
-        let field = unsafe { arg_str(field, field_len, "field") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe { arg_str(value, value_len, "value") }?;
-        // SAFETY: forwarded contract.
-        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
-        // SAFETY: forwarded contract.
-        let token = unsafe {
-            with_session(session, |s| {
-                Ok(match subject {
-                    Some(sub) => s.tokenize_for_subject(field, value, sub)?,
-                    None => s.tokenize(field, value)?,
-                })
-            })
-        }?;
-        out.set(into_raw(pv_buffer::from_slice(token.as_bytes())));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::tokens::tokenize(
+            Who::Session(session),
+            field,
+            field_len,
+            value,
+            value_len,
+            subject,
+            subject_len,
+            out_token,
+        )
+    }
 }
 
 /// `pv_vault_detokenize` as this session's caller; the policy may allow only some views
@@ -352,28 +343,20 @@ pub unsafe extern "C" fn pv_session_detokenize(
     view: u32,
     out_value: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_value, "out_value") }?;
-        let view = crate::tokens::view(view)?;
-        // SAFETY: forwarded contract.
-        let field = unsafe { arg_str(field, field_len, "field") }?;
-        // SAFETY: forwarded contract.
-        let token = unsafe { arg_str(token, token_len, "token") }?;
-        // SAFETY: forwarded contract.
-        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe {
-            with_session(session, |s| {
-                Ok(match subject {
-                    Some(sub) => s.detokenize_for_subject(field, token, sub, view)?,
-                    None => s.detokenize(field, token, view)?,
-                })
-            })
-        }?;
-        out.set(into_raw(pv_buffer::from_slice(value.as_bytes())));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::tokens::detokenize(
+            Who::Session(session),
+            field,
+            field_len,
+            token,
+            token_len,
+            subject,
+            subject_len,
+            view,
+            out_value,
+        )
+    }
 }
 
 /// Replaces the vault's access policy with the TOML document `toml` (`[[principal]]` and

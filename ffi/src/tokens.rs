@@ -5,6 +5,7 @@
 use crate::buffer::pv_buffer;
 use crate::error::{Failure, pv_result};
 use crate::ffi::{Out, OutArray, arg_array, arg_opt_str, arg_str, boundary, into_raw};
+use crate::session::Who;
 use crate::vault::{pv_vault, with_vault};
 use phivault_core::tokens::View;
 use std::ffi::c_char;
@@ -102,27 +103,19 @@ pub unsafe extern "C" fn pv_vault_tokenize(
     subject_len: usize,
     out_token: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_token, "out_token") }?;
-        // SAFETY: forwarded contract.
-        let field = unsafe { arg_str(field, field_len, "field") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe { arg_str(value, value_len, "value") }?;
-        // SAFETY: forwarded contract.
-        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
-        // SAFETY: forwarded contract.
-        let token = unsafe {
-            with_vault(vault, |v| {
-                Ok(match subject {
-                    Some(s) => v.tokenize_for_subject(field, value, s)?,
-                    None => v.tokenize(field, value)?,
-                })
-            })
-        }?;
-        out.set(into_raw(pv_buffer::from_slice(token.as_bytes())));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        tokenize(
+            Who::Owner(vault),
+            field,
+            field_len,
+            value,
+            value_len,
+            subject,
+            subject_len,
+            out_token,
+        )
+    }
 }
 
 /// Turns `token` of field `field` back into its value, shown as `view` (`PV_VIEW_*`), in
@@ -146,28 +139,20 @@ pub unsafe extern "C" fn pv_vault_detokenize(
     view: u32,
     out_value: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_value, "out_value") }?;
-        let view = self::view(view)?;
-        // SAFETY: forwarded contract.
-        let field = unsafe { arg_str(field, field_len, "field") }?;
-        // SAFETY: forwarded contract.
-        let token = unsafe { arg_str(token, token_len, "token") }?;
-        // SAFETY: forwarded contract.
-        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
-        // SAFETY: forwarded contract.
-        let value = unsafe {
-            with_vault(vault, |v| {
-                Ok(match subject {
-                    Some(s) => v.detokenize_for_subject(field, token, s, view)?,
-                    None => v.detokenize(field, token, view)?,
-                })
-            })
-        }?;
-        out.set(into_raw(pv_buffer::from_slice(value.as_bytes())));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        detokenize(
+            Who::Owner(vault),
+            field,
+            field_len,
+            token,
+            token_len,
+            subject,
+            subject_len,
+            view,
+            out_value,
+        )
+    }
 }
 
 /// Converts `values` into buffers and writes them to `out`, all or nothing.
@@ -249,5 +234,83 @@ pub unsafe extern "C" fn pv_vault_detokenize_many(
             unsafe { with_vault(vault, |v| Ok(v.detokenize_many(field, &tokens, view)?)) }?;
         let as_str: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
         set_buffers(out, &as_str)
+    })
+}
+
+/// The one body of `pv_vault_tokenize` and `pv_session_tokenize`.
+///
+/// # Safety
+/// As `pv_vault_tokenize`, with a live handle in `who`.
+#[allow(clippy::too_many_arguments)] // the C function's arguments, forwarded
+pub(crate) unsafe fn tokenize(
+    who: Who,
+    field: *const c_char,
+    field_len: usize,
+    value: *const c_char,
+    value_len: usize,
+    subject: *const c_char,
+    subject_len: usize,
+    out_token: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_token, "out_token") }?;
+        // SAFETY: forwarded contract.
+        let field = unsafe { arg_str(field, field_len, "field") }?;
+        // SAFETY: forwarded contract.
+        let value = unsafe { arg_str(value, value_len, "value") }?;
+        // SAFETY: forwarded contract.
+        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
+        // SAFETY: forwarded contract.
+        let token = unsafe {
+            who.call(|s| {
+                Ok(match subject {
+                    Some(sub) => s.tokenize_for_subject(field, value, sub)?,
+                    None => s.tokenize(field, value)?,
+                })
+            })
+        }?;
+        out.set(into_raw(pv_buffer::from_slice(token.as_bytes())));
+        Ok(())
+    })
+}
+
+/// The one body of `pv_vault_detokenize` and `pv_session_detokenize`.
+///
+/// # Safety
+/// As `pv_vault_detokenize`, with a live handle in `who`.
+#[allow(clippy::too_many_arguments)] // the C function's arguments, forwarded
+pub(crate) unsafe fn detokenize(
+    who: Who,
+    field: *const c_char,
+    field_len: usize,
+    token: *const c_char,
+    token_len: usize,
+    subject: *const c_char,
+    subject_len: usize,
+    view: u32,
+    out_value: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_value, "out_value") }?;
+        let view = self::view(view)?;
+        // SAFETY: forwarded contract.
+        let field = unsafe { arg_str(field, field_len, "field") }?;
+        // SAFETY: forwarded contract.
+        let token = unsafe { arg_str(token, token_len, "token") }?;
+        // SAFETY: forwarded contract.
+        let subject = unsafe { arg_opt_str(subject, subject_len, "subject") }?;
+        // SAFETY: forwarded contract.
+        let value = unsafe {
+            who.call(|s| {
+                Ok(match subject {
+                    Some(sub) => s.detokenize_for_subject(field, token, sub, view)?,
+                    None => s.detokenize(field, token, view)?,
+                })
+            })
+        }?;
+        out.set(into_raw(pv_buffer::from_slice(value.as_bytes())));
+        Ok(())
     })
 }

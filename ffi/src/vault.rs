@@ -12,6 +12,7 @@ use crate::context::pv_context;
 use crate::error::{Failure, pv_result};
 use crate::ffi::{Out, arg_bytes, arg_opt_str, arg_ref, arg_str, boundary, free_raw, into_raw};
 use crate::root::pv_root_key;
+use crate::session::Who;
 use phivault_core::{EncryptOptions, Vault};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -259,7 +260,7 @@ pub unsafe extern "C" fn pv_vault_free(vault: *mut pv_vault) {
 /// As `pv_vault_encrypt_with`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn encrypt_impl(
-    vault: *const pv_vault,
+    who: Who,
     plaintext: *const u8,
     plaintext_len: usize,
     ctx: *const pv_context,
@@ -287,10 +288,10 @@ unsafe fn encrypt_impl(
     }
     // SAFETY: forwarded contract.
     let envelope = unsafe {
-        with_vault(vault, |v| {
+        who.call(|s| {
             let bin = match subject {
-                Some(s) => v.encrypt_for_subject(plaintext, &ctx.inner, s, &opts),
-                None => v.encrypt_with(plaintext, &ctx.inner, &opts),
+                Some(sub) => s.encrypt_for_subject(plaintext, &ctx.inner, sub, &opts),
+                None => s.encrypt_with(plaintext, &ctx.inner, &opts),
             }?;
             if flags & PV_ENCRYPT_TEXT != 0 {
                 Ok(phivault_core::envelope::to_text(&bin)?.into_bytes())
@@ -324,7 +325,18 @@ pub unsafe extern "C" fn pv_vault_encrypt(
         // SAFETY: forwarded contract.
         let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
         // SAFETY: forwarded contract.
-        unsafe { encrypt_impl(vault, plaintext, plaintext_len, ctx, None, None, 0, out) }
+        unsafe {
+            encrypt_impl(
+                Who::Owner(vault),
+                plaintext,
+                plaintext_len,
+                ctx,
+                None,
+                None,
+                0,
+                out,
+            )
+        }
     })
 }
 
@@ -349,7 +361,7 @@ pub unsafe extern "C" fn pv_vault_encrypt_text(
         // SAFETY: forwarded contract.
         unsafe {
             encrypt_impl(
-                vault,
+                Who::Owner(vault),
                 plaintext,
                 plaintext_len,
                 ctx,
@@ -381,25 +393,19 @@ pub unsafe extern "C" fn pv_vault_encrypt_with(
     flags: u32,
     out_envelope: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
-        // SAFETY: forwarded contract.
-        let keyring = unsafe { arg_opt_str(keyring, keyring_len, "keyring") }?;
-        // SAFETY: forwarded contract.
-        unsafe {
-            encrypt_impl(
-                vault,
-                plaintext,
-                plaintext_len,
-                ctx,
-                keyring,
-                None,
-                flags,
-                out,
-            )
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        encrypt_with(
+            Who::Owner(vault),
+            plaintext,
+            plaintext_len,
+            ctx,
+            keyring,
+            keyring_len,
+            flags,
+            out_envelope,
+        )
+    }
 }
 
 /// Encrypts data tied to a data subject (a patient) under the `default` keyring: after
@@ -433,7 +439,7 @@ pub unsafe extern "C" fn pv_vault_encrypt_for_subject(
         // SAFETY: forwarded contract.
         unsafe {
             encrypt_impl(
-                vault,
+                Who::Owner(vault),
                 plaintext,
                 plaintext_len,
                 ctx,
@@ -465,18 +471,16 @@ pub unsafe extern "C" fn pv_vault_decrypt(
     ctx: *const pv_context,
     out_plaintext: *mut *mut pv_buffer,
 ) -> pv_result {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let out = unsafe { Out::new(out_plaintext, "out_plaintext") }?;
-        // SAFETY: forwarded contract.
-        let envelope = unsafe { arg_bytes(envelope, envelope_len, "envelope") }?;
-        // SAFETY: forwarded contract.
-        let ctx = unsafe { arg_ref(ctx, "ctx") }?;
-        // SAFETY: forwarded contract.
-        let plain = unsafe { with_vault(vault, |v| Ok(v.decrypt(envelope, &ctx.inner)?)) }?;
-        out.set(into_raw(pv_buffer::from_slice(&plain)));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        decrypt(
+            Who::Owner(vault),
+            envelope,
+            envelope_len,
+            ctx,
+            out_plaintext,
+        )
+    }
 }
 
 /// Creates the keyring `name` (1–64 characters from `A-Z a-z 0-9 _ - .`) with one active key
@@ -642,6 +646,67 @@ pub unsafe extern "C" fn pv_vault_status_json(
             Failure::new(pv_result::PV_INTERNAL_ERROR, "status could not be encoded")
         })?;
         out.set(into_raw(pv_buffer::from_slice(&json)));
+        Ok(())
+    })
+}
+
+/// The one body of `pv_vault_encrypt_with` and `pv_session_encrypt`.
+///
+/// # Safety
+/// As `pv_vault_encrypt_with`, with a live handle in `who`.
+#[allow(clippy::too_many_arguments)] // the C function's arguments, forwarded
+pub(crate) unsafe fn encrypt_with(
+    who: Who,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    ctx: *const pv_context,
+    keyring: *const std::ffi::c_char,
+    keyring_len: usize,
+    flags: u32,
+    out_envelope: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_envelope, "out_envelope") }?;
+        // SAFETY: forwarded contract.
+        let keyring = unsafe { arg_opt_str(keyring, keyring_len, "keyring") }?;
+        // SAFETY: forwarded contract.
+        unsafe {
+            encrypt_impl(
+                who,
+                plaintext,
+                plaintext_len,
+                ctx,
+                keyring,
+                None,
+                flags,
+                out,
+            )
+        }
+    })
+}
+
+/// The one body of `pv_vault_decrypt` and `pv_session_decrypt`.
+///
+/// # Safety
+/// As `pv_vault_decrypt`, with a live handle in `who`.
+pub(crate) unsafe fn decrypt(
+    who: Who,
+    envelope: *const u8,
+    envelope_len: usize,
+    ctx: *const pv_context,
+    out_plaintext: *mut *mut pv_buffer,
+) -> pv_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out_plaintext, "out_plaintext") }?;
+        // SAFETY: forwarded contract.
+        let envelope = unsafe { arg_bytes(envelope, envelope_len, "envelope") }?;
+        // SAFETY: forwarded contract.
+        let ctx = unsafe { arg_ref(ctx, "ctx") }?;
+        // SAFETY: forwarded contract.
+        let plain = unsafe { who.call(|s| Ok(s.decrypt(envelope, &ctx.inner)?)) }?;
+        out.set(into_raw(pv_buffer::from_slice(&plain)));
         Ok(())
     })
 }
