@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod errors;
+pub mod ops;
 pub mod session;
 pub mod stream;
 pub mod tokens;

@@ -2,21 +2,13 @@
 //! runs as a principal with a purpose through core's one decision point and leaves an audit
 //! entry. Mirrors core's `session`, `policy` and `audit` modules; no rule lives here.
 
-use crate::convert::{self, run};
+use crate::convert::run;
 use crate::errors::PvResult;
+use crate::ops::{self, Who};
 use crate::vault::PyVault;
 use phivault::policy::{Caller, Policy};
-use phivault::tokens::View;
-use phivault::{Context, EncryptOptions};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyList};
-
-fn view(name: &str) -> PvResult<View> {
-    View::parse(name).ok_or(crate::errors::PvError::Invalid(
-        "view must be 'plaintext', 'masked' or 'redacted'",
-    ))
-}
 
 /// A vault used as one principal for one purpose: every call is checked against the vault's
 /// policy (default deny: `AccessDenied`) and audited. Get one with `Vault.session(...)`.
@@ -29,6 +21,10 @@ pub struct PySession {
 impl PySession {
     fn core(&self) -> PvResult<std::sync::Arc<phivault::Vault>> {
         self.vault.get().vault()
+    }
+
+    fn who(&self) -> PvResult<Who> {
+        Ok(Who::caller(self.core()?, self.caller.clone()))
     }
 }
 
@@ -64,17 +60,16 @@ impl PySession {
         deterministic: bool,
         subject: Option<&str>,
     ) -> PvResult<Bound<'py, PyBytes>> {
-        let v = self.core()?;
-        let data = convert::data(data, "data")?;
-        let ctx = convert::context(context)?;
-        let opts = options(keyring, deterministic);
-        let ct = run(py, true, || {
-            let s = v.session(self.caller.clone());
-            Ok(match subject {
-                Some(sub) => s.encrypt_for_subject(&data, &ctx, sub, &opts)?,
-                None => s.encrypt_with(&data, &ctx, &opts)?,
-            })
-        })?;
+        let ct = ops::seal(
+            &self.who()?,
+            py,
+            data,
+            context,
+            keyring,
+            deterministic,
+            subject,
+            false,
+        )?;
         Ok(PyBytes::new(py, &ct))
     }
 
@@ -88,14 +83,17 @@ impl PySession {
         keyring: Option<&str>,
         deterministic: bool,
     ) -> PvResult<String> {
-        let v = self.core()?;
-        let data = convert::data(data, "data")?;
-        let ctx = convert::context(context)?;
-        let opts = options(keyring, deterministic);
-        run(py, true, || {
-            Ok(v.session(self.caller.clone())
-                .encrypt_text(&data, &ctx, &opts)?)
-        })
+        let ct = ops::seal(
+            &self.who()?,
+            py,
+            data,
+            context,
+            keyring,
+            deterministic,
+            None,
+            true,
+        )?;
+        String::from_utf8(ct).map_err(|_| crate::errors::PvError::Panic)
     }
 
     /// `Vault.decrypt` as this caller.
@@ -106,13 +104,7 @@ impl PySession {
         envelope: &Bound<'py, PyAny>,
         context: Option<&Bound<'py, PyAny>>,
     ) -> PvResult<Bound<'py, PyBytes>> {
-        let v = self.core()?;
-        let env = convert::data(envelope, "envelope")?;
-        let ctx: Context = convert::context(context)?;
-        let pt = run(py, true, || {
-            Ok(v.session(self.caller.clone()).decrypt(&env, &ctx)?)
-        })?;
-        Ok(PyBytes::new(py, &pt))
+        ops::decrypt(&self.who()?, py, envelope, context)
     }
 
     /// `Vault.put` as this caller.
@@ -125,13 +117,7 @@ impl PySession {
         data: &Bound<'_, PyAny>,
         subject: Option<&str>,
     ) -> PvResult<()> {
-        let v = self.core()?;
-        let id = convert::text(id, "id")?;
-        let data = convert::data(data, "data")?;
-        run(py, true, || {
-            Ok(v.session(self.caller.clone())
-                .put(collection, &id, &data, subject)?)
-        })
+        ops::put(&self.who()?, py, collection, id, data, subject, None)
     }
 
     /// `Vault.get` as this caller.
@@ -141,21 +127,12 @@ impl PySession {
         collection: &str,
         id: &Bound<'py, PyAny>,
     ) -> PvResult<Option<Bound<'py, PyBytes>>> {
-        let v = self.core()?;
-        let id = convert::text(id, "id")?;
-        let pt = run(py, true, || {
-            Ok(v.session(self.caller.clone()).get(collection, &id)?)
-        })?;
-        Ok(pt.map(|pt| PyBytes::new(py, &pt)))
+        ops::get(&self.who()?, py, collection, id)
     }
 
     /// `Vault.delete` as this caller.
     fn delete(&self, py: Python<'_>, collection: &str, id: &Bound<'_, PyAny>) -> PvResult<bool> {
-        let v = self.core()?;
-        let id = convert::text(id, "id")?;
-        run(py, true, || {
-            Ok(v.session(self.caller.clone()).delete(collection, &id)?)
-        })
+        ops::delete(&self.who()?, py, collection, id)
     }
 
     /// `Vault.tokenize` as this caller.
@@ -167,15 +144,7 @@ impl PySession {
         field: &str,
         subject: Option<&str>,
     ) -> PvResult<String> {
-        let v = self.core()?;
-        let value = convert::text(value, "value")?;
-        run(py, true, || {
-            let s = v.session(self.caller.clone());
-            Ok(match subject {
-                Some(sub) => s.tokenize_for_subject(field, &value, sub)?,
-                None => s.tokenize(field, &value)?,
-            })
-        })
+        ops::tokenize(&self.who()?, py, value, field, subject)
     }
 
     /// `Vault.tokenize_many` as this caller (GIL released; `None` stays `None`).
@@ -185,14 +154,7 @@ impl PySession {
         values: &Bound<'py, PyAny>,
         field: &str,
     ) -> PvResult<Bound<'py, PyList>> {
-        let v = self.core()?;
-        let items: Vec<Option<PyBackedStr>> =
-            convert::batch(values, "values", |o| convert::text(o, "value"))?;
-        let out = run(py, true, || {
-            let s = v.session(self.caller.clone());
-            crate::tokens::with_nones(&items, |p| s.tokenize_many(field, p))
-        })?;
-        crate::tokens::str_list(py, &out)
+        ops::tokenize_many(&self.who()?, py, values, field)
     }
 
     /// `Vault.detokenize` as this caller; the policy may limit the `view`.
@@ -205,17 +167,7 @@ impl PySession {
         subject: Option<&str>,
         view: &str,
     ) -> PvResult<String> {
-        let v = self.core()?;
-        let token = convert::text(token, "token")?;
-        let view = self::view(view)?;
-        let out = run(py, true, || {
-            let s = v.session(self.caller.clone());
-            Ok(match subject {
-                Some(sub) => s.detokenize_for_subject(field, &token, sub, view)?,
-                None => s.detokenize(field, &token, view)?,
-            })
-        })?;
-        Ok(out.as_str().to_owned())
+        ops::detokenize(&self.who()?, py, token, field, subject, view)
     }
 
     /// `Vault.detokenize_many` as this caller (GIL released; `None` stays `None`).
@@ -227,28 +179,8 @@ impl PySession {
         field: &str,
         view: &str,
     ) -> PvResult<Bound<'py, PyList>> {
-        let v = self.core()?;
-        let items: Vec<Option<PyBackedStr>> =
-            convert::batch(tokens, "tokens", |o| convert::text(o, "token"))?;
-        let view = self::view(view)?;
-        let out = run(py, true, || {
-            let s = v.session(self.caller.clone());
-            crate::tokens::with_nones(&items, |p| s.detokenize_many(field, p, view))
-        })?;
-        let out: Vec<Option<&str>> = out.iter().map(|o| o.as_ref().map(|s| s.as_str())).collect();
-        crate::tokens::str_list(py, &out)
+        ops::detokenize_many(&self.who()?, py, tokens, field, view)
     }
-}
-
-fn options(keyring: Option<&str>, deterministic: bool) -> EncryptOptions {
-    let mut o = EncryptOptions::new();
-    if let Some(k) = keyring {
-        o = o.keyring(k);
-    }
-    if deterministic {
-        o = o.deterministic();
-    }
-    o
 }
 
 #[pymethods]

@@ -3,18 +3,12 @@
 
 use crate::convert::{self, run};
 use crate::errors::{PvError, PvResult};
+use crate::ops::{self, Who};
 use crate::vault::PyVault;
-use phivault::tokens::{FieldSpec, Shape, TokenKind, View};
+use phivault::tokens::{FieldSpec, Shape, TokenKind};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString};
-use zeroize::Zeroizing;
-
-fn view(name: &str) -> PvResult<View> {
-    View::parse(name).ok_or(PvError::Invalid(
-        "view must be 'plaintext', 'masked' or 'redacted'",
-    ))
-}
 
 fn kind(name: &str) -> PvResult<TokenKind> {
     Ok(match name {
@@ -38,11 +32,6 @@ fn kind_name(k: TokenKind) -> &'static str {
         TokenKind::DateShift => "date-shift",
         _ => "unknown",
     }
-}
-
-/// Values of a batch as `str` (or `None`); anything else is a `TypeError`.
-fn str_batch(values: &Bound<'_, PyAny>, what: &str) -> PvResult<Vec<Option<PyBackedStr>>> {
-    convert::batch(values, what, |o| convert::text(o, "value"))
 }
 
 /// Runs a batch operation over the non-`None` entries and puts `None` back in place.
@@ -89,14 +78,7 @@ impl PyVault {
         field: &str,
         subject: Option<&str>,
     ) -> PvResult<String> {
-        let v = self.vault()?;
-        let value = convert::text(value, "value")?;
-        run(py, true, || {
-            Ok(match subject {
-                Some(s) => v.tokenize_for_subject(field, &value, s)?,
-                None => v.tokenize(field, &value)?,
-            })
-        })
+        ops::tokenize(&Who::owner(self.vault()?), py, value, field, subject)
     }
 
     /// Tokenizes a batch of one field with the GIL released: a list, tuple, iterable, numpy
@@ -108,12 +90,7 @@ impl PyVault {
         values: &Bound<'py, PyAny>,
         field: &str,
     ) -> PvResult<Bound<'py, PyList>> {
-        let v = self.vault()?;
-        let items = str_batch(values, "values")?;
-        let out = run(py, true, || {
-            with_nones(&items, |p| v.tokenize_many(field, p))
-        })?;
-        str_list(py, &out)
+        ops::tokenize_many(&Who::owner(self.vault()?), py, values, field)
     }
 
     /// Turns a token of `field` back into its value, shown as `view` (`"plaintext"`,
@@ -128,16 +105,7 @@ impl PyVault {
         subject: Option<&str>,
         view: &str,
     ) -> PvResult<String> {
-        let v = self.vault()?;
-        let token = convert::text(token, "token")?;
-        let view = self::view(view)?;
-        let out: Zeroizing<String> = run(py, true, || {
-            Ok(match subject {
-                Some(s) => v.detokenize_for_subject(field, &token, s, view)?,
-                None => v.detokenize(field, &token, view)?,
-            })
-        })?;
-        Ok(out.as_str().to_owned())
+        ops::detokenize(&Who::owner(self.vault()?), py, token, field, subject, view)
     }
 
     /// Detokenizes a batch of one field with the GIL released; `None` stays `None`.
@@ -149,14 +117,7 @@ impl PyVault {
         field: &str,
         view: &str,
     ) -> PvResult<Bound<'py, PyList>> {
-        let v = self.vault()?;
-        let items = str_batch(tokens, "tokens")?;
-        let view = self::view(view)?;
-        let out = run(py, true, || {
-            with_nones(&items, |p| v.detokenize_many(field, p, view))
-        })?;
-        let out: Vec<Option<&str>> = out.iter().map(|o| o.as_ref().map(|s| s.as_str())).collect();
-        str_list(py, &out)
+        ops::detokenize_many(&Who::owner(self.vault()?), py, tokens, field, view)
     }
 
     /// The one-way pseudonym of `value` (`psn_...`) in pseudonym field `field`.

@@ -6,11 +6,12 @@
 
 use crate::convert::{self, DETACH_THRESHOLD, Data, run};
 use crate::errors::{PvError, PvResult};
+use crate::ops::{self, Who};
 use phivault::lifecycle::{RewrapOptions, RewrapProgress};
 use phivault::records::PutOptions;
 use phivault::root::{Argon2Config, KeyFile, Passphrase, RootKeySource};
 use phivault::store::Durability;
-use phivault::{Backend, EncryptOptions, KeyringInfo, VaultOptions};
+use phivault::{Backend, KeyringInfo, VaultOptions};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -112,17 +113,6 @@ fn options(durability: &str, backend: &str, threads: usize) -> PvResult<VaultOpt
         .threads(threads))
 }
 
-fn encrypt_options(keyring: Option<&str>, deterministic: bool) -> EncryptOptions {
-    let mut o = EncryptOptions::new();
-    if let Some(k) = keyring {
-        o = o.keyring(k);
-    }
-    if deterministic {
-        o = o.deterministic();
-    }
-    o
-}
-
 /// `bytes`, or `str` when the input was text.
 fn same_form(py: Python<'_>, text: bool, out: Vec<u8>) -> PvResult<Bound<'_, PyAny>> {
     if text {
@@ -130,20 +120,6 @@ fn same_form(py: Python<'_>, text: bool, out: Vec<u8>) -> PvResult<Bound<'_, PyA
         Ok(PyString::new(py, &s).into_any())
     } else {
         Ok(PyBytes::new(py, &out).into_any())
-    }
-}
-
-/// One encryption with every option the Python API offers.
-fn seal(
-    v: &phivault::Vault,
-    data: &[u8],
-    ctx: &phivault::Context,
-    opts: &EncryptOptions,
-    subject: Option<&str>,
-) -> phivault::Result<Vec<u8>> {
-    match subject {
-        Some(s) => v.encrypt_for_subject(data, ctx, s, opts),
-        None => v.encrypt_with(data, ctx, opts),
     }
 }
 
@@ -296,12 +272,17 @@ impl PyVault {
         deterministic: bool,
         subject: Option<&str>,
     ) -> PvResult<Bound<'py, PyBytes>> {
-        let v = self.vault()?;
-        let data = convert::data(data, "data")?;
-        let ctx = convert::context(context)?;
-        let opts = encrypt_options(keyring, deterministic);
-        let big = data.len() >= DETACH_THRESHOLD || subject.is_some();
-        let ct = run(py, big, || Ok(seal(&v, &data, &ctx, &opts, subject)?))?;
+        let who = Who::owner(self.vault()?);
+        let ct = ops::seal(
+            &who,
+            py,
+            data,
+            context,
+            keyring,
+            deterministic,
+            subject,
+            false,
+        )?;
         Ok(PyBytes::new(py, &ct))
     }
 
@@ -316,16 +297,18 @@ impl PyVault {
         deterministic: bool,
         subject: Option<&str>,
     ) -> PvResult<String> {
-        let v = self.vault()?;
-        let data = convert::data(data, "data")?;
-        let ctx = convert::context(context)?;
-        let opts = encrypt_options(keyring, deterministic);
-        let big = data.len() >= DETACH_THRESHOLD || subject.is_some();
-        run(py, big, || {
-            Ok(phivault::envelope::to_text(&seal(
-                &v, &data, &ctx, &opts, subject,
-            )?)?)
-        })
+        let who = Who::owner(self.vault()?);
+        let ct = ops::seal(
+            &who,
+            py,
+            data,
+            context,
+            keyring,
+            deterministic,
+            subject,
+            true,
+        )?;
+        String::from_utf8(ct).map_err(|_| PvError::Panic)
     }
 
     /// Decrypts an envelope (binary `bytes` or text `str`) made under exactly this `context`.
@@ -336,12 +319,7 @@ impl PyVault {
         envelope: &Bound<'py, PyAny>,
         context: Option<&Bound<'py, PyAny>>,
     ) -> PvResult<Bound<'py, PyBytes>> {
-        let v = self.vault()?;
-        let env = convert::data(envelope, "envelope")?;
-        let ctx = convert::context(context)?;
-        let big = env.len() >= DETACH_THRESHOLD;
-        let pt = run(py, big, || Ok(v.decrypt(&env, &ctx)?))?;
-        Ok(PyBytes::new(py, &pt))
+        ops::decrypt(&Who::owner(self.vault()?), py, envelope, context)
     }
 
     /// Encrypts many values under one `context` with the GIL released; `None` stays `None`.
@@ -358,7 +336,7 @@ impl PyVault {
         let v = self.vault()?;
         let items = convert::batch(values, "values", |o| convert::data(o, "value"))?;
         let ctx = convert::context(context)?;
-        let opts = encrypt_options(keyring, deterministic);
+        let opts = ops::encrypt_options(keyring, deterministic);
         // One core batch call over the present values (one audit entry, batched randomness,
         // the vault's pool); `None` entries are put back in place afterwards.
         let out: Vec<Option<Vec<u8>>> = run(py, true, || {
@@ -441,12 +419,15 @@ impl PyVault {
         subject: Option<&str>,
         keyring: Option<&str>,
     ) -> PvResult<()> {
-        let v = self.vault()?;
-        let id = convert::text(id, "id")?;
-        let data = convert::data(data, "data")?;
-        run(py, true, || {
-            Ok(v.put_with(collection, &id, &data, &PutOptions { subject, keyring })?)
-        })
+        ops::put(
+            &Who::owner(self.vault()?),
+            py,
+            collection,
+            id,
+            data,
+            subject,
+            keyring,
+        )
     }
 
     /// Stores many records in one atomic, durable write. `items` is a mapping `{id: data}` or
@@ -488,17 +469,12 @@ impl PyVault {
         collection: &str,
         id: &Bound<'py, PyAny>,
     ) -> PvResult<Option<Bound<'py, PyBytes>>> {
-        let v = self.vault()?;
-        let id = convert::text(id, "id")?;
-        let pt = run(py, true, || Ok(v.get(collection, &id)?))?;
-        Ok(pt.map(|pt| PyBytes::new(py, &pt)))
+        ops::get(&Who::owner(self.vault()?), py, collection, id)
     }
 
     /// Deletes record `id` of `collection`; returns whether it existed.
     fn delete(&self, py: Python<'_>, collection: &str, id: &Bound<'_, PyAny>) -> PvResult<bool> {
-        let v = self.vault()?;
-        let id = convert::text(id, "id")?;
-        run(py, true, || Ok(v.delete(collection, &id)?))
+        ops::delete(&Who::owner(self.vault()?), py, collection, id)
     }
 
     /// Destroys the key of data subject `subject`: everything tied to it becomes unrecoverable
