@@ -9,7 +9,7 @@
 
 pub mod convert;
 pub mod errors;
-pub mod ops;
+pub(crate) mod ops;
 pub mod session;
 pub mod stream;
 pub mod tokens;

@@ -128,7 +128,19 @@ fn verify(dir: &Path) {
         assert!(n > 0);
         t.elapsed().as_secs_f64()
     };
+    // The log check every open runs (store::sled_repair::damaged_messages), against reading
+    // the log file alone.
+    let store = dir.join("store");
+    let t = Instant::now();
+    let log_bytes = std::fs::read(store.join("db")).expect("db").len();
+    let read_log_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let damaged = phivault::store::sled_repair::damaged_messages(&store).expect("log check");
+    let log_check_secs = t.elapsed().as_secs_f64();
+    assert_eq!(damaged, 0);
+    let t = Instant::now();
     let vault = Vault::open(dir, &root).expect("open");
+    let open_secs = t.elapsed().as_secs_f64();
     let rss_before = proc_status_kib("VmHWM");
     let t = Instant::now();
     let report = vault.verify().expect("verify");
@@ -141,6 +153,8 @@ fn verify(dir: &Path) {
             "entries_per_s": report.entries as f64 / secs,
             "raw_sled_scan_secs": raw_secs,
             "ratio_to_raw_scan": secs / raw_secs,
+            "log_bytes": log_bytes, "read_log_secs": read_log_secs,
+            "log_check_secs": log_check_secs, "open_secs": open_secs,
             "peak_rss_kib_before": rss_before,
             "peak_rss_kib": proc_status_kib("VmHWM"),
         })

@@ -115,6 +115,7 @@ pub fn is_postgres_url(s: &str) -> bool {
 struct Stmts {
     get: Statement,
     upsert: Statement,
+    upsert_counted: Statement,
     delete: Statement,
     insert_new: Statement,
     update_if: Statement,
@@ -214,6 +215,12 @@ impl Conn {
             get: client.prepare("SELECT value FROM phivault_kv WHERE space = $1 AND key = $2")?,
             upsert: client.prepare(
                 "INSERT INTO phivault_kv (space, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
+            )?,
+            // The same, also drawing the next commit counter (no extra round trip).
+            upsert_counted: client.prepare(
+                "INSERT INTO phivault_kv (space, key, value) \
+                 SELECT $1, $2, $3 FROM (SELECT nextval('phivault_commit_seq')) AS c \
                  ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
             )?,
             delete: client.prepare("DELETE FROM phivault_kv WHERE space = $1 AND key = $2")?,
@@ -486,11 +493,21 @@ impl PgStore {
             return Ok(());
         }
         self.in_tx(async_commit, |tx, s| {
-            Self::apply(tx, s, &ops)?;
-            if !async_commit {
-                tx.execute(&s.sync, &[])?;
+            // A durable commit draws the next commit counter: with its first put, or with the
+            // durable marker when it has none.
+            match ops.split_first() {
+                Some((WriteOp::Put { space, key, value }, rest)) if !async_commit => {
+                    tx.execute(&s.upsert_counted, &[&sp(*space), key, value])?;
+                    Self::apply(tx, s, rest)
+                }
+                _ => {
+                    Self::apply(tx, s, &ops)?;
+                    if !async_commit {
+                        tx.execute(&s.sync, &[])?;
+                    }
+                    Ok(())
+                }
             }
-            Ok(())
         })
     }
 

@@ -419,16 +419,41 @@ pub fn messages(dir: &Path) -> std::io::Result<Vec<LogMessage>> {
 /// not count; neither does damage at the very end of a segment (indistinguishable from a torn
 /// last write: the commit anchor covers that). Read only.
 pub fn damaged_messages(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
     let size = segment_size(dir)?;
-    let log = std::fs::read(dir.join("db"))?;
-    let all = log_slots(&log, size, &segment_order(&log, size));
-    Ok(all
-        .iter()
-        .filter(|s| match **s {
-            Slot::Damaged { at, stop, more, .. } => more && log[at..stop].iter().any(|&b| b != 0),
-            Slot::Valid { .. } => false,
-        })
-        .count() as u64)
+    let file = std::fs::File::open(dir.join("db"))?;
+    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    // One segment in memory at a time: headers first, then each segment in log order.
+    let mut head = [0u8; SEG_HEADER_LEN];
+    let mut order = Vec::new();
+    for i in 0..len.div_ceil(size) {
+        if len - i * size < SEG_HEADER_LEN + MAX_MSG_HEADER_LEN {
+            continue;
+        }
+        file.read_exact_at(&mut head, (i * size) as u64)?;
+        if let Some((lsn, stable)) = segment_header_fields(&head) {
+            order.push((lsn, i, stable));
+        }
+    }
+    order.sort_unstable();
+    let mut seg = vec![0u8; size];
+    let mut found = 0u64;
+    for (lsn, i, _) in order {
+        let n = size.min(len - i * size);
+        file.read_exact_at(&mut seg[..n], (i * size) as u64)?;
+        let mut slots_of = Vec::new();
+        slots(&seg[..n], 0, lsn / size as u64, &mut slots_of);
+        found += slots_of
+            .iter()
+            .filter(|sl| match **sl {
+                Slot::Damaged { at, stop, more, .. } => {
+                    more && seg[at..stop].iter().any(|&b| b != 0)
+                }
+                Slot::Valid { .. } => false,
+            })
+            .count() as u64;
+    }
+    Ok(found)
 }
 
 /// The message slots of the segments in `order`, in log order.
@@ -441,6 +466,21 @@ fn log_slots(log: &[u8], size: usize, order: &[(u64, usize, u64)]) -> Vec<Slot> 
     all
 }
 
+/// The LSN and max stable LSN of a segment header that checks.
+fn segment_header_fields(seg: &[u8]) -> Option<(u64, u64)> {
+    let head = seg.get(..SEG_HEADER_LEN)?;
+    let crc = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) ^ 0xFFFF_FFFF;
+    if crc != crc32fast::hash(&head[4..]) {
+        return None;
+    }
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&head[at..at + 8]);
+        u64::from_le_bytes(w) ^ 0x7FFF_FFFF_FFFF_FFFF
+    };
+    Some((word(4), word(12)))
+}
+
 /// The segments whose header checks, as (LSN, index in the file, max stable LSN).
 fn segment_order(log: &[u8], size: usize) -> Vec<(u64, usize, u64)> {
     let mut order = Vec::new();
@@ -448,14 +488,8 @@ fn segment_order(log: &[u8], size: usize) -> Vec<(u64, usize, u64)> {
         if seg.len() < SEG_HEADER_LEN + MAX_MSG_HEADER_LEN {
             continue;
         }
-        let crc = u32::from_le_bytes([seg[0], seg[1], seg[2], seg[3]]) ^ 0xFFFF_FFFF;
-        if crc == crc32fast::hash(&seg[4..SEG_HEADER_LEN]) {
-            let word = |at: usize| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&seg[at..at + 8]);
-                u64::from_le_bytes(w) ^ 0x7FFF_FFFF_FFFF_FFFF
-            };
-            order.push((word(4), i, word(12)));
+        if let Some((lsn, stable)) = segment_header_fields(seg) {
+            order.push((lsn, i, stable));
         }
     }
     order.sort_unstable();
