@@ -167,7 +167,7 @@ pub fn backup(args: BackupArgs) -> Result<(), CliError> {
         ));
     };
     let root = rootkey::source(&args.root, false, None)?;
-    let v = Vault::open(&vault, root.as_ref())?;
+    let v = Vault::open_at(&vault, root.as_ref(), phivault::VaultOptions::default())?;
     let report = v.backup(&out)?;
     if args.json {
         return json(&report);
@@ -259,7 +259,7 @@ pub fn recovery(cmd: RecoveryCommand) -> Result<(), CliError> {
             out,
         } => {
             let root = rootkey::source(&root, false, None)?;
-            let v = Vault::open(&vault, root.as_ref())?;
+            let v = Vault::open_at(&vault, root.as_ref(), phivault::VaultOptions::default())?;
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
             #[cfg(unix)]

@@ -5,7 +5,8 @@ use crate::exit::CliError;
 use crate::io::{read_stdin, write_stdout};
 use crate::rootkey;
 use phivault::root::{Argon2Config, KeyFile};
-use phivault::{Caller, Context, EncryptOptions, Vault, records::PutOptions};
+use phivault::store::postgres::display_location;
+use phivault::{Caller, Context, EncryptOptions, Vault, VaultOptions, records::PutOptions};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -28,16 +29,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     None
                 };
             let root = rootkey::source(&vault.root, true, argon)?;
-            let (v, place) = match crate::pg::url(&vault.vault) {
-                Some(url) => (
-                    crate::pg::create(url, root.as_ref())?,
-                    crate::pg::redact(url),
-                ),
-                None => (
-                    Vault::create(&vault.vault, root.as_ref())?,
-                    vault.vault.display().to_string(),
-                ),
-            };
+            let v = Vault::create_at(&vault.vault, root.as_ref(), VaultOptions::default())?;
+            let place = display_location(&vault.vault.to_string_lossy());
             eprintln!(
                 "created vault {} at {} (root: {}, keyring: default v1)",
                 v.vault_id_hex(),
@@ -164,7 +157,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             to,
             root,
             json,
-        } => crate::pg::migrate(&from, &to, &root, json),
+        } => crate::migrate::migrate(&from, &to, &root, json),
         Command::Demo { keep } => crate::demo::run(keep),
         Command::Keys { cmd } => crate::keys::run(cmd),
         Command::Backup(a) => crate::backup::backup(a),
@@ -289,12 +282,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Opens the vault named by the arguments.
 pub fn open(args: &VaultArgs) -> Result<Vault, CliError> {
     let root = rootkey::source(&args.root, false, None)?;
-    let mut v = match crate::pg::url(&args.vault) {
-        Some(url) => crate::pg::open(url, root.as_ref())?,
-        None => Vault::open(&args.vault, root.as_ref())?,
-    };
-    v.set_threads(args.threads)?;
-    Ok(v)
+    Ok(Vault::open_at(
+        &args.vault,
+        root.as_ref(),
+        VaultOptions::default().threads(args.threads),
+    )?)
 }
 
 /// Who the CLI acts as: the owner, unless `--as` names a principal of the policy.

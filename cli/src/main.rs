@@ -14,7 +14,7 @@ mod exit;
 mod integrity;
 mod io;
 mod keys;
-mod pg;
+mod migrate;
 mod rootkey;
 mod stream;
 mod tokens;

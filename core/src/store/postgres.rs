@@ -112,6 +112,22 @@ pub fn is_postgres_url(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
+/// A vault location as it may be printed: a directory as it is, a database URL without its
+/// user information and query (which may hold a password).
+pub fn display_location(location: &str) -> String {
+    if !is_postgres_url(location) {
+        return location.to_owned();
+    }
+    match location.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => "postgres database".to_owned(),
+    }
+}
+
 struct Stmts {
     get: Statement,
     upsert: Statement,
@@ -714,6 +730,20 @@ mod tests {
         assert_eq!(prefix_upper_bound(b"ab"), Some(b"ac".to_vec()));
         assert_eq!(prefix_upper_bound(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_upper_bound(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn locations_print_without_credentials() {
+        assert_eq!(display_location("./vault"), "./vault");
+        assert_eq!(
+            display_location("postgres://u:secret@h:5/db"),
+            "postgres://h:5/db"
+        );
+        assert!(!display_location("postgresql://a:b@c/d").contains("b@"));
+        assert_eq!(
+            display_location("postgres://h/db?password=secret"),
+            "postgres://h/db"
+        );
     }
 
     #[test]
