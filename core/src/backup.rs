@@ -88,40 +88,6 @@ const SCAN_PAGE: usize = 1024;
 const RESTORE_BATCH: usize = 4096;
 const ERASURE_KEY_LEN: usize = 8 + crate::envelope::SUBJECT_ID_LEN;
 
-/// Every space, in the order a backup writes them: erasures first, so a restore knows which
-/// subject keys to drop before it meets them.
-const SPACES: [Space; 9] = [
-    Space::Erasure,
-    Space::Meta,
-    Space::Keyring,
-    Space::Field,
-    Space::Subject,
-    Space::Token,
-    Space::TokenIndex,
-    Space::Record,
-    Space::Audit,
-];
-
-/// Fails to compile when a space is added without adding it to [`SPACES`] and
-/// [`space_from_prefix`].
-const fn _all_spaces_listed(s: Space) {
-    match s {
-        Space::Meta
-        | Space::Audit
-        | Space::Erasure
-        | Space::Keyring
-        | Space::Record
-        | Space::Token
-        | Space::TokenIndex
-        | Space::Field
-        | Space::Subject => {}
-    }
-}
-
-fn space_from_prefix(b: u8) -> Option<Space> {
-    SPACES.into_iter().find(|s| s.prefix() == b)
-}
-
 fn damaged(what: &'static str) -> Error {
     Error::BackupDamaged { what }
 }
@@ -384,7 +350,7 @@ impl Vault {
         pre.extend_from_slice(&header);
         cw.w.put(&pre).map_err(io_write)?;
 
-        for space in SPACES {
+        for space in Space::ALL {
             let mut after: Option<Vec<u8>> = None;
             loop {
                 let page = snap.page(space, after.as_deref(), SCAN_PAGE)?;
@@ -618,7 +584,7 @@ fn for_each_entry(
     };
     while !rest.is_empty() {
         let p = take(&mut rest, 1)?;
-        let space = space_from_prefix(p[0]).ok_or(damaged("unknown space"))?;
+        let space = Space::from_prefix(p[0]).ok_or(damaged("unknown space"))?;
         let kl = take(&mut rest, 4)?;
         let k = take(
             &mut rest,

@@ -50,20 +50,6 @@ pub const MAX_PROBLEMS: usize = 20;
 /// Entries per batch written by [`salvage`].
 const SALVAGE_BATCH: usize = 4096;
 
-/// Every space, in the order [`Vault::verify`] and [`salvage`] read them (keyrings and subject
-/// keys before what they protect).
-const SPACES: [Space; 9] = [
-    Space::Meta,
-    Space::Keyring,
-    Space::Field,
-    Space::Subject,
-    Space::Erasure,
-    Space::Record,
-    Space::Token,
-    Space::TokenIndex,
-    Space::Audit,
-];
-
 /// A space's name in reports.
 pub fn space_name(space: Space) -> &'static str {
     match space {
@@ -256,7 +242,7 @@ impl Vault {
             ..VerifyReport::default()
         };
         let mut checker = Checker::new(self);
-        for space in SPACES {
+        for space in Space::ALL {
             let mut count = SpaceCount {
                 space: space_name(space),
                 ..SpaceCount::default()
@@ -721,7 +707,7 @@ fn salvage_into(
     let mut vr = VerifyReport::default();
     let mut checker = Checker::new(&src);
     let mut batch = Vec::with_capacity(SALVAGE_BATCH);
-    for space in SPACES {
+    for space in Space::ALL {
         let mut count = SpaceCount {
             space: space_name(space),
             ..SpaceCount::default()

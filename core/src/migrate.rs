@@ -31,32 +31,6 @@ const HEADER_KEY: &[u8] = b"header";
 /// The header file of a directory vault.
 const HEADER_FILE: &str = "vault.header";
 
-/// Every space, in the order they are copied.
-pub const ALL_SPACES: [Space; 9] = [
-    Space::Meta,
-    Space::Keyring,
-    Space::Field,
-    Space::Subject,
-    Space::Record,
-    Space::Token,
-    Space::TokenIndex,
-    Space::Erasure,
-    Space::Audit,
-];
-
-/// Fails to compile when a space is added without being added to [`ALL_SPACES`].
-const _: fn(Space) = |s| match s {
-    Space::Meta
-    | Space::Keyring
-    | Space::Field
-    | Space::Subject
-    | Space::Record
-    | Space::Token
-    | Space::TokenIndex
-    | Space::Erasure
-    | Space::Audit => {}
-};
-
 /// What [`Vault::migrate_to`] copied and checked.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -79,7 +53,7 @@ impl Vault {
         dest: Box<dyn Store>,
         root: &dyn RootKeySource,
     ) -> Result<(Vault, MigrationReport)> {
-        for space in ALL_SPACES {
+        for space in Space::ALL {
             if !dest.scan(space, &[], None, 1)?.is_empty() {
                 return Err(Error::VaultExists {
                     path: std::path::PathBuf::from("destination store"),
@@ -105,7 +79,7 @@ impl Vault {
             None => None,
         };
         let mut report = MigrationReport::default();
-        for space in ALL_SPACES {
+        for space in Space::ALL {
             let mut n = 0u64;
             let mut ops = Vec::with_capacity(BATCH);
             for entry in ScanIter::new(self.store.as_ref(), space, Vec::new()) {
@@ -157,7 +131,7 @@ impl Vault {
             what: "migrated copy differs from the source",
         };
         let mut verified = 0u64;
-        for (space, &(_, copied)) in ALL_SPACES.iter().zip(&report.per_space) {
+        for (space, &(_, copied)) in Space::ALL.iter().zip(&report.per_space) {
             let mut src = ScanIter::new(self.store.as_ref(), *space, Vec::new()).filter(|e| {
                 !(header.is_some()
                     && *space == Space::Meta

@@ -41,7 +41,7 @@ fn root() -> KeyFile {
 /// A fresh, empty schema: dropped first if a previous run left it.
 fn fresh(url: &str, schema: &'static str) -> PgStore {
     let s = store(url, schema);
-    for space in phivault::migrate::ALL_SPACES {
+    for space in Space::ALL {
         loop {
             let page = s.scan(space, &[], None, 1000).expect("scan");
             if page.is_empty() {
@@ -333,7 +333,7 @@ fn vault_lives_in_postgres_and_reopens() {
         .expect("detok");
     assert_eq!(back[0].as_str(), "MRN0000001");
     // Nothing in PostgreSQL is the plaintext.
-    for space in phivault::migrate::ALL_SPACES {
+    for space in Space::ALL {
         for (key, value) in store(&url, "pvt_vault")
             .scan(space, &[], None, 10_000)
             .expect("scan")

@@ -43,7 +43,31 @@ pub enum Space {
 }
 
 impl Space {
-    /// The one-byte prefix of the space's keys in a flat store.
+    /// Every space, in the one order the vault walks them (backup, restore, verify, salvage,
+    /// migrate): erasure records first (a restore drops the subject keys they name before it
+    /// meets them), then the metadata and the keys, before the records, tokens and index
+    /// entries they protect, and the audit log last. Backup files (`backup.rs`) hold the
+    /// spaces in this order.
+    pub const ALL: [Space; 9] = [
+        Space::Erasure,
+        Space::Meta,
+        Space::Keyring,
+        Space::Field,
+        Space::Subject,
+        Space::Token,
+        Space::TokenIndex,
+        Space::Record,
+        Space::Audit,
+    ];
+
+    /// The space whose [`Space::prefix`] is `b`.
+    pub fn from_prefix(b: u8) -> Option<Space> {
+        Space::ALL.into_iter().find(|s| s.prefix() == b)
+    }
+
+    /// The one-byte prefix of the space's keys in a flat store. (A new space must also get its
+    /// place in [`Space::ALL`]: the unit test `all_spaces_are_listed` fails to compile until
+    /// it has one.)
     pub fn prefix(self) -> u8 {
         match self {
             Space::Meta => b'm',
@@ -320,5 +344,39 @@ impl Iterator for ScanIter<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each space's place in [`Space::ALL`]. The match is exhaustive: a new space fails to
+    /// compile here until it is given a place, and the test below then fails until `ALL`
+    /// holds it there.
+    fn place(s: Space) -> usize {
+        match s {
+            Space::Erasure => 0,
+            Space::Meta => 1,
+            Space::Keyring => 2,
+            Space::Field => 3,
+            Space::Subject => 4,
+            Space::Token => 5,
+            Space::TokenIndex => 6,
+            Space::Record => 7,
+            Space::Audit => 8,
+        }
+    }
+
+    #[test]
+    fn all_spaces_are_listed() {
+        for (i, s) in Space::ALL.iter().enumerate() {
+            assert_eq!(place(*s), i, "{s:?}");
+            assert_eq!(Space::from_prefix(s.prefix()), Some(*s));
+        }
+        let mut prefixes: Vec<u8> = Space::ALL.iter().map(|s| s.prefix()).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        assert_eq!(prefixes.len(), Space::ALL.len(), "prefixes are distinct");
     }
 }
