@@ -130,13 +130,11 @@ fn pseudo_random_inputs() {
     }
 }
 
-/// `PHIVAULT_WRITE_FUZZ_SEEDS=1 cargo test -p phivault --test fuzz_replay write_seeds` adds
-/// missing seed files to `fuzz/seeds/` (existing ones are never rewritten).
+/// A seed writer, not a test: `cargo test -p phivault --test fuzz_replay write_seeds --
+/// --ignored` adds missing seed files to `fuzz/seeds/` (existing ones are never rewritten).
 #[test]
+#[ignore = "seed writer, not a test: run with --ignored to add missing seed files"]
 fn write_seeds() {
-    if std::env::var_os("PHIVAULT_WRITE_FUZZ_SEEDS").is_none() {
-        return;
-    }
     let testkit = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testkit");
     let n = phivault::fuzzing::write_seeds(&fuzz_dir().join("seeds"), &testkit).expect("write");
     eprintln!("wrote {n} seed files");

@@ -1869,13 +1869,11 @@ mod tests {
         st.expect("the target ran").shutdown();
     }
 
-    /// `PHIVAULT_WRITE_FUZZ_SEEDS=1 cargo test -p phivault-ffi write_c_api_seeds` adds missing
-    /// seed files to `fuzz/seeds/c_api/`.
+    /// A seed writer, not a test: `cargo test -p phivault-ffi write_c_api_seeds -- --ignored`
+    /// adds missing seed files to `fuzz/seeds/c_api/`.
     #[test]
+    #[ignore = "seed writer, not a test: run with --ignored to add missing seed files"]
     fn write_c_api_seeds() {
-        if std::env::var_os("PHIVAULT_WRITE_FUZZ_SEEDS").is_none() {
-            return;
-        }
         let n = write_seeds(&fuzz_dir().join("seeds/c_api")).expect("write");
         eprintln!("wrote {n} seed files");
     }
