@@ -558,13 +558,7 @@ impl Vault {
             key: HEADER_KEY.to_vec(),
             value: header.encode()?,
         }];
-        for name in [DEFAULT_KEYRING, crate::tokens::TOKENS_KEYRING] {
-            ops.push(WriteOp::Put {
-                space: Space::Keyring,
-                key: name.as_bytes().to_vec(),
-                value: vault.seal_keyring(&KeyringRecord::new(name)?)?,
-            });
-        }
+        ops.extend(vault.default_keyrings()?);
         // Atomic against a concurrent create on a shared store: only one header ever lands.
         if !vault
             .store
@@ -610,16 +604,24 @@ impl Vault {
 
     /// Writes the `default` and `tokens` keyrings together with `more` in one atomic batch.
     fn write_default_keyring(&self, mut more: Vec<WriteOp>) -> Result<()> {
-        for name in [DEFAULT_KEYRING, crate::tokens::TOKENS_KEYRING] {
-            let rec = KeyringRecord::new(name)?;
-            more.push(WriteOp::Put {
-                space: Space::Keyring,
-                key: name.as_bytes().to_vec(),
-                value: self.seal_keyring(&rec)?,
-            });
-        }
+        more.extend(self.default_keyrings()?);
         self.store.write(more)?;
         Ok(())
+    }
+
+    /// The writes that create a new vault's keyrings, `default` and `tokens` (version 1 each):
+    /// the one place that says which keyrings a vault starts with.
+    fn default_keyrings(&self) -> Result<Vec<WriteOp>> {
+        [DEFAULT_KEYRING, crate::tokens::TOKENS_KEYRING]
+            .into_iter()
+            .map(|name| {
+                Ok(WriteOp::Put {
+                    space: Space::Keyring,
+                    key: name.as_bytes().to_vec(),
+                    value: self.seal_keyring(&KeyringRecord::new(name)?)?,
+                })
+            })
+            .collect()
     }
 
     fn assemble(
