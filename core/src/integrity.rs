@@ -171,15 +171,12 @@ struct SetSum {
 
 impl SetSum {
     fn add(&mut self, key: &[u8]) {
-        let mut a = [0u8; 16];
-        let mut b = [0u8; 16];
-        for (i, x) in key.iter().enumerate().take(32) {
-            if i < 16 {
-                a[i] = *x;
-            } else {
-                b[i - 16] = *x;
-            }
-        }
+        let mut k = [0u8; 32];
+        let n = key.len().min(32);
+        k[..n].copy_from_slice(&key[..n]);
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        a.copy_from_slice(&k[..16]);
+        b.copy_from_slice(&k[16..]);
         self.n += 1;
         self.sum = self.sum.wrapping_add(u128::from_le_bytes(a));
         self.xor ^= u128::from_le_bytes(b);

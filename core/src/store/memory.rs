@@ -2,7 +2,7 @@
 //! every write is "durable" when it returns. Clones share one map; [`MemoryStore::deep_copy`]
 //! makes an independent one (a vault per fuzz input, from one fixture).
 
-use super::{CasItem, Entry, Space, Store, WriteOp};
+use super::{CasItem, Entry, Space, Store, WriteOp, full_key};
 use crate::error::StoreError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,13 +19,6 @@ impl std::fmt::Debug for MemoryStore {
             .field("entries", &self.len())
             .finish()
     }
-}
-
-fn full_key(space: Space, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 1);
-    k.push(space.prefix());
-    k.extend_from_slice(key);
-    k
 }
 
 impl MemoryStore {

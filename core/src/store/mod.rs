@@ -83,6 +83,15 @@ impl Space {
     }
 }
 
+/// A key of `space` in a flat store (sled, the in-memory store): the space's prefix byte,
+/// then the key.
+fn full_key(space: Space, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(space.prefix());
+    k.extend_from_slice(key);
+    k
+}
+
 /// One write of an atomic batch.
 #[derive(Clone, Debug)]
 pub enum WriteOp {

@@ -1,6 +1,6 @@
 //! The embedded default store on `sled`, one tree with a one-byte space prefix per key.
 
-use super::{Entry, Space, Store, WriteOp};
+use super::{Entry, Space, Store, WriteOp, full_key};
 use crate::error::StoreError;
 use std::path::Path;
 
@@ -33,13 +33,6 @@ fn backend(e: sled::Error) -> StoreError {
         sled::Error::Corruption { .. } => StoreError::Corrupt("sled reported corruption"),
         other => StoreError::Backend(other.to_string()),
     }
-}
-
-fn full_key(space: Space, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + key.len());
-    k.push(space.prefix());
-    k.extend_from_slice(key);
-    k
 }
 
 impl SledStore {
