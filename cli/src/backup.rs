@@ -6,7 +6,7 @@ use crate::rootkey;
 use clap::{Args, Subcommand};
 use phivault::Vault;
 use phivault::backup::{self, RestoreOptions};
-use phivault::lifecycle::ErasureRecord;
+use phivault::erasure::ErasureRecord;
 use phivault::recovery::{self, RecoveryShare};
 use std::io::Write;
 use std::path::{Path, PathBuf};

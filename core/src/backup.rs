@@ -17,7 +17,7 @@
 //! ```
 //!
 //! # Consistency
-//! [`Vault::backup`] starts a copy-on-write snapshot (see `core/src/backup/snapshot.rs`): the file
+//! [`Vault::backup`] starts a copy-on-write snapshot (see `core/src/store/snapshot.rs`): the file
 //! holds every space of the store exactly as it was at one instant, while writers carry on
 //! (slowed, not stopped). The vault header in the file is the one current at that instant.
 //!
@@ -49,14 +49,10 @@
 //!   ([`RestoreOptions::erasures`]); a subject forgotten after the backup and missing from
 //!   the ledger comes back readable. See docs/recovery.md.
 
-mod snapshot;
-
-pub use snapshot::SnapshotGate;
-
 use crate::backend::{AeadKey, Backend};
 use crate::envelope::{unwrap_with, wrap_with};
+use crate::erasure::ErasureRecord;
 use crate::kdf;
-use crate::lifecycle::ErasureRecord;
 use crate::root::RootKeySource;
 use crate::secret::Key32;
 use crate::store::{Durability, SledStore, Space, Store, WriteOp};
@@ -86,7 +82,6 @@ const MAX_FRAME: usize = 64 * 1024 * 1024;
 const MAX_HEADER: usize = 64 * 1024;
 const SCAN_PAGE: usize = 1024;
 const RESTORE_BATCH: usize = 4096;
-const ERASURE_KEY_LEN: usize = 8 + crate::envelope::SUBJECT_ID_LEN;
 
 fn damaged(what: &'static str) -> Error {
     Error::BackupDamaged { what }
@@ -688,22 +683,6 @@ pub fn verify_backup_with(src: impl AsRef<Path>, root: &dyn RootKeySource) -> Re
     })
 }
 
-fn parse_erasure_id(hex_id: &str) -> Result<Vec<u8>> {
-    let bad = || Error::invalid("erasure ledger", "subject key id is not 32 hex digits");
-    if hex_id.len() != 2 * crate::envelope::SUBJECT_ID_LEN {
-        return Err(bad());
-    }
-    (0..hex_id.len())
-        .step_by(2)
-        .map(|i| {
-            hex_id
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(bad)
-        })
-        .collect()
-}
-
 /// Restores a backup into a new vault directory `dest` (which must not exist, or be an empty
 /// directory), with the root key of the vault the backup was taken from.
 ///
@@ -766,9 +745,9 @@ fn restore_into(
     let mut forgotten: HashSet<Vec<u8>> = HashSet::new();
     let mut ledger = Vec::new();
     for e in &opts.erasures {
-        let id = parse_erasure_id(&e.subject_key_id)?;
+        let id = e.subject_id()?.to_vec();
         forgotten.insert(id.clone());
-        ledger.push((e.clone(), id));
+        ledger.push((e, id));
     }
     let mut known_erasures: HashSet<Vec<u8>> = HashSet::new();
 
@@ -777,7 +756,7 @@ fn restore_into(
     let (mut entries, mut records, mut dropped) = (0u64, 0u64, 0u64);
     let mut sink = |space: Space, k: &[u8], v: &[u8]| -> Result<()> {
         match space {
-            Space::Erasure if k.len() == ERASURE_KEY_LEN => {
+            Space::Erasure if k.len() == crate::erasure::KEY_LEN => {
                 forgotten.insert(k[8..].to_vec());
                 known_erasures.insert(k[8..].to_vec());
             }
@@ -814,13 +793,7 @@ fn restore_into(
         if known_erasures.contains(id) {
             continue;
         }
-        let mut key = rec.time_unix.to_be_bytes().to_vec();
-        key.extend_from_slice(id);
-        batch.push(WriteOp::Put {
-            space: Space::Erasure,
-            key,
-            value: postcard::to_allocvec(rec).map_err(|_| Error::Crypto("erasure encoding"))?,
-        });
+        batch.push(rec.write_op()?);
         erasures_added += 1;
     }
     if !batch.is_empty() {

@@ -4,8 +4,7 @@
 //! redefinition or a policy change made by another process is seen within that bound. Writes
 //! made by this process update or drop the entry at once.
 
-use crate::Result;
-use crate::vault::poisoned;
+use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -51,23 +50,31 @@ impl<V: Clone> SharedCache<V> {
                 .compare_exchange(at, now, Relaxed, Relaxed)
                 .is_ok()
         {
-            self.map.write().map_err(|_| poisoned())?.clear();
+            self.map.write().map_err(|_| Error::poisoned())?.clear();
         }
-        Ok(self.map.read().map_err(|_| poisoned())?.get(name).cloned())
+        Ok(self
+            .map
+            .read()
+            .map_err(|_| Error::poisoned())?
+            .get(name)
+            .cloned())
     }
 
     /// Caches `value` as `name`.
     pub(crate) fn insert(&self, name: &str, value: V) -> Result<()> {
         self.map
             .write()
-            .map_err(|_| poisoned())?
+            .map_err(|_| Error::poisoned())?
             .insert(name.to_owned(), value);
         Ok(())
     }
 
     /// Drops `name` (it changed in the store, or a reader found it out of date).
     pub(crate) fn remove(&self, name: &str) -> Result<()> {
-        self.map.write().map_err(|_| poisoned())?.remove(name);
+        self.map
+            .write()
+            .map_err(|_| Error::poisoned())?
+            .remove(name);
         Ok(())
     }
 }

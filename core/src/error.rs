@@ -340,6 +340,11 @@ pub enum StoreError {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error of a lock poisoned by a panic elsewhere.
+    pub(crate) fn poisoned() -> Self {
+        Error::Crypto("a lock was poisoned by a panic in another thread")
+    }
+
     pub(crate) fn io(action: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             action: action.into(),

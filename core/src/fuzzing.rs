@@ -2041,7 +2041,7 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
             add("metadata_records", format!("field-{}", spec.name), s);
         }
     }
-    if let Ok(enc) = postcard::to_allocvec(&crate::lifecycle::ErasureRecord {
+    if let Ok(enc) = postcard::to_allocvec(&crate::erasure::ErasureRecord {
         time_unix: 1_700_000_000,
         subject_key_id: "00112233445566778899aabbccddeeff".into(),
     }) {

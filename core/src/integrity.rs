@@ -34,8 +34,8 @@
 //! field name, an audit sequence number): never plaintext.
 
 use crate::envelope::Envelope;
+use crate::erasure::ErasureRecord;
 use crate::kdf::{self, Mac, label};
-use crate::records::RECORD_FORMAT;
 use crate::root::RootKeySource;
 use crate::store::sled_repair::Repair;
 use crate::store::{ScanIter, SledStore, Space, Store, WriteOp};
@@ -402,10 +402,10 @@ impl Vault {
     /// A record or vaulted token: `RECORD_FORMAT ‖ envelope`, whose key part authenticates
     /// under the keyring version (or subject key) it names.
     fn check_envelope_value(&self, value: &[u8], _what: &'static str) -> Check {
-        if value.first() != Some(&RECORD_FORMAT) {
+        let Ok(env) = crate::stored::envelope_of(value, "stored value") else {
             return Check::Bad("unknown value format");
-        }
-        let Ok(env) = Envelope::parse(&value[1..]) else {
+        };
+        let Ok(env) = Envelope::parse(env) else {
             return Check::Bad("envelope does not parse");
         };
         let kek = match env.subject_key_id() {
@@ -440,13 +440,11 @@ impl Vault {
                 continue;
             };
             c.index_refs.add(&tkey);
-            if stored.first() != Some(&RECORD_FORMAT) {
+            let Ok(env) = crate::stored::envelope_of(&stored, "vaulted token") else {
                 return Check::Bad("the token entry of this index entry is damaged");
-            }
+            };
             let ctx = crate::tokens::vaulted::token_context(&f.name, token);
-            let plain = match Envelope::parse(&stored[1..])
-                .and_then(|env| self.open_internal(&env, &ctx))
-            {
+            let plain = match Envelope::parse(env).and_then(|env| self.open_internal(&env, &ctx)) {
                 Ok(p) => p,
                 Err(e) if by_design(&e) => return Check::Unreadable,
                 Err(_) => {
@@ -526,18 +524,13 @@ impl Vault {
 }
 
 fn check_erasure(key: &[u8], value: &[u8]) -> Check {
-    let Ok(rec) =
-        crate::codec::decode_exact::<crate::lifecycle::ErasureRecord>(value, "erasure record")
-    else {
+    if crate::codec::decode_exact::<ErasureRecord>(value, "erasure record").is_err() {
         return Check::Bad("erasure record cannot be decoded");
-    };
-    if key.len() != 8 + crate::envelope::SUBJECT_ID_LEN
-        || key[..8] != rec.time_unix.to_be_bytes()
-        || hex::encode(&key[8..]) != rec.subject_key_id
-    {
-        return Check::Bad("erasure record does not match its key");
     }
-    Check::Ok
+    match ErasureRecord::decode(key, value) {
+        Ok(_) => Check::Ok,
+        Err(_) => Check::Bad("erasure record does not match its key"),
+    }
 }
 
 /// What [`salvage`] copied and lost, per space.

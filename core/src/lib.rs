@@ -24,6 +24,7 @@
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
+//! - [`erasure`]: the erasure records `forget_subject` leaves (the ledger a restore re-applies).
 //! - [`integrity`]: `verify` (every entry authenticated, cross-references checked) and
 //!   `salvage` of a damaged vault; the commit anchor that refuses a rolled-back store.
 //! - [`backup`], [`recovery`]: online backups, verify, restore; M-of-N recovery shares.
@@ -32,7 +33,9 @@
 //! - [`root`]: root key sources (Argon2id passphrase, key file; HSM/KMS can plug in).
 //! - [`backend`]: AES-256-GCM by AWS-LC, `ring` or RustCrypto behind one trait.
 //! - [`store`]: the [`Store`](store::Store) trait; the embedded `sled` store, PostgreSQL
-//!   (feature `postgres`) and an in-memory store; reading sled's log for damage.
+//!   (feature `postgres`) and an in-memory store; reading sled's log for damage; the
+//!   copy-on-write snapshots of online backups.
+//! - `stored`: the framing of the envelopes the vault stores (records, vaulted tokens).
 //! - [`anchor`]: the commit anchors that refuse a store which lost committed writes.
 //! - [`status`]: what a vault holds, for `phivault status`.
 //! - `root_pkcs11`: a PKCS#11 (HSM) root key source (feature `pkcs11`).
@@ -55,6 +58,7 @@ mod codec;
 pub mod context;
 pub mod csv_tokenize;
 pub mod envelope;
+pub mod erasure;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -77,6 +81,7 @@ pub mod secret;
 pub mod session;
 pub mod status;
 pub mod store;
+mod stored;
 pub mod stream;
 mod subjects;
 pub mod tokens;

@@ -22,8 +22,8 @@
 
 use crate::codec;
 use crate::envelope::{self, Envelope};
+use crate::erasure::ErasureRecord;
 use crate::keyring::now_unix;
-use crate::records::RECORD_FORMAT;
 use crate::store::{CasItem, ScanIter, Space, WriteOp};
 use crate::vault::Vault;
 use crate::{Context, Error, Result};
@@ -119,17 +119,6 @@ pub struct Usage {
     pub subject_records: u64,
     /// Records of forgotten subjects (unrecoverable; kept until deleted).
     pub forgotten_records: u64,
-}
-
-/// A record of one erasure (`forget_subject`): when, and the keyed hash of the subject id —
-/// never the id itself.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ErasureRecord {
-    /// Seconds since the Unix epoch.
-    pub time_unix: u64,
-    /// Keyed hash (hex) of the subject id; the vault owner can recompute it to prove an
-    /// erasure, nobody else can link it to a person.
-    pub subject_key_id: String,
 }
 
 impl Vault {
@@ -424,10 +413,7 @@ impl Vault {
     }
 
     fn rewrap_record_value(&self, value: &[u8], only: Option<&str>) -> Result<Step> {
-        if value.first() != Some(&RECORD_FORMAT) {
-            return Err(Error::AuthenticationFailed);
-        }
-        let env = Envelope::parse(&value[1..])?;
+        let env = Envelope::parse(crate::stored::envelope_of(value, "record")?)?;
         if env.subject_key_id().is_some() {
             return Ok(Step::Subject);
         }
@@ -441,10 +427,7 @@ impl Vault {
         let old = kr.decrypting_kek(env.key_version())?;
         let new = kr.active_kek()?;
         let rewrapped = envelope::rewrap(&env, &old, &new)?;
-        let mut out = Vec::with_capacity(1 + rewrapped.len());
-        out.push(RECORD_FORMAT);
-        out.extend_from_slice(&rewrapped);
-        Ok(Step::Rewrapped(out))
+        Ok(Step::Rewrapped(crate::stored::frame(&rewrapped)))
     }
 
     /// Rewraps an envelope kept outside the vault (binary or text form; the result has the
@@ -587,13 +570,11 @@ impl Vault {
             None => return Ok(false),
         };
         let ctx = crate::records::record_context(collection, id);
-        let old = Envelope::parse(value.get(1..).ok_or(Error::AuthenticationFailed)?)?;
+        let old = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
         let plaintext = self.open_internal(&old, &ctx)?;
         // A record written before domains existed moves into the vault's own domain.
         let env = self.reencrypt_parsed(&old, envelope::Domain::Internal, &plaintext, &ctx)?;
-        let mut new = Vec::with_capacity(1 + env.len());
-        new.push(RECORD_FORMAT);
-        new.extend_from_slice(&env);
+        let new = crate::stored::frame(&env);
         if !self
             .store
             .compare_and_swap(Space::Record, &key, Some(&value), Some(new))?
@@ -609,8 +590,8 @@ impl Vault {
     pub fn erasures(&self) -> Result<Vec<ErasureRecord>> {
         ScanIter::new(self.store.as_ref(), Space::Erasure, Vec::new())
             .map(|e| {
-                let (_, v) = e?;
-                codec::decode_exact(&v, "erasure record")
+                let (k, v) = e?;
+                ErasureRecord::decode(&k, &v)
             })
             .collect()
     }

@@ -32,8 +32,6 @@ use zeroize::Zeroizing;
 pub const CONTEXT_COLLECTION: &str = "phivault.collection";
 /// See [`CONTEXT_COLLECTION`].
 pub const CONTEXT_ID: &str = "phivault.id";
-/// Record value format version.
-pub const RECORD_FORMAT: u8 = 1;
 /// Longest record id, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 const COLLECTION_TAG_LEN: usize = 16;
@@ -107,17 +105,6 @@ pub(crate) fn record_context(collection: &str, id: &str) -> Context {
         .with(CONTEXT_ID, id)
 }
 
-fn decode_value(value: &[u8]) -> Result<&[u8]> {
-    match value.first() {
-        Some(&RECORD_FORMAT) => Ok(&value[1..]),
-        Some(&v) => Err(Error::UnsupportedVersion {
-            what: "record",
-            version: u32::from(v),
-        }),
-        None => Err(Error::AuthenticationFailed),
-    }
-}
-
 impl Vault {
     fn collection_prefix(&self, collection: &str) -> [u8; COLLECTION_TAG_LEN] {
         let tag = self
@@ -164,10 +151,7 @@ impl Vault {
                 envelope::seal_internal(self.backend, keyring, &kek, plaintext, &ctx)?
             }
         };
-        let mut value = Vec::with_capacity(1 + env.len());
-        value.push(RECORD_FORMAT);
-        value.extend_from_slice(&env);
-        Ok((self.record_key(collection, id), value))
+        Ok((self.record_key(collection, id), crate::stored::frame(&env)))
     }
 
     /// Writes a record without authorization or audit (callers do both).
@@ -220,7 +204,7 @@ impl Vault {
         else {
             return Ok(None);
         };
-        let env = Envelope::parse(decode_value(&value)?)?;
+        let env = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
         self.open_internal(&env, &record_context(collection, id))
             .map(Some)
     }
@@ -264,7 +248,7 @@ impl Vault {
     ) -> impl Iterator<Item = Result<(String, u32, Option<Vec<u8>>)>> + '_ {
         ScanIter::new(self.store.as_ref(), space, Vec::new()).map(|e| {
             let (_, value) = e?;
-            let env = Envelope::parse(decode_value(&value)?)?;
+            let env = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
             Ok((
                 env.keyring().to_owned(),
                 env.key_version(),
@@ -297,7 +281,7 @@ impl Vault {
 }
 
 fn record_info((key, value): (Vec<u8>, Vec<u8>)) -> Result<RecordInfo> {
-    let env = Envelope::parse(decode_value(&value)?)?;
+    let env = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
     let mut id = [0u8; 32];
     if key.len() != COLLECTION_TAG_LEN + 32 {
         return Err(Error::CorruptMetadata { what: "record key" });
@@ -334,8 +318,7 @@ mod tests {
             Envelope::parse(&env).expect("parse").domain(),
             Domain::Caller
         );
-        let mut value = vec![RECORD_FORMAT];
-        value.extend_from_slice(&env);
+        let value = crate::stored::frame(&env);
         v.store
             .write(vec![WriteOp::Put {
                 space: Space::Record,

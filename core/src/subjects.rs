@@ -313,18 +313,7 @@ impl Vault {
             let exists = self.store.get(Space::Subject, &key)?.is_some();
             existed |= exists;
             if n == 0 || exists {
-                let erasure = crate::lifecycle::ErasureRecord {
-                    time_unix: now,
-                    subject_key_id: hex::encode(key),
-                };
-                let mut ekey = now.to_be_bytes().to_vec();
-                ekey.extend_from_slice(&key);
-                ops.push(crate::store::WriteOp::Put {
-                    space: Space::Erasure,
-                    key: ekey,
-                    value: postcard::to_allocvec(&erasure)
-                        .map_err(|_| Error::Crypto("erasure encoding"))?,
-                });
+                ops.push(crate::erasure::ErasureRecord::new(now, &key).write_op()?);
             }
             ops.push(crate::store::WriteOp::Delete {
                 space: Space::Subject,

@@ -252,7 +252,7 @@ pub struct Vault {
     header: Mutex<VaultHeader>,
     vmk: Key32,
     /// Copy-on-write snapshots for online backups (backup.rs); the store above is wrapped.
-    pub(crate) snapshots: Arc<crate::backup::SnapshotGate>,
+    pub(crate) snapshots: Arc<crate::store::snapshot::SnapshotGate>,
     /// The thread pool of batch calls (none by default).
     pub(crate) parallel: crate::parallel::Parallel,
 }
@@ -631,9 +631,9 @@ impl Vault {
         vmk: &Key32,
         header_slot: HeaderSlot,
     ) -> Result<Vault> {
-        let snapshots = Arc::new(crate::backup::SnapshotGate::default());
+        let snapshots = Arc::new(crate::store::snapshot::SnapshotGate::default());
         Ok(Vault {
-            store: crate::backup::SnapshotGate::wrap(&snapshots, store),
+            store: crate::store::snapshot::SnapshotGate::wrap(&snapshots, store),
             path: None,
             _lock: None,
             backend,
@@ -664,7 +664,7 @@ impl Vault {
             None,
             format!("rotate root to a {}", new_root.kind()),
         )?;
-        let mut header = self.header.lock().map_err(|_| poisoned())?;
+        let mut header = self.header.lock().map_err(|_| Error::poisoned())?;
         let params = new_root.new_params()?;
         let root_key = new_root.unlock(&params)?;
         let aad = VaultHeader::vmk_aad(
@@ -794,7 +794,7 @@ impl Vault {
         name: &str,
         change: impl FnOnce(&mut KeyringRecord) -> Result<T>,
     ) -> Result<T> {
-        let _guard = self.keyring_writes.lock().map_err(|_| poisoned())?;
+        let _guard = self.keyring_writes.lock().map_err(|_| Error::poisoned())?;
         let (mut rec, old) = self.read_keyring_record(name)?;
         let out = change(&mut rec)?;
         let sealed = self.seal_keyring(&rec)?;
@@ -822,7 +822,7 @@ impl Vault {
             None,
             "create keyring".into(),
         )?;
-        let _guard = self.keyring_writes.lock().map_err(|_| poisoned())?;
+        let _guard = self.keyring_writes.lock().map_err(|_| Error::poisoned())?;
         let rec = KeyringRecord::new(name)?;
         let sealed = self.seal_keyring(&rec)?;
         if !self
@@ -985,7 +985,7 @@ impl Vault {
 
     /// Whether a keyring may be re-read now for an unknown key version (rate limit).
     fn may_reload_keyring(&self, keyring: &str) -> Result<bool> {
-        let mut last = self.keyring_reloads.lock().map_err(|_| poisoned())?;
+        let mut last = self.keyring_reloads.lock().map_err(|_| Error::poisoned())?;
         let now = std::time::Instant::now();
         let window = std::time::Duration::from_secs(UNKNOWN_VERSION_RELOAD_SECS);
         if last
@@ -1053,7 +1053,7 @@ impl Vault {
 
     /// The current vault header, encoded as in `vault.header`.
     pub(crate) fn header_bytes(&self) -> Result<Vec<u8>> {
-        self.header.lock().map_err(|_| poisoned())?.encode()
+        self.header.lock().map_err(|_| Error::poisoned())?.encode()
     }
 
     /// Decodes an encoded vault header and unwraps its VMK with `root`: (vault id, VMK).
@@ -1116,8 +1116,3 @@ const MAX_RELOAD_ENTRIES: usize = 4096;
 
 /// Prefix of context keys reserved for phivault.
 pub const RESERVED_CONTEXT_PREFIX: &str = "phivault.";
-
-/// The error of a lock poisoned by a panic elsewhere.
-pub(crate) fn poisoned() -> Error {
-    Error::Crypto("a lock was poisoned by a panic in another thread")
-}

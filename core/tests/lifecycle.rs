@@ -333,7 +333,7 @@ fn subject_keys_follow_rotation_and_erasures_are_recorded_without_ids() {
     assert_eq!(v.status().expect("status").forgotten_records, 1);
 }
 
-fn serde_json_like(e: &phivault::lifecycle::ErasureRecord) -> String {
+fn serde_json_like(e: &phivault::erasure::ErasureRecord) -> String {
     format!("{e:?}")
 }
 

@@ -8,7 +8,6 @@ use super::{Field, MacRef, Shape, invalid_token};
 use crate::context::Context;
 use crate::envelope;
 use crate::kdf::{self, Mac, label};
-use crate::records::RECORD_FORMAT;
 use crate::store::Space;
 use crate::vault::Vault;
 use crate::{Error, Result};
@@ -137,9 +136,7 @@ impl Vault {
                     }
                     (None, None) => return Err(Error::Crypto("no key for vaulted token")),
                 };
-                let mut stored = Vec::with_capacity(1 + env.len());
-                stored.push(RECORD_FORMAT);
-                stored.extend_from_slice(&env);
+                let stored = crate::stored::frame(&env);
                 let tkey = self.token_key(field, &token);
                 if self.store.compare_and_swap_unsynced(
                     Space::Token,
@@ -203,12 +200,12 @@ impl Vault {
                 .store
                 .get(Space::Token, &self.token_key(field, token))?
                 .ok_or_else(|| invalid_token(f))?;
-            if stored.first() != Some(&RECORD_FORMAT) {
-                return Err(Error::CorruptMetadata {
+            let env = crate::stored::envelope_of(&stored, "vaulted token").map_err(|_| {
+                Error::CorruptMetadata {
                     what: "vaulted token",
-                });
-            }
-            let env = envelope::Envelope::parse(&stored[1..])?;
+                }
+            })?;
+            let env = envelope::Envelope::parse(env)?;
             let plain = self.open_internal(&env, &token_context(field, token))?;
             String::from_utf8(plain.to_vec())
                 .map(Zeroizing::new)
