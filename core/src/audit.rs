@@ -1,26 +1,29 @@
 //! The tamper-evident audit log: an append-only chain of entries in the store, each carrying
 //! an HMAC-SHA256 over the previous entry's MAC, its sequence number and its contents, plus a
 //! head anchor (last sequence number and MAC) written atomically with every entry. Edits,
-//! deletions, reordering and truncation of the tail are all detected by [`Vault::audit_verify`].
+//! deletions, reordering and truncation of the tail are all detected by [`Vault::audit_verify`](crate::Vault::audit_verify).
 //!
 //! No PHI ever enters the log: record ids and tokens appear only as keyed hashes, values never;
 //! a break-the-glass reason (free text that might name a patient) is stored encrypted and shown
-//! only to auditors through [`Vault::audit_entries`].
+//! only to auditors through [`Vault::audit_entries`](crate::Vault::audit_entries).
 //!
 //! Fail closed: an operation whose audit entry cannot be written is refused.
 //!
 //! # Security notes
 //! The head anchor lives in the same store: someone who can rewrite the store *and* holds no
 //! key cannot forge MACs, but could roll back log and anchor together to an earlier consistent
-//! state. Export [`Vault::audit_head`] to a separate system (a SIEM) regularly and compare.
+//! state. Export [`Vault::audit_head`](crate::Vault::audit_head) to a separate system (a SIEM) regularly and compare.
 
+use crate::backend::{AeadKey, Backend};
 use crate::envelope::{unwrap_with, wrap_with};
 use crate::kdf::Mac;
+use crate::kdf::label;
+use crate::secret::Key32;
 use crate::secret::ct_eq;
-use crate::store::{ScanIter, Space, WriteOp};
-use crate::vault::Vault;
+use crate::store::{ScanIter, Space, Store, WriteOp};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 pub(crate) const HEAD_KEY: &[u8] = b"audit-head";
@@ -123,7 +126,7 @@ pub struct AuditEntry {
     pub target: Target,
     /// The decision.
     pub outcome: Outcome,
-    /// Break-the-glass reason, encrypted (shown decrypted by [`Vault::audit_entries`]).
+    /// Break-the-glass reason, encrypted (shown decrypted by [`Vault::audit_entries`](crate::Vault::audit_entries)).
     #[serde(with = "opt_bytes")]
     pub reason_sealed: Option<Vec<u8>>,
 }
@@ -161,7 +164,7 @@ pub struct AuditView {
     pub reason: Option<String>,
 }
 
-/// The result of [`Vault::audit_verify`].
+/// The result of [`Vault::audit_verify`](crate::Vault::audit_verify).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditReport {
     /// Entries checked.
@@ -209,7 +212,7 @@ struct Inner {
 
 /// In-memory state of the log: the chain head and entries awaiting group commit, guarded so
 /// appends form one chain.
-pub(crate) struct AuditState {
+struct AuditState {
     inner: Mutex<Inner>,
     /// Whether allowed reads (encrypt, decrypt, get, tokenize, detokenize) are logged.
     reads: std::sync::atomic::AtomicBool,
@@ -354,7 +357,60 @@ pub(crate) struct Record<'a> {
     pub reason: Option<&'a str>,
 }
 
-impl Vault {
+/// The principal of the owner's entries (administration, and data calls without a session).
+pub const OWNER: &str = "owner";
+
+/// The audit log of one open vault: its keys (derived from the vault master key), its state,
+/// and the store it writes to. Below policy and sessions: it records what they decided.
+pub(crate) struct AuditLog {
+    store: Arc<dyn Store>,
+    state: AuditState,
+    mac: Mac,
+    seal: Box<dyn AeadKey>,
+}
+
+impl AuditLog {
+    /// The log of the vault whose master key is `vmk`, in `store`.
+    pub(crate) fn new(store: Arc<dyn Store>, vmk: &Key32) -> Result<Self> {
+        Ok(AuditLog {
+            store,
+            state: AuditState::default(),
+            mac: Mac::new(&crate::kdf::expand_key(vmk, &[label::AUDIT_MAC])?),
+            seal: Backend::Ring.aes256gcm(&crate::kdf::expand_key(vmk, &[label::AUDIT_SEAL])?)?,
+        })
+    }
+
+    /// The MAC key of the chain (verify checks entries with it).
+    pub(crate) fn mac(&self) -> &Mac {
+        &self.mac
+    }
+
+    /// Appends an owner's administration entry, written at once (see [`AuditLog::append`]).
+    pub(crate) fn admin(
+        &self,
+        action: Action,
+        name: &str,
+        item: Option<String>,
+        detail: String,
+    ) -> Result<()> {
+        self.append(
+            Record {
+                principal: OWNER,
+                purpose: "administration",
+                action,
+                target: Target {
+                    name: name.to_owned(),
+                    item,
+                    count: 1,
+                    detail: Some(detail),
+                },
+                outcome: Outcome::Allowed,
+                reason: None,
+            },
+            Vec::new(),
+        )
+    }
+
     fn load_head(&self) -> Result<Head> {
         match self.store.get(Space::Meta, HEAD_KEY)? {
             None => Ok(Head {
@@ -370,13 +426,9 @@ impl Vault {
     /// denials wait in memory for a group commit (at most [`MAX_PENDING`] entries or
     /// [`MAX_PENDING_AGE`] of activity, and always before any later write, verification or
     /// close). Fails closed: on any error the entry is withdrawn and the caller must refuse.
-    pub(crate) fn audit_append(&self, rec: Record<'_>, extra: Vec<WriteOp>) -> Result<()> {
+    pub(crate) fn append(&self, rec: Record<'_>, extra: Vec<WriteOp>) -> Result<()> {
         let reason_sealed = match rec.reason {
-            Some(r) => Some(wrap_with(
-                self.keys.audit_seal.as_ref(),
-                REASON_AAD,
-                r.as_bytes(),
-            )?),
+            Some(r) => Some(wrap_with(self.seal.as_ref(), REASON_AAD, r.as_bytes())?),
             None => None,
         };
         // Break-the-glass accesses are written and synced before any data is returned,
@@ -396,7 +448,7 @@ impl Vault {
             );
         if !urgent
             && rec.outcome != Outcome::Denied
-            && !self.audit.reads.load(std::sync::atomic::Ordering::Relaxed)
+            && !self.state.reads.load(std::sync::atomic::Ordering::Relaxed)
         {
             return Ok(());
         }
@@ -411,7 +463,7 @@ impl Vault {
             reason_sealed,
         };
         let mut inner = self
-            .audit
+            .state
             .inner
             .lock()
             .map_err(|_| Error::AuditUnavailable)?;
@@ -423,7 +475,7 @@ impl Vault {
                 h
             }
         };
-        let (pending, head) = chain(&self.keys.audit_mac, &prev, entry)?;
+        let (pending, head) = chain(&self.mac, &prev, entry)?;
         inner.pending.push(pending);
         inner.chain = Some(head);
         if inner.oldest.is_none() {
@@ -478,7 +530,7 @@ impl Vault {
                 let mut prev = stored;
                 let old = std::mem::take(&mut inner.pending);
                 for p in old {
-                    let (np, h) = chain(&self.keys.audit_mac, &prev, p.entry)?;
+                    let (np, h) = chain(&self.mac, &prev, p.entry)?;
                     inner.pending.push(np);
                     prev = h;
                 }
@@ -526,28 +578,19 @@ impl Vault {
         Err(Error::AuditUnavailable)
     }
 
-    /// Turns the logging of *allowed reads* (encrypt, decrypt, get, tokenize, detokenize) on
-    /// (the default) or off. Writes, administration and every denial are always logged, and
-    /// the change itself is. Off is for bulk pipelines that audit at the batch level elsewhere
-    /// and for measuring the audit's cost; HIPAA's audit controls expect reads to be logged.
-    pub fn set_read_auditing(&self, on: bool) -> Result<()> {
-        self.audit_admin(
-            Action::Admin,
-            "audit",
-            None,
-            format!("read auditing {}", if on { "on" } else { "off" }),
-        )?;
-        self.audit
+    /// Turns the logging of allowed reads on or off (the vault's `set_read_auditing` logs the
+    /// change first).
+    pub(crate) fn set_reads(&self, on: bool) {
+        self.state
             .reads
             .store(on, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
     }
 
     /// Writes the audit entries waiting for group commit (the vault does this on close, before
     /// every write and verification, and on its own every [`MAX_PENDING`] entries).
-    pub fn audit_flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         let mut inner = self
-            .audit
+            .state
             .inner
             .lock()
             .map_err(|_| Error::AuditUnavailable)?;
@@ -556,8 +599,8 @@ impl Vault {
 
     /// Checks the whole chain: sequence numbers from 1 without gaps, every MAC, and the head
     /// anchor. Reports the first bad entry.
-    pub fn audit_verify(&self) -> Result<AuditReport> {
-        self.audit_flush()?;
+    pub(crate) fn verify(&self) -> Result<AuditReport> {
+        self.flush()?;
         let head = self.load_head()?;
         let mut prev = [0u8; 32];
         let mut report = AuditReport {
@@ -598,10 +641,7 @@ impl Vault {
                     return Ok(report);
                 };
                 if entry.seq != expected
-                    || !ct_eq(
-                        &entry_mac(&self.keys.audit_mac, &prev, expected, body),
-                        &mac,
-                    )
+                    || !ct_eq(&entry_mac(&self.mac, &prev, expected, body), &mac)
                 {
                     fail(
                         &mut report,
@@ -634,8 +674,8 @@ impl Vault {
     }
 
     /// The MAC (hex) of entry `seq`, to compare with an anchor recorded outside the vault.
-    pub fn audit_mac_at(&self, seq: u64) -> Result<Option<String>> {
-        self.audit_flush()?;
+    pub(crate) fn mac_at(&self, seq: u64) -> Result<Option<String>> {
+        self.flush()?;
         for item in ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new()) {
             let (_, value) = item?;
             for raw in split_value(&value)? {
@@ -649,21 +689,21 @@ impl Vault {
     }
 
     /// The head anchor (sequence number, MAC hex) to record outside the vault.
-    pub fn audit_head(&self) -> Result<(u64, String)> {
-        self.audit_flush()?;
+    pub(crate) fn head(&self) -> Result<(u64, String)> {
+        self.flush()?;
         let h = self.load_head()?;
         Ok((h.seq, hex::encode(h.mac)))
     }
 
     /// Entries with `time_ms >= since_ms`, optionally of one principal, oldest first. Reasons
     /// of break-the-glass entries are decrypted only when `include_reasons` is set.
-    pub fn audit_entries(
+    pub(crate) fn entries(
         &self,
         since_ms: u64,
         principal: Option<&str>,
         include_reasons: bool,
     ) -> Result<Vec<AuditView>> {
-        self.audit_flush()?;
+        self.flush()?;
         let mut out = Vec::new();
         let mut all = Vec::new();
         for item in ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new()) {
@@ -679,7 +719,7 @@ impl Vault {
             let reason = match (&e.reason_sealed, include_reasons) {
                 (Some(sealed), true) => Some(
                     String::from_utf8(
-                        unwrap_with(self.keys.audit_seal.as_ref(), REASON_AAD, sealed)?
+                        unwrap_with(self.seal.as_ref(), REASON_AAD, sealed)?
                             .expose()
                             .to_vec(),
                     )

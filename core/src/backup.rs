@@ -53,10 +53,11 @@ use crate::backend::{AeadKey, Backend};
 use crate::envelope::{unwrap_with, wrap_with};
 use crate::erasure::ErasureRecord;
 use crate::kdf;
+use crate::keys::header::HEADER_FILE;
 use crate::root::RootKeySource;
 use crate::secret::Key32;
 use crate::store::{Durability, SledStore, Space, Store, WriteOp};
-use crate::vault::{HEADER_FILE, STORE_DIR, Vault};
+use crate::vault::{STORE_DIR, Vault};
 use crate::{Error, Result};
 use ring::{digest, hmac};
 use serde::Serialize;
@@ -284,7 +285,8 @@ impl Vault {
     /// Audited before it starts.
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         let dest = dest.as_ref();
-        self.audit_admin(crate::audit::Action::Admin, "vault", None, "backup".into())?;
+        self.audit
+            .admin(crate::audit::Action::Admin, "vault", None, "backup".into())?;
         let tmp = temp_beside(dest, "tmp")?;
         let result = self.backup_to(&tmp);
         match result {
@@ -304,7 +306,7 @@ impl Vault {
     fn backup_to(&self, tmp: &Path) -> Result<BackupReport> {
         let mut salt = [0u8; SALT_LEN];
         crate::random::fill_random(&mut salt)?;
-        let keys = self.with_vmk(|vmk| BackupKeys::derive(vmk, &salt))?;
+        let keys = self.keys.with_vmk(|vmk| BackupKeys::derive(vmk, &salt))?;
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -316,7 +318,7 @@ impl Vault {
         let mut snap = self.snapshots.begin(self.store.as_ref())?;
         // Taken under the snapshot: the header current at the snapshot instant (a concurrent
         // root rotation is either before or after it).
-        let header = self.header_bytes()?;
+        let header = self.keys.header_bytes()?;
         let header_len = u32::try_from(header.len())
             .ok()
             .filter(|l| (*l as usize) <= MAX_HEADER)
@@ -329,7 +331,7 @@ impl Vault {
                 bytes: 0,
             },
             keys: &keys,
-            vault_id: *self.vault_id(),
+            vault_id: *self.keys.vault_id(),
             salt,
             buf: Zeroizing::new(Vec::with_capacity(CHUNK_TARGET + 4096)),
             chunks: 0,
@@ -338,7 +340,7 @@ impl Vault {
         };
         let mut pre = MAGIC.to_vec();
         pre.extend_from_slice(&BACKUP_FORMAT.to_be_bytes());
-        pre.extend_from_slice(self.vault_id());
+        pre.extend_from_slice(self.keys.vault_id());
         pre.extend_from_slice(&crate::keyring::now_unix().to_be_bytes());
         pre.extend_from_slice(&salt);
         pre.extend_from_slice(&header_len.to_be_bytes());
@@ -801,12 +803,12 @@ fn restore_into(
     }
     store.flush()?;
     drop(store);
-    crate::vault::write_file_atomic(&tmp.join(HEADER_FILE), &header)?;
+    crate::outfile::write_file_atomic(&tmp.join(HEADER_FILE), &header)?;
 
     // Open it as a vault: proves the keyrings unseal, and records the restore in its log.
     let vault = Vault::open(tmp, root)?;
     vault.keyrings()?;
-    vault.audit_admin(
+    vault.audit.admin(
         crate::audit::Action::Admin,
         "vault",
         None,

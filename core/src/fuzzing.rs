@@ -1065,6 +1065,7 @@ fn field_definition(plain: &[u8]) {
     let fx = fixture();
     let sealed = fx
         .vault
+        .keys
         .seal_meta(&[b"field".as_slice(), b"fz".as_slice()], plain)
         .expect("seal field");
     let Ok(v) = fx.open_changed(Space::Field, b"fz", Some(sealed)) else {

@@ -227,7 +227,7 @@ impl Vault {
     /// [`Vault::verify`], calling `progress` with the number of entries read so far (every
     /// 4096 entries and at the end).
     pub fn verify_with_progress(&self, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             "vault",
             None,
@@ -305,12 +305,12 @@ impl Vault {
         }
         let mac = &self.keys.anchor;
         report.store_commit =
-            crate::anchor::store_counter(self.store.as_ref(), mac, self.vault_id())
+            crate::anchor::store_counter(self.store.as_ref(), mac, self.keys.vault_id())
                 .ok()
                 .flatten();
         if let Some(dir) = self.path() {
             report.anchor_commit =
-                crate::anchor::file_counter(dir, mac, self.vault_id()).unwrap_or(None);
+                crate::anchor::file_counter(dir, mac, self.keys.vault_id()).unwrap_or(None);
         }
         Ok(report)
     }
@@ -320,14 +320,14 @@ impl Vault {
         match space {
             Space::Meta => self.check_meta(key, value),
             Space::Keyring => match std::str::from_utf8(key) {
-                Ok(name) if self.unseal_keyring(name, value).is_ok() => Check::Ok,
+                Ok(name) if self.keys.unseal_keyring(name, value).is_ok() => Check::Ok,
                 _ => Check::Bad("keyring does not authenticate"),
             },
             Space::Field => match std::str::from_utf8(key) {
-                Ok(name) if self.unseal_field(name, value).is_ok() => Check::Ok,
+                Ok(name) if self.tokens.unseal_field(name, value).is_ok() => Check::Ok,
                 _ => Check::Bad("field definition does not authenticate"),
             },
-            Space::Subject => match self.subject_key_by_id(key) {
+            Space::Subject => match self.keys.subject_key_by_id(key) {
                 Ok(_) => Check::Ok,
                 Err(e) if by_design(&e) => Check::Unreadable,
                 Err(Error::UnknownKeyring { .. } | Error::UnknownKeyVersion { .. }) => {
@@ -352,7 +352,7 @@ impl Vault {
                     return Check::Bad("audit entries missing or out of order before this one");
                 }
                 if crate::audit::check_value(
-                    &self.keys.audit_mac,
+                    self.audit.mac(),
                     &mut c.audit_prev,
                     &mut c.audit_next,
                     value,
@@ -368,7 +368,7 @@ impl Vault {
 
     fn check_meta(&self, key: &[u8], value: &[u8]) -> Check {
         if key == crate::anchor::ANCHOR_KEY {
-            return match crate::anchor::parse(&self.keys.anchor, self.vault_id(), value) {
+            return match crate::anchor::parse(&self.keys.anchor, self.keys.vault_id(), value) {
                 Some(_) => Check::Ok,
                 None => Check::Bad("commit anchor entry does not authenticate"),
             };
@@ -380,7 +380,7 @@ impl Vault {
             };
         }
         if key == crate::policy::POLICY_KEY {
-            return match self.unseal_meta(&[b"policy"], value) {
+            return match self.keys.unseal_meta(&[b"policy"], value) {
                 Ok(_) => Check::Ok,
                 Err(_) => Check::Bad("policy does not authenticate"),
             };
@@ -388,7 +388,7 @@ impl Vault {
         if key == b"header" {
             // The header of a store-held vault: it unlocked this vault, so it must name it.
             return match Vault::header_vault_id(value) {
-                Ok(id) if &id == self.vault_id() => Check::Ok,
+                Ok(id) if &id == self.keys.vault_id() => Check::Ok,
                 _ => Check::Bad("vault header does not decode or names another vault"),
             };
         }
@@ -409,8 +409,9 @@ impl Vault {
             return Check::Bad("envelope does not parse");
         };
         let kek = match env.subject_key_id() {
-            Some(id) => self.subject_key_for_envelope(id, env.keyring()),
+            Some(id) => self.keys.subject_key_for_envelope(id, env.keyring()),
             None => self
+                .keys
                 .keyring(env.keyring())
                 .and_then(|k| k.decrypting_kek(env.key_version())),
         };
@@ -435,7 +436,7 @@ impl Vault {
             return Check::Bad("token index entry is not a token");
         };
         for f in &c.fields {
-            let tkey = self.token_key(&f.name, token);
+            let tkey = self.tokens.token_key(&f.name, token);
             let Ok(Some(stored)) = self.store.get(Space::Token, &tkey) else {
                 continue;
             };
@@ -444,7 +445,7 @@ impl Vault {
                 return Check::Bad("the token entry of this index entry is damaged");
             };
             let ctx = crate::tokens::vaulted::token_context(&f.name, token);
-            let plain = match Envelope::parse(env).and_then(|env| self.open_internal(&env, &ctx)) {
+            let plain = match Envelope::parse(env).and_then(|env| self.keys.open(&env, &ctx)) {
                 Ok(p) => p,
                 Err(e) if by_design(&e) => return Check::Unreadable,
                 Err(_) => {
@@ -454,7 +455,7 @@ impl Vault {
             let index = match Envelope::parse(&stored[1..])
                 .map(|e| e.subject_key_id().map(<[u8]>::to_vec))
             {
-                Ok(Some(id)) => match self.subject_key_by_id(&id) {
+                Ok(Some(id)) => match self.keys.subject_key_by_id(&id) {
                     Ok(sk) => kdf::expand_key(sk.key(), &[label::SUBJECT_TOKEN_INDEX])
                         .map(|k| Mac::new(&k)),
                     Err(e) if by_design(&e) => return Check::Unreadable,
@@ -490,7 +491,7 @@ impl Vault {
                 continue;
             };
             for f in &c.fields {
-                let tkey = self.token_key(&f.name, token);
+                let tkey = self.tokens.token_key(&f.name, token);
                 if self.store.get(Space::Token, &tkey)?.is_some() {
                     named.insert(tkey.to_vec());
                     break;
@@ -597,7 +598,7 @@ pub fn salvage(
     root: &dyn RootKeySource,
 ) -> Result<SalvageReport> {
     let (from, to) = (from.as_ref(), to.as_ref());
-    let header_path = from.join(crate::vault::HEADER_FILE);
+    let header_path = from.join(crate::keys::header::HEADER_FILE);
     if !header_path.is_file() {
         return Err(Error::VaultNotFound {
             path: from.to_path_buf(),
@@ -661,7 +662,7 @@ fn salvage_into(
     // Step over damaged log messages so that the recovery below reads what follows them.
     let log = crate::store::sled_repair::repair_log(&src_copy, how)
         .map_err(|e| Error::io(format!("reading the copy of {}", from.display()), e))?;
-    let mac = crate::vault::anchor_mac(vmk)?;
+    let mac = crate::keys::anchor_mac(vmk)?;
     let anchor_commit = crate::anchor::file_counter(from, &mac, vault_id).unwrap_or(None);
     let src = Vault::over_store(
         Box::new(SledStore::open(
@@ -756,9 +757,9 @@ fn salvage_into(
     drop(dest);
     drop(src);
     report.problems = vr.problems;
-    crate::vault::write_file_atomic(&new_dir.join(crate::vault::HEADER_FILE), header)?;
+    crate::outfile::write_file_atomic(&new_dir.join(crate::keys::header::HEADER_FILE), header)?;
     let vault = Vault::open(&new_dir, root)?;
-    vault.audit_admin(
+    vault.audit.admin(
         crate::audit::Action::Admin,
         "vault",
         None,

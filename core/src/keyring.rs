@@ -18,6 +18,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// The keyring every new vault has and that calls use when they name none.
 pub const DEFAULT_KEYRING: &str = "default";
+/// The keyring token fields use unless they name another: created with every vault (and on
+/// first use in older ones).
+pub const TOKENS_KEYRING: &str = "tokens";
 
 /// Life-cycle state of a key version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -23,6 +23,8 @@
 //! - [`stream`]: segmented streaming encryption of large files, with random access.
 //! - [`context`]: the [`Context`] bound to every ciphertext.
 //! - [`keyring`]: versioned key-encryption keys and their states.
+//! - `keys`: the key hierarchy of an open vault — header and master key, derived keys,
+//!   keyrings and their cache, subject keys (crypto-shredding).
 //! - [`lifecycle`]: rotation policy, rewrap, retirement, destruction, re-encryption.
 //! - [`erasure`]: the erasure records `forget_subject` leaves (the ledger a restore re-applies).
 //! - [`integrity`]: `verify` (every entry authenticated, cross-references checked) and
@@ -66,6 +68,7 @@ pub mod fuzzing;
 pub mod integrity;
 mod kdf;
 pub mod keyring;
+mod keys;
 pub mod lifecycle;
 pub mod migrate;
 pub mod outfile;
@@ -83,7 +86,6 @@ pub mod status;
 pub mod store;
 mod stored;
 pub mod stream;
-mod subjects;
 pub mod tokens;
 pub mod vault;
 

@@ -125,7 +125,7 @@ impl Vault {
     /// Rotates `keyring` only if its active version is older than `max_age` (for a daily cron
     /// job). Returns the new version, or `None` when the active one is young enough.
     pub fn rotate_if_older_than(&self, keyring: &str, max_age: Duration) -> Result<Option<u32>> {
-        let kr = self.keyring(keyring)?;
+        let kr = self.keys.keyring(keyring)?;
         let created = kr.versions.get(&kr.active).map_or(0, |v| v.created_unix);
         if now_unix().saturating_sub(created) < max_age.as_secs() {
             return Ok(None);
@@ -151,13 +151,13 @@ impl Vault {
                 field,
             });
         }
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             keyring,
             None,
             format!("minimum decryption version {min}"),
         )?;
-        self.update_keyring(keyring, |rec| {
+        self.keys.update_keyring(keyring, |rec| {
             if min == 0 || min > rec.active {
                 return Err(Error::invalid(
                     "minimum decryption version",
@@ -191,7 +191,7 @@ impl Vault {
         let mut subjects: HashMap<Vec<u8>, (String, u32)> = HashMap::new();
         for entry in ScanIter::new(self.store.as_ref(), Space::Subject, Vec::new()) {
             let (id, value) = entry?;
-            let (keyring, version) = self.subject_key_location(&value)?;
+            let (keyring, version) = self.keys.subject_key_location(&value)?;
             usage
                 .by_version
                 .entry((keyring.clone(), version))
@@ -242,7 +242,7 @@ impl Vault {
         version: u32,
         force: bool,
     ) -> Result<VersionUsage> {
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             keyring,
             None,
@@ -251,7 +251,7 @@ impl Vault {
                 if force { " (forced)" } else { "" }
             ),
         )?;
-        let kr = self.keyring(keyring)?;
+        let kr = self.keys.keyring(keyring)?;
         if !kr.versions.contains_key(&version) {
             return Err(Error::UnknownKeyVersion {
                 keyring: keyring.to_owned(),
@@ -285,7 +285,7 @@ impl Vault {
                 subject_keys: deps.subject_keys,
             });
         }
-        self.update_keyring(keyring, |rec| {
+        self.keys.update_keyring(keyring, |rec| {
             for v in rec.versions.iter_mut().filter(|v| v.version == version) {
                 if let Some(k) = v.key.as_mut() {
                     zeroize::Zeroize::zeroize(k);
@@ -307,14 +307,14 @@ impl Vault {
         opts: &RewrapOptions,
         progress: &mut dyn FnMut(&RewrapProgress),
     ) -> Result<RewrapReport> {
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             opts.keyring.as_deref().unwrap_or("*"),
             None,
             "rewrap".into(),
         )?;
         if let Some(k) = &opts.keyring {
-            self.keyring(k)?;
+            self.keys.keyring(k)?;
         }
         let batch = opts.batch.clamp(1, 100_000);
         let mut report = RewrapReport::default();
@@ -404,7 +404,7 @@ impl Vault {
                 }
             }
         }
-        report.subject_keys_rewrapped = self.rewrap_subject_keys(opts.keyring.as_deref())?;
+        report.subject_keys_rewrapped = self.keys.rewrap_subject_keys(opts.keyring.as_deref())?;
         self.store.write(vec![WriteOp::Delete {
             space: Space::Meta,
             key: CHECKPOINT_KEY.to_vec(),
@@ -420,7 +420,7 @@ impl Vault {
         if only.is_some_and(|k| k != env.keyring()) {
             return Ok(Step::Filtered);
         }
-        let kr = self.keyring(env.keyring())?;
+        let kr = self.keys.keyring(env.keyring())?;
         if env.key_version() == kr.active {
             return Ok(Step::UpToDate);
         }
@@ -436,7 +436,7 @@ impl Vault {
     /// rewrapped inside the vault), come back as they are. Deterministic envelopes need their
     /// context: use [`Vault::reencrypt`].
     pub fn rewrap_envelope(&self, data: &[u8]) -> Result<Vec<u8>> {
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             "*",
             None,
@@ -455,7 +455,7 @@ impl Vault {
         if env.subject_key_id().is_some() {
             return Ok(data.to_vec());
         }
-        let kr = self.keyring(env.keyring())?;
+        let kr = self.keys.keyring(env.keyring())?;
         if env.key_version() == kr.active {
             return Ok(data.to_vec());
         }
@@ -477,7 +477,8 @@ impl Vault {
     pub fn rewrap_envelopes<T: AsRef<[u8]> + Sync>(&self, envelopes: &[T]) -> Vec<Result<Vec<u8>>> {
         let detail = format!("rewrap {} envelopes", envelopes.len());
         if self
-            .audit_admin(crate::audit::Action::Admin, "*", None, detail)
+            .audit
+            .admin(crate::audit::Action::Admin, "*", None, detail)
             .is_err()
         {
             return envelopes
@@ -501,7 +502,7 @@ impl Vault {
     /// with a fresh data key (and payload nonce) under the active version of the same keyring,
     /// keeping the subject tie and the form (binary or text).
     pub fn reencrypt(&self, data: &[u8], ctx: &Context) -> Result<Vec<u8>> {
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             "*",
             None,
@@ -529,11 +530,11 @@ impl Vault {
         ctx: &Context,
     ) -> Result<Vec<u8>> {
         if let Some(id) = env.subject_key_id() {
-            let key = self.subject_key_for_envelope(id, env.keyring())?;
+            let key = self.keys.subject_key_for_envelope(id, env.keyring())?;
             let id: [u8; envelope::SUBJECT_ID_LEN] =
                 id.try_into().map_err(|_| Error::AuthenticationFailed)?;
             return envelope::seal_for_subject(
-                self.backend,
+                self.keys.backend,
                 env.keyring(),
                 &id,
                 domain,
@@ -544,8 +545,8 @@ impl Vault {
         }
         match domain {
             envelope::Domain::Internal => {
-                let kek = self.keyring(env.keyring())?.active_kek()?;
-                envelope::seal_internal(self.backend, env.keyring(), &kek, plaintext, ctx)
+                let kek = self.keys.keyring(env.keyring())?.active_kek()?;
+                envelope::seal_internal(self.keys.backend, env.keyring(), &kek, plaintext, ctx)
             }
             _ => {
                 let mut opts = crate::EncryptOptions::new().keyring(env.keyring());
@@ -559,7 +560,7 @@ impl Vault {
 
     /// Re-encrypts one stored record with a fresh data key. Returns whether it existed.
     pub fn reencrypt_record(&self, collection: &str, id: &str) -> Result<bool> {
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             collection,
             Some(self.record_audit_id(collection, id)),
@@ -571,7 +572,7 @@ impl Vault {
         };
         let ctx = crate::records::record_context(collection, id);
         let old = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
-        let plaintext = self.open_internal(&old, &ctx)?;
+        let plaintext = self.keys.open(&old, &ctx)?;
         // A record written before domains existed moves into the vault's own domain.
         let env = self.reencrypt_parsed(&old, envelope::Domain::Internal, &plaintext, &ctx)?;
         let new = crate::stored::frame(&env);

@@ -60,7 +60,7 @@ impl Vault {
                 });
             }
         }
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             "vault",
             None,

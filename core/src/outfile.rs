@@ -130,6 +130,12 @@ fn parent(p: &Path) -> &Path {
     }
 }
 
+/// [`write_atomic`] with the error of the vault: the action names the file.
+pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+    write_atomic(path, bytes)
+        .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

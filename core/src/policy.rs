@@ -25,17 +25,19 @@
 //! roles = ["clinician"]
 //! ```
 
-use crate::audit::{Action, Outcome};
-use crate::store::{Space, WriteOp};
+use crate::audit::{Action, AuditLog, Outcome};
+use crate::cache::SharedCache;
+use crate::keys::Keys;
+use crate::store::{Space, Store, WriteOp};
 use crate::tokens::View;
-use crate::vault::Vault;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// The built-in principal with every right: the holder of the root key.
-pub const OWNER: &str = "owner";
+/// The built-in principal with every right: the holder of the root key (the name its audit
+/// entries carry).
+pub use crate::audit::OWNER;
 pub(crate) const POLICY_KEY: &[u8] = b"policy";
 /// Detail of the audit entry of a caller that is not the owner but uses its name.
 pub const IMPERSONATION: &str = "caller named 'owner' is not the vault owner";
@@ -287,22 +289,42 @@ impl Policy {
     }
 }
 
-impl Vault {
+/// The one decision point of a vault: the stored policy (cached), the decision, and its audit
+/// entry.
+pub(crate) struct Guard {
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
+    audit: Arc<AuditLog>,
+    /// The policy, under the name `""`; re-read after [`crate::cache::CACHE_TTL_SECS`].
+    cache: SharedCache<Arc<Policy>>,
+}
+
+impl Guard {
+    /// The guard of the vault with these keys and this log, over `store`.
+    pub(crate) fn new(store: Arc<dyn Store>, keys: Arc<Keys>, audit: Arc<AuditLog>) -> Self {
+        Guard {
+            store,
+            keys,
+            audit,
+            cache: SharedCache::new(),
+        }
+    }
+
     /// The stored policy (empty — only the owner may act — if none was set).
-    pub fn policy(&self) -> Result<Policy> {
+    pub(crate) fn policy(&self) -> Result<Policy> {
         Ok(Policy::clone(&*self.current_policy()?))
     }
 
     /// The policy from the cache, or read from the store (another process may change it: the
-    /// cache is re-read after [`crate::vault::CACHE_TTL_SECS`]).
+    /// cache is re-read after [`crate::cache::CACHE_TTL_SECS`]).
     fn current_policy(&self) -> Result<Arc<Policy>> {
-        if let Some(p) = self.policy_cache.get("")? {
+        if let Some(p) = self.cache.get("")? {
             return Ok(p);
         }
         let policy = Arc::new(match self.store.get(Space::Meta, POLICY_KEY)? {
             None => Policy::default(),
             Some(sealed) => {
-                let plain = self.unseal_meta(&[b"policy"], &sealed).map_err(|_| {
+                let plain = self.keys.unseal_meta(&[b"policy"], &sealed).map_err(|_| {
                     Error::CorruptMetadata {
                         what: "policy (authentication failed)",
                     }
@@ -310,23 +332,23 @@ impl Vault {
                 crate::codec::decode_exact(plain.expose(), "policy")?
             }
         });
-        self.policy_cache.insert("", policy.clone())?;
+        self.cache.insert("", policy.clone())?;
         Ok(policy)
     }
 
     /// Replaces the policy (owner only), atomically with its audit entry.
-    pub fn set_policy(&self, policy: &Policy) -> Result<()> {
+    pub(crate) fn set_policy(&self, policy: &Policy) -> Result<()> {
         policy.validate()?;
         let bytes = Zeroizing::new(
             postcard::to_allocvec(policy).map_err(|_| Error::Crypto("policy encoding"))?,
         );
-        let sealed = self.seal_meta(&[b"policy"], &bytes)?;
+        let sealed = self.keys.seal_meta(&[b"policy"], &bytes)?;
         let put = WriteOp::Put {
             space: Space::Meta,
             key: POLICY_KEY.to_vec(),
             value: sealed,
         };
-        self.audit_append(
+        self.audit.append(
             crate::audit::Record {
                 principal: OWNER,
                 purpose: "administration",
@@ -347,7 +369,7 @@ impl Vault {
             vec![put],
         )?;
         self.store.sync()?;
-        self.policy_cache.insert("", Arc::new(policy.clone()))?;
+        self.cache.insert("", Arc::new(policy.clone()))?;
         Ok(())
     }
 
@@ -373,7 +395,7 @@ impl Vault {
         } else {
             policy.decide(caller, action, resource)
         };
-        self.audit_append(
+        self.audit.append(
             crate::audit::Record {
                 principal: &caller.principal,
                 purpose: &caller.purpose,
@@ -408,7 +430,7 @@ impl Vault {
         err: Error,
     ) -> Error {
         target.detail = Some(why.to_owned());
-        let logged = self.audit_append(
+        let logged = self.audit.append(
             crate::audit::Record {
                 principal: &caller.principal,
                 purpose: &caller.purpose,

@@ -147,8 +147,8 @@ impl Vault {
                 &EncryptOptions::new().keyring(keyring),
             )?,
             None => {
-                let kek = self.keyring(keyring)?.active_kek()?;
-                envelope::seal_internal(self.backend, keyring, &kek, plaintext, &ctx)?
+                let kek = self.keys.keyring(keyring)?.active_kek()?;
+                envelope::seal_internal(self.keys.backend, keyring, &kek, plaintext, &ctx)?
             }
         };
         Ok((self.record_key(collection, id), crate::stored::frame(&env)))
@@ -205,7 +205,8 @@ impl Vault {
             return Ok(None);
         };
         let env = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
-        self.open_internal(&env, &record_context(collection, id))
+        self.keys
+            .open(&env, &record_context(collection, id))
             .map(Some)
     }
 

@@ -285,7 +285,7 @@ impl Vault {
                 "must be at least 2 and at most the number of shares",
             ));
         }
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             "root",
             None,
@@ -294,7 +294,7 @@ impl Vault {
         let mut split_id = [0u8; 8];
         crate::random::fill_random(&mut split_id)?;
         let mut rng = RingRng { failed: false };
-        let raw = self.with_vmk(|vmk| {
+        let raw = self.keys.with_vmk(|vmk| {
             vsss_rs::Gf256::split_array(
                 usize::from(threshold),
                 usize::from(shares),
@@ -313,7 +313,7 @@ impl Vault {
                     return Err(Error::Crypto("secret sharing split"));
                 }
                 Ok(RecoveryShare {
-                    vault_id: *self.vault_id(),
+                    vault_id: *self.keys.vault_id(),
                     split_id,
                     index: data[0],
                     count: shares,
@@ -400,7 +400,7 @@ pub fn recovery_unlock(
     new_root: &dyn RootKeySource,
 ) -> Result<()> {
     let dir = dir.as_ref();
-    let header_path = dir.join(crate::vault::HEADER_FILE);
+    let header_path = dir.join(crate::keys::header::HEADER_FILE);
     let header = std::fs::read(&header_path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::VaultNotFound {
@@ -442,7 +442,7 @@ pub fn recovery_unlock(
         // does not authenticate. Tell forged shares from a damaged anchor by the keyrings,
         // read from the store without the anchor check.
         Err(e @ Error::StoreCorrupted { .. }) => {
-            let header = std::fs::read(dir.join(crate::vault::HEADER_FILE))
+            let header = std::fs::read(dir.join(crate::keys::header::HEADER_FILE))
                 .map_err(|io| Error::io("reading the vault header", io))?;
             let store = crate::store::SledStore::open(
                 &dir.join(crate::vault::STORE_DIR),
@@ -468,7 +468,7 @@ pub fn recovery_unlock(
     let mut used: Vec<u8> = seen.into_iter().collect();
     used.sort_unstable();
     let used: Vec<String> = used.iter().map(u8::to_string).collect();
-    vault.audit_admin(
+    vault.audit.admin(
         crate::audit::Action::Admin,
         "root",
         None,

@@ -69,6 +69,7 @@ impl<'v> Session<'v> {
 
     pub(crate) fn allow(&self, action: Action, resource: Resource<'_>, t: Target) -> Result<()> {
         self.vault
+            .guard
             .authorize(&self.caller, action, resource, t)
             .map(|_| ())
     }
@@ -82,7 +83,7 @@ impl<'v> Session<'v> {
     /// the envelope API never makes or opens what the record and token paths bind.
     fn check_context(&self, action: Action, ctx: &Context, t: &Target) -> Result<()> {
         crate::vault::check_caller_context(ctx).map_err(|e| {
-            self.vault.refuse(
+            self.vault.guard.refuse(
                 &self.caller,
                 action,
                 t.clone(),
@@ -286,7 +287,8 @@ impl<'v> Session<'v> {
             target(field, None, 1),
         )?;
         self.vault
-            .tokenize_inner(field, &[value], None)
+            .tokens
+            .tokenize_inner(&self.vault.parallel, field, &[value], None)
             .map(|mut v| v.remove(0))
     }
 
@@ -298,7 +300,8 @@ impl<'v> Session<'v> {
             target(field, None, 1),
         )?;
         self.vault
-            .tokenize_inner(field, &[value], Some(subject))
+            .tokens
+            .tokenize_inner(&self.vault.parallel, field, &[value], Some(subject))
             .map(|mut v| v.remove(0))
     }
 
@@ -310,19 +313,22 @@ impl<'v> Session<'v> {
             target(field, None, values.len()),
         )?;
         let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
-        self.vault.tokenize_inner(field, &refs, None)
+        self.vault
+            .tokens
+            .tokenize_inner(&self.vault.parallel, field, &refs, None)
     }
 
     /// [`Vault::detokenize`] as this caller: the view must be granted.
     pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
-        let item = Some(self.vault.token_audit_id(field, token));
+        let item = Some(self.vault.tokens.token_audit_id(field, token));
         self.allow(
             detok_action(view),
             Resource::Field(field),
             target(field, item, 1),
         )?;
         self.vault
-            .detokenize_inner(field, &[token], view, None)
+            .tokens
+            .detokenize_inner(&self.vault.parallel, field, &[token], view, None)
             .map(|mut v| v.remove(0))
     }
 
@@ -334,14 +340,15 @@ impl<'v> Session<'v> {
         subject: &str,
         view: View,
     ) -> Result<Zeroizing<String>> {
-        let item = Some(self.vault.token_audit_id(field, token));
+        let item = Some(self.vault.tokens.token_audit_id(field, token));
         self.allow(
             detok_action(view),
             Resource::Field(field),
             target(field, item, 1),
         )?;
         self.vault
-            .detokenize_inner(field, &[token], view, Some(subject))
+            .tokens
+            .detokenize_inner(&self.vault.parallel, field, &[token], view, Some(subject))
             .map(|mut v| v.remove(0))
     }
 
@@ -358,7 +365,9 @@ impl<'v> Session<'v> {
             target(field, None, tokens.len()),
         )?;
         let refs: Vec<&str> = tokens.iter().map(AsRef::as_ref).collect();
-        self.vault.detokenize_inner(field, &refs, view, None)
+        self.vault
+            .tokens
+            .detokenize_inner(&self.vault.parallel, field, &refs, view, None)
     }
 }
 
@@ -538,32 +547,5 @@ impl Vault {
         view: View,
     ) -> Result<Vec<Zeroizing<String>>> {
         self.owner().detokenize_many(field, tokens, view)
-    }
-
-    /// Writes an audit entry for an administrative operation by the owner (fail closed).
-    pub(crate) fn audit_admin(
-        &self,
-        action: Action,
-        name: &str,
-        item: Option<String>,
-        detail: String,
-    ) -> Result<()> {
-        self.audit_append(
-            crate::audit::Record {
-                principal: crate::policy::OWNER,
-                purpose: "administration",
-                action,
-                target: Target {
-                    name: name.to_owned(),
-                    item,
-                    count: 1,
-                    detail: Some(detail),
-                },
-                outcome: crate::audit::Outcome::Allowed,
-                reason: None,
-            },
-            Vec::new(),
-        )
-        .map(|_| ())
     }
 }

@@ -476,10 +476,10 @@ impl Vault {
     ) -> Result<(Option<[u8; SUBJECT_ID_LEN]>, Arc<Kek>)> {
         match &opts.subject {
             Some(s) => {
-                let (id, key) = self.subject_key_for_write(s, &opts.keyring)?;
+                let (id, key) = self.keys.subject_key_for_write(s, &opts.keyring)?;
                 Ok((Some(id), key))
             }
-            None => Ok((None, self.keyring(&opts.keyring)?.active_kek()?)),
+            None => Ok((None, self.keys.keyring(&opts.keyring)?.active_kek()?)),
         }
     }
 
@@ -539,7 +539,7 @@ impl Vault {
         let seg = 1usize << opts.segment_log2;
         Ok(EncryptingWriter {
             out: Some(out),
-            aead: self.backend.aes256gcm(&key)?,
+            aead: self.keys.backend.aes256gcm(&key)?,
             prefix,
             seg,
             buf: Zeroizing::new(Vec::with_capacity(seg)),
@@ -549,8 +549,9 @@ impl Vault {
 
     fn open_stream_header(&self, header: &StreamHeader, ctx: &Context) -> Result<Box<dyn AeadKey>> {
         let kek = match &header.subject {
-            Some(id) => self.subject_key_for_envelope(id, &header.keyring)?,
+            Some(id) => self.keys.subject_key_for_envelope(id, &header.keyring)?,
             None => self
+                .keys
                 .keyring(&header.keyring)?
                 .decrypting_kek(header.key_version)?,
         };
@@ -567,7 +568,7 @@ impl Vault {
         if !ct_eq(&commit, header.commitment()) {
             return Err(Error::AuthenticationFailed);
         }
-        self.backend.aes256gcm(&key)
+        self.keys.backend.aes256gcm(&key)
     }
 
     /// Starts decrypting a stream from `input` (the header is read and authenticated at once).
@@ -622,11 +623,11 @@ impl Vault {
         if header.subject.is_some() {
             return Ok(false);
         }
-        let kr = self.keyring(&header.keyring)?;
+        let kr = self.keys.keyring(&header.keyring)?;
         if kr.active == header.key_version {
             return Ok(false);
         }
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             &header.keyring,
             None,

@@ -12,37 +12,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::backend::{AeadKey, Backend};
-use crate::cache::SharedCache;
+use crate::audit::{Action, AuditLog, AuditReport, AuditView};
+use crate::backend::Backend;
 use crate::context::Context;
-use crate::envelope::{self, Envelope, Kek};
-use crate::kdf::{self, Mac, label};
-use crate::keyring::{
-    DEFAULT_KEYRING, Keyring, KeyringInfo, KeyringRecord, VersionRecord, now_unix,
-};
-use crate::root::{RootKeySource, RootParams};
+use crate::envelope::{self, Envelope};
+use crate::keyring::{DEFAULT_KEYRING, KeyringInfo};
+use crate::keys::Keys;
+use crate::keys::header::{HEADER_FILE, HEADER_KEY, HeaderSlot, VaultHeader};
+use crate::policy::{Guard, Policy};
+use crate::root::RootKeySource;
 use crate::secret::Key32;
+use crate::store::snapshot::SnapshotGate;
 use crate::store::{Durability, SledStore, Space, Store, WriteOp};
+use crate::tokens::{FieldSpec, Tokens};
 use crate::{Error, Result};
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// The vault-header format version this code writes.
-pub const HEADER_FORMAT: u32 = 1;
-const HEADER_KEY: &[u8] = b"header";
 pub use crate::cache::CACHE_TTL_SECS;
+pub use crate::keys::HEADER_FORMAT;
+pub use crate::keys::UNKNOWN_VERSION_RELOAD_SECS;
 /// Longest time a cached keyring is used before it is read again from the store (seconds);
 /// the same bound as [`CACHE_TTL_SECS`], which also covers field definitions and the policy.
 pub const KEYRING_CACHE_TTL_SECS: u64 = CACHE_TTL_SECS;
-const VMK_AAD_LABEL: &[u8] = b"PVM1";
-const KEYRING_AAD_LABEL: &[u8] = b"PVK1";
-const META_AAD_LABEL: &[u8] = b"PVX1";
 const LOCK_FILE: &str = "phivault.lock";
 pub(crate) const STORE_DIR: &str = "store";
-pub(crate) const HEADER_FILE: &str = "vault.header";
 
 /// Options for creating or opening a vault.
 #[derive(Clone, Copy, Debug)]
@@ -132,44 +128,6 @@ impl EncryptOptions {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct VaultHeader {
-    format: u32,
-    vault_id: [u8; 16],
-    created_unix: u64,
-    root: RootParams,
-    wrapped_vmk: Vec<u8>,
-}
-
-impl VaultHeader {
-    /// Associated data of the VMK wrap: everything in the header but the wrap itself.
-    fn vmk_aad(
-        format: u32,
-        vault_id: &[u8; 16],
-        created_unix: u64,
-        root: &RootParams,
-    ) -> Result<Vec<u8>> {
-        let mut aad = VMK_AAD_LABEL.to_vec();
-        aad.extend_from_slice(&format.to_be_bytes());
-        aad.extend_from_slice(vault_id);
-        aad.extend_from_slice(&created_unix.to_be_bytes());
-        aad.extend(postcard::to_allocvec(root).map_err(|_| Error::Crypto("header encoding"))?);
-        Ok(aad)
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        // Strict (codec.rs): the format first, so a newer header is named as such, and
-        // nothing may follow the header.
-        crate::codec::check_format(bytes, HEADER_FORMAT, "vault header")?;
-        crate::codec::decode_exact(bytes, "vault header")
-    }
-}
-
-/// The MAC key of the commit anchor (anchor.rs).
-pub(crate) fn anchor_mac(vmk: &Key32) -> Result<Mac> {
-    Ok(Mac::new(&kdf::expand_key(vmk, &[label::STORE_ANCHOR])?))
-}
-
 /// The store of a directory vault: sled in `<dir>/store`, checked against and moving the
 /// commit anchor `<dir>/store.anchor` (anchor.rs).
 fn dir_store(dir: &Path, vmk: &Key32, vault_id: [u8; 16], d: Durability) -> Result<Box<dyn Store>> {
@@ -193,68 +151,32 @@ fn dir_store(dir: &Path, vmk: &Key32, vault_id: [u8; 16], d: Durability) -> Resu
     Ok(Box::new(crate::anchor::AnchoredStore::open(
         Box::new(sled),
         dir,
-        anchor_mac(vmk)?,
+        crate::keys::anchor_mac(vmk)?,
         vault_id,
         d == Durability::Immediate,
     )?))
 }
 
-/// Keys derived from the vault master key.
-pub(crate) struct VaultKeys {
-    keyring_wrap: Box<dyn AeadKey>,
-    pub(crate) record_id: Mac,
-    pub(crate) subject_id: Mac,
-    pub(crate) token_id: Mac,
-    pub(crate) token_index: Mac,
-    pub(crate) audit_mac: Mac,
-    pub(crate) audit_seal: Box<dyn AeadKey>,
-    meta_seal: Box<dyn AeadKey>,
-    /// MAC of the commit anchor (anchor.rs).
-    pub(crate) anchor: Mac,
-}
-
-impl VaultKeys {
-    fn derive(vmk: &Key32) -> Result<Self> {
-        Ok(VaultKeys {
-            keyring_wrap: Backend::Ring
-                .aes256gcm(&kdf::expand_key(vmk, &[label::KEYRING_WRAP])?)?,
-            record_id: Mac::new(&kdf::expand_key(vmk, &[label::RECORD_ID])?),
-            subject_id: Mac::new(&kdf::expand_key(vmk, &[label::SUBJECT_ID])?),
-            token_id: Mac::new(&kdf::expand_key(vmk, &[label::TOKEN_ID])?),
-            token_index: Mac::new(&kdf::expand_key(vmk, &[label::TOKEN_INDEX])?),
-            meta_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::META_SEAL])?)?,
-            audit_mac: Mac::new(&kdf::expand_key(vmk, &[label::AUDIT_MAC])?),
-            audit_seal: Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::AUDIT_SEAL])?)?,
-            anchor: anchor_mac(vmk)?,
-        })
-    }
-}
-
 /// An open vault. `Send + Sync`: share one across threads (for example in an `Arc`).
 pub struct Vault {
-    pub(crate) store: Box<dyn Store>,
+    /// The store (wrapped: snapshot gate, commit anchor); the components hold it too.
+    pub(crate) store: Arc<dyn Store>,
     path: Option<PathBuf>,
-    _lock: Option<File>,
-    pub(crate) backend: Backend,
-    vault_id: [u8; 16],
     root_kind: String,
-    pub(crate) keys: VaultKeys,
-    /// Loaded keyrings, re-read after [`CACHE_TTL_SECS`] (another process may rotate).
-    keyrings: SharedCache<Arc<Keyring>>,
-    keyring_writes: Mutex<()>,
-    /// When each keyring was last re-read for an unknown key version (rate limit).
-    keyring_reloads: Mutex<std::collections::HashMap<String, std::time::Instant>>,
-    pub(crate) tokens: crate::tokens::TokenState,
-    pub(crate) audit: crate::audit::AuditState,
-    /// The policy, under the name `""`; re-read after [`CACHE_TTL_SECS`].
-    pub(crate) policy_cache: SharedCache<Arc<crate::policy::Policy>>,
-    header_slot: HeaderSlot,
-    header: Mutex<VaultHeader>,
-    vmk: Key32,
+    /// The key hierarchy: header and master key, derived keys, keyrings, subject keys.
+    pub(crate) keys: Arc<Keys>,
+    /// The chained audit log.
+    pub(crate) audit: Arc<AuditLog>,
+    /// The policy and its one decision point.
+    pub(crate) guard: Guard,
+    /// Field definitions and every token kind.
+    pub(crate) tokens: Tokens,
     /// Copy-on-write snapshots for online backups (backup.rs); the store above is wrapped.
-    pub(crate) snapshots: Arc<crate::store::snapshot::SnapshotGate>,
+    pub(crate) snapshots: Arc<SnapshotGate>,
     /// The thread pool of batch calls (none by default).
     pub(crate) parallel: crate::parallel::Parallel,
+    /// The directory lock, declared last so that it is released after the store is closed.
+    _lock: Option<File>,
 }
 
 impl Drop for Vault {
@@ -288,7 +210,7 @@ impl std::fmt::Debug for Vault {
         f.debug_struct("Vault")
             .field("path", &self.path)
             .field("vault_id", &self.vault_id_hex())
-            .field("backend", &self.backend)
+            .field("backend", &self.keys.backend)
             .finish_non_exhaustive()
     }
 }
@@ -344,60 +266,8 @@ fn restrict_permissions(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where the vault header lives: in a file of a directory vault (so that a wrong root key is
-/// refused before the store is opened, touching nothing), or in the store's `Meta` space.
-#[derive(Debug)]
-pub(crate) enum HeaderSlot {
-    /// `<dir>/vault.header`, replaced atomically.
-    File(PathBuf),
-    /// `Space::Meta`, key `header`.
-    Store,
-}
-
 fn is_vault_dir(dir: &Path) -> bool {
     dir.join(HEADER_FILE).is_file()
-}
-
-/// Writes `bytes` to `path` atomically and durably ([`crate::outfile::write_atomic`]).
-pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::outfile::write_atomic(path, bytes)
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
-}
-
-impl VaultHeader {
-    /// A header for a new vault, with a fresh vault id and vault master key.
-    fn new(root: &dyn RootKeySource) -> Result<(Self, Key32)> {
-        let params = root.new_params()?;
-        let root_key = root.unlock(&params)?;
-        let mut vault_id = [0u8; 16];
-        crate::random::fill_random(&mut vault_id)?;
-        let vmk = Key32::random()?;
-        let created_unix = now_unix();
-        let aad = Self::vmk_aad(HEADER_FORMAT, &vault_id, created_unix, &params)?;
-        let wrapped_vmk = root_key.wrap(&aad, vmk.expose())?;
-        Ok((
-            VaultHeader {
-                format: HEADER_FORMAT,
-                vault_id,
-                created_unix,
-                root: params,
-                wrapped_vmk,
-            },
-            vmk,
-        ))
-    }
-
-    /// Unwraps the vault master key with the root key.
-    fn unlock(&self, root: &dyn RootKeySource) -> Result<Key32> {
-        let root_key = root.unlock(&self.root)?;
-        let aad = Self::vmk_aad(self.format, &self.vault_id, self.created_unix, &self.root)?;
-        let vmk = root_key.unwrap(&aad, &self.wrapped_vmk)?;
-        Key32::from_slice(vmk.expose()).map_err(|_| Error::WrongRootKey)
-    }
-
-    fn encode(&self) -> Result<Vec<u8>> {
-        postcard::to_allocvec(self).map_err(|_| Error::Crypto("header encoding"))
-    }
 }
 
 impl Vault {
@@ -446,7 +316,7 @@ impl Vault {
         vault.write_default_keyring(Vec::new())?;
         vault.store.flush()?;
         // The header file is the commit point: without it there is no vault.
-        write_file_atomic(&header_path, &header.encode()?)?;
+        crate::outfile::write_file_atomic(&header_path, &header.encode()?)?;
         restrict_permissions(dir)?;
         vault.path = Some(dir.to_path_buf());
         vault._lock = Some(lock);
@@ -551,14 +421,15 @@ impl Vault {
             });
         }
         let (header, vmk) = VaultHeader::new(root)?;
-        let store = crate::anchor::client_anchored(store, anchor_mac(&vmk)?, header.vault_id)?;
+        let store =
+            crate::anchor::client_anchored(store, crate::keys::anchor_mac(&vmk)?, header.vault_id)?;
         let vault = Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)?;
         let mut ops = vec![WriteOp::Put {
             space: Space::Meta,
             key: HEADER_KEY.to_vec(),
             value: header.encode()?,
         }];
-        ops.extend(vault.default_keyrings()?);
+        ops.extend(vault.keys.default_keyrings()?);
         // Atomic against a concurrent create on a shared store: only one header ever lands.
         if !vault
             .store
@@ -586,7 +457,8 @@ impl Vault {
         let header = VaultHeader::decode(&bytes)?;
         let vmk = header.unlock(root)?;
         // A shared store with a commit counter is checked against this client's anchor.
-        let store = crate::anchor::client_anchored(store, anchor_mac(&vmk)?, header.vault_id)?;
+        let store =
+            crate::anchor::client_anchored(store, crate::keys::anchor_mac(&vmk)?, header.vault_id)?;
         Vault::assemble(store, backend, &header, &vmk, HeaderSlot::Store)
     }
 
@@ -604,24 +476,9 @@ impl Vault {
 
     /// Writes the `default` and `tokens` keyrings together with `more` in one atomic batch.
     fn write_default_keyring(&self, mut more: Vec<WriteOp>) -> Result<()> {
-        more.extend(self.default_keyrings()?);
+        more.extend(self.keys.default_keyrings()?);
         self.store.write(more)?;
         Ok(())
-    }
-
-    /// The writes that create a new vault's keyrings, `default` and `tokens` (version 1 each):
-    /// the one place that says which keyrings a vault starts with.
-    fn default_keyrings(&self) -> Result<Vec<WriteOp>> {
-        [DEFAULT_KEYRING, crate::tokens::TOKENS_KEYRING]
-            .into_iter()
-            .map(|name| {
-                Ok(WriteOp::Put {
-                    space: Space::Keyring,
-                    key: name.as_bytes().to_vec(),
-                    value: self.seal_keyring(&KeyringRecord::new(name)?)?,
-                })
-            })
-            .collect()
     }
 
     fn assemble(
@@ -631,26 +488,21 @@ impl Vault {
         vmk: &Key32,
         header_slot: HeaderSlot,
     ) -> Result<Vault> {
-        let snapshots = Arc::new(crate::store::snapshot::SnapshotGate::default());
+        let snapshots = Arc::new(SnapshotGate::default());
+        let store: Arc<dyn Store> = Arc::from(SnapshotGate::wrap(&snapshots, store));
+        let keys = Arc::new(Keys::new(store.clone(), backend, header, vmk, header_slot)?);
+        let audit = Arc::new(AuditLog::new(store.clone(), vmk)?);
         Ok(Vault {
-            store: crate::store::snapshot::SnapshotGate::wrap(&snapshots, store),
             path: None,
-            _lock: None,
-            backend,
-            vault_id: header.vault_id,
             root_kind: header.root.kind().to_owned(),
-            keys: VaultKeys::derive(vmk)?,
-            keyrings: SharedCache::new(),
-            keyring_writes: Mutex::new(()),
-            keyring_reloads: Mutex::new(std::collections::HashMap::new()),
-            tokens: crate::tokens::TokenState::default(),
-            audit: crate::audit::AuditState::default(),
-            policy_cache: SharedCache::new(),
-            header_slot,
-            header: Mutex::new(header.clone()),
-            vmk: vmk.clone(),
+            guard: Guard::new(store.clone(), keys.clone(), audit.clone()),
+            tokens: Tokens::new(store.clone(), keys.clone(), audit.clone()),
+            store,
+            keys,
+            audit,
             snapshots,
             parallel: crate::parallel::Parallel::default(),
+            _lock: None,
         })
     }
 
@@ -658,43 +510,18 @@ impl Vault {
     /// vault master key only: O(1), no keyring or record is touched. The new header replaces
     /// the old one atomically.
     pub fn rotate_root(&self, new_root: &dyn RootKeySource) -> Result<()> {
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             "root",
             None,
             format!("rotate root to a {}", new_root.kind()),
         )?;
-        let mut header = self.header.lock().map_err(|_| Error::poisoned())?;
-        let params = new_root.new_params()?;
-        let root_key = new_root.unlock(&params)?;
-        let aad = VaultHeader::vmk_aad(
-            header.format,
-            &header.vault_id,
-            header.created_unix,
-            &params,
-        )?;
-        let wrapped_vmk = root_key.wrap(&aad, self.vmk.expose())?;
-        let new_header = VaultHeader {
-            root: params,
-            wrapped_vmk,
-            ..header.clone()
-        };
-        let bytes = new_header.encode()?;
-        match &self.header_slot {
-            HeaderSlot::File(path) => write_file_atomic(path, &bytes)?,
-            HeaderSlot::Store => self.store.write(vec![WriteOp::Put {
-                space: Space::Meta,
-                key: HEADER_KEY.to_vec(),
-                value: bytes,
-            }])?,
-        }
-        *header = new_header;
-        Ok(())
+        self.keys.rotate_root(new_root)
     }
 
     /// The vault's random id, in hex.
     pub fn vault_id_hex(&self) -> String {
-        hex::encode(self.vault_id)
+        hex::encode(self.keys.vault_id())
     }
 
     /// The vault's directory, when it lives in one.
@@ -709,134 +536,14 @@ impl Vault {
 
     /// The AES-GCM backend in use.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.keys.backend
     }
 
     // ---- keyrings -------------------------------------------------------------------------
 
-    fn keyring_aad(&self, name: &str) -> Vec<u8> {
-        let mut aad = KEYRING_AAD_LABEL.to_vec();
-        aad.extend_from_slice(&self.vault_id);
-        aad.extend_from_slice(name.as_bytes());
-        aad
-    }
-
-    fn seal_keyring(&self, rec: &KeyringRecord) -> Result<Vec<u8>> {
-        envelope::wrap_with(
-            self.keys.keyring_wrap.as_ref(),
-            &self.keyring_aad(&rec.name),
-            &rec.encode()?,
-        )
-    }
-
-    fn meta_aad(&self, parts: &[&[u8]]) -> Vec<u8> {
-        let mut aad = META_AAD_LABEL.to_vec();
-        aad.extend_from_slice(&self.vault_id);
-        for p in parts {
-            aad.extend_from_slice(&(p.len() as u64).to_be_bytes());
-            aad.extend_from_slice(p);
-        }
-        aad
-    }
-
-    /// Seals vault metadata (field definitions, policy) under a key derived from the vault
-    /// master key, bound to `parts` (what it is and its name).
-    pub(crate) fn seal_meta(&self, parts: &[&[u8]], plain: &[u8]) -> Result<Vec<u8>> {
-        envelope::wrap_with(self.keys.meta_seal.as_ref(), &self.meta_aad(parts), plain)
-    }
-
-    /// Opens what [`Vault::seal_meta`] sealed.
-    pub(crate) fn unseal_meta(&self, parts: &[&[u8]], sealed: &[u8]) -> Result<crate::SecretBytes> {
-        envelope::unwrap_with(self.keys.meta_seal.as_ref(), &self.meta_aad(parts), sealed)
-    }
-
-    pub(crate) fn unseal_keyring(&self, name: &str, sealed: &[u8]) -> Result<KeyringRecord> {
-        let plain = envelope::unwrap_with(
-            self.keys.keyring_wrap.as_ref(),
-            &self.keyring_aad(name),
-            sealed,
-        )
-        .map_err(|_| Error::CorruptMetadata { what: "keyring" })?;
-        let rec = KeyringRecord::decode(plain.expose())?;
-        if rec.name != name {
-            return Err(Error::CorruptMetadata { what: "keyring" });
-        }
-        Ok(rec)
-    }
-
-    fn read_keyring_record(&self, name: &str) -> Result<(KeyringRecord, Vec<u8>)> {
-        let sealed = self
-            .store
-            .get(Space::Keyring, name.as_bytes())?
-            .ok_or_else(|| Error::UnknownKeyring {
-                keyring: name.to_owned(),
-            })?;
-        Ok((self.unseal_keyring(name, &sealed)?, sealed))
-    }
-
-    /// The loaded keyring `name` (cached).
-    pub(crate) fn keyring(&self, name: &str) -> Result<Arc<Keyring>> {
-        // Bounded staleness when processes share a store (PostgreSQL): see `cache`.
-        // Decryption re-reads a keyring at once when it meets an unknown version.
-        if let Some(k) = self.keyrings.get(name)? {
-            return Ok(k);
-        }
-        envelope::check_keyring_name(name)?;
-        let (rec, _) = self.read_keyring_record(name)?;
-        let loaded = Arc::new(rec.load(self.backend)?);
-        self.keyrings.insert(name, loaded.clone())?;
-        Ok(loaded)
-    }
-
-    /// Applies `change` to keyring `name` and stores it (serialised with other keyring writes).
-    pub(crate) fn update_keyring<T>(
-        &self,
-        name: &str,
-        change: impl FnOnce(&mut KeyringRecord) -> Result<T>,
-    ) -> Result<T> {
-        let _guard = self.keyring_writes.lock().map_err(|_| Error::poisoned())?;
-        let (mut rec, old) = self.read_keyring_record(name)?;
-        let out = change(&mut rec)?;
-        let sealed = self.seal_keyring(&rec)?;
-        if !self.store.compare_and_swap(
-            Space::Keyring,
-            name.as_bytes(),
-            Some(&old),
-            Some(sealed),
-        )? {
-            return Err(Error::CorruptMetadata {
-                what: "keyring changed underneath",
-            });
-        }
-        self.keyrings
-            .insert(name, Arc::new(rec.load(self.backend)?))?;
-        Ok(out)
-    }
-
     /// Creates a keyring with one active key version.
     pub fn create_keyring(&self, name: &str) -> Result<KeyringInfo> {
-        envelope::check_keyring_name(name)?;
-        self.audit_admin(
-            crate::audit::Action::Admin,
-            name,
-            None,
-            "create keyring".into(),
-        )?;
-        let _guard = self.keyring_writes.lock().map_err(|_| Error::poisoned())?;
-        let rec = KeyringRecord::new(name)?;
-        let sealed = self.seal_keyring(&rec)?;
-        if !self
-            .store
-            .compare_and_swap(Space::Keyring, name.as_bytes(), None, Some(sealed))?
-        {
-            return Err(Error::KeyringExists {
-                keyring: name.to_owned(),
-            });
-        }
-        let loaded = Arc::new(rec.load(self.backend)?);
-        let info = loaded.info();
-        self.keyrings.insert(name, loaded)?;
-        Ok(info)
+        Ok(self.keys.create_keyring_logged(&self.audit, name)?.info())
     }
 
     /// All keyrings, by name.
@@ -847,7 +554,7 @@ impl Vault {
             let name = String::from_utf8(name).map_err(|_| Error::CorruptMetadata {
                 what: "keyring name",
             })?;
-            out.push(self.keyring(&name)?.info());
+            out.push(self.keys.keyring(&name)?.info());
         }
         Ok(out)
     }
@@ -855,22 +562,9 @@ impl Vault {
     /// Makes a new key version of `keyring` active at once; older versions stay decrypt-only.
     /// Touches no data. Returns the new version.
     pub fn rotate(&self, keyring: &str) -> Result<u32> {
-        self.audit_admin(crate::audit::Action::Admin, keyring, None, "rotate".into())?;
-        self.update_keyring(keyring, |rec| {
-            let next = rec
-                .versions
-                .last()
-                .map_or(Some(1), |v| v.version.checked_add(1))
-                .ok_or(Error::invalid("keyring", "has run out of version numbers"))?;
-            let key = Key32::random()?;
-            rec.versions.push(VersionRecord {
-                version: next,
-                created_unix: now_unix(),
-                key: Some(*key.expose()),
-            });
-            rec.active = next;
-            Ok(next)
-        })
+        self.audit
+            .admin(crate::audit::Action::Admin, keyring, None, "rotate".into())?;
+        self.keys.rotate(keyring)
     }
 
     // ---- encryption -----------------------------------------------------------------------
@@ -893,13 +587,8 @@ impl Vault {
         ctx: &Context,
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
-        let name = opts.keyring.as_deref().unwrap_or(DEFAULT_KEYRING);
-        let kek = self.keyring(name)?.active_kek()?;
-        if opts.deterministic {
-            envelope::seal_deterministic(name, &kek, plaintext, ctx)
-        } else {
-            envelope::seal(self.backend, name, &kek, plaintext, ctx)
-        }
+        self.keys
+            .seal(opts.keyring_name(), opts.deterministic, plaintext, ctx)
     }
 
     /// [`Vault::encrypt_with`] over many plaintexts under one context: one keyring lookup,
@@ -911,8 +600,8 @@ impl Vault {
         ctx: &Context,
         opts: &EncryptOptions,
     ) -> Result<Vec<Vec<u8>>> {
-        let name = opts.keyring.as_deref().unwrap_or(DEFAULT_KEYRING);
-        let kek = self.keyring(name)?.active_kek()?;
+        let name = opts.keyring_name();
+        let kek = self.keys.keyring(name)?.active_kek()?;
         if opts.deterministic {
             return self.parallel.map(plaintexts, |p| {
                 envelope::seal_deterministic(name, &kek, p, ctx)
@@ -921,7 +610,7 @@ impl Vault {
         let chunks: Vec<&[&[u8]]> = plaintexts.chunks(envelope::SEAL_MANY_CHUNK).collect();
         let sealed = self.parallel.map_min(&chunks, 4, |chunk| {
             let items: Vec<(&[u8], &Context)> = chunk.iter().map(|p| (*p, ctx)).collect();
-            envelope::seal_many(self.backend, name, &kek, &items)
+            envelope::seal_many(self.keys.backend, name, &kek, &items)
         })?;
         Ok(sealed.into_iter().flatten().collect())
     }
@@ -941,7 +630,7 @@ impl Vault {
     /// Decrypts a parsed envelope of the envelope API (for callers that looked at its header
     /// first). Only [`Domain::Caller`](envelope::Domain::Caller) envelopes under a context
     /// without reserved keys: records and vaulted token values are opened by their own paths
-    /// only ([`Vault::open_internal`]), so decrypt rights on a keyring never reach them.
+    /// only (`Keys::open` behind them), so decrypt rights on a keyring never reach them.
     pub(crate) fn decrypt_parsed(
         &self,
         env: &Envelope<'_>,
@@ -951,62 +640,7 @@ impl Vault {
         if env.domain() != envelope::Domain::Caller {
             return Err(Error::AuthenticationFailed);
         }
-        self.open_internal(env, ctx)
-    }
-
-    /// Opens an envelope of any domain: a record or a vaulted token value (the vault's own
-    /// domain, or a caller-domain envelope written before domains existed, bound to a reserved
-    /// context), or — behind [`Vault::decrypt_parsed`]'s checks — a caller's envelope.
-    pub(crate) fn open_internal(
-        &self,
-        env: &Envelope<'_>,
-        ctx: &Context,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        if env.subject_key_id().is_some() {
-            return self.decrypt_subject(env, ctx);
-        }
-        let kek = self.decrypting_kek(env.keyring(), env.key_version())?;
-        Ok(envelope::open(self.backend, env, &kek, ctx)?.into_zeroizing())
-    }
-
-    /// The KEK of `keyring` version `version` for decryption. A version this process has not
-    /// seen may have been made by another process sharing the store: the keyring is re-read
-    /// then, at most once per [`UNKNOWN_VERSION_RELOAD_SECS`] per keyring, so forged version
-    /// numbers cannot make every call reload it.
-    pub(crate) fn decrypting_kek(&self, keyring: &str, version: u32) -> Result<Arc<Kek>> {
-        match self.keyring(keyring)?.decrypting_kek(version) {
-            Err(Error::UnknownKeyVersion { .. }) if self.may_reload_keyring(keyring)? => {
-                self.keyrings.remove(keyring)?;
-                self.keyring(keyring)?.decrypting_kek(version)
-            }
-            other => other,
-        }
-    }
-
-    /// Whether a keyring may be re-read now for an unknown key version (rate limit).
-    fn may_reload_keyring(&self, keyring: &str) -> Result<bool> {
-        let mut last = self.keyring_reloads.lock().map_err(|_| Error::poisoned())?;
-        let now = std::time::Instant::now();
-        let window = std::time::Duration::from_secs(UNKNOWN_VERSION_RELOAD_SECS);
-        if last
-            .get(keyring)
-            .is_some_and(|t| now.duration_since(*t) < window)
-        {
-            return Ok(false);
-        }
-        if last.len() >= MAX_RELOAD_ENTRIES {
-            last.retain(|_, t| now.duration_since(*t) < window);
-        }
-        if last.len() < MAX_RELOAD_ENTRIES {
-            last.insert(keyring.to_owned(), now);
-        }
-        Ok(true)
-    }
-
-    fn decrypt_subject(&self, env: &Envelope<'_>, ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
-        let id = env.subject_key_id().ok_or(Error::AuthenticationFailed)?;
-        let key = self.subject_key_for_envelope(id, env.keyring())?;
-        Ok(envelope::open(self.backend, env, &key, ctx)?.into_zeroizing())
+        self.keys.open(env, ctx)
     }
 
     /// Encrypts data tied to a data subject (a patient): the DEK is wrapped by the subject's
@@ -1036,24 +670,112 @@ impl Vault {
                 "deterministic encryption cannot be tied to a subject",
             ));
         }
-        let name = opts.keyring.as_deref().unwrap_or(DEFAULT_KEYRING);
-        let (id, key) = self.subject_key_for_write(subject, name)?;
-        envelope::seal_for_subject(self.backend, name, &id, domain, &key, plaintext, ctx)
+        self.keys
+            .seal_for_subject(domain, opts.keyring_name(), subject, plaintext, ctx)
     }
 
-    pub(crate) fn vault_id(&self) -> &[u8; 16] {
-        &self.vault_id
+    // ---- the components' owner operations --------------------------------------------------
+    // One-line forwards: each rule lives in its component (audit.rs, policy.rs, tokens/,
+    // keys/); the admin operations log their entry here, before they change anything.
+
+    /// Turns the logging of *allowed reads* (encrypt, decrypt, get, tokenize, detokenize) on
+    /// (the default) or off. Writes, administration and every denial are always logged, and
+    /// the change itself is. Off is for bulk pipelines that audit at the batch level elsewhere
+    /// and for measuring the audit's cost; HIPAA's audit controls expect reads to be logged.
+    pub fn set_read_auditing(&self, on: bool) -> Result<()> {
+        let state = if on { "on" } else { "off" };
+        self.audit.admin(
+            Action::Admin,
+            "audit",
+            None,
+            format!("read auditing {state}"),
+        )?;
+        self.audit.set_reads(on);
+        Ok(())
     }
 
-    /// Runs `f` with the vault master key (backup keys, recovery shares); the VMK never leaves
-    /// the crate.
-    pub(crate) fn with_vmk<T>(&self, f: impl FnOnce(&Key32) -> Result<T>) -> Result<T> {
-        f(&self.vmk)
+    /// Writes the audit entries waiting for group commit (the vault does this on close, before
+    /// every write and verification, and on its own every [`crate::audit::MAX_PENDING`]
+    /// entries).
+    pub fn audit_flush(&self) -> Result<()> {
+        self.audit.flush()
     }
 
-    /// The current vault header, encoded as in `vault.header`.
-    pub(crate) fn header_bytes(&self) -> Result<Vec<u8>> {
-        self.header.lock().map_err(|_| Error::poisoned())?.encode()
+    /// Checks the whole audit chain: sequence numbers from 1 without gaps, every MAC, and the
+    /// head anchor. Reports the first bad entry.
+    pub fn audit_verify(&self) -> Result<AuditReport> {
+        self.audit.verify()
+    }
+
+    /// The MAC (hex) of audit entry `seq`, to compare with an anchor recorded outside the vault.
+    pub fn audit_mac_at(&self, seq: u64) -> Result<Option<String>> {
+        self.audit.mac_at(seq)
+    }
+
+    /// The audit head anchor (sequence number, MAC hex) to record outside the vault.
+    pub fn audit_head(&self) -> Result<(u64, String)> {
+        self.audit.head()
+    }
+
+    /// Audit entries with `time_ms >= since_ms`, optionally of one principal, oldest first.
+    /// Reasons of break-the-glass entries are decrypted only when `include_reasons` is set.
+    pub fn audit_entries(
+        &self,
+        since_ms: u64,
+        principal: Option<&str>,
+        include_reasons: bool,
+    ) -> Result<Vec<AuditView>> {
+        self.audit.entries(since_ms, principal, include_reasons)
+    }
+
+    /// The stored policy (empty — only the owner may act — if none was set).
+    pub fn policy(&self) -> Result<Policy> {
+        self.guard.policy()
+    }
+
+    /// Replaces the policy (owner only), atomically with its audit entry.
+    pub fn set_policy(&self, policy: &Policy) -> Result<()> {
+        self.guard.set_policy(policy)
+    }
+
+    /// Defines (or redefines) a field, stored in the vault sealed under the vault master key.
+    /// Redefining a field that already has tokens changes how new tokens look and may make
+    /// old FF1 tokens undecryptable: give a new field a new name instead.
+    pub fn define_field(&self, spec: FieldSpec) -> Result<()> {
+        self.tokens.define_field(spec)
+    }
+
+    /// Defines every field of a TOML schema (`[[field]]` tables); returns how many.
+    pub fn define_fields_toml(&self, text: &str) -> Result<usize> {
+        self.tokens.define_fields_toml(text)
+    }
+
+    /// Every field usable in this vault: presets, then defined fields (which override presets
+    /// of the same name).
+    pub fn fields(&self) -> Result<Vec<FieldSpec>> {
+        self.tokens.fields()
+    }
+
+    /// Whether `candidate` is the pseudonym of `value` in `field` (constant-time comparison).
+    /// An equality oracle on values: it leaves an audit entry like a tokenization.
+    pub fn verify_pseudonym(&self, field: &str, value: &str, candidate: &str) -> Result<bool> {
+        self.tokens.verify_pseudonym(field, value, candidate)
+    }
+
+    /// Destroys the subject's keys: every record and envelope tied to the subject becomes
+    /// undecryptable at once (O(1)), including copies outside the vault. Each destroyed key
+    /// leaves an erasure record ([`Vault::erasures`]). Returns whether the subject had a key.
+    pub fn forget_subject(&self, subject: &str) -> Result<bool> {
+        let id = self.keys.subject_key_id(subject)?;
+        self.audit.admin(
+            Action::ForgetSubject,
+            "subject",
+            Some(hex::encode(id)),
+            "forget subject".into(),
+        )?;
+        let (writes, existed) = self.keys.forget_subject_writes(subject)?;
+        self.store.write(writes)?;
+        Ok(existed)
     }
 
     /// Decodes an encoded vault header and unwraps its VMK with `root`: (vault id, VMK).
@@ -1107,12 +829,6 @@ pub(crate) fn check_caller_context(ctx: &Context) -> Result<()> {
     }
     Ok(())
 }
-
-/// Shortest time between two re-reads of one keyring for unknown key versions (seconds): an
-/// envelope with a forged version costs one store read per keyring per second at most.
-pub const UNKNOWN_VERSION_RELOAD_SECS: u64 = 1;
-/// Keyrings whose last re-read time is remembered at once (bounds that memory).
-const MAX_RELOAD_ENTRIES: usize = 4096;
 
 /// Prefix of context keys reserved for phivault.
 pub const RESERVED_CONTEXT_PREFIX: &str = "phivault.";

@@ -10,7 +10,7 @@ pub mod memory;
 pub mod postgres;
 pub mod sled_repair;
 mod sled_store;
-pub mod snapshot;
+pub(crate) mod snapshot;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]

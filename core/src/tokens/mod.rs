@@ -32,12 +32,14 @@ pub use mask::View;
 pub use pseudonym::PREFIX as PSEUDONYM_PREFIX;
 pub use spec::{FieldSpec, Shape, TOKENS_KEYRING, TokenKind, presets};
 
+use crate::audit::AuditLog;
 use crate::cache::SharedCache;
 use crate::envelope::Kek;
 use crate::kdf::{self, Mac, label};
+use crate::keys::Keys;
+use crate::parallel::Parallel;
 use crate::secret::Key32;
-use crate::store::{ScanIter, Space};
-use crate::vault::Vault;
+use crate::store::{ScanIter, Space, Store};
 use crate::{Error, Result};
 use alphabet::Alphabet;
 use std::sync::{Arc, OnceLock};
@@ -55,9 +57,14 @@ pub(crate) struct Field {
     mac: OnceLock<Mac>,
 }
 
-/// Tokenization state of an open vault.
-#[derive(Default)]
-pub(crate) struct TokenState {
+/// Tokenization in an open vault: the field definitions (sealed in the store, cached) and
+/// every token kind over the vault's keys. Decisions are made above this (sessions); the
+/// entries it writes itself are the owner's administration (defining a field, creating the
+/// `tokens` keyring of an older vault on first use).
+pub(crate) struct Tokens {
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
+    audit: Arc<AuditLog>,
     /// Loaded fields (with their derived keys), re-read after
     /// [`CACHE_TTL_SECS`](crate::vault::CACHE_TTL_SECS): another process may redefine one.
     fields: SharedCache<Arc<Field>>,
@@ -164,10 +171,20 @@ fn invalid_token(field: &Field) -> Error {
     }
 }
 
-impl Vault {
+impl Tokens {
+    /// Tokenization over these keys and this log, in `store`.
+    pub(crate) fn new(store: Arc<dyn Store>, keys: Arc<Keys>, audit: Arc<AuditLog>) -> Self {
+        Tokens {
+            store,
+            keys,
+            audit,
+            fields: SharedCache::new(),
+        }
+    }
+
     /// The field `name`: a defined one, or a preset.
     pub(crate) fn field(&self, name: &str) -> Result<Arc<Field>> {
-        if let Some(f) = self.tokens.fields.get(name)? {
+        if let Some(f) = self.fields.get(name)? {
             return Ok(f);
         }
         let spec = match self.store.get(Space::Field, name.as_bytes())? {
@@ -185,12 +202,13 @@ impl Vault {
             ff1: OnceLock::new(),
             mac: OnceLock::new(),
         });
-        self.tokens.fields.insert(name, f.clone())?;
+        self.fields.insert(name, f.clone())?;
         Ok(f)
     }
 
     pub(crate) fn unseal_field(&self, name: &str, sealed: &[u8]) -> Result<FieldSpec> {
         let plain = self
+            .keys
             .unseal_meta(&[b"field", name.as_bytes()], sealed)
             .map_err(|_| Error::CorruptMetadata {
                 what: "field definition",
@@ -207,9 +225,9 @@ impl Vault {
     /// Defines (or redefines) a field, stored in the vault sealed under the vault master key.
     /// Redefining a field that already has tokens changes how new tokens look and may make
     /// old FF1 tokens undecryptable: give a new field a new name instead.
-    pub fn define_field(&self, spec: FieldSpec) -> Result<()> {
+    pub(crate) fn define_field(&self, spec: FieldSpec) -> Result<()> {
         spec.validate()?;
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Admin,
             &spec.name,
             None,
@@ -219,18 +237,20 @@ impl Vault {
         let bytes = Zeroizing::new(
             postcard::to_allocvec(&spec).map_err(|_| Error::Crypto("field encoding"))?,
         );
-        let sealed = self.seal_meta(&[b"field", spec.name.as_bytes()], &bytes)?;
+        let sealed = self
+            .keys
+            .seal_meta(&[b"field", spec.name.as_bytes()], &bytes)?;
         self.store.write(vec![crate::store::WriteOp::Put {
             space: Space::Field,
             key: spec.name.as_bytes().to_vec(),
             value: sealed,
         }])?;
-        self.tokens.fields.remove(&spec.name)?;
+        self.fields.remove(&spec.name)?;
         Ok(())
     }
 
     /// Defines every field of a TOML schema (`[[field]]` tables).
-    pub fn define_fields_toml(&self, text: &str) -> Result<usize> {
+    pub(crate) fn define_fields_toml(&self, text: &str) -> Result<usize> {
         let specs = FieldSpec::from_toml(text)?;
         let n = specs.len();
         for s in specs {
@@ -241,7 +261,7 @@ impl Vault {
 
     /// Every field usable in this vault: presets, then defined fields (which override presets
     /// of the same name).
-    pub fn fields(&self) -> Result<Vec<FieldSpec>> {
+    pub(crate) fn fields(&self) -> Result<Vec<FieldSpec>> {
         let mut by_name: std::collections::BTreeMap<String, FieldSpec> =
             presets().into_iter().map(|p| (p.name.clone(), p)).collect();
         for entry in ScanIter::new(self.store.as_ref(), Space::Field, Vec::new()) {
@@ -255,10 +275,11 @@ impl Vault {
 
     /// The keyring of a field, creating the standard `tokens` keyring on first use.
     pub(crate) fn field_keyring(&self, name: &str) -> Result<Arc<crate::keyring::Keyring>> {
-        match self.keyring(name) {
+        match self.keys.keyring(name) {
             Err(Error::UnknownKeyring { .. }) if name == TOKENS_KEYRING => {
-                match self.create_keyring(name) {
-                    Ok(_) | Err(Error::KeyringExists { .. }) => self.keyring(name),
+                match self.keys.create_keyring_logged(&self.audit, name) {
+                    Ok(k) => Ok(k),
+                    Err(Error::KeyringExists { .. }) => self.keys.keyring(name),
                     Err(e) => Err(e),
                 }
             }
@@ -276,7 +297,7 @@ impl Vault {
                 self.field_keyring(&f.spec.keyring)?;
                 Ok(FieldKeys::Subject(
                     f,
-                    self.subject_key_for_field(s, &f.spec.keyring)?.1,
+                    self.keys.subject_key_for_field(s, &f.spec.keyring)?.1,
                 ))
             }
             (true, None) => Err(Error::SubjectRequired {
@@ -298,7 +319,7 @@ impl Vault {
         match (f.spec.subject, subject) {
             (true, Some(s)) => Ok(FieldKeys::Subject(
                 f,
-                self.subject_key_for_field_read(s, &f.spec.keyring)?,
+                self.keys.subject_key_for_field_read(s, &f.spec.keyring)?,
             )),
             (true, None) => Err(Error::SubjectRequired {
                 field: f.spec.name.clone(),
@@ -313,6 +334,7 @@ impl Vault {
 
     pub(crate) fn tokenize_inner(
         &self,
+        par: &Parallel,
         field: &str,
         values: &[&str],
         subject: Option<&str>,
@@ -322,14 +344,14 @@ impl Vault {
             check_value(v)?;
         }
         if f.spec.kind == TokenKind::Vaulted {
-            return self.vaulted_tokenize(&f, values, subject);
+            return self.vaulted_tokenize(par, &f, values, subject);
         }
         let keys = self.field_keys_for_write(&f, subject)?;
         match f.spec.kind {
             TokenKind::Vaulted => Err(Error::Crypto("unreachable: vaulted handled above")),
             TokenKind::Ff1 => {
                 let ff = keys.ff1()?;
-                self.parallel.map(values, |v| {
+                par.map(values, |v| {
                     ff.tokenize(&f.alphabet, f.spec.name.as_bytes(), v)
                 })
             }
@@ -356,6 +378,7 @@ impl Vault {
 
     pub(crate) fn detokenize_inner(
         &self,
+        par: &Parallel,
         field: &str,
         tokens: &[&str],
         view: View,
@@ -368,7 +391,7 @@ impl Vault {
             }
         }
         let values: Vec<Zeroizing<String>> = match f.spec.kind {
-            TokenKind::Vaulted => self.vaulted_detokenize(&f, tokens)?,
+            TokenKind::Vaulted => self.vaulted_detokenize(par, &f, tokens)?,
             TokenKind::Pseudonym => {
                 return Err(Error::invalid(
                     "field",
@@ -378,7 +401,7 @@ impl Vault {
             TokenKind::Ff1 => {
                 let keys = self.field_keys_for_read(&f, subject)?;
                 let ff = keys.ff1()?;
-                self.parallel.map(tokens, |t| {
+                par.map(tokens, |t| {
                     ff.detokenize(&f.alphabet, f.spec.name.as_bytes(), t)
                         .map(Zeroizing::new)
                         .map_err(|_| invalid_token(&f))
@@ -417,13 +440,18 @@ impl Vault {
     }
 
     /// Whether `candidate` is the pseudonym of `value` in `field` (constant-time comparison).
-    pub fn verify_pseudonym(&self, field: &str, value: &str, candidate: &str) -> Result<bool> {
+    pub(crate) fn verify_pseudonym(
+        &self,
+        field: &str,
+        value: &str,
+        candidate: &str,
+    ) -> Result<bool> {
         let f = self.field(field)?;
         if f.spec.kind != TokenKind::Pseudonym {
             return Err(Error::invalid("field", "is not a pseudonym field"));
         }
         // An equality oracle on values: it leaves a trace like a tokenization.
-        self.audit_admin(
+        self.audit.admin(
             crate::audit::Action::Tokenize,
             field,
             None,

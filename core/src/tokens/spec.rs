@@ -99,9 +99,7 @@ fn default_keyring() -> String {
     TOKENS_KEYRING.into()
 }
 
-/// The keyring token fields use unless they name another: created with every vault (and on
-/// first use in older ones).
-pub const TOKENS_KEYRING: &str = "tokens";
+pub use crate::keyring::TOKENS_KEYRING;
 fn one() -> u32 {
     1
 }

@@ -4,12 +4,12 @@
 //! index entries guarantees unique tokens and exactly one token per value under any number of
 //! concurrent writers.
 
-use super::{Field, MacRef, Shape, invalid_token};
+use super::{Field, MacRef, Shape, Tokens, invalid_token};
 use crate::context::Context;
 use crate::envelope;
 use crate::kdf::{self, Mac, label};
+use crate::parallel::Parallel;
 use crate::store::Space;
-use crate::vault::Vault;
 use crate::{Error, Result};
 use zeroize::Zeroizing;
 
@@ -63,7 +63,7 @@ pub(crate) fn token_context(field: &str, token: &str) -> Context {
         .with(CONTEXT_TOKEN, token)
 }
 
-impl Vault {
+impl Tokens {
     pub(crate) fn token_key(&self, field: &str, token: &str) -> [u8; 32] {
         self.keys
             .token_id
@@ -72,6 +72,7 @@ impl Vault {
 
     pub(super) fn vaulted_tokenize(
         &self,
+        par: &Parallel,
         f: &Field,
         values: &[&str],
         subject: Option<&str>,
@@ -80,7 +81,7 @@ impl Vault {
         let keyring = f.spec.keyring.as_str();
         self.field_keyring(keyring)?;
         let subject_key = match (f.spec.subject, subject) {
-            (true, Some(s)) => Some(self.subject_key_for_field(s, keyring)?),
+            (true, Some(s)) => Some(self.keys.subject_key_for_field(s, keyring)?),
             (true, None) => {
                 return Err(Error::SubjectRequired {
                     field: field.to_owned(),
@@ -97,12 +98,12 @@ impl Vault {
         };
         let kek = match &subject_key {
             Some(_) => None,
-            None => Some(self.keyring(keyring)?.active_kek()?),
+            None => Some(self.keys.keyring(keyring)?.active_kek()?),
         };
         // Each value is independent: the compare-and-swaps below make one token per value and
         // unique tokens hold between threads exactly as between writers, so a large batch
         // may run on the vault's pool (equal values in one batch end up with one token).
-        let out = self.parallel.map(values, |&value| -> Result<String> {
+        let out = par.map(values, |&value| -> Result<String> {
             let idx = f
                 .spec
                 .consistent
@@ -123,7 +124,7 @@ impl Vault {
                 let ctx = token_context(field, &token);
                 let env = match (&subject_key, &kek) {
                     (Some((id, sk)), _) => envelope::seal_for_subject(
-                        self.backend,
+                        self.keys.backend,
                         keyring,
                         id,
                         envelope::Domain::Internal,
@@ -131,9 +132,13 @@ impl Vault {
                         value.as_bytes(),
                         &ctx,
                     )?,
-                    (None, Some(kek)) => {
-                        envelope::seal_internal(self.backend, keyring, kek, value.as_bytes(), &ctx)?
-                    }
+                    (None, Some(kek)) => envelope::seal_internal(
+                        self.keys.backend,
+                        keyring,
+                        kek,
+                        value.as_bytes(),
+                        &ctx,
+                    )?,
                     (None, None) => return Err(Error::Crypto("no key for vaulted token")),
                 };
                 let stored = crate::stored::frame(&env);
@@ -191,11 +196,12 @@ impl Vault {
 
     pub(super) fn vaulted_detokenize(
         &self,
+        par: &Parallel,
         f: &Field,
         tokens: &[&str],
     ) -> Result<Vec<Zeroizing<String>>> {
         let field = f.spec.name.as_str();
-        self.parallel.map(tokens, |&token| {
+        par.map(tokens, |&token| {
             let stored = self
                 .store
                 .get(Space::Token, &self.token_key(field, token))?
@@ -206,7 +212,7 @@ impl Vault {
                 }
             })?;
             let env = envelope::Envelope::parse(env)?;
-            let plain = self.open_internal(&env, &token_context(field, token))?;
+            let plain = self.keys.open(&env, &token_context(field, token))?;
             String::from_utf8(plain.to_vec())
                 .map(Zeroizing::new)
                 .map_err(|_| Error::CorruptMetadata {

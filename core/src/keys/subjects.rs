@@ -12,10 +12,10 @@
 //! same subject. Format 1 keys (one per subject, wrapped by the keyring of the subject's first
 //! write) are still read; `forget_subject` destroys keys of both formats.
 
+use super::Keys;
 use crate::envelope::{Kek, SUBJECT_ID_LEN};
 use crate::secret::Key32;
-use crate::store::Space;
-use crate::vault::Vault;
+use crate::store::{Space, WriteOp};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -56,11 +56,11 @@ enum Lookup {
     Field,
 }
 
-impl Vault {
+impl Keys {
     /// The subject's format 1 key id (also the subject's id in erasure records and the log).
     pub(crate) fn subject_key_id(&self, subject: &str) -> Result<[u8; SUBJECT_ID_LEN]> {
         check_subject(subject)?;
-        let tag = self.keys.subject_id.tag(&[b"subject", subject.as_bytes()]);
+        let tag = self.subject_id.tag(&[b"subject", subject.as_bytes()]);
         let mut id = [0u8; SUBJECT_ID_LEN];
         id.copy_from_slice(&tag[..SUBJECT_ID_LEN]);
         Ok(id)
@@ -70,8 +70,7 @@ impl Vault {
     fn subject_keyring_id(&self, subject: &str, keyring: &str) -> Result<[u8; SUBJECT_ID_LEN]> {
         check_subject(subject)?;
         let tag =
-            self.keys
-                .subject_id
+            self.subject_id
                 .tag(&[b"subject+keyring", subject.as_bytes(), keyring.as_bytes()]);
         let mut id = [0u8; SUBJECT_ID_LEN];
         id.copy_from_slice(&tag[..SUBJECT_ID_LEN]);
@@ -80,7 +79,7 @@ impl Vault {
 
     fn subject_aad(&self, id: &[u8], keyring: &str, version: u32) -> Vec<u8> {
         let mut aad = SUBJECT_AAD_LABEL.to_vec();
-        aad.extend_from_slice(self.vault_id());
+        aad.extend_from_slice(&self.vault_id);
         aad.extend_from_slice(id);
         aad.extend_from_slice(keyring.as_bytes());
         aad.extend_from_slice(&version.to_be_bytes());
@@ -284,17 +283,12 @@ impl Vault {
         Ok(done)
     }
 
-    /// Destroys the subject's key: every record and envelope tied to the subject becomes
-    /// undecryptable at once (O(1)), including copies outside the vault. Returns whether the
-    /// subject had a key.
-    pub fn forget_subject(&self, subject: &str) -> Result<bool> {
+    /// The writes that destroy every key of `subject` (format 1, and one per keyring) with an
+    /// erasure record for each key that exists (the format 1 id always gets one: it names the
+    /// subject in the ledger), and whether the subject had a key. The vault's admin operation
+    /// `forget_subject` decides, logs and applies them.
+    pub(crate) fn forget_subject_writes(&self, subject: &str) -> Result<(Vec<WriteOp>, bool)> {
         let id = self.subject_key_id(subject)?;
-        self.audit_admin(
-            crate::audit::Action::ForgetSubject,
-            "subject",
-            Some(hex::encode(id)),
-            "forget subject".into(),
-        )?;
         // Every key of the subject: format 1, and one per keyring (format 2). Each key that
         // exists gets an erasure record of its own (the format 1 id always does: it names the
         // subject in the ledger), so a restore of an older backup drops every one of them.
@@ -315,13 +309,12 @@ impl Vault {
             if n == 0 || exists {
                 ops.push(crate::erasure::ErasureRecord::new(now, &key).write_op()?);
             }
-            ops.push(crate::store::WriteOp::Delete {
+            ops.push(WriteOp::Delete {
                 space: Space::Subject,
                 key: key.to_vec(),
             });
         }
-        self.store.write(ops)?;
-        Ok(existed)
+        Ok((ops, existed))
     }
 }
 
