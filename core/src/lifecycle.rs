@@ -200,7 +200,7 @@ impl Vault {
             subjects.insert(id, (keyring, version));
         }
         for space in REWRAP_SPACES {
-            for info in self.scan_envelopes_raw(space) {
+            for info in self.records.envelopes(space) {
                 let (keyring, version, subject) = info?;
                 let is_record = space == Space::Record;
                 if is_record {
@@ -442,13 +442,13 @@ impl Vault {
             None,
             "rewrap envelope".into(),
         )?;
-        self.rewrap_envelope_inner(data)
+        self.rewrap_one_envelope(data)
     }
 
-    fn rewrap_envelope_inner(&self, data: &[u8]) -> Result<Vec<u8>> {
+    fn rewrap_one_envelope(&self, data: &[u8]) -> Result<Vec<u8>> {
         if envelope::is_text(data) {
             let text = std::str::from_utf8(data).map_err(|_| Error::AuthenticationFailed)?;
-            let bin = self.rewrap_envelope_inner(&envelope::from_text(text)?)?;
+            let bin = self.rewrap_one_envelope(&envelope::from_text(text)?)?;
             return Ok(envelope::to_text(&bin)?.into_bytes());
         }
         let env = Envelope::parse(data)?;
@@ -488,7 +488,7 @@ impl Vault {
         }
         let results = self
             .parallel
-            .map(envelopes, |e| Ok(self.rewrap_envelope_inner(e.as_ref())));
+            .map(envelopes, |e| Ok(self.rewrap_one_envelope(e.as_ref())));
         // The closure never fails, so neither does the map; kept total all the same.
         results.unwrap_or_else(|_| {
             envelopes
@@ -511,8 +511,8 @@ impl Vault {
         let text = envelope::is_text(data);
         let bin = envelope::to_binary(data)?;
         let env = Envelope::parse(&bin)?;
-        let plaintext = self.decrypt_parsed(&env, ctx)?;
-        let out = self.reencrypt_parsed(&env, envelope::Domain::Caller, &plaintext, ctx)?;
+        let plaintext = self.keys.decrypt(&env, ctx)?;
+        let out = self.reseal(&env, envelope::Domain::Caller, &plaintext, ctx)?;
         if text {
             Ok(envelope::to_text(&out)?.into_bytes())
         } else {
@@ -522,7 +522,7 @@ impl Vault {
 
     /// Seals `plaintext` (opened from `env`) again with a fresh data key in `domain`, with the
     /// keyring, subject tie and suite of `env`.
-    fn reencrypt_parsed(
+    fn reseal(
         &self,
         env: &Envelope<'_>,
         domain: envelope::Domain,
@@ -553,7 +553,7 @@ impl Vault {
                 if env.is_deterministic() {
                     opts = opts.deterministic();
                 }
-                self.encrypt_inner(plaintext, ctx, &opts)
+                self.keys.seal_with(plaintext, ctx, &opts)
             }
         }
     }
@@ -563,10 +563,10 @@ impl Vault {
         self.audit.admin(
             crate::audit::Action::Admin,
             collection,
-            Some(self.record_audit_id(collection, id)),
+            Some(self.records.audit_id(collection, id)),
             "re-encrypt record".into(),
         )?;
-        let (key, value) = match self.record_entry(collection, id)? {
+        let (key, value) = match self.records.entry(collection, id)? {
             Some(kv) => kv,
             None => return Ok(false),
         };
@@ -574,7 +574,7 @@ impl Vault {
         let old = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
         let plaintext = self.keys.open(&old, &ctx)?;
         // A record written before domains existed moves into the vault's own domain.
-        let env = self.reencrypt_parsed(&old, envelope::Domain::Internal, &plaintext, &ctx)?;
+        let env = self.reseal(&old, envelope::Domain::Internal, &plaintext, &ctx)?;
         let new = crate::stored::frame(&env);
         if !self
             .store

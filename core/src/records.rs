@@ -21,11 +21,14 @@
 use crate::context::Context;
 use crate::envelope::{self, Domain, Envelope};
 use crate::keyring::DEFAULT_KEYRING;
+use crate::keys::Keys;
+use crate::parallel::Parallel;
+use crate::store::Store;
 use crate::store::{ScanIter, Space, WriteOp};
-use crate::vault::{EncryptOptions, Vault};
 use crate::{Error, Result};
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Context keys that bind a record's value to its place. Reserved: not for callers.
@@ -105,7 +108,19 @@ pub(crate) fn record_context(collection: &str, id: &str) -> Context {
         .with(CONTEXT_ID, id)
 }
 
-impl Vault {
+/// The records of an open vault: sealing, storing and reading them by hashed id, over the
+/// vault's keys. Who may is decided above this, in the session.
+pub(crate) struct Records {
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
+}
+
+impl Records {
+    /// The records of the vault with these keys, in `store`.
+    pub(crate) fn new(store: Arc<dyn Store>, keys: Arc<Keys>) -> Self {
+        Records { store, keys }
+    }
+
     fn collection_prefix(&self, collection: &str) -> [u8; COLLECTION_TAG_LEN] {
         let tag = self
             .keys
@@ -116,7 +131,7 @@ impl Vault {
         p
     }
 
-    fn record_key(&self, collection: &str, id: &str) -> Vec<u8> {
+    pub(crate) fn key(&self, collection: &str, id: &str) -> Vec<u8> {
         let mut k = Vec::with_capacity(COLLECTION_TAG_LEN + 32);
         k.extend_from_slice(&self.collection_prefix(collection));
         k.extend_from_slice(&self.keys.record_id.tag(&[
@@ -139,23 +154,19 @@ impl Vault {
         let ctx = record_context(collection, id);
         let keyring = opts.keyring.unwrap_or(DEFAULT_KEYRING);
         let env = match opts.subject {
-            Some(s) => self.encrypt_for_subject_in(
-                Domain::Internal,
-                plaintext,
-                &ctx,
-                s,
-                &EncryptOptions::new().keyring(keyring),
-            )?,
+            Some(s) => self
+                .keys
+                .seal_for_subject(Domain::Internal, keyring, s, plaintext, &ctx)?,
             None => {
                 let kek = self.keys.keyring(keyring)?.active_kek()?;
                 envelope::seal_internal(self.keys.backend, keyring, &kek, plaintext, &ctx)?
             }
         };
-        Ok((self.record_key(collection, id), crate::stored::frame(&env)))
+        Ok((self.key(collection, id), crate::stored::frame(&env)))
     }
 
-    /// Writes a record without authorization or audit (callers do both).
-    pub(crate) fn put_with_unguarded(
+    /// Writes a record.
+    pub(crate) fn put(
         &self,
         collection: &str,
         id: &str,
@@ -171,14 +182,16 @@ impl Vault {
         Ok(())
     }
 
-    /// Stores many records in one atomic, durable batch (one flush).
-    pub(crate) fn put_many_unguarded(
+    /// Stores many records in one atomic, durable batch (one flush); sealing spreads over
+    /// `par`.
+    pub(crate) fn put_many(
         &self,
+        par: &Parallel,
         collection: &str,
         items: &[(&str, &[u8])],
         opts: &PutOptions<'_>,
     ) -> Result<()> {
-        let ops = self.parallel.map(items, |(id, pt)| {
+        let ops = par.map(items, |(id, pt)| {
             let (key, value) = self.seal_record(collection, id, pt, opts)?;
             Ok(WriteOp::Put {
                 space: Space::Record,
@@ -191,17 +204,10 @@ impl Vault {
     }
 
     /// Reads and decrypts record `id` of `collection`; `None` when there is none.
-    pub(crate) fn get_unguarded(
-        &self,
-        collection: &str,
-        id: &str,
-    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    pub(crate) fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         check_collection(collection)?;
         check_id(id)?;
-        let Some(value) = self
-            .store
-            .get(Space::Record, &self.record_key(collection, id))?
-        else {
+        let Some(value) = self.store.get(Space::Record, &self.key(collection, id))? else {
             return Ok(None);
         };
         let env = Envelope::parse(crate::stored::envelope_of(&value, "record")?)?;
@@ -211,10 +217,10 @@ impl Vault {
     }
 
     /// Deletes record `id` of `collection`; returns whether it existed.
-    pub(crate) fn delete_unguarded(&self, collection: &str, id: &str) -> Result<bool> {
+    pub(crate) fn delete(&self, collection: &str, id: &str) -> Result<bool> {
         check_collection(collection)?;
         check_id(id)?;
-        let key = self.record_key(collection, id);
+        let key = self.key(collection, id);
         let existed = self.store.get(Space::Record, &key)?.is_some();
         if existed {
             self.store.write(vec![WriteOp::Delete {
@@ -227,7 +233,7 @@ impl Vault {
 
     /// Lists the records of `collection` (keyed-hash ids, keyring, key version) without
     /// decrypting anything, one page at a time in constant memory.
-    pub fn scan(&self, collection: &str) -> impl Iterator<Item = Result<RecordInfo>> + '_ {
+    pub(crate) fn scan(&self, collection: &str) -> impl Iterator<Item = Result<RecordInfo>> + '_ {
         let prefix =
             check_collection(collection).map(|()| self.collection_prefix(collection).to_vec());
         let (iter, err) = match prefix {
@@ -243,7 +249,7 @@ impl Vault {
     }
 
     /// Keyring, key version and subject key id of every record (for usage counts).
-    pub(crate) fn scan_envelopes_raw(
+    pub(crate) fn envelopes(
         &self,
         space: Space,
     ) -> impl Iterator<Item = Result<(String, u32, Option<Vec<u8>>)>> + '_ {
@@ -259,7 +265,7 @@ impl Vault {
     }
 
     /// The keyed hash of a record id as the audit log shows it (hex, 128 bits).
-    pub(crate) fn record_audit_id(&self, collection: &str, id: &str) -> String {
+    pub(crate) fn audit_id(&self, collection: &str, id: &str) -> String {
         hex::encode(
             &self
                 .keys
@@ -269,14 +275,10 @@ impl Vault {
     }
 
     /// The stored key and value of a record.
-    pub(crate) fn record_entry(
-        &self,
-        collection: &str,
-        id: &str,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    pub(crate) fn entry(&self, collection: &str, id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         check_collection(collection)?;
         check_id(id)?;
-        let key = self.record_key(collection, id);
+        let key = self.key(collection, id);
         Ok(self.store.get(Space::Record, &key)?.map(|v| (key, v)))
     }
 }
@@ -302,6 +304,7 @@ mod tests {
     use super::*;
     use crate::Key32;
     use crate::root::KeyFile;
+    use crate::{EncryptOptions, Vault};
 
     /// Records written before envelopes had domains (caller-domain envelopes bound to the
     /// reserved record context) stay readable by `get`, stay closed to the envelope API, and
@@ -313,7 +316,8 @@ mod tests {
         let v = Vault::create(dir.path().join("v"), &root).expect("create");
         let ctx = record_context("notes", "r1");
         let env = v
-            .encrypt_inner(b"legacy record", &ctx, &EncryptOptions::new())
+            .keys
+            .seal_with(b"legacy record", &ctx, &EncryptOptions::new())
             .expect("seal as before");
         assert_eq!(
             Envelope::parse(&env).expect("parse").domain(),
@@ -323,7 +327,7 @@ mod tests {
         v.store
             .write(vec![WriteOp::Put {
                 space: Space::Record,
-                key: v.record_key("notes", "r1"),
+                key: v.records.key("notes", "r1"),
                 value,
             }])
             .expect("write");
@@ -333,7 +337,7 @@ mod tests {
         );
         assert!(v.decrypt(&env, &ctx).is_err());
         assert!(v.reencrypt_record("notes", "r1").expect("reencrypt"));
-        let (_, stored) = v.record_entry("notes", "r1").expect("e").expect("some");
+        let (_, stored) = v.records.entry("notes", "r1").expect("e").expect("some");
         assert_eq!(
             Envelope::parse(&stored[1..]).expect("parse").domain(),
             Domain::Internal

@@ -82,7 +82,7 @@ impl<'v> Session<'v> {
     /// Refuses (and logs as a denial) a context with keys reserved for the vault's own data:
     /// the envelope API never makes or opens what the record and token paths bind.
     fn check_context(&self, action: Action, ctx: &Context, t: &Target) -> Result<()> {
-        crate::vault::check_caller_context(ctx).map_err(|e| {
+        crate::keys::check_caller_context(ctx).map_err(|e| {
             self.vault.guard.refuse(
                 &self.caller,
                 action,
@@ -120,7 +120,7 @@ impl<'v> Session<'v> {
         let k = opts.keyring_name();
         self.check_context(Action::Encrypt, ctx, &target(k, None, 1))?;
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
-        self.vault.encrypt_with_unguarded(plaintext, ctx, opts)
+        self.vault.keys.encrypt(plaintext, ctx, opts)
     }
 
     /// [`Vault::encrypt_text`] as this caller.
@@ -145,7 +145,8 @@ impl<'v> Session<'v> {
         self.check_context(Action::Encrypt, ctx, &target(k, None, 1))?;
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault
-            .encrypt_for_subject_unguarded(plaintext, ctx, subject, opts)
+            .keys
+            .encrypt_for_subject(plaintext, ctx, subject, opts)
     }
 
     /// [`Vault::decrypt`] as this caller.
@@ -155,7 +156,7 @@ impl<'v> Session<'v> {
         let k = env.keyring();
         self.check_context(Action::Decrypt, ctx, &target(k, None, 1))?;
         self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, 1))?;
-        self.vault.decrypt_parsed(&env, ctx)
+        self.vault.keys.decrypt(&env, ctx)
     }
 
     /// [`Vault::encrypt_many`] as this caller (one policy decision and one audit entry for
@@ -173,7 +174,9 @@ impl<'v> Session<'v> {
             Resource::Keyring(k),
             target(k, None, plaintexts.len()),
         )?;
-        self.vault.encrypt_many_unguarded(plaintexts, ctx, opts)
+        self.vault
+            .keys
+            .encrypt_many(&self.vault.parallel, plaintexts, ctx, opts)
     }
 
     /// [`Vault::decrypt_many`] as this caller (one policy decision and one audit entry per
@@ -200,7 +203,9 @@ impl<'v> Session<'v> {
             self.check_context(Action::Decrypt, ctx, &target(k, None, *n))?;
             self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, *n))?;
         }
-        self.vault.decrypt_many_unguarded(&bins, ctx)
+        self.vault
+            .keys
+            .decrypt_many(&self.vault.parallel, &bins, ctx)
     }
 
     /// [`Vault::put`] as this caller.
@@ -230,15 +235,14 @@ impl<'v> Session<'v> {
         plaintext: &[u8],
         opts: &PutOptions<'_>,
     ) -> Result<()> {
-        let item = Some(self.vault.record_audit_id(collection, id));
+        let item = Some(self.vault.records.audit_id(collection, id));
         self.allow(
             Action::Put,
             Resource::Collection(collection),
             target(collection, item, 1),
         )?;
         self.allow_record_keyring(opts, 1)?;
-        self.vault
-            .put_with_unguarded(collection, id, plaintext, opts)
+        self.vault.records.put(collection, id, plaintext, opts)
     }
 
     /// [`Vault::put_many`] as this caller.
@@ -254,29 +258,31 @@ impl<'v> Session<'v> {
             target(collection, None, items.len()),
         )?;
         self.allow_record_keyring(opts, items.len())?;
-        self.vault.put_many_unguarded(collection, items, opts)
+        self.vault
+            .records
+            .put_many(&self.vault.parallel, collection, items, opts)
     }
 
     /// [`Vault::get`] as this caller.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let item = Some(self.vault.record_audit_id(collection, id));
+        let item = Some(self.vault.records.audit_id(collection, id));
         self.allow(
             Action::Get,
             Resource::Collection(collection),
             target(collection, item, 1),
         )?;
-        self.vault.get_unguarded(collection, id)
+        self.vault.records.get(collection, id)
     }
 
     /// [`Vault::delete`] as this caller.
     pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
-        let item = Some(self.vault.record_audit_id(collection, id));
+        let item = Some(self.vault.records.audit_id(collection, id));
         self.allow(
             Action::Delete,
             Resource::Collection(collection),
             target(collection, item, 1),
         )?;
-        self.vault.delete_unguarded(collection, id)
+        self.vault.records.delete(collection, id)
     }
 
     /// [`Vault::tokenize`] as this caller.
@@ -288,7 +294,7 @@ impl<'v> Session<'v> {
         )?;
         self.vault
             .tokens
-            .tokenize_inner(&self.vault.parallel, field, &[value], None)
+            .tokenize(&self.vault.parallel, field, &[value], None)
             .map(|mut v| v.remove(0))
     }
 
@@ -301,7 +307,7 @@ impl<'v> Session<'v> {
         )?;
         self.vault
             .tokens
-            .tokenize_inner(&self.vault.parallel, field, &[value], Some(subject))
+            .tokenize(&self.vault.parallel, field, &[value], Some(subject))
             .map(|mut v| v.remove(0))
     }
 
@@ -315,7 +321,7 @@ impl<'v> Session<'v> {
         let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
         self.vault
             .tokens
-            .tokenize_inner(&self.vault.parallel, field, &refs, None)
+            .tokenize(&self.vault.parallel, field, &refs, None)
     }
 
     /// [`Vault::detokenize`] as this caller: the view must be granted.
@@ -328,7 +334,7 @@ impl<'v> Session<'v> {
         )?;
         self.vault
             .tokens
-            .detokenize_inner(&self.vault.parallel, field, &[token], view, None)
+            .detokenize(&self.vault.parallel, field, &[token], view, None)
             .map(|mut v| v.remove(0))
     }
 
@@ -348,7 +354,7 @@ impl<'v> Session<'v> {
         )?;
         self.vault
             .tokens
-            .detokenize_inner(&self.vault.parallel, field, &[token], view, Some(subject))
+            .detokenize(&self.vault.parallel, field, &[token], view, Some(subject))
             .map(|mut v| v.remove(0))
     }
 
@@ -367,7 +373,7 @@ impl<'v> Session<'v> {
         let refs: Vec<&str> = tokens.iter().map(AsRef::as_ref).collect();
         self.vault
             .tokens
-            .detokenize_inner(&self.vault.parallel, field, &refs, view, None)
+            .detokenize(&self.vault.parallel, field, &refs, view, None)
     }
 }
 

@@ -36,6 +36,7 @@ use crate::context::Context;
 use crate::envelope::{self, FLAG_SUBJECT, Kek, SUBJECT_ID_LEN, WRAPPED_DEK_LEN};
 use crate::kdf::{self, label};
 use crate::keyring::DEFAULT_KEYRING;
+use crate::keys::Keys;
 use crate::outfile::PrivateOutput;
 use crate::policy::Resource;
 use crate::secret::Key32;
@@ -469,20 +470,99 @@ impl<R: Read + Seek> Seek for SeekableReader<R> {
     }
 }
 
-impl Vault {
-    fn stream_wrapping_key(
-        &self,
-        opts: &StreamOptions,
-    ) -> Result<(Option<[u8; SUBJECT_ID_LEN]>, Arc<Kek>)> {
-        match &opts.subject {
-            Some(s) => {
-                let (id, key) = self.keys.subject_key_for_write(s, &opts.keyring)?;
-                Ok((Some(id), key))
-            }
-            None => Ok((None, self.keys.keyring(&opts.keyring)?.active_kek()?)),
+fn wrapping_key(
+    keys: &Keys,
+    opts: &StreamOptions,
+) -> Result<(Option<[u8; SUBJECT_ID_LEN]>, Arc<Kek>)> {
+    match &opts.subject {
+        Some(s) => {
+            let (id, key) = keys.subject_key_for_write(s, &opts.keyring)?;
+            Ok((Some(id), key))
         }
+        None => Ok((None, keys.keyring(&opts.keyring)?.active_kek()?)),
     }
+}
 
+/// Starts a stream into `out` under the keys of the vault: the header is written at once.
+/// Who may is decided by the session that calls this.
+fn start_writer<W: Write>(
+    keys: &Keys,
+    mut out: W,
+    ctx: &Context,
+    opts: &StreamOptions,
+) -> Result<EncryptingWriter<W>> {
+    envelope::check_keyring_name(&opts.keyring)?;
+    if !(MIN_SEGMENT_LOG2..=MAX_SEGMENT_LOG2).contains(&opts.segment_log2) {
+        return Err(Error::invalid(
+            "segment size",
+            "log2 must be between 12 and 24",
+        ));
+    }
+    ctx.validate()?;
+    let (subject, kek) = wrapping_key(keys, opts)?;
+    let dek = Key32::random()?;
+    let mut prefix = [0u8; PREFIX_LEN];
+    crate::random::fill_random(&mut prefix)?;
+    let mut h = MAGIC.to_vec();
+    h.push(VERSION);
+    h.push(SUITE_AES256GCM_STREAM);
+    h.push(if subject.is_some() { FLAG_SUBJECT } else { 0 });
+    h.push(opts.keyring.len() as u8);
+    h.extend_from_slice(opts.keyring.as_bytes());
+    if let Some(s) = &subject {
+        h.extend_from_slice(s);
+    }
+    let key_start = h.len();
+    let mut waad = WRAP_AAD_LABEL.to_vec();
+    waad.extend_from_slice(&h);
+    waad.extend_from_slice(&kek.version().to_be_bytes());
+    h.extend_from_slice(&kek.version().to_be_bytes());
+    h.extend_from_slice(&kek.wrap(&waad, dek.expose())?);
+    let key_end = h.len();
+    h.push(opts.segment_log2);
+    h.extend_from_slice(&prefix);
+    let mut stable = h[..key_start].to_vec();
+    stable.extend_from_slice(&h[key_end..]);
+    let (key, commit) = stream_keys(&dek, &stable, ctx)?;
+    h.extend_from_slice(&commit);
+    out.write_all(&h)
+        .map_err(|e| Error::io("writing stream header", e))?;
+    let seg = 1usize << opts.segment_log2;
+    Ok(EncryptingWriter {
+        out: Some(out),
+        aead: keys.backend.aes256gcm(&key)?,
+        prefix,
+        seg,
+        buf: Zeroizing::new(Vec::with_capacity(seg)),
+        index: 0,
+    })
+}
+
+/// Unwraps the stream key of an authenticated header under the vault's keys.
+fn open_header(keys: &Keys, header: &StreamHeader, ctx: &Context) -> Result<Box<dyn AeadKey>> {
+    let kek = match &header.subject {
+        Some(id) => keys.subject_key_for_envelope(id, &header.keyring)?,
+        None => keys
+            .keyring(&header.keyring)?
+            .decrypting_kek(header.key_version)?,
+    };
+    if kek.version() != header.key_version {
+        return Err(Error::AuthenticationFailed);
+    }
+    let (ks, ke) = header.key_part;
+    let dek = kek.unwrap(
+        &header.wrap_aad(header.key_version),
+        &header.bytes[ks + 4..ke],
+    )?;
+    let dek = Key32::from_slice(dek.expose()).map_err(|_| Error::AuthenticationFailed)?;
+    let (key, commit) = stream_keys(&dek, &header.stable(), ctx)?;
+    if !ct_eq(&commit, header.commitment()) {
+        return Err(Error::AuthenticationFailed);
+    }
+    keys.backend.aes256gcm(&key)
+}
+
+impl Vault {
     /// Starts encrypting a stream into `out` (the header is written at once). As the owner;
     /// audited. [`Session::encrypt_writer`] for other callers.
     pub fn encrypt_writer<W: Write>(
@@ -492,83 +572,6 @@ impl Vault {
         opts: &StreamOptions,
     ) -> Result<EncryptingWriter<W>> {
         self.owner().encrypt_writer(out, ctx, opts)
-    }
-
-    pub(crate) fn encrypt_writer_unguarded<W: Write>(
-        &self,
-        mut out: W,
-        ctx: &Context,
-        opts: &StreamOptions,
-    ) -> Result<EncryptingWriter<W>> {
-        envelope::check_keyring_name(&opts.keyring)?;
-        if !(MIN_SEGMENT_LOG2..=MAX_SEGMENT_LOG2).contains(&opts.segment_log2) {
-            return Err(Error::invalid(
-                "segment size",
-                "log2 must be between 12 and 24",
-            ));
-        }
-        ctx.validate()?;
-        let (subject, kek) = self.stream_wrapping_key(opts)?;
-        let dek = Key32::random()?;
-        let mut prefix = [0u8; PREFIX_LEN];
-        crate::random::fill_random(&mut prefix)?;
-        let mut h = MAGIC.to_vec();
-        h.push(VERSION);
-        h.push(SUITE_AES256GCM_STREAM);
-        h.push(if subject.is_some() { FLAG_SUBJECT } else { 0 });
-        h.push(opts.keyring.len() as u8);
-        h.extend_from_slice(opts.keyring.as_bytes());
-        if let Some(s) = &subject {
-            h.extend_from_slice(s);
-        }
-        let key_start = h.len();
-        let mut waad = WRAP_AAD_LABEL.to_vec();
-        waad.extend_from_slice(&h);
-        waad.extend_from_slice(&kek.version().to_be_bytes());
-        h.extend_from_slice(&kek.version().to_be_bytes());
-        h.extend_from_slice(&kek.wrap(&waad, dek.expose())?);
-        let key_end = h.len();
-        h.push(opts.segment_log2);
-        h.extend_from_slice(&prefix);
-        let mut stable = h[..key_start].to_vec();
-        stable.extend_from_slice(&h[key_end..]);
-        let (key, commit) = stream_keys(&dek, &stable, ctx)?;
-        h.extend_from_slice(&commit);
-        out.write_all(&h)
-            .map_err(|e| Error::io("writing stream header", e))?;
-        let seg = 1usize << opts.segment_log2;
-        Ok(EncryptingWriter {
-            out: Some(out),
-            aead: self.keys.backend.aes256gcm(&key)?,
-            prefix,
-            seg,
-            buf: Zeroizing::new(Vec::with_capacity(seg)),
-            index: 0,
-        })
-    }
-
-    fn open_stream_header(&self, header: &StreamHeader, ctx: &Context) -> Result<Box<dyn AeadKey>> {
-        let kek = match &header.subject {
-            Some(id) => self.keys.subject_key_for_envelope(id, &header.keyring)?,
-            None => self
-                .keys
-                .keyring(&header.keyring)?
-                .decrypting_kek(header.key_version)?,
-        };
-        if kek.version() != header.key_version {
-            return Err(Error::AuthenticationFailed);
-        }
-        let (ks, ke) = header.key_part;
-        let dek = kek.unwrap(
-            &header.wrap_aad(header.key_version),
-            &header.bytes[ks + 4..ke],
-        )?;
-        let dek = Key32::from_slice(dek.expose()).map_err(|_| Error::AuthenticationFailed)?;
-        let (key, commit) = stream_keys(&dek, &header.stable(), ctx)?;
-        if !ct_eq(&commit, header.commitment()) {
-            return Err(Error::AuthenticationFailed);
-        }
-        self.keys.backend.aes256gcm(&key)
     }
 
     /// Starts decrypting a stream from `input` (the header is read and authenticated at once).
@@ -709,7 +712,7 @@ impl Session<'_> {
     ) -> Result<EncryptingWriter<W>> {
         envelope::check_keyring_name(&opts.keyring)?;
         self.allow_stream(Action::Encrypt, &opts.keyring, "stream")?;
-        self.vault().encrypt_writer_unguarded(out, ctx, opts)
+        start_writer(&self.vault().keys, out, ctx, opts)
     }
 
     /// [`Vault::decrypt_reader`] as this caller: the header is read, the decision taken on its
@@ -718,7 +721,7 @@ impl Session<'_> {
         let mut input = io::BufReader::with_capacity(1 << 20, input);
         let header = StreamHeader::read_from(&mut input)?;
         self.allow_stream(Action::Decrypt, &header.keyring, "stream")?;
-        let aead = self.vault().open_stream_header(&header, ctx)?;
+        let aead = open_header(&self.vault().keys, &header, ctx)?;
         Ok(DecryptingReader {
             input,
             aead,
@@ -742,7 +745,7 @@ impl Session<'_> {
             .map_err(|e| Error::io("seeking stream", e))?;
         let header = StreamHeader::read_from(&mut input)?;
         self.allow_stream(Action::Decrypt, &header.keyring, "stream (random access)")?;
-        let aead = self.vault().open_stream_header(&header, ctx)?;
+        let aead = open_header(&self.vault().keys, &header, ctx)?;
         let total = input
             .seek(SeekFrom::End(0))
             .map_err(|e| Error::io("seeking stream", e))?;

@@ -14,12 +14,11 @@
 
 use crate::audit::{Action, AuditLog, AuditReport, AuditView};
 use crate::backend::Backend;
-use crate::context::Context;
-use crate::envelope::{self, Envelope};
-use crate::keyring::{DEFAULT_KEYRING, KeyringInfo};
+use crate::keyring::KeyringInfo;
 use crate::keys::Keys;
 use crate::keys::header::{HEADER_FILE, HEADER_KEY, HeaderSlot, VaultHeader};
 use crate::policy::{Guard, Policy};
+use crate::records::{RecordInfo, Records};
 use crate::root::RootKeySource;
 use crate::secret::Key32;
 use crate::store::snapshot::SnapshotGate;
@@ -29,11 +28,11 @@ use crate::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use zeroize::Zeroizing;
 
 pub use crate::cache::CACHE_TTL_SECS;
 pub use crate::keys::HEADER_FORMAT;
 pub use crate::keys::UNKNOWN_VERSION_RELOAD_SECS;
+pub use crate::keys::{EncryptOptions, RESERVED_CONTEXT_PREFIX};
 /// Longest time a cached keyring is used before it is read again from the store (seconds);
 /// the same bound as [`CACHE_TTL_SECS`], which also covers field definitions and the policy.
 pub const KEYRING_CACHE_TTL_SECS: u64 = CACHE_TTL_SECS;
@@ -94,40 +93,6 @@ impl VaultOptions {
     }
 }
 
-/// How to encrypt: which keyring, randomized or deterministic.
-#[derive(Clone, Debug, Default)]
-pub struct EncryptOptions {
-    keyring: Option<String>,
-    deterministic: bool,
-}
-
-impl EncryptOptions {
-    /// Randomized encryption under the `default` keyring.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The keyring name these options select.
-    pub fn keyring_name(&self) -> &str {
-        self.keyring.as_deref().unwrap_or(DEFAULT_KEYRING)
-    }
-
-    /// Uses the named keyring.
-    #[must_use]
-    pub fn keyring(mut self, name: impl Into<String>) -> Self {
-        self.keyring = Some(name.into());
-        self
-    }
-
-    /// Deterministic encryption (AES-SIV): equal plaintexts give equal ciphertexts under the
-    /// same context and key version, which allows equality lookups and reveals equality.
-    #[must_use]
-    pub fn deterministic(mut self) -> Self {
-        self.deterministic = true;
-        self
-    }
-}
-
 /// The store of a directory vault: sled in `<dir>/store`, checked against and moving the
 /// commit anchor `<dir>/store.anchor` (anchor.rs).
 fn dir_store(dir: &Path, vmk: &Key32, vault_id: [u8; 16], d: Durability) -> Result<Box<dyn Store>> {
@@ -171,6 +136,8 @@ pub struct Vault {
     pub(crate) guard: Guard,
     /// Field definitions and every token kind.
     pub(crate) tokens: Tokens,
+    /// Records by hashed id.
+    pub(crate) records: Records,
     /// Copy-on-write snapshots for online backups (backup.rs); the store above is wrapped.
     pub(crate) snapshots: Arc<SnapshotGate>,
     /// The thread pool of batch calls (none by default).
@@ -497,6 +464,7 @@ impl Vault {
             root_kind: header.root.kind().to_owned(),
             guard: Guard::new(store.clone(), keys.clone(), audit.clone()),
             tokens: Tokens::new(store.clone(), keys.clone(), audit.clone()),
+            records: Records::new(store.clone(), keys.clone()),
             store,
             keys,
             audit,
@@ -567,113 +535,6 @@ impl Vault {
         self.keys.rotate(keyring)
     }
 
-    // ---- encryption -----------------------------------------------------------------------
-
-    /// Encrypts with options (keyring, deterministic), refusing reserved context keys.
-    pub(crate) fn encrypt_with_unguarded(
-        &self,
-        plaintext: &[u8],
-        ctx: &Context,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<u8>> {
-        check_caller_context(ctx)?;
-        self.encrypt_inner(plaintext, ctx, opts)
-    }
-
-    /// [`Vault::encrypt_with`] without the reserved-key check (re-encryption keeps contexts).
-    pub(crate) fn encrypt_inner(
-        &self,
-        plaintext: &[u8],
-        ctx: &Context,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<u8>> {
-        self.keys
-            .seal(opts.keyring_name(), opts.deterministic, plaintext, ctx)
-    }
-
-    /// [`Vault::encrypt_with`] over many plaintexts under one context: one keyring lookup,
-    /// randomness for 64 envelopes per CSPRNG call ([`envelope::seal_many`]), spread over the
-    /// vault's pool when it has one ([`VaultOptions::threads`]).
-    pub(crate) fn encrypt_many_unguarded(
-        &self,
-        plaintexts: &[&[u8]],
-        ctx: &Context,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<Vec<u8>>> {
-        let name = opts.keyring_name();
-        let kek = self.keys.keyring(name)?.active_kek()?;
-        if opts.deterministic {
-            return self.parallel.map(plaintexts, |p| {
-                envelope::seal_deterministic(name, &kek, p, ctx)
-            });
-        }
-        let chunks: Vec<&[&[u8]]> = plaintexts.chunks(envelope::SEAL_MANY_CHUNK).collect();
-        let sealed = self.parallel.map_min(&chunks, 4, |chunk| {
-            let items: Vec<(&[u8], &Context)> = chunk.iter().map(|p| (*p, ctx)).collect();
-            envelope::seal_many(self.keys.backend, name, &kek, &items)
-        })?;
-        Ok(sealed.into_iter().flatten().collect())
-    }
-
-    /// [`Vault::decrypt`] over many envelopes, spread over the vault's pool when it has one.
-    pub(crate) fn decrypt_many_unguarded<T: AsRef<[u8]> + Sync>(
-        &self,
-        envelopes: &[T],
-        ctx: &Context,
-    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        self.parallel.map(envelopes, |e| {
-            let bin = envelope::to_binary(e.as_ref())?;
-            self.decrypt_parsed(&Envelope::parse(&bin)?, ctx)
-        })
-    }
-
-    /// Decrypts a parsed envelope of the envelope API (for callers that looked at its header
-    /// first). Only [`Domain::Caller`](envelope::Domain::Caller) envelopes under a context
-    /// without reserved keys: records and vaulted token values are opened by their own paths
-    /// only (`Keys::open` behind them), so decrypt rights on a keyring never reach them.
-    pub(crate) fn decrypt_parsed(
-        &self,
-        env: &Envelope<'_>,
-        ctx: &Context,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        check_caller_context(ctx)?;
-        if env.domain() != envelope::Domain::Caller {
-            return Err(Error::AuthenticationFailed);
-        }
-        self.keys.open(env, ctx)
-    }
-
-    /// Encrypts data tied to a data subject (a patient): the DEK is wrapped by the subject's
-    /// key, so [`Vault::forget_subject`] makes it unrecoverable.
-    pub(crate) fn encrypt_for_subject_unguarded(
-        &self,
-        plaintext: &[u8],
-        ctx: &Context,
-        subject: &str,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<u8>> {
-        self.encrypt_for_subject_in(envelope::Domain::Caller, plaintext, ctx, subject, opts)
-    }
-
-    /// [`Vault::encrypt_for_subject_unguarded`] in `domain` (records use the vault's own).
-    pub(crate) fn encrypt_for_subject_in(
-        &self,
-        domain: envelope::Domain,
-        plaintext: &[u8],
-        ctx: &Context,
-        subject: &str,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<u8>> {
-        if opts.deterministic {
-            return Err(Error::invalid(
-                "options",
-                "deterministic encryption cannot be tied to a subject",
-            ));
-        }
-        self.keys
-            .seal_for_subject(domain, opts.keyring_name(), subject, plaintext, ctx)
-    }
-
     // ---- the components' owner operations --------------------------------------------------
     // One-line forwards: each rule lives in its component (audit.rs, policy.rs, tokens/,
     // keys/); the admin operations log their entry here, before they change anything.
@@ -726,6 +587,12 @@ impl Vault {
         include_reasons: bool,
     ) -> Result<Vec<AuditView>> {
         self.audit.entries(since_ms, principal, include_reasons)
+    }
+
+    /// Lists the records of `collection` (keyed-hash ids, keyring, key version) without
+    /// decrypting anything, one page at a time in constant memory.
+    pub fn scan(&self, collection: &str) -> impl Iterator<Item = Result<RecordInfo>> + '_ {
+        self.records.scan(collection)
     }
 
     /// The stored policy (empty — only the owner may act — if none was set).
@@ -813,22 +680,3 @@ fn database_store(_url: &str) -> Result<Box<dyn Store>> {
         "this build has no PostgreSQL support (feature `postgres`)",
     ))
 }
-
-/// Context keys starting with `phivault.` are reserved for the vault's own bindings (records,
-/// vaulted tokens): the envelope API refuses them in both directions, so a caller can neither
-/// forge a record's binding nor open a record's envelope taken from the store.
-pub(crate) fn check_caller_context(ctx: &Context) -> Result<()> {
-    if ctx
-        .pairs()
-        .any(|(k, _)| k.starts_with(RESERVED_CONTEXT_PREFIX))
-    {
-        return Err(Error::invalid(
-            "context",
-            "keys starting with 'phivault.' are reserved",
-        ));
-    }
-    Ok(())
-}
-
-/// Prefix of context keys reserved for phivault.
-pub const RESERVED_CONTEXT_PREFIX: &str = "phivault.";

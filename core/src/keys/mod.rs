@@ -7,9 +7,12 @@
 //! or rotate a keyring, rotate the root, forget a subject) are admin operations of the vault,
 //! which decide and log, then call in here.
 
+mod caller;
 pub(crate) mod header;
 mod subjects;
 
+pub(crate) use caller::check_caller_context;
+pub use caller::{EncryptOptions, RESERVED_CONTEXT_PREFIX};
 pub use header::HEADER_FORMAT;
 
 use crate::backend::{AeadKey, Backend};

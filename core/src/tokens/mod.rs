@@ -332,7 +332,7 @@ impl Tokens {
         }
     }
 
-    pub(crate) fn tokenize_inner(
+    pub(crate) fn tokenize(
         &self,
         par: &Parallel,
         field: &str,
@@ -376,7 +376,7 @@ impl Tokens {
         }
     }
 
-    pub(crate) fn detokenize_inner(
+    pub(crate) fn detokenize(
         &self,
         par: &Parallel,
         field: &str,
