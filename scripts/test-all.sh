@@ -11,6 +11,9 @@ step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no import circles in core (scripts/check-imports.py)"
+python3 scripts/check-imports.py
+
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -9,7 +9,7 @@
 //! commitment, the payload AEAD, the output allocation): the score. `phivault-*-into` are
 //! `envelope::seal_into` / `envelope::open_into`, which write into a caller's buffer reused
 //! from call to call (and, with AWS-LC, encrypt and decrypt out of place, with no copy). `vault-audited` is the
-//! `Vault::encrypt` / `Vault::decrypt` API as shipped, which adds the keyring lookup, the policy
+//! `vault.owner().encrypt` / `.decrypt` API as shipped, which adds the keyring lookup, the policy
 //! decision and one audit-log entry per call (the Vault API has no switch to turn auditing
 //! off, so "audit off" is the envelope figure). Groups are `envelope-encrypt/<size>` and
 //! `envelope-decrypt/<size>`.
@@ -87,10 +87,24 @@ fn benches(c: &mut Criterion) {
             });
         }
         g.bench_function(BenchmarkId::from_parameter("vault-audited"), |b| {
-            b.iter(|| black_box(vault.encrypt(black_box(&pt), &ctx).expect("encrypt")))
+            b.iter(|| {
+                black_box(
+                    vault
+                        .owner()
+                        .encrypt(black_box(&pt), &ctx)
+                        .expect("encrypt"),
+                )
+            })
         });
         g.bench_function(BenchmarkId::from_parameter("vault-reads-unaudited"), |b| {
-            b.iter(|| black_box(unaudited.encrypt(black_box(&pt), &ctx).expect("encrypt")))
+            b.iter(|| {
+                black_box(
+                    unaudited
+                        .owner()
+                        .encrypt(black_box(&pt), &ctx)
+                        .expect("encrypt"),
+                )
+            })
         });
         for (name, raw) in &raws {
             let mut buf = pt.clone();
@@ -132,13 +146,27 @@ fn benches(c: &mut Criterion) {
                 })
             });
         }
-        let ct = vault.encrypt(&pt, &ctx).expect("encrypt");
+        let ct = vault.owner().encrypt(&pt, &ctx).expect("encrypt");
         g.bench_function(BenchmarkId::from_parameter("vault-audited"), |b| {
-            b.iter(|| black_box(vault.decrypt(black_box(&ct), &ctx).expect("decrypt")))
+            b.iter(|| {
+                black_box(
+                    vault
+                        .owner()
+                        .decrypt(black_box(&ct), &ctx)
+                        .expect("decrypt"),
+                )
+            })
         });
-        let ct2 = unaudited.encrypt(&pt, &ctx).expect("encrypt");
+        let ct2 = unaudited.owner().encrypt(&pt, &ctx).expect("encrypt");
         g.bench_function(BenchmarkId::from_parameter("vault-reads-unaudited"), |b| {
-            b.iter(|| black_box(unaudited.decrypt(black_box(&ct2), &ctx).expect("decrypt")))
+            b.iter(|| {
+                black_box(
+                    unaudited
+                        .owner()
+                        .decrypt(black_box(&ct2), &ctx)
+                        .expect("decrypt"),
+                )
+            })
         });
         for (name, raw) in &raws {
             // Like the envelope (which decrypts into a fresh buffer), each iteration copies the
@@ -191,7 +219,7 @@ fn batch(c: &mut Criterion) {
                 )
             })
         });
-        // `Vault::encrypt_many` as shipped (one policy decision and audit entry per batch,
+        // `Session::encrypt_many` as shipped (one policy decision and audit entry per batch,
         // `seal_many` inside), on the calling thread and on a pool of 2.
         let ctx = Context::new().with("table", "notes");
         let pts: Vec<&[u8]> = (0..N).map(|_| pt.as_slice()).collect();
@@ -202,6 +230,7 @@ fn batch(c: &mut Criterion) {
                     b.iter(|| {
                         black_box(
                             vault
+                                .owner()
                                 .encrypt_many(&pts, &ctx, &EncryptOptions::new())
                                 .expect("encrypt_many"),
                         )

@@ -40,6 +40,7 @@ fn benches(c: &mut Criterion) {
     let pt = payload(64);
     // A stored record is one format byte and the envelope.
     let value_len = 1 + vault
+        .owner()
         .encrypt(&pt, &Context::new().with("record", "x"))
         .expect("encrypt")
         .len();
@@ -53,6 +54,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             vault
+                .owner()
                 .put("notes", &format!("MRN-{n:09}"), &pt, None)
                 .expect("put")
         })
@@ -84,6 +86,7 @@ fn benches(c: &mut Criterion) {
                     ids.iter().map(|id| (id.as_str(), pt.as_slice())).collect();
                 let t = Instant::now();
                 vault
+                    .owner()
                     .put_many("notes", &items, &Default::default())
                     .expect("put_many");
                 total += t.elapsed();
@@ -117,6 +120,7 @@ fn benches(c: &mut Criterion) {
     let ids: Vec<String> = (1..=1000u64).map(|i| format!("GET-{i:09}")).collect();
     let items: Vec<(&str, &[u8])> = ids.iter().map(|id| (id.as_str(), pt.as_slice())).collect();
     vault
+        .owner()
         .put_many("notes", &items, &Default::default())
         .expect("put_many");
     let mut batch = sled::Batch::default();
@@ -133,6 +137,7 @@ fn benches(c: &mut Criterion) {
             i = i % 1000 + 1;
             black_box(
                 vault
+                    .owner()
                     .get("notes", &ids[(i - 1) as usize])
                     .expect("get")
                     .expect("present"),

@@ -51,8 +51,9 @@ fn benches(c: &mut Criterion) {
     let mut vault = default_vault(&tmp.path().join("vault"));
     let db = raw_sled(&tmp.path().join("sled"));
     // Stored vaulted token: format byte and an envelope of the value bound to field and token.
-    let sample = vault.tokenize("mrn", &mrn(0)).expect("tokenize");
+    let sample = vault.owner().tokenize("mrn", &mrn(0)).expect("tokenize");
     let value_len = 1 + vault
+        .owner()
         .encrypt(
             mrn(0).as_bytes(),
             &phivault::Context::new()
@@ -73,7 +74,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("tokenize-single");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::from_parameter("vaulted-mrn-durable"), |b| {
-        b.iter(|| black_box(vault.tokenize("mrn", &mrn(next())).expect("tok")))
+        b.iter(|| black_box(vault.owner().tokenize("mrn", &mrn(next())).expect("tok")))
     });
     let mut r = 0u64;
     g.bench_function(BenchmarkId::from_parameter("raw-sled-insert+flush"), |b| {
@@ -84,7 +85,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function(BenchmarkId::from_parameter("ff1-ssn"), |b| {
-        b.iter(|| black_box(vault.tokenize("ssn", &ssn(next())).expect("tok")))
+        b.iter(|| black_box(vault.owner().tokenize("ssn", &ssn(next())).expect("tok")))
     });
     g.bench_function(BenchmarkId::from_parameter("fpe-crate-ff1-direct"), |b| {
         b.iter(|| {
@@ -96,6 +97,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .tokenize("pseudonym", &format!("patient-{}", next()))
                     .expect("psn"),
             )
@@ -105,6 +107,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .tokenize_for_subject("dob", "1980-03-15", "patient-1")
                     .expect("shift"),
             )
@@ -125,7 +128,7 @@ fn benches(c: &mut Criterion) {
             for _ in 0..iters {
                 let values = batch_of(&mut next, mrn);
                 let t = Instant::now();
-                black_box(vault.tokenize_many("mrn", &values).expect("tok"));
+                black_box(vault.owner().tokenize_many("mrn", &values).expect("tok"));
                 total += t.elapsed();
             }
             total
@@ -156,7 +159,7 @@ fn benches(c: &mut Criterion) {
             for _ in 0..iters {
                 let values = batch_of(&mut next, ssn);
                 let t = Instant::now();
-                black_box(vault.tokenize_many("ssn", &values).expect("tok"));
+                black_box(vault.owner().tokenize_many("ssn", &values).expect("tok"));
                 total += t.elapsed();
             }
             total
@@ -183,7 +186,12 @@ fn benches(c: &mut Criterion) {
             for _ in 0..iters {
                 let values = batch_of(&mut next, |n| format!("patient-{n}"));
                 let t = Instant::now();
-                black_box(vault.tokenize_many("pseudonym", &values).expect("psn"));
+                black_box(
+                    vault
+                        .owner()
+                        .tokenize_many("pseudonym", &values)
+                        .expect("psn"),
+                );
                 total += t.elapsed();
             }
             total
@@ -208,7 +216,7 @@ fn benches(c: &mut Criterion) {
                 for _ in 0..iters {
                     let values = batch_of(&mut next, make);
                     let t = Instant::now();
-                    black_box(vault.tokenize_many(field, &values).expect("tok"));
+                    black_box(vault.owner().tokenize_many(field, &values).expect("tok"));
                     total += t.elapsed();
                 }
                 total
@@ -220,10 +228,17 @@ fn benches(c: &mut Criterion) {
 
     // ---- detokenize ------------------------------------------------------------------------
     let plain_mrns: Vec<String> = (0..BATCH as u64).map(|i| mrn((1 << 50) + i)).collect();
-    let mrn_tokens = vault.tokenize_many("mrn", &plain_mrns).expect("tok");
+    let mrn_tokens = vault
+        .owner()
+        .tokenize_many("mrn", &plain_mrns)
+        .expect("tok");
     let plain_ssns: Vec<String> = (0..BATCH as u64).map(|i| ssn(123_000_000 + i)).collect();
-    let ssn_tokens = vault.tokenize_many("ssn", &plain_ssns).expect("tok");
+    let ssn_tokens = vault
+        .owner()
+        .tokenize_many("ssn", &plain_ssns)
+        .expect("tok");
     let date_token = vault
+        .owner()
         .tokenize_for_subject("dob", "1980-03-15", "patient-1")
         .expect("tok");
     let mut batch = sled::Batch::default();
@@ -251,6 +266,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .detokenize("mrn", &mrn_tokens[step()], View::Plaintext)
                     .expect("detok"),
             )
@@ -269,6 +285,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .detokenize("ssn", &ssn_tokens[step()], View::Plaintext)
                     .expect("detok"),
             )
@@ -281,6 +298,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .detokenize_for_subject("dob", &date_token, "patient-1", View::Plaintext)
                     .expect("detok"),
             )
@@ -292,6 +310,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .detokenize("mrn", &mrn_tokens[step()], View::Plaintext)
                     .expect("detok"),
             )
@@ -301,6 +320,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .detokenize("ssn", &ssn_tokens[step()], View::Plaintext)
                     .expect("detok"),
             )
@@ -316,6 +336,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .detokenize_many("mrn", &mrn_tokens, View::Plaintext)
                     .expect("detok"),
             )
@@ -336,6 +357,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 vault
+                    .owner()
                     .detokenize_many("ssn", &ssn_tokens, View::Plaintext)
                     .expect("detok"),
             )
@@ -357,6 +379,7 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 black_box(
                     vault
+                        .owner()
                         .detokenize_many(field, tokens, View::Plaintext)
                         .expect("detok"),
                 )

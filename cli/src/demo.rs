@@ -113,7 +113,9 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
         PATIENTS.len()
     );
     for p in &PATIENTS {
-        vault.put("patients", p.mrn, record_json(p).as_bytes(), Some(p.mrn))?;
+        vault
+            .owner()
+            .put("patients", p.mrn, record_json(p).as_bytes(), Some(p.mrn))?;
     }
     check(
         vault.scan("patients").count() == PATIENTS.len(),
@@ -127,6 +129,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
     println!("     reopened in {:?}", t.elapsed());
     for p in &PATIENTS {
         let got = vault
+            .owner()
             .get("patients", p.mrn)?
             .ok_or_else(|| CliError::msg("record missing"))?;
         check(
@@ -162,16 +165,19 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
 
     println!("5. Envelope encryption bound to context");
     let ctx = Context::new().with("record", "100234").with("field", "ssn");
-    let ct = vault.encrypt_text(PATIENTS[0].ssn.as_bytes(), &ctx, &EncryptOptions::new())?;
+    let ct =
+        vault
+            .owner()
+            .encrypt_text(PATIENTS[0].ssn.as_bytes(), &ctx, &EncryptOptions::new())?;
     println!("     {}...", &ct[..ct.len().min(60)]);
     check(
-        vault.decrypt(ct.as_bytes(), &ctx)?.as_slice() == PATIENTS[0].ssn.as_bytes(),
+        vault.owner().decrypt(ct.as_bytes(), &ctx)?.as_slice() == PATIENTS[0].ssn.as_bytes(),
         "decrypts with its context",
     )?;
     let moved = Context::new().with("record", "100235").with("field", "ssn");
     check(
         matches!(
-            vault.decrypt(ct.as_bytes(), &moved),
+            vault.owner().decrypt(ct.as_bytes(), &moved),
             Err(Error::AuthenticationFailed)
         ),
         "moved to another record: authentication failed",
@@ -180,16 +186,19 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
     let mid = bin.len() / 2;
     bin[mid] ^= 1;
     check(
-        matches!(vault.decrypt(&bin, &ctx), Err(Error::AuthenticationFailed)),
+        matches!(
+            vault.owner().decrypt(&bin, &ctx),
+            Err(Error::AuthenticationFailed)
+        ),
         "one flipped bit: authentication failed",
     )?;
     let det = EncryptOptions::new().deterministic();
-    let a = vault.encrypt_text(
+    let a = vault.owner().encrypt_text(
         PATIENTS[1].ssn.as_bytes(),
         &Context::new().with("field", "ssn"),
         &det,
     )?;
-    let b = vault.encrypt_text(
+    let b = vault.owner().encrypt_text(
         PATIENTS[1].ssn.as_bytes(),
         &Context::new().with("field", "ssn"),
         &det,
@@ -201,12 +210,12 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
 
     println!("6. Tokenize identifiers for an analytics copy (joins keep working)");
     let ssns: Vec<&str> = PATIENTS.iter().map(|p| p.ssn).collect();
-    let toks = vault.tokenize_many("ssn", &ssns)?;
+    let toks = vault.owner().tokenize_many("ssn", &ssns)?;
     for (p, t) in PATIENTS.iter().zip(&toks) {
         println!(
             "     ssn ###-##-#### -> {}   (masked view: {})",
             t,
-            &*vault.detokenize("ssn", t, View::Masked)?
+            &*vault.owner().detokenize("ssn", t, View::Masked)?
         );
         check(
             t.len() == p.ssn.len() && t.as_str() != p.ssn,
@@ -214,37 +223,45 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
         )?;
     }
     check(
-        vault.tokenize_many("ssn", &ssns)? == toks,
+        vault.owner().tokenize_many("ssn", &ssns)? == toks,
         "same value, same token (consistent)",
     )?;
     check(
-        *vault.detokenize("ssn", &toks[0], View::Plaintext)? == PATIENTS[0].ssn,
+        *vault.owner().detokenize("ssn", &toks[0], View::Plaintext)? == PATIENTS[0].ssn,
         "authorised detokenize returns the value",
     )?;
-    let mrn_tok = vault.tokenize("mrn", PATIENTS[0].mrn)?;
+    let mrn_tok = vault.owner().tokenize("mrn", PATIENTS[0].mrn)?;
     check(
-        *vault.detokenize("mrn", &mrn_tok, View::Plaintext)? == PATIENTS[0].mrn,
+        *vault.owner().detokenize("mrn", &mrn_tok, View::Plaintext)? == PATIENTS[0].mrn,
         "vaulted MRN token round-trips",
     )?;
-    let psn = vault.tokenize("pseudonym", PATIENTS[0].name)?;
+    let psn = vault.owner().tokenize("pseudonym", PATIENTS[0].name)?;
     println!("     name -> {psn} (one-way pseudonym)");
-    let d = vault.tokenize_for_subject("dob", PATIENTS[0].dob, PATIENTS[0].mrn)?;
+    let d = vault
+        .owner()
+        .tokenize_for_subject("dob", PATIENTS[0].dob, PATIENTS[0].mrn)?;
     check(
         d.as_str() != PATIENTS[0].dob && d.len() == 10,
         "date of birth shifted by the patient's secret offset",
     )?;
 
     println!("7. Rotate the default keyring: new data uses v2, old data still reads");
-    vault.put("labs", "LAB-1", b"potassium 4.1 mmol/L", None)?;
+    vault
+        .owner()
+        .put("labs", "LAB-1", b"potassium 4.1 mmol/L", None)?;
     let v2 = vault.rotate("default")?;
-    vault.put("labs", "LAB-2", b"sodium 139 mmol/L", None)?;
-    let ct2 = vault.encrypt_text(b"x", &ctx, &EncryptOptions::new())?;
+    vault
+        .owner()
+        .put("labs", "LAB-2", b"sodium 139 mmol/L", None)?;
+    let ct2 = vault
+        .owner()
+        .encrypt_text(b"x", &ctx, &EncryptOptions::new())?;
     check(
         ct2.starts_with(&format!("pv1:default:{v2}:")),
         "new ciphertexts name key version 2 in their prefix",
     )?;
     check(
-        vault.decrypt(ct.as_bytes(), &ctx).is_ok(),
+        vault.owner().decrypt(ct.as_bytes(), &ctx).is_ok(),
         "a version-1 ciphertext still decrypts",
     )?;
     let report = vault.rewrap(&RewrapOptions::default(), &mut |_| {})?;
@@ -255,7 +272,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
     check(report.unreadable == 0, "rewrap moved everything it scanned")?;
     vault.destroy_key_version("default", 1, false)?;
     check(
-        vault.get("patients", PATIENTS[0].mrn)?.is_some(),
+        vault.owner().get("patients", PATIENTS[0].mrn)?.is_some(),
         "version 1 destroyed after rewrap; data still reads",
     )?;
 
@@ -263,13 +280,13 @@ pub fn run(keep: Option<PathBuf>) -> Result<(), CliError> {
     vault.forget_subject(PATIENTS[2].mrn)?;
     check(
         matches!(
-            vault.get("patients", PATIENTS[2].mrn),
+            vault.owner().get("patients", PATIENTS[2].mrn),
             Err(Error::SubjectForgotten)
         ),
         "the forgotten patient's record is unrecoverable",
     )?;
     check(
-        vault.get("patients", PATIENTS[3].mrn)?.is_some(),
+        vault.owner().get("patients", PATIENTS[3].mrn)?.is_some(),
         "other patients are untouched",
     )?;
 

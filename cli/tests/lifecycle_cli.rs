@@ -31,7 +31,8 @@ fn setup(n: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
             .iter()
             .map(|id| (id.as_str(), id.as_bytes()))
             .collect();
-        v.put_many("notes", &items, &Default::default())
+        v.owner()
+            .put_many("notes", &items, &Default::default())
             .expect("put");
     }
     (tmp, vault, key)
@@ -64,7 +65,11 @@ fn all_readable(vault: &Path, n: usize) {
     let v = open(vault);
     for i in 0..n {
         let id = format!("rec-{i}");
-        let got = v.get("notes", &id).expect("readable").expect("present");
+        let got = v
+            .owner()
+            .get("notes", &id)
+            .expect("readable")
+            .expect("present");
         assert_eq!(got.as_slice(), id.as_bytes(), "record {i}");
     }
 }

@@ -25,9 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pt = [7u8; 64];
     let n = 100_000;
     let kek = Kek::new(1, Key32::random()?, Backend::Ring)?;
-    let ct = v.encrypt(&pt, &ctx)?;
+    let ct = v.owner().encrypt(&pt, &ctx)?;
     let tokens: Vec<String> = (0..1000)
-        .map(|i| v.tokenize("mrn", &format!("MRN{i:07}")))
+        .map(|i| v.owner().tokenize("mrn", &format!("MRN{i:07}")))
         .collect::<Result<_, _>>()?;
     let items: Vec<(String, Vec<u8>)> = (0..1000)
         .map(|i| (format!("r{i}"), vec![1u8; 64]))
@@ -36,26 +36,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_slice()))
         .collect();
-    v.put_many("c", &refs, &Default::default())?;
+    v.owner().put_many("c", &refs, &Default::default())?;
     for round in 0..2 {
         let raw = per_op(n, |_| {
             envelope::seal(Backend::Ring, "default", &kek, &pt, &ctx).map(|_| ())
         })?;
-        let enc_on = per_op(n, |_| v.encrypt(&pt, &ctx).map(|_| ()))?;
-        let dec_on = per_op(n, |_| v.decrypt(&ct, &ctx).map(|_| ()))?;
+        let enc_on = per_op(n, |_| v.owner().encrypt(&pt, &ctx).map(|_| ()))?;
+        let dec_on = per_op(n, |_| v.owner().decrypt(&ct, &ctx).map(|_| ()))?;
         let det_on = per_op(n, |i| {
-            v.detokenize("mrn", &tokens[i % 1000], View::Plaintext)
+            v.owner()
+                .detokenize("mrn", &tokens[i % 1000], View::Plaintext)
                 .map(|_| ())
         })?;
-        let get_on = per_op(n, |i| v.get("c", &format!("r{}", i % 1000)).map(|_| ()))?;
+        let get_on = per_op(n, |i| {
+            v.owner().get("c", &format!("r{}", i % 1000)).map(|_| ())
+        })?;
         v.set_read_auditing(false)?;
-        let enc_off = per_op(n, |_| v.encrypt(&pt, &ctx).map(|_| ()))?;
-        let dec_off = per_op(n, |_| v.decrypt(&ct, &ctx).map(|_| ()))?;
+        let enc_off = per_op(n, |_| v.owner().encrypt(&pt, &ctx).map(|_| ()))?;
+        let dec_off = per_op(n, |_| v.owner().decrypt(&ct, &ctx).map(|_| ()))?;
         let det_off = per_op(n, |i| {
-            v.detokenize("mrn", &tokens[i % 1000], View::Plaintext)
+            v.owner()
+                .detokenize("mrn", &tokens[i % 1000], View::Plaintext)
                 .map(|_| ())
         })?;
-        let get_off = per_op(n, |i| v.get("c", &format!("r{}", i % 1000)).map(|_| ()))?;
+        let get_off = per_op(n, |i| {
+            v.owner().get("c", &format!("r{}", i % 1000)).map(|_| ())
+        })?;
         v.set_read_auditing(true)?;
         println!(
             "round {round} (µs/op, audit on / off): envelope::seal {raw:.2}; encrypt {enc_on:.2} / {enc_off:.2}; decrypt {dec_on:.2} / {dec_off:.2}; detokenize {det_on:.2} / {det_off:.2}; get {get_on:.2} / {get_off:.2}"

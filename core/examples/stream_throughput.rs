@@ -15,7 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = Backend::Ring.aes256gcm(&Key32::random()?)?;
     for round in 0..3 {
         let t = Instant::now();
-        let mut w = v.encrypt_writer(std::io::sink(), &ctx, &StreamOptions::default())?;
+        let mut w = v
+            .owner()
+            .encrypt_writer(std::io::sink(), &ctx, &StreamOptions::default())?;
         for _ in 0..total / chunk.len() {
             w.write_all(&chunk)?;
         }

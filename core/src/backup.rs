@@ -6,13 +6,13 @@
 //! let dir = tempfile::tempdir()?;
 //! let root = KeyFile::from_key(Key32::random()?);
 //! let vault = Vault::create(dir.path().join("v"), &root)?;
-//! vault.put("notes", "MRN-4711", b"Patient reports chest pain", None)?;
+//! vault.owner().put("notes", "MRN-4711", b"Patient reports chest pain", None)?;
 //! let file = dir.path().join("v.pvbak");
 //! vault.backup(&file)?;                                  // writers may keep writing meanwhile
 //! backup::verify_backup(&file)?;                          // no key needed (nightly check)
 //! backup::restore(&file, dir.path().join("restored"), &root, &RestoreOptions::default())?;
 //! let restored = Vault::open(dir.path().join("restored"), &root)?;
-//! assert_eq!(&*restored.get("notes", "MRN-4711")?.expect("stored"), b"Patient reports chest pain");
+//! assert_eq!(&*restored.owner().get("notes", "MRN-4711")?.expect("stored"), b"Patient reports chest pain");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -58,7 +58,7 @@ const WRAP_AAD_LABEL: &[u8] = b"PVW1";
 pub const FLAG_SUBJECT: u8 = 0x01;
 /// Flag bit: the envelope holds the vault's own data (a record's value or a vaulted token's
 /// value). Its payload key is derived under its own label ([`Domain::Internal`]) and the
-/// envelope API ([`crate::Vault::decrypt`], sessions, C, Python) refuses it: only the record
+/// envelope API ([`crate::Session::decrypt`], sessions, C, Python) refuses it: only the record
 /// and token paths, with their own policy decisions, open it.
 pub const FLAG_INTERNAL: u8 = 0x02;
 

@@ -15,8 +15,8 @@
 //!
 //! | target | entry point | property |
 //! |---|---|---|
-//! | `envelope_binary` | [`Envelope::parse`], [`envelope::open`], `Vault::decrypt` | no panic; both backends agree; an envelope that opens has a text form that round-trips and every probed bit flip, truncation and extension of it is rejected |
-//! | `envelope_text` | [`envelope::from_text`], `Vault::decrypt` | no panic; accepted text is exactly the canonical text form of the binary it decodes to |
+//! | `envelope_binary` | [`Envelope::parse`], [`envelope::open`], `Session::decrypt` | no panic; both backends agree; an envelope that opens has a text form that round-trips and every probed bit flip, truncation and extension of it is rejected |
+//! | `envelope_text` | [`envelope::from_text`], `Session::decrypt` | no panic; accepted text is exactly the canonical text form of the binary it decodes to |
 //! | `envelope_tamper` | seal/open of both suites and both backends | round trip; backends write identical bytes; any change of bytes, context or key is rejected |
 //! | `rewrap` | [`envelope::rewrap`], `Vault::rewrap_envelope` | rewrap accepts only an authentic key part and never turns a rejected envelope into an accepted one or changes its plaintext |
 //! | `aead_differential` | every [`Backend`] built in (ring, RustCrypto, AWS-LC), in place and out of place | byte-for-byte equal seals, equal answers on arbitrary ciphertexts |
@@ -293,9 +293,9 @@ fn build_fixture() -> Fixture {
     for &(field, value) in samples {
         let subject = field_needs_subject(field);
         let token = if subject {
-            vault.tokenize_for_subject(field, value, SUBJECT)
+            vault.owner().tokenize_for_subject(field, value, SUBJECT)
         } else {
-            vault.tokenize(field, value)
+            vault.owner().tokenize(field, value)
         }
         .expect("fixture token");
         tokens.push(Known {
@@ -307,13 +307,15 @@ fn build_fixture() -> Fixture {
     }
     let ctx = Context::new().with("record", "4711").with("field", "note");
     let canary_pt = b"HbA1c 9.2%".to_vec();
-    let canary = vault.encrypt(&canary_pt, &ctx).expect("canary");
+    let canary = vault.owner().encrypt(&canary_pt, &ctx).expect("canary");
     let subject_pt = b"subject note".to_vec();
     let subject_env = vault
+        .owner()
         .encrypt_for_subject(&subject_pt, &ctx, SUBJECT, &crate::EncryptOptions::new())
         .expect("subject envelope");
     let record_value = b"Patient reports chest pain".to_vec();
     vault
+        .owner()
         .put("notes", "MRN-4711", &record_value, None)
         .expect("record");
     let snapshot = store.deep_copy();
@@ -492,7 +494,7 @@ fn check_binary_envelope(data: &[u8]) {
 fn check_vault_decrypt(data: &[u8]) {
     let fx = fixture();
     let ctx = &fx.canary.1;
-    if let Ok(pt) = fx.vault.decrypt(data, ctx) {
+    if let Ok(pt) = fx.vault.owner().decrypt(data, ctx) {
         assert!(
             fx.is_known_plaintext(&pt[..]),
             "the vault decrypted something it never encrypted"
@@ -516,7 +518,7 @@ fn check_vault_decrypt(data: &[u8]) {
     ];
     for r in &reserved {
         assert!(
-            fx.vault.decrypt(data, r).is_err(),
+            fx.vault.owner().decrypt(data, r).is_err(),
             "a reserved context was accepted by decrypt"
         );
     }
@@ -762,8 +764,8 @@ fn rewrap_raw(data: &[u8]) {
     let fx = fixture();
     if let Ok(out) = fx.vault.rewrap_envelope(data) {
         let ctx = &fx.canary.1;
-        let before = fx.vault.decrypt(data, ctx).map(|p| p.to_vec()).ok();
-        let after = fx.vault.decrypt(&out, ctx).map(|p| p.to_vec()).ok();
+        let before = fx.vault.owner().decrypt(data, ctx).map(|p| p.to_vec()).ok();
+        let after = fx.vault.owner().decrypt(&out, ctx).map(|p| p.to_vec()).ok();
         assert_eq!(
             before, after,
             "the vault's rewrap changed what an envelope opens to"
@@ -906,7 +908,7 @@ pub fn vault_header(data: &[u8]) {
         return;
     };
     let (env, ctx, pt) = &fx.canary;
-    let opened = v.decrypt(env, ctx).ok();
+    let opened = v.owner().decrypt(env, ctx).ok();
     if v.vault_id_hex() == fx.vault_id {
         assert_eq!(
             opened.as_deref().map(Vec::as_slice),
@@ -999,11 +1001,17 @@ fn sealed_value(input: &mut Input<'_>, space: Space) {
     let (env, ctx, pt) = &fx.canary;
     let (senv, sctx, spt) = &fx.subject_env;
     let checks: [(&str, bool); 4] = [
-        ("canary", v.decrypt(env, ctx).is_ok_and(|p| *p == *pt)),
-        ("subject", v.decrypt(senv, sctx).is_ok_and(|p| *p == *spt)),
+        (
+            "canary",
+            v.owner().decrypt(env, ctx).is_ok_and(|p| *p == *pt),
+        ),
+        (
+            "subject",
+            v.owner().decrypt(senv, sctx).is_ok_and(|p| *p == *spt),
+        ),
         ("record", {
             let (c, id, val) = &fx.record;
-            match v.get(c, id) {
+            match v.owner().get(c, id) {
                 Ok(Some(p)) => {
                     assert_eq!(*p, *val, "a record read gave wrong data");
                     true
@@ -1015,9 +1023,10 @@ fn sealed_value(input: &mut Input<'_>, space: Space) {
             let mut all = true;
             for t in &fx.tokens {
                 let r = if t.subject {
-                    v.detokenize_for_subject(t.field, &t.token, SUBJECT, View::Plaintext)
+                    v.owner()
+                        .detokenize_for_subject(t.field, &t.token, SUBJECT, View::Plaintext)
                 } else {
-                    v.detokenize(t.field, &t.token, View::Plaintext)
+                    v.owner().detokenize(t.field, &t.token, View::Plaintext)
                 };
                 match r {
                     Ok(x) => assert_eq!(*x, t.value, "a token resolved to another value"),
@@ -1075,10 +1084,10 @@ fn field_definition(plain: &[u8]) {
         && let Some(f) = fields.iter().find(|f| f.name == "fz")
     {
         for value in ["123456789", "2001-02-03", "ABCdef-123456"] {
-            if let Ok(t) = v.tokenize("fz", value) {
-                let _ = v.detokenize("fz", &t, View::Masked);
+            if let Ok(t) = v.owner().tokenize("fz", value) {
+                let _ = v.owner().detokenize("fz", &t, View::Masked);
             }
-            let _ = v.tokenize_for_subject("fz", value, SUBJECT);
+            let _ = v.owner().tokenize_for_subject("fz", value, SUBJECT);
         }
         let _ = f.validate();
     }
@@ -1144,8 +1153,8 @@ pub fn detokenize(data: &[u8]) {
     let _ = View::parse(&token);
     let v = &fx.vault;
     let run = |view| match subject {
-        Some(s) => v.detokenize_for_subject(field, &token, s, view),
-        None => v.detokenize(field, &token, view),
+        Some(s) => v.owner().detokenize_for_subject(field, &token, s, view),
+        None => v.owner().detokenize(field, &token, view),
     };
     let plain = run(View::Plaintext);
     if view != View::Plaintext {
@@ -1191,8 +1200,8 @@ pub fn detokenize(data: &[u8]) {
         TokenKind::Pseudonym => panic!("a pseudonym was detokenized"),
         _ => {
             let again = match subject {
-                Some(s) => v.tokenize_for_subject(field, &value, s),
-                None => v.tokenize(field, &value),
+                Some(s) => v.owner().tokenize_for_subject(field, &value, s),
+                None => v.owner().tokenize(field, &value),
             };
             assert_eq!(
                 again.ok().as_deref(),
@@ -1243,16 +1252,16 @@ pub fn ff1_roundtrip(data: &[u8]) {
     let value = String::from_utf8_lossy(input.rest()).into_owned();
     let tokenize = |x: &str| {
         if subject {
-            v.tokenize_for_subject(name, x, SUBJECT)
+            v.owner().tokenize_for_subject(name, x, SUBJECT)
         } else {
-            v.tokenize(name, x)
+            v.owner().tokenize(name, x)
         }
     };
     let detokenize = |t: &str, view| {
         if subject {
-            v.detokenize_for_subject(name, t, SUBJECT, view)
+            v.owner().detokenize_for_subject(name, t, SUBJECT, view)
         } else {
-            v.detokenize(name, t, view)
+            v.owner().detokenize(name, t, view)
         }
     };
     let Ok(token) = tokenize(&value) else {
@@ -1803,8 +1812,9 @@ fn check_csv_output(
             let back = match subj {
                 Some(s) => fx
                     .vault
+                    .owner()
                     .detokenize_for_subject(field, y, s, View::Plaintext),
-                None => fx.vault.detokenize(field, y, View::Plaintext),
+                None => fx.vault.owner().detokenize(field, y, View::Plaintext),
             };
             assert_eq!(
                 back.ok().as_deref().map(String::as_str),
@@ -2303,9 +2313,12 @@ mod tests {
         for t in &fx.tokens {
             let r = if t.subject {
                 fx.vault
+                    .owner()
                     .detokenize_for_subject(t.field, &t.token, SUBJECT, View::Plaintext)
             } else {
-                fx.vault.detokenize(t.field, &t.token, View::Plaintext)
+                fx.vault
+                    .owner()
+                    .detokenize(t.field, &t.token, View::Plaintext)
             };
             assert_eq!(r.expect("detokenize").as_str(), t.value);
         }

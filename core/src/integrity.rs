@@ -10,7 +10,7 @@
 //! use phivault::{Vault, root::KeyFile, Key32};
 //! let dir = tempfile::tempdir()?;
 //! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
-//! vault.put("notes", "MRN-1", b"note", None)?;
+//! vault.owner().put("notes", "MRN-1", b"note", None)?;
 //! let report = vault.verify()?;
 //! assert!(report.ok, "{:?}", report.problems);
 //! assert_eq!(report.count("record"), 1);

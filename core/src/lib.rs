@@ -7,8 +7,8 @@
 //! use phivault::{Context, Vault, root::KeyFile, Key32};
 //! let dir = tempfile::tempdir()?;
 //! let vault = Vault::create(dir.path().join("vault"), &KeyFile::from_key(Key32::random()?))?;
-//! vault.put("notes", "MRN-4711", b"Patient reports chest pain", None)?;
-//! assert_eq!(&*vault.get("notes", "MRN-4711")?.expect("stored"), b"Patient reports chest pain");
+//! vault.owner().put("notes", "MRN-4711", b"Patient reports chest pain", None)?;
+//! assert_eq!(&*vault.owner().get("notes", "MRN-4711")?.expect("stored"), b"Patient reports chest pain");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -5,7 +5,7 @@
 //! use phivault::{Vault, root::KeyFile, Key32, lifecycle::RewrapOptions};
 //! let dir = tempfile::tempdir()?;
 //! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
-//! vault.put("notes", "1", b"note", None)?;
+//! vault.owner().put("notes", "1", b"note", None)?;
 //! let v2 = vault.rotate("default")?;                       // O(1): new data uses v2 at once
 //! let report = vault.rewrap(&RewrapOptions::default(), &mut |_| {})?;
 //! assert_eq!(report.rewrapped, 1);                          // only the wrapped DEK changed

@@ -10,11 +10,11 @@
 //! let dir = tempfile::tempdir()?;
 //! let key = Key32::random()?;
 //! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(key.clone()))?;
-//! vault.put("notes", "1", b"note", None)?;
+//! vault.owner().put("notes", "1", b"note", None)?;
 //! let dest = SledStore::open(&dir.path().join("copy"), Durability::Immediate)?;
 //! let (copy, report) = vault.migrate_to(Box::new(dest), &KeyFile::from_key(key))?;
 //! assert!(report.audit_ok);
-//! assert_eq!(&*copy.get("notes", "1")?.expect("copied"), b"note");
+//! assert_eq!(&*copy.owner().get("notes", "1")?.expect("copied"), b"note");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -9,12 +9,12 @@
 //! use phivault::{Vault, root::KeyFile, Key32};
 //! let dir = tempfile::tempdir()?;
 //! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
-//! vault.put("notes", "MRN-1", b"note one", Some("patient-1"))?;
+//! vault.owner().put("notes", "MRN-1", b"note one", Some("patient-1"))?;
 //! let listed: Vec<_> = vault.scan("notes").collect::<Result<_, _>>()?;
 //! assert_eq!(listed.len(), 1);
 //! assert!(listed[0].subject);
-//! assert!(vault.delete("notes", "MRN-1")?);
-//! assert!(vault.get("notes", "MRN-1")?.is_none());
+//! assert!(vault.owner().delete("notes", "MRN-1")?);
+//! assert!(vault.owner().get("notes", "MRN-1")?.is_none());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -77,7 +77,7 @@ pub struct RecordInfo {
     pub stored_bytes: usize,
 }
 
-/// Options for [`Vault::put_with`].
+/// Options for [`Session::put_with`](crate::Session::put_with).
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions<'a> {
     /// Ties the record to a data subject (crypto-shredding by `forget_subject`).
@@ -332,10 +332,10 @@ mod tests {
             }])
             .expect("write");
         assert_eq!(
-            &*v.get("notes", "r1").expect("get").expect("some"),
+            &*v.owner().get("notes", "r1").expect("get").expect("some"),
             b"legacy record"
         );
-        assert!(v.decrypt(&env, &ctx).is_err());
+        assert!(v.owner().decrypt(&env, &ctx).is_err());
         assert!(v.reencrypt_record("notes", "r1").expect("reencrypt"));
         let (_, stored) = v.records.entry("notes", "r1").expect("e").expect("some");
         assert_eq!(
@@ -343,7 +343,7 @@ mod tests {
             Domain::Internal
         );
         assert_eq!(
-            &*v.get("notes", "r1").expect("get").expect("some"),
+            &*v.owner().get("notes", "r1").expect("get").expect("some"),
             b"legacy record"
         );
     }

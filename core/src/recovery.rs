@@ -5,7 +5,7 @@
 //! use phivault::{Vault, root::KeyFile, Key32, recovery::{self, RecoveryShare}};
 //! let dir = tempfile::tempdir()?;
 //! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
-//! vault.put("notes", "1", b"note", None)?;
+//! vault.owner().put("notes", "1", b"note", None)?;
 //! let shares: Vec<String> = vault
 //!     .recovery_split(5, 3)?
 //!     .iter()
@@ -19,7 +19,7 @@
 //! let new_root = KeyFile::from_key(Key32::random()?);
 //! recovery::recovery_unlock(dir.path().join("v"), &three, &new_root)?;
 //! let vault = Vault::open(dir.path().join("v"), &new_root)?;
-//! assert_eq!(&*vault.get("notes", "1")?.expect("stored"), b"note");
+//! assert_eq!(&*vault.owner().get("notes", "1")?.expect("stored"), b"note");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -18,7 +18,7 @@
 //!     fields = ["ssn"]
 //!     view = "masked"
 //! "#)?)?;
-//! let t = vault.tokenize("ssn", "900-12-3456")?;
+//! let t = vault.owner().tokenize("ssn", "900-12-3456")?;
 //! let analyst = vault.session(Caller::new("analyst", "research"));
 //! assert_eq!(&*analyst.detokenize("ssn", &t, View::Masked)?, "***-**-3456");
 //! assert!(analyst.detokenize("ssn", &t, View::Plaintext).is_err());   // view not granted
@@ -105,12 +105,13 @@ impl<'v> Session<'v> {
         }
     }
 
-    /// [`Vault::encrypt`] as this caller.
+    /// Encrypts `plaintext` bound to `ctx` under the `default` keyring (randomized, binary
+    /// envelope).
     pub fn encrypt(&self, plaintext: &[u8], ctx: &Context) -> Result<Vec<u8>> {
         self.encrypt_with(plaintext, ctx, &EncryptOptions::default())
     }
 
-    /// [`Vault::encrypt_with`] as this caller.
+    /// Encrypts with options (keyring, deterministic).
     pub fn encrypt_with(
         &self,
         plaintext: &[u8],
@@ -123,7 +124,7 @@ impl<'v> Session<'v> {
         self.vault.keys.encrypt(plaintext, ctx, opts)
     }
 
-    /// [`Vault::encrypt_text`] as this caller.
+    /// Encrypts into the text form (`pv1:KEYRING:VERSION:BASE64URL`).
     pub fn encrypt_text(
         &self,
         plaintext: &[u8],
@@ -133,7 +134,8 @@ impl<'v> Session<'v> {
         envelope::to_text(&self.encrypt_with(plaintext, ctx, opts)?)
     }
 
-    /// [`Vault::encrypt_for_subject`] as this caller.
+    /// Encrypts data tied to a data subject (a patient): the DEK is wrapped by the subject's
+    /// key, so [`Vault::forget_subject`] makes it unrecoverable.
     pub fn encrypt_for_subject(
         &self,
         plaintext: &[u8],
@@ -149,7 +151,9 @@ impl<'v> Session<'v> {
             .encrypt_for_subject(plaintext, ctx, subject, opts)
     }
 
-    /// [`Vault::decrypt`] as this caller.
+    /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
+    /// context or a wrong key gives [`Error::AuthenticationFailed`](crate::Error::AuthenticationFailed); a retired or destroyed key
+    /// version is named.
     pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
         let bin = envelope::to_binary(envelope)?;
         let env = Envelope::parse(&bin)?;
@@ -159,8 +163,10 @@ impl<'v> Session<'v> {
         self.vault.keys.decrypt(&env, ctx)
     }
 
-    /// [`Vault::encrypt_many`] as this caller (one policy decision and one audit entry for
-    /// the batch).
+    /// Encrypts many plaintexts under one context: the envelopes [`Session::encrypt_with`]
+    /// makes (a fresh data key each), in order, with one policy decision and one audit entry
+    /// for the batch, the randomness of 64 envelopes per CSPRNG call, and the vault's thread
+    /// pool when it has one ([`crate::VaultOptions::threads`]). Fails as a whole.
     pub fn encrypt_many(
         &self,
         plaintexts: &[&[u8]],
@@ -179,8 +185,9 @@ impl<'v> Session<'v> {
             .encrypt_many(&self.vault.parallel, plaintexts, ctx, opts)
     }
 
-    /// [`Vault::decrypt_many`] as this caller (one policy decision and one audit entry per
-    /// keyring named in the batch).
+    /// Decrypts many envelopes (binary or text form) made under `ctx`, in order, with one
+    /// policy decision and audit entry per keyring; fails as a whole on the first envelope
+    /// that does not authenticate.
     pub fn decrypt_many<T: AsRef<[u8]> + Sync>(
         &self,
         envelopes: &[T],
@@ -208,7 +215,8 @@ impl<'v> Session<'v> {
             .decrypt_many(&self.vault.parallel, &bins, ctx)
     }
 
-    /// [`Vault::put`] as this caller.
+    /// Stores `plaintext` as record `id` of `collection`, replacing any previous value,
+    /// optionally tied to a data subject. Durable when it returns.
     pub fn put(
         &self,
         collection: &str,
@@ -227,7 +235,7 @@ impl<'v> Session<'v> {
         )
     }
 
-    /// [`Vault::put_with`] as this caller.
+    /// [`Session::put`] with options.
     pub fn put_with(
         &self,
         collection: &str,
@@ -245,7 +253,7 @@ impl<'v> Session<'v> {
         self.vault.records.put(collection, id, plaintext, opts)
     }
 
-    /// [`Vault::put_many`] as this caller.
+    /// Stores many records in one atomic, durable batch (one flush, one audit entry).
     pub fn put_many(
         &self,
         collection: &str,
@@ -263,7 +271,7 @@ impl<'v> Session<'v> {
             .put_many(&self.vault.parallel, collection, items, opts)
     }
 
-    /// [`Vault::get`] as this caller.
+    /// Reads and decrypts record `id` of `collection`; `None` when there is none.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let item = Some(self.vault.records.audit_id(collection, id));
         self.allow(
@@ -274,7 +282,7 @@ impl<'v> Session<'v> {
         self.vault.records.get(collection, id)
     }
 
-    /// [`Vault::delete`] as this caller.
+    /// Deletes record `id` of `collection`; returns whether it existed.
     pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
         let item = Some(self.vault.records.audit_id(collection, id));
         self.allow(
@@ -285,7 +293,8 @@ impl<'v> Session<'v> {
         self.vault.records.delete(collection, id)
     }
 
-    /// [`Vault::tokenize`] as this caller.
+    /// Tokenizes `value` as field `field`. Fields tied to subjects need
+    /// [`Session::tokenize_for_subject`].
     pub fn tokenize(&self, field: &str, value: &str) -> Result<String> {
         self.allow(
             Action::Tokenize,
@@ -298,7 +307,8 @@ impl<'v> Session<'v> {
             .map(|mut v| v.remove(0))
     }
 
-    /// [`Vault::tokenize_for_subject`] as this caller.
+    /// Tokenizes a value that belongs to a data subject (required for fields tied to
+    /// subjects, such as `dob`): the token dies with `forget_subject`.
     pub fn tokenize_for_subject(&self, field: &str, value: &str, subject: &str) -> Result<String> {
         self.allow(
             Action::Tokenize,
@@ -311,7 +321,8 @@ impl<'v> Session<'v> {
             .map(|mut v| v.remove(0))
     }
 
-    /// [`Vault::tokenize_many`] as this caller (one audit entry for the batch).
+    /// Tokenizes many values of one field, in order; vaulted tokens are made durable with one
+    /// store sync for the whole batch. Fails as a whole on the first invalid value.
     pub fn tokenize_many<S: AsRef<str>>(&self, field: &str, values: &[S]) -> Result<Vec<String>> {
         self.allow(
             Action::Tokenize,
@@ -324,7 +335,8 @@ impl<'v> Session<'v> {
             .tokenize(&self.vault.parallel, field, &refs, None)
     }
 
-    /// [`Vault::detokenize`] as this caller: the view must be granted.
+    /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
+    /// vaulted tokens give [`Error::InvalidToken`](crate::Error::InvalidToken); pseudonyms cannot be detokenized.
     pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
         let item = Some(self.vault.tokens.token_audit_id(field, token));
         self.allow(
@@ -338,7 +350,8 @@ impl<'v> Session<'v> {
             .map(|mut v| v.remove(0))
     }
 
-    /// [`Vault::detokenize_for_subject`] as this caller.
+    /// [`Session::detokenize`] for fields tied to subjects that are not vaulted (date shift,
+    /// subject-bound FF1): the subject's key is needed to reverse them.
     pub fn detokenize_for_subject(
         &self,
         field: &str,
@@ -358,7 +371,7 @@ impl<'v> Session<'v> {
             .map(|mut v| v.remove(0))
     }
 
-    /// [`Vault::detokenize_many`] as this caller (one audit entry for the batch).
+    /// Detokenizes many tokens of one field, in order.
     pub fn detokenize_many<S: AsRef<str>>(
         &self,
         field: &str,
@@ -386,172 +399,12 @@ impl Vault {
         }
     }
 
-    /// The owner's session: every data method of `Vault` is this session's method of the same
-    /// name (the owner is allowed everything the policy does not block outright, and audited
-    /// like any caller). Fronts that serve both the owner and other callers write each
-    /// operation once over a [`Session`] and use this for the owner.
+    /// The owner's session. Data operations (encrypt, decrypt, put, get, delete, tokenize,
+    /// detokenize, their batch and stream forms) exist once, on [`Session`]: the owner calls
+    /// them here (`vault.owner().put(..)`), is allowed everything the policy does not block
+    /// outright (an unsealable policy blocks the owner too), and is audited like any caller.
+    /// Administration (keyrings, rotation, rewrap, fields, policy, backups) stays on `Vault`.
     pub fn owner(&self) -> Session<'_> {
         self.session(Caller::owner())
-    }
-
-    /// Encrypts `plaintext` bound to `ctx` under the `default` keyring (randomized, binary
-    /// envelope). As the owner; audited.
-    pub fn encrypt(&self, plaintext: &[u8], ctx: &Context) -> Result<Vec<u8>> {
-        self.owner().encrypt(plaintext, ctx)
-    }
-
-    /// Encrypts with options (keyring, deterministic). As the owner; audited.
-    pub fn encrypt_with(
-        &self,
-        plaintext: &[u8],
-        ctx: &Context,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<u8>> {
-        self.owner().encrypt_with(plaintext, ctx, opts)
-    }
-
-    /// Encrypts into the text form (`pv1:KEYRING:VERSION:BASE64URL`). As the owner; audited.
-    pub fn encrypt_text(
-        &self,
-        plaintext: &[u8],
-        ctx: &Context,
-        opts: &EncryptOptions,
-    ) -> Result<String> {
-        self.owner().encrypt_text(plaintext, ctx, opts)
-    }
-
-    /// Encrypts data tied to a data subject (a patient): the DEK is wrapped by the subject's
-    /// key, so [`Vault::forget_subject`] makes it unrecoverable. As the owner; audited.
-    pub fn encrypt_for_subject(
-        &self,
-        plaintext: &[u8],
-        ctx: &Context,
-        subject: &str,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<u8>> {
-        self.owner()
-            .encrypt_for_subject(plaintext, ctx, subject, opts)
-    }
-
-    /// Decrypts an envelope (binary or text form) made under `ctx`. Any tampering, a wrong
-    /// context or a wrong key gives [`Error::AuthenticationFailed`](crate::Error::AuthenticationFailed); a retired or destroyed key
-    /// version is named. As the owner; audited.
-    pub fn decrypt(&self, envelope: &[u8], ctx: &Context) -> Result<Zeroizing<Vec<u8>>> {
-        self.owner().decrypt(envelope, ctx)
-    }
-
-    /// Encrypts many plaintexts under one context: the envelopes [`Vault::encrypt_with`]
-    /// makes (a fresh data key each), in order, with one policy decision and one audit entry
-    /// for the batch, the randomness of 64 envelopes per CSPRNG call, and the vault's thread
-    /// pool when it has one ([`crate::VaultOptions::threads`]). Fails as a whole. As the owner.
-    pub fn encrypt_many(
-        &self,
-        plaintexts: &[&[u8]],
-        ctx: &Context,
-        opts: &EncryptOptions,
-    ) -> Result<Vec<Vec<u8>>> {
-        self.owner().encrypt_many(plaintexts, ctx, opts)
-    }
-
-    /// Decrypts many envelopes (binary or text form) made under `ctx`, in order, with one
-    /// policy decision and audit entry per keyring; fails as a whole on the first envelope
-    /// that does not authenticate. As the owner.
-    pub fn decrypt_many<T: AsRef<[u8]> + Sync>(
-        &self,
-        envelopes: &[T],
-        ctx: &Context,
-    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        self.owner().decrypt_many(envelopes, ctx)
-    }
-
-    /// Stores `plaintext` as record `id` of `collection`, replacing any previous value,
-    /// optionally tied to a data subject. Durable when it returns. As the owner; audited.
-    pub fn put(
-        &self,
-        collection: &str,
-        id: &str,
-        plaintext: &[u8],
-        subject: Option<&str>,
-    ) -> Result<()> {
-        self.owner().put(collection, id, plaintext, subject)
-    }
-
-    /// [`Vault::put`] with options.
-    pub fn put_with(
-        &self,
-        collection: &str,
-        id: &str,
-        plaintext: &[u8],
-        opts: &PutOptions<'_>,
-    ) -> Result<()> {
-        self.owner().put_with(collection, id, plaintext, opts)
-    }
-
-    /// Stores many records in one atomic, durable batch (one flush, one audit entry).
-    pub fn put_many(
-        &self,
-        collection: &str,
-        items: &[(&str, &[u8])],
-        opts: &PutOptions<'_>,
-    ) -> Result<()> {
-        self.owner().put_many(collection, items, opts)
-    }
-
-    /// Reads and decrypts record `id` of `collection`; `None` when there is none. As the
-    /// owner; audited.
-    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        self.owner().get(collection, id)
-    }
-
-    /// Deletes record `id` of `collection`; returns whether it existed. As the owner; audited.
-    pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
-        self.owner().delete(collection, id)
-    }
-
-    /// Tokenizes `value` as field `field`. Fields tied to subjects need
-    /// [`Vault::tokenize_for_subject`]. As the owner; audited.
-    pub fn tokenize(&self, field: &str, value: &str) -> Result<String> {
-        self.owner().tokenize(field, value)
-    }
-
-    /// Tokenizes a value that belongs to a data subject (required for fields tied to
-    /// subjects, such as `dob`): the token dies with `forget_subject`.
-    pub fn tokenize_for_subject(&self, field: &str, value: &str, subject: &str) -> Result<String> {
-        self.owner().tokenize_for_subject(field, value, subject)
-    }
-
-    /// Tokenizes many values of one field, in order; vaulted tokens are made durable with one
-    /// store sync for the whole batch. Fails as a whole on the first invalid value.
-    pub fn tokenize_many<S: AsRef<str>>(&self, field: &str, values: &[S]) -> Result<Vec<String>> {
-        self.owner().tokenize_many(field, values)
-    }
-
-    /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
-    /// vaulted tokens give [`Error::InvalidToken`](crate::Error::InvalidToken); pseudonyms cannot be detokenized.
-    pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {
-        self.owner().detokenize(field, token, view)
-    }
-
-    /// [`Vault::detokenize`] for fields tied to subjects that are not vaulted (date shift,
-    /// subject-bound FF1): the subject's key is needed to reverse them.
-    pub fn detokenize_for_subject(
-        &self,
-        field: &str,
-        token: &str,
-        subject: &str,
-        view: View,
-    ) -> Result<Zeroizing<String>> {
-        self.owner()
-            .detokenize_for_subject(field, token, subject, view)
-    }
-
-    /// Detokenizes many tokens of one field, in order.
-    pub fn detokenize_many<S: AsRef<str>>(
-        &self,
-        field: &str,
-        tokens: &[S],
-        view: View,
-    ) -> Result<Vec<Zeroizing<String>>> {
-        self.owner().detokenize_many(field, tokens, view)
     }
 }

@@ -15,10 +15,10 @@
 //! let dir = tempfile::tempdir()?;
 //! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
 //! let ctx = Context::new().with("study", "1.2.840.1");
-//! let mut w = vault.encrypt_writer(Vec::new(), &ctx, &StreamOptions::default())?;
+//! let mut w = vault.owner().encrypt_writer(Vec::new(), &ctx, &StreamOptions::default())?;
 //! w.write_all(&vec![7u8; 200_000])?;
 //! let sealed = w.finish()?;
-//! let mut r = vault.decrypt_reader(sealed.as_slice(), &ctx)?;
+//! let mut r = vault.owner().decrypt_reader(sealed.as_slice(), &ctx)?;
 //! let mut out = Vec::new();
 //! r.read_to_end(&mut out)?;
 //! assert_eq!(out, vec![7u8; 200_000]);
@@ -563,57 +563,6 @@ fn open_header(keys: &Keys, header: &StreamHeader, ctx: &Context) -> Result<Box<
 }
 
 impl Vault {
-    /// Starts encrypting a stream into `out` (the header is written at once). As the owner;
-    /// audited. [`Session::encrypt_writer`] for other callers.
-    pub fn encrypt_writer<W: Write>(
-        &self,
-        out: W,
-        ctx: &Context,
-        opts: &StreamOptions,
-    ) -> Result<EncryptingWriter<W>> {
-        self.owner().encrypt_writer(out, ctx, opts)
-    }
-
-    /// Starts decrypting a stream from `input` (the header is read and authenticated at once).
-    /// As the owner; audited. [`Session::decrypt_reader`] for other callers.
-    pub fn decrypt_reader<R: Read>(&self, input: R, ctx: &Context) -> Result<DecryptingReader<R>> {
-        self.owner().decrypt_reader(input, ctx)
-    }
-
-    /// A random-access decrypting reader. As the owner; audited.
-    /// [`Session::decrypt_seekable`] for other callers.
-    pub fn decrypt_seekable<R: Read + Seek>(
-        &self,
-        input: R,
-        ctx: &Context,
-    ) -> Result<SeekableReader<R>> {
-        self.owner().decrypt_seekable(input, ctx)
-    }
-
-    /// Encrypts file `input` to `output` as the owner: see [`Session::encrypt_file`].
-    pub fn encrypt_file(
-        &self,
-        input: &Path,
-        output: &Path,
-        ctx: &Context,
-        opts: &StreamOptions,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<u64> {
-        self.owner()
-            .encrypt_file(input, output, ctx, opts, progress)
-    }
-
-    /// Decrypts file `input` to `output` as the owner: see [`Session::decrypt_file`].
-    pub fn decrypt_file(
-        &self,
-        input: &Path,
-        output: &Path,
-        ctx: &Context,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<u64> {
-        self.owner().decrypt_file(input, output, ctx, progress)
-    }
-
     /// Rewraps a stream file's header under its keyring's active version: only the key
     /// version and wrapped DEK (fixed size) change; segments are copied as they are. The new
     /// file is written beside the old one and renamed over it ([`crate::outfile`]), so a crash
@@ -703,7 +652,7 @@ impl Session<'_> {
         self.allow(action, Resource::Keyring(keyring), t)
     }
 
-    /// [`Vault::encrypt_writer`] as this caller.
+    /// Starts encrypting a stream into `out` (the header is written at once).
     pub fn encrypt_writer<W: Write>(
         &self,
         out: W,
@@ -715,8 +664,8 @@ impl Session<'_> {
         start_writer(&self.vault().keys, out, ctx, opts)
     }
 
-    /// [`Vault::decrypt_reader`] as this caller: the header is read, the decision taken on its
-    /// keyring, then the header is authenticated.
+    /// Starts decrypting a stream from `input`: the header is read, the decision taken on its
+    /// keyring, then the header is authenticated (all before this returns).
     pub fn decrypt_reader<R: Read>(&self, input: R, ctx: &Context) -> Result<DecryptingReader<R>> {
         let mut input = io::BufReader::with_capacity(1 << 20, input);
         let header = StreamHeader::read_from(&mut input)?;
@@ -734,7 +683,8 @@ impl Session<'_> {
         })
     }
 
-    /// [`Vault::decrypt_seekable`] as this caller.
+    /// A random-access decrypting reader (the header is read, decided on and authenticated
+    /// first).
     pub fn decrypt_seekable<R: Read + Seek>(
         &self,
         mut input: R,

@@ -6,9 +6,9 @@
 //! let root = KeyFile::from_key(Key32::random()?);
 //! let vault = Vault::create(dir.path().join("v"), &root)?;
 //! let ctx = Context::new().with("record", "4711").with("field", "note");
-//! let ct = vault.encrypt(b"HbA1c 9.2%", &ctx)?;
-//! assert_eq!(&*vault.decrypt(&ct, &ctx)?, b"HbA1c 9.2%");
-//! assert!(vault.decrypt(&ct, &Context::new().with("record", "4712")).is_err());
+//! let ct = vault.owner().encrypt(b"HbA1c 9.2%", &ctx)?;
+//! assert_eq!(&*vault.owner().decrypt(&ct, &ctx)?, b"HbA1c 9.2%");
+//! assert!(vault.owner().decrypt(&ct, &Context::new().with("record", "4712")).is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -19,19 +19,21 @@ fn setup(records: usize) -> (tempfile::TempDir, PathBuf, Vec<String>) {
     let vpath = dir.path().join("vault");
     let v = Vault::create(&vpath, &key()).expect("create");
     for i in 0..records {
-        v.put(
-            "notes",
-            &format!("n{i}"),
-            format!("note {i}").as_bytes(),
-            None,
-        )
-        .expect("put");
+        v.owner()
+            .put(
+                "notes",
+                &format!("n{i}"),
+                format!("note {i}").as_bytes(),
+                None,
+            )
+            .expect("put");
     }
-    v.put("notes", "s1", b"subject note", Some("patient-1"))
+    v.owner()
+        .put("notes", "s1", b"subject note", Some("patient-1"))
         .expect("put subject");
     let tokens = vec![
-        v.tokenize("ssn", "900-12-3456").expect("tokenize"),
-        v.tokenize("mrn", "MRN-0004711").expect("tokenize"),
+        v.owner().tokenize("ssn", "900-12-3456").expect("tokenize"),
+        v.owner().tokenize("mrn", "MRN-0004711").expect("tokenize"),
     ];
     v.backup(dir.path().join("b.pvbak")).expect("backup");
     (dir, vpath, tokens)
@@ -41,23 +43,26 @@ fn check_restored(path: &Path, records: usize, tokens: &[String]) {
     let v = Vault::open(path, &key()).expect("open restored");
     for i in 0..records {
         assert_eq!(
-            &*v.get("notes", &format!("n{i}"))
+            &*v.owner()
+                .get("notes", &format!("n{i}"))
                 .expect("get")
                 .expect("present"),
             format!("note {i}").as_bytes()
         );
     }
     assert_eq!(
-        &*v.get("notes", "s1").expect("get").expect("present"),
+        &*v.owner().get("notes", "s1").expect("get").expect("present"),
         b"subject note"
     );
     assert_eq!(
-        &*v.detokenize("ssn", &tokens[0], View::Plaintext)
+        &*v.owner()
+            .detokenize("ssn", &tokens[0], View::Plaintext)
             .expect("detokenize"),
         "900-12-3456"
     );
     assert_eq!(
-        &*v.detokenize("mrn", &tokens[1], View::Plaintext)
+        &*v.owner()
+            .detokenize("mrn", &tokens[1], View::Plaintext)
             .expect("detokenize"),
         "MRN-0004711"
     );
@@ -289,7 +294,8 @@ fn forgotten_subjects_stay_forgotten_with_the_ledger() {
     let (dir, vpath, _) = setup(2);
     let file = dir.path().join("b.pvbak");
     let live = Vault::open(&vpath, &key()).expect("open");
-    live.put("notes", "s2", b"second", Some("patient-2"))
+    live.owner()
+        .put("notes", "s2", b"second", Some("patient-2"))
         .expect("put");
     live.forget_subject("patient-1").expect("forget");
     let ledger = live.erasures().expect("erasures");
@@ -306,9 +312,12 @@ fn forgotten_subjects_stay_forgotten_with_the_ledger() {
     .expect("restore");
     assert_eq!(r.subject_keys_dropped, 0);
     let v = Vault::open(dir.path().join("ra"), &key()).expect("open");
-    assert!(matches!(v.get("notes", "s1"), Err(Error::SubjectForgotten)));
+    assert!(matches!(
+        v.owner().get("notes", "s1"),
+        Err(Error::SubjectForgotten)
+    ));
     assert_eq!(
-        &*v.get("notes", "s2").expect("get").expect("present"),
+        &*v.owner().get("notes", "s2").expect("get").expect("present"),
         b"second"
     );
     drop(v);
@@ -318,7 +327,7 @@ fn forgotten_subjects_stay_forgotten_with_the_ledger() {
     backup::restore(&file, dir.path().join("r1"), &key(), &RestoreOptions::new()).expect("restore");
     let v = Vault::open(dir.path().join("r1"), &key()).expect("open");
     assert_eq!(
-        &*v.get("notes", "s1").expect("get").expect("present"),
+        &*v.owner().get("notes", "s1").expect("get").expect("present"),
         b"subject note"
     );
     drop(v);
@@ -334,10 +343,13 @@ fn forgotten_subjects_stay_forgotten_with_the_ledger() {
     // One erasure record per destroyed key: the subject's own id and its `default` key.
     assert_eq!(r.erasures_added, 2);
     let v = Vault::open(dir.path().join("r2"), &key()).expect("open");
-    assert!(matches!(v.get("notes", "s1"), Err(Error::SubjectForgotten)));
+    assert!(matches!(
+        v.owner().get("notes", "s1"),
+        Err(Error::SubjectForgotten)
+    ));
     assert_eq!(v.erasures().expect("erasures"), ledger);
     assert_eq!(
-        &*v.get("notes", "n1").expect("get").expect("present"),
+        &*v.owner().get("notes", "n1").expect("get").expect("present"),
         b"note 1"
     );
 }
@@ -348,6 +360,7 @@ fn backup_during_concurrent_writes_is_a_consistent_cut() {
     let vault = Arc::new(Vault::create(dir.path().join("v"), &key()).expect("create"));
     for i in 0..2000 {
         vault
+            .owner()
             .put("base", &format!("b{i}"), b"base", None)
             .expect("put");
     }
@@ -359,13 +372,14 @@ fn backup_during_concurrent_writes_is_a_consistent_cut() {
         handles.push(std::thread::spawn(move || {
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                v.put(
-                    "w",
-                    &format!("w{t}-{i}"),
-                    format!("{t}:{i}").as_bytes(),
-                    None,
-                )
-                .expect("put");
+                v.owner()
+                    .put(
+                        "w",
+                        &format!("w{t}-{i}"),
+                        format!("{t}:{i}").as_bytes(),
+                        None,
+                    )
+                    .expect("put");
                 i += 1;
             }
             i
@@ -377,9 +391,13 @@ fn backup_during_concurrent_writes_is_a_consistent_cut() {
         handles.push(std::thread::spawn(move || {
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                v.put("m", &format!("m{i}"), b"m", None).expect("put");
+                v.owner()
+                    .put("m", &format!("m{i}"), b"m", None)
+                    .expect("put");
                 if i > 0 {
-                    v.delete("m", &format!("m{}", i - 1)).expect("delete");
+                    v.owner()
+                        .delete("m", &format!("m{}", i - 1))
+                        .expect("delete");
                 }
                 i += 1;
             }
@@ -401,12 +419,18 @@ fn backup_during_concurrent_writes_is_a_consistent_cut() {
     backup::restore(&file, &out, &key(), &RestoreOptions::new()).expect("restore");
     let v = Vault::open(&out, &key()).expect("open");
     for i in 0..2000 {
-        assert!(v.get("base", &format!("b{i}")).expect("get").is_some());
+        assert!(
+            v.owner()
+                .get("base", &format!("b{i}"))
+                .expect("get")
+                .is_some()
+        );
     }
     for (t, &n) in counts.iter().take(3).enumerate() {
         let present: Vec<bool> = (0..n)
             .map(|i| {
                 let got = v
+                    .owner()
                     .get("w", &format!("w{t}-{i}"))
                     .expect("every record reads");
                 if let Some(val) = &got {
@@ -426,7 +450,7 @@ fn backup_during_concurrent_writes_is_a_consistent_cut() {
         );
     }
     let m: Vec<u32> = (0..counts[3])
-        .filter(|i| v.get("m", &format!("m{i}")).expect("get").is_some())
+        .filter(|i| v.owner().get("m", &format!("m{i}")).expect("get").is_some())
         .collect();
     assert!(
         m.len() == 1 || (m.len() == 2 && m[1] == m[0] + 1),
@@ -462,7 +486,8 @@ fn restore_1m_timed() {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_slice()))
                 .collect();
-            v.put_many("notes", &refs, &phivault::records::PutOptions::default())
+            v.owner()
+                .put_many("notes", &refs, &phivault::records::PutOptions::default())
                 .expect("put_many");
         }
         println!("filled {n} records in {:.1?}", t0.elapsed());
@@ -487,7 +512,8 @@ fn restore_1m_timed() {
     assert_eq!(r.records, n as u64);
     let v = Vault::open(dir.path().join("r"), &key()).expect("open");
     assert_eq!(
-        &*v.get("notes", "MRN-0999999")
+        &*v.owner()
+            .get("notes", "MRN-0999999")
             .expect("get")
             .expect("present"),
         &[b'x'; 100]

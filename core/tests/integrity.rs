@@ -89,10 +89,11 @@ fn pristine(dir: &Path, n: usize) -> PathBuf {
         .zip(&vals)
         .map(|(i, v)| (i.as_str(), v.as_slice()))
         .collect();
-    v.put_many("notes", &items[..n - 4], &Default::default())
+    v.owner()
+        .put_many("notes", &items[..n - 4], &Default::default())
         .expect("put_many");
     for (id, val) in &items[n - 4..] {
-        v.put("notes", id, val, None).expect("put");
+        v.owner().put("notes", id, val, None).expect("put");
     }
     drop(v);
     path
@@ -119,7 +120,7 @@ fn trial(path: &Path, n: usize, t: &mut Tally) {
         };
         let (mut absent, mut wrong, mut errors) = (0, 0, 0);
         for i in 0..n {
-            match v.get("notes", &format!("r{i}")) {
+            match v.owner().get("notes", &format!("r{i}")) {
                 Ok(Some(got)) if *got == value(i) => {}
                 Ok(Some(_)) => wrong += 1,
                 Ok(None) => absent += 1,
@@ -201,12 +202,12 @@ fn older_store_under_newer_anchor_is_rolled_back() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("v");
     let v = Vault::create(&path, &key_file()).expect("create");
-    v.put("notes", "r1", b"one", None).expect("put");
+    v.owner().put("notes", "r1", b"one", None).expect("put");
     drop(v);
     let old = dir.path().join("old");
     copy_dir(&path, &old);
     let v = Vault::open(&path, &key_file()).expect("open");
-    v.put("notes", "r2", b"two", None).expect("put");
+    v.owner().put("notes", "r2", b"two", None).expect("put");
     drop(v);
     std::fs::remove_dir_all(path.join("store")).expect("rm");
     copy_dir(&old.join("store"), &path.join("store"));
@@ -259,13 +260,13 @@ fn deferred_loss_is_not_a_refusal() {
     let opts = VaultOptions::new().durability(Durability::Deferred);
     drop(Vault::create_with(&path, &key_file(), opts).expect("create"));
     let v = Vault::open_with(&path, &key_file(), opts).expect("open");
-    v.put("notes", "r1", b"one", None).expect("put");
+    v.owner().put("notes", "r1", b"one", None).expect("put");
     // A crash before sled's background flush: simulated by the store as it was before.
     let before = dir.path().join("before");
     drop(v);
     copy_dir(&path, &before);
     let v = Vault::open_with(&before, &key_file(), opts).expect("deferred reopen");
-    v.put("notes", "r2", b"two", None).expect("put");
+    v.owner().put("notes", "r2", b"two", None).expect("put");
     std::mem::forget(v); // no clean close: the deferred writes may be lost
     let again = dir.path().join("again");
     copy_dir(&before, &again);
@@ -281,18 +282,21 @@ use phivault::tokens::{FieldSpec, TokenKind};
 /// tokens (one tied to a subject), a defined field, a policy, an erasure, audit entries.
 fn rich_vault(path: &Path) {
     let v = Vault::create(path, &key_file()).expect("create");
-    v.put("notes", "r1", b"one", None).expect("put");
-    v.put("notes", "r2", b"two", Some("patient-2"))
+    v.owner().put("notes", "r1", b"one", None).expect("put");
+    v.owner()
+        .put("notes", "r2", b"two", Some("patient-2"))
         .expect("put");
-    v.put("notes", "r3", b"three", Some("patient-3"))
+    v.owner()
+        .put("notes", "r3", b"three", Some("patient-3"))
         .expect("put");
-    v.tokenize("mrn", "MRN-0001").expect("tokenize");
-    v.tokenize("mrn", "MRN-0002").expect("tokenize");
+    v.owner().tokenize("mrn", "MRN-0001").expect("tokenize");
+    v.owner().tokenize("mrn", "MRN-0002").expect("tokenize");
     let mut f = FieldSpec::new("chart", TokenKind::Vaulted);
     f.subject = true;
     f.alphabet = "alphanumeric".into();
     v.define_field(f).expect("define");
-    v.tokenize_for_subject("chart", "CHART-0000077", "patient-2")
+    v.owner()
+        .tokenize_for_subject("chart", "CHART-0000077", "patient-2")
         .expect("tokenize for subject");
     v.set_policy(&v.policy().expect("policy"))
         .expect("set policy");
@@ -507,7 +511,8 @@ fn big_vault(path: &Path, n: usize, batches: usize) {
             .zip(&vals)
             .map(|(i, v)| (i.as_str(), v.as_slice()))
             .collect();
-        v.put_many("notes", &items, &Default::default())
+        v.owner()
+            .put_many("notes", &items, &Default::default())
             .expect("put_many");
     }
 }
@@ -559,7 +564,7 @@ fn salvage_recovers_every_record_outside_the_damage() {
     assert!(after.ok, "{:?}", after.problems);
     let mut lost = 0;
     for i in 0..n {
-        match v.get("notes", &format!("r{i}")).expect("get") {
+        match v.owner().get("notes", &format!("r{i}")).expect("get") {
             Some(got) => assert_eq!(*got, value(i), "r{i}"),
             None => lost += 1,
         }
@@ -627,7 +632,7 @@ fn salvage_reads_past_damaged_log_messages() {
         assert!(v.verify().expect("verify").ok, "trial {t}");
         let mut present = 0;
         for i in 0..n {
-            if let Some(got) = v.get("notes", &format!("r{i}")).expect("get") {
+            if let Some(got) = v.owner().get("notes", &format!("r{i}")).expect("get") {
                 assert_eq!(*got, value(i), "trial {t} (seed {seed}): r{i}");
                 present += 1;
             }
@@ -705,7 +710,7 @@ fn salvage_steps_over_one_damaged_message() {
         let v = Vault::open(&to, &key_file()).expect("open salvaged");
         let mut present = 0;
         for i in 0..n {
-            if let Some(got) = v.get("notes", &format!("r{i}")).expect("get") {
+            if let Some(got) = v.owner().get("notes", &format!("r{i}")).expect("get") {
                 assert_eq!(*got, value(i), "{what}: r{i}");
                 present += 1;
             }

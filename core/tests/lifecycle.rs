@@ -43,7 +43,8 @@ fn rewrap_moves_100k_records_without_touching_payloads() {
             .iter()
             .map(|id| (id.as_str(), id.as_bytes()))
             .collect();
-        v.put_many("bulk", &items, &Default::default())
+        v.owner()
+            .put_many("bulk", &items, &Default::default())
             .expect("put_many");
     }
     assert_eq!(records_on(&v, "default", 1), n as u64);
@@ -70,14 +71,14 @@ fn rewrap_moves_100k_records_without_touching_payloads() {
     assert_eq!((again.rewrapped, again.up_to_date), (0, n as u64));
     for i in (0..n).step_by(997) {
         assert_eq!(
-            &*v.get("bulk", &ids[i]).expect("get").expect("some"),
+            &*v.owner().get("bulk", &ids[i]).expect("get").expect("some"),
             ids[i].as_bytes()
         );
     }
     // v1 can now be destroyed and nothing is lost
     v.destroy_key_version("default", 1, false).expect("destroy");
     for i in (0..n).step_by(4999) {
-        assert!(v.get("bulk", &ids[i]).expect("get").is_some());
+        assert!(v.owner().get("bulk", &ids[i]).expect("get").is_some());
     }
 }
 
@@ -86,7 +87,9 @@ fn concurrent_writers_during_rewrap_lose_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = Arc::new(vault(&dir));
     for i in 0..3000 {
-        v.put("c", &format!("k{i}"), b"old", None).expect("put");
+        v.owner()
+            .put("c", &format!("k{i}"), b"old", None)
+            .expect("put");
     }
     v.rotate("default").expect("rotate");
     let stop = Arc::new(AtomicBool::new(false));
@@ -97,18 +100,20 @@ fn concurrent_writers_during_rewrap_lose_nothing() {
                 let mut round = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     for i in (t..3000).step_by(3) {
-                        v.put(
-                            "c",
-                            &format!("k{i}"),
-                            format!("new {round}").as_bytes(),
-                            None,
-                        )
-                        .expect("put");
+                        v.owner()
+                            .put(
+                                "c",
+                                &format!("k{i}"),
+                                format!("new {round}").as_bytes(),
+                                None,
+                            )
+                            .expect("put");
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
                     }
-                    v.put("c", &format!("extra-{t}-{round}"), b"extra", None)
+                    v.owner()
+                        .put("c", &format!("extra-{t}-{round}"), b"extra", None)
                         .expect("put");
                     round += 1;
                 }
@@ -134,7 +139,11 @@ fn concurrent_writers_during_rewrap_lose_nothing() {
     assert!(report.scanned >= 3000);
     // every record readable; values are the old one or one the writers wrote, never lost
     for i in 0..3000 {
-        let got = v.get("c", &format!("k{i}")).expect("get").expect("some");
+        let got = v
+            .owner()
+            .get("c", &format!("k{i}"))
+            .expect("get")
+            .expect("some");
         assert!(
             got.as_slice() == b"old" || got.starts_with(b"new "),
             "record {i}"
@@ -143,7 +152,8 @@ fn concurrent_writers_during_rewrap_lose_nothing() {
     for (t, r) in rounds.iter().enumerate() {
         for round in 0..*r {
             assert!(
-                v.get("c", &format!("extra-{t}-{round}"))
+                v.owner()
+                    .get("c", &format!("extra-{t}-{round}"))
                     .expect("get")
                     .is_some()
             );
@@ -160,10 +170,10 @@ fn retire_is_reversible_and_named() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
     let ctx = Context::new().with("k", "v");
-    let old = v.encrypt(b"x", &ctx).expect("enc");
+    let old = v.owner().encrypt(b"x", &ctx).expect("enc");
     let v2 = v.rotate("default").expect("rotate");
     v.set_min_decryption_version("default", v2).expect("retire");
-    match v.decrypt(&old, &ctx) {
+    match v.owner().decrypt(&old, &ctx) {
         Err(Error::KeyRetired {
             keyring,
             version,
@@ -182,15 +192,15 @@ fn retire_is_reversible_and_named() {
     assert!(v.set_min_decryption_version("default", 0).is_err());
     v.set_min_decryption_version("default", 1)
         .expect("un-retire");
-    assert_eq!(&*v.decrypt(&old, &ctx).expect("dec"), b"x");
+    assert_eq!(&*v.owner().decrypt(&old, &ctx).expect("dec"), b"x");
 }
 
 #[test]
 fn destroy_refuses_while_in_use_unless_forced() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
-    v.put("c", "1", b"one", None).expect("put");
-    v.put("c", "2", b"two", Some("subj")).expect("put");
+    v.owner().put("c", "1", b"one", None).expect("put");
+    v.owner().put("c", "2", b"two", Some("subj")).expect("put");
     assert!(
         matches!(
             v.destroy_key_version("default", 1, false),
@@ -214,10 +224,10 @@ fn destroy_refuses_while_in_use_unless_forced() {
     let deps = v.destroy_key_version("default", 1, true).expect("forced");
     assert_eq!(deps.records, 2);
     assert!(matches!(
-        v.get("c", "1"),
+        v.owner().get("c", "1"),
         Err(Error::KeyDestroyed { version: 1, .. })
     ));
-    assert!(v.get("c", "2").is_err());
+    assert!(v.owner().get("c", "2").is_err());
     assert_eq!(
         v.keyrings().expect("list")[0].versions[0].state,
         KeyState::Destroyed
@@ -225,9 +235,15 @@ fn destroy_refuses_while_in_use_unless_forced() {
     // destroyed is final, also across reopen
     drop(v);
     let v = Vault::open(dir.path().join("v"), &root()).expect("open");
-    assert!(matches!(v.get("c", "1"), Err(Error::KeyDestroyed { .. })));
+    assert!(matches!(
+        v.owner().get("c", "1"),
+        Err(Error::KeyDestroyed { .. })
+    ));
     assert!(v.set_min_decryption_version("default", 1).is_ok());
-    assert!(matches!(v.get("c", "1"), Err(Error::KeyDestroyed { .. })));
+    assert!(matches!(
+        v.owner().get("c", "1"),
+        Err(Error::KeyDestroyed { .. })
+    ));
 }
 
 #[test]
@@ -235,11 +251,13 @@ fn envelopes_outside_the_vault_are_rewrapped_with_their_context() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
     let ctx = Context::new().with("table", "notes").with("row", "17");
-    let bin = v.encrypt(b"row 17", &ctx).expect("enc");
+    let bin = v.owner().encrypt(b"row 17", &ctx).expect("enc");
     let text = v
+        .owner()
         .encrypt_text(b"row 17", &ctx, &EncryptOptions::new())
         .expect("enc");
     let det = v
+        .owner()
         .encrypt_with(b"ssn", &ctx, &EncryptOptions::new().deterministic())
         .expect("det");
     v.rotate("default").expect("rotate");
@@ -253,10 +271,11 @@ fn envelopes_outside_the_vault_are_rewrapped_with_their_context() {
         2
     );
     assert!(rt.starts_with(b"pv1:default:2:"));
-    assert_eq!(&*v.decrypt(rb, &ctx).expect("dec"), b"row 17");
-    assert_eq!(&*v.decrypt(rt, &ctx).expect("dec"), b"row 17");
+    assert_eq!(&*v.owner().decrypt(rb, &ctx).expect("dec"), b"row 17");
+    assert_eq!(&*v.owner().decrypt(rt, &ctx).expect("dec"), b"row 17");
     assert!(matches!(
-        v.decrypt(rb, &Context::new().with("table", "notes").with("row", "18")),
+        v.owner()
+            .decrypt(rb, &Context::new().with("table", "notes").with("row", "18")),
         Err(Error::AuthenticationFailed)
     ));
     // payload bytes are untouched by a rewrap: same length, same tail
@@ -274,13 +293,14 @@ fn envelopes_outside_the_vault_are_rewrapped_with_their_context() {
     );
     assert_eq!(
         re,
-        v.encrypt_with(b"ssn", &ctx, &EncryptOptions::new().deterministic())
+        v.owner()
+            .encrypt_with(b"ssn", &ctx, &EncryptOptions::new().deterministic())
             .expect("det2")
     );
     // full re-encryption changes the payload too
     let fresh = v.reencrypt(&bin, &ctx).expect("reencrypt");
     assert_ne!(fresh[fresh.len() - 40..], bin[bin.len() - 40..]);
-    assert_eq!(&*v.decrypt(&fresh, &ctx).expect("dec"), b"row 17");
+    assert_eq!(&*v.owner().decrypt(&fresh, &ctx).expect("dec"), b"row 17");
     assert!(v.rewrap_envelope(b"garbage").is_err());
 }
 
@@ -288,7 +308,7 @@ fn envelopes_outside_the_vault_are_rewrapped_with_their_context() {
 fn reencrypt_record_and_rotate_if_older_than() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
-    v.put("c", "1", b"one", None).expect("put");
+    v.owner().put("c", "1", b"one", None).expect("put");
     assert_eq!(
         v.rotate_if_older_than("default", Duration::from_secs(3600))
             .expect("rot"),
@@ -302,16 +322,22 @@ fn reencrypt_record_and_rotate_if_older_than() {
     assert!(v.reencrypt_record("c", "1").expect("reencrypt"));
     assert!(!v.reencrypt_record("c", "nope").expect("reencrypt"));
     assert_eq!(records_on(&v, "default", 2), 1);
-    assert_eq!(&*v.get("c", "1").expect("get").expect("some"), b"one");
+    assert_eq!(
+        &*v.owner().get("c", "1").expect("get").expect("some"),
+        b"one"
+    );
 }
 
 #[test]
 fn subject_keys_follow_rotation_and_erasures_are_recorded_without_ids() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
-    v.put("c", "a", b"alice", Some("patient-alice"))
+    v.owner()
+        .put("c", "a", b"alice", Some("patient-alice"))
         .expect("put");
-    v.put("c", "b", b"bob", Some("patient-bob")).expect("put");
+    v.owner()
+        .put("c", "b", b"bob", Some("patient-bob"))
+        .expect("put");
     v.rotate("default").expect("rotate");
     let r = v
         .rewrap(&RewrapOptions::default(), &mut |_| {})
@@ -320,9 +346,15 @@ fn subject_keys_follow_rotation_and_erasures_are_recorded_without_ids() {
     assert_eq!(records_on(&v, "default", 1), 0);
     v.destroy_key_version("default", 1, false)
         .expect("destroy v1");
-    assert_eq!(&*v.get("c", "a").expect("get").expect("some"), b"alice");
+    assert_eq!(
+        &*v.owner().get("c", "a").expect("get").expect("some"),
+        b"alice"
+    );
     v.forget_subject("patient-alice").expect("forget");
-    assert!(matches!(v.get("c", "a"), Err(Error::SubjectForgotten)));
+    assert!(matches!(
+        v.owner().get("c", "a"),
+        Err(Error::SubjectForgotten)
+    ));
     let erasures = v.erasures().expect("erasures");
     // One record per destroyed key: the subject's own id and its `default` key.
     assert_eq!(erasures.len(), 2);
@@ -345,7 +377,7 @@ fn reserved_context_keys_are_refused() {
         .with("phivault.collection", "c")
         .with("phivault.id", "1");
     assert!(matches!(
-        v.encrypt(b"x", &forged),
+        v.owner().encrypt(b"x", &forged),
         Err(Error::InvalidInput { .. })
     ));
 }
@@ -356,7 +388,9 @@ fn interrupted_rewrap_resumes_from_its_checkpoint() {
     let v = vault(&dir);
     let ids: Vec<String> = (0..1000).map(|i| format!("r{i}")).collect();
     let items: Vec<(&str, &[u8])> = ids.iter().map(|id| (id.as_str(), id.as_bytes())).collect();
-    v.put_many("c", &items, &Default::default()).expect("put");
+    v.owner()
+        .put_many("c", &items, &Default::default())
+        .expect("put");
     v.rotate("default").expect("rotate");
     // Interrupt after the third batch (a panic stands in for a crash).
     let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -41,22 +41,30 @@ fn deterministic_kinds_agree_with_the_serial_path() {
         .map(|i| format!("{:03}-45-{:04}", i % 900 + 100, i))
         .collect();
     let names: Vec<String> = (0..3000).map(|i| format!("patient-{i}")).collect();
-    let serial_ff1 = v.tokenize_many("ssn", &ssns).expect("ff1");
-    let serial_psn = v.tokenize_many("pseudonym", &names).expect("psn");
+    let serial_ff1 = v.owner().tokenize_many("ssn", &ssns).expect("ff1");
+    let serial_psn = v.owner().tokenize_many("pseudonym", &names).expect("psn");
     v.set_threads(3).expect("pool");
-    assert_eq!(v.tokenize_many("ssn", &ssns).expect("ff1"), serial_ff1);
     assert_eq!(
-        v.tokenize_many("pseudonym", &names).expect("psn"),
+        v.owner().tokenize_many("ssn", &ssns).expect("ff1"),
+        serial_ff1
+    );
+    assert_eq!(
+        v.owner().tokenize_many("pseudonym", &names).expect("psn"),
         serial_psn
     );
     let back = v
+        .owner()
         .detokenize_many("ssn", &serial_ff1, View::Plaintext)
         .expect("detok");
     assert_eq!(back.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ssns);
     // A bad token anywhere in a large batch fails the batch, as on the serial path.
     let mut bad = serial_ff1.clone();
     bad[2500] = "not-a-token".into();
-    assert!(v.detokenize_many("ssn", &bad, View::Plaintext).is_err());
+    assert!(
+        v.owner()
+            .detokenize_many("ssn", &bad, View::Plaintext)
+            .is_err()
+    );
 }
 
 #[test]
@@ -67,7 +75,7 @@ fn vaulted_tokens_stay_one_per_value_and_unique_on_the_pool() {
     let values: Vec<String> = (0..4000)
         .map(|i| format!("M{:09}", (i * 7919) % 1000))
         .collect();
-    let tokens = v.tokenize_many("mrn", &values).expect("tokenize");
+    let tokens = v.owner().tokenize_many("mrn", &values).expect("tokenize");
     let mut by_value: HashMap<&str, &str> = HashMap::new();
     for (val, tok) in values.iter().zip(&tokens) {
         assert_ne!(val, tok);
@@ -80,6 +88,7 @@ fn vaulted_tokens_stay_one_per_value_and_unique_on_the_pool() {
     let distinct: HashSet<&String> = tokens.iter().collect();
     assert_eq!(distinct.len(), 1000, "unique tokens for distinct values");
     let back = v
+        .owner()
         .detokenize_many("mrn", &tokens, View::Plaintext)
         .expect("detok");
     assert_eq!(
@@ -87,7 +96,10 @@ fn vaulted_tokens_stay_one_per_value_and_unique_on_the_pool() {
         values.iter().map(String::as_str).collect::<Vec<_>>()
     );
     // Tokenizing again (pool again) gives the same tokens.
-    assert_eq!(v.tokenize_many("mrn", &values).expect("again"), tokens);
+    assert_eq!(
+        v.owner().tokenize_many("mrn", &values).expect("again"),
+        tokens
+    );
 }
 
 #[test]
@@ -103,11 +115,13 @@ fn put_many_and_rewrap_on_the_pool() {
         .map(String::as_str)
         .zip(bodies.iter().map(Vec::as_slice))
         .collect();
-    v.put_many("notes", &items, &PutOptions::default())
+    v.owner()
+        .put_many("notes", &items, &PutOptions::default())
         .expect("put_many");
     for (id, body) in &items {
         assert_eq!(
-            v.get("notes", id)
+            v.owner()
+                .get("notes", id)
                 .expect("get")
                 .expect("present")
                 .as_slice(),
@@ -126,7 +140,8 @@ fn put_many_and_rewrap_on_the_pool() {
     assert_eq!(again.rewrapped, 0);
     for (id, body) in &items {
         assert_eq!(
-            v.get("notes", id)
+            v.owner()
+                .get("notes", id)
                 .expect("get")
                 .expect("present")
                 .as_slice(),
@@ -136,7 +151,11 @@ fn put_many_and_rewrap_on_the_pool() {
     // rewrap_envelopes keeps order and per-item results on the pool.
     let ctx = Context::new().with("k", "v");
     let mut envs: Vec<Vec<u8>> = (0..600)
-        .map(|i| v.encrypt(format!("x{i}").as_bytes(), &ctx).expect("enc"))
+        .map(|i| {
+            v.owner()
+                .encrypt(format!("x{i}").as_bytes(), &ctx)
+                .expect("enc")
+        })
         .collect();
     envs[300] = b"garbage".to_vec();
     v.rotate("default").expect("rotate");
@@ -147,6 +166,7 @@ fn put_many_and_rewrap_on_the_pool() {
             assert!(r.is_err());
         } else {
             let pt = v
+                .owner()
                 .decrypt(r.as_ref().expect("rewrapped"), &ctx)
                 .expect("dec");
             assert_eq!(pt.as_slice(), format!("x{i}").as_bytes());
@@ -164,6 +184,7 @@ fn encrypt_many_and_decrypt_many_match_single_calls() {
         let bodies: Vec<Vec<u8>> = (0..1500).map(|i| vec![(i % 251) as u8; i % 90]).collect();
         let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
         let envs = v
+            .owner()
             .encrypt_many(&refs, &ctx, &EncryptOptions::new())
             .expect("encrypt_many");
         assert_eq!(envs.len(), refs.len());
@@ -175,11 +196,14 @@ fn encrypt_many_and_decrypt_many_match_single_calls() {
         );
         for (e, b) in envs.iter().zip(&bodies) {
             assert_eq!(
-                v.decrypt(e, &ctx).expect("single decrypt").as_slice(),
+                v.owner()
+                    .decrypt(e, &ctx)
+                    .expect("single decrypt")
+                    .as_slice(),
                 b.as_slice()
             );
         }
-        let back = v.decrypt_many(&envs, &ctx).expect("decrypt_many");
+        let back = v.owner().decrypt_many(&envs, &ctx).expect("decrypt_many");
         assert!(
             back.iter()
                 .zip(&bodies)
@@ -187,19 +211,25 @@ fn encrypt_many_and_decrypt_many_match_single_calls() {
         );
         // Deterministic: the same envelopes as single calls.
         let det = EncryptOptions::new().deterministic();
-        let many = v.encrypt_many(&refs[..300], &ctx, &det).expect("det many");
+        let many = v
+            .owner()
+            .encrypt_many(&refs[..300], &ctx, &det)
+            .expect("det many");
         for (e, p) in many.iter().zip(&refs[..300]) {
-            assert_eq!(e, &v.encrypt_with(p, &ctx, &det).expect("det single"));
+            assert_eq!(
+                e,
+                &v.owner().encrypt_with(p, &ctx, &det).expect("det single")
+            );
         }
         // One bad envelope or another context fails the whole batch, with no output.
         let mut bad = envs.clone();
         let last = bad[777].len() - 1;
         bad[777][last] ^= 1;
         assert!(matches!(
-            v.decrypt_many(&bad, &ctx),
+            v.owner().decrypt_many(&bad, &ctx),
             Err(phivault::Error::AuthenticationFailed)
         ));
         let other = Context::new().with("table", "other");
-        assert!(v.decrypt_many(&envs, &other).is_err());
+        assert!(v.owner().decrypt_many(&envs, &other).is_err());
     }
 }

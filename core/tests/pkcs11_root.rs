@@ -41,6 +41,7 @@ fn a_vault_rooted_in_the_token_opens_and_its_root_rotates() {
     let vault = Vault::create(&path, &root1).expect("create");
     assert_eq!(vault.root_kind(), "pkcs11");
     vault
+        .owner()
         .put("notes", "MRN-1", b"chest pain", None)
         .expect("put");
     drop(vault);
@@ -50,7 +51,11 @@ fn a_vault_rooted_in_the_token_opens_and_its_root_rotates() {
     assert!(header.windows(9).any(|w| w == b"pv-root-1"));
     let vault = Vault::open(&path, &root1).expect("open with the HSM");
     assert_eq!(
-        &*vault.get("notes", "MRN-1").expect("get").expect("some"),
+        &*vault
+            .owner()
+            .get("notes", "MRN-1")
+            .expect("get")
+            .expect("some"),
         b"chest pain"
     );
     // A key file cannot open it.
@@ -68,7 +73,11 @@ fn a_vault_rooted_in_the_token_opens_and_its_root_rotates() {
     assert!(root1.destroy_key().expect("destroy old key"));
     let vault = Vault::open(&path, &root1).expect("the header names the new key");
     assert_eq!(
-        &*vault.get("notes", "MRN-1").expect("get").expect("some"),
+        &*vault
+            .owner()
+            .get("notes", "MRN-1")
+            .expect("get")
+            .expect("some"),
         b"chest pain"
     );
     drop(vault);
@@ -148,10 +157,10 @@ fn a_key_file_vault_moves_into_the_hsm() {
     let dir = tempfile::tempdir().expect("tmp");
     let kf = KeyFile::from_key(Key32::random().expect("key"));
     let vault = Vault::create(dir.path().join("v"), &kf).expect("create");
-    vault.put("n", "1", b"x", None).expect("put");
+    vault.owner().put("n", "1", b"x", None).expect("put");
     vault.rotate_root(&hsm_root).expect("to the HSM");
     drop(vault);
     assert!(Vault::open(dir.path().join("v"), &kf).is_err());
     let v = Vault::open(dir.path().join("v"), &hsm_root).expect("open");
-    assert_eq!(&*v.get("n", "1").expect("get").expect("some"), b"x");
+    assert_eq!(&*v.owner().get("n", "1").expect("get").expect("some"), b"x");
 }

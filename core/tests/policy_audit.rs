@@ -58,9 +58,13 @@ fn setup(dir: &Path) -> Vault {
 fn default_deny_purposes_and_views() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = setup(dir.path());
-    v.put("notes", "MRN-1", b"note", None).expect("owner put");
-    v.put("labs", "MRN-1", b"lab", None).expect("owner put");
-    let ssn = v.tokenize("ssn", "900-12-3456").expect("tok");
+    v.owner()
+        .put("notes", "MRN-1", b"note", None)
+        .expect("owner put");
+    v.owner()
+        .put("labs", "MRN-1", b"lab", None)
+        .expect("owner put");
+    let ssn = v.owner().tokenize("ssn", "900-12-3456").expect("tok");
 
     let house = v.session(Caller::new("dr-house", "treatment"));
     assert_eq!(
@@ -162,7 +166,9 @@ fn default_deny_purposes_and_views() {
 fn break_the_glass_succeeds_for_permitted_roles_and_is_flagged() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = setup(dir.path());
-    v.put("labs", "MRN-9", b"potassium 6.9", None).expect("put");
+    v.owner()
+        .put("labs", "MRN-9", b"potassium 6.9", None)
+        .expect("put");
     let bg = v.session(Caller::new("dr-house", "emergency").break_glass("code blue, bed 4"));
     assert_eq!(
         &*bg.get("labs", "MRN-9").expect("override").expect("some"),
@@ -252,8 +258,10 @@ fn records(block: &[u8]) -> Vec<Vec<u8>> {
 fn fresh_log(dir: &Path) -> u64 {
     let v = setup(dir);
     for i in 0..10 {
-        v.put("notes", &format!("r{i}"), b"x", None).expect("put");
-        let _ = v.get("notes", &format!("r{i}")).expect("get");
+        v.owner()
+            .put("notes", &format!("r{i}"), b"x", None)
+            .expect("put");
+        let _ = v.owner().get("notes", &format!("r{i}")).expect("get");
     }
     let r = v.audit_verify().expect("verify");
     assert!(r.ok, "{r:?}");
@@ -329,7 +337,7 @@ fn audit_edit_delete_reorder_truncate_are_detected() {
 fn audit_head_anchor_catches_rollback_of_log_and_head_together() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = setup(dir.path());
-    v.put("notes", "a", b"x", None).expect("put");
+    v.owner().put("notes", "a", b"x", None).expect("put");
     let (seq, mac) = v.audit_head().expect("head");
     drop(v);
     // an attacker deletes the last block AND rewinds the head to the entry before it: the
@@ -465,28 +473,36 @@ fn operations_fail_closed_when_the_audit_write_fails() {
         fail: fail.clone(),
     };
     let v = Vault::create_in(Box::new(store), &root(), Backend::Ring).expect("create");
-    v.put("notes", "1", b"secret note", None).expect("put");
-    let t = v.tokenize("ssn", "900-12-3456").expect("tok");
+    v.owner()
+        .put("notes", "1", b"secret note", None)
+        .expect("put");
+    let t = v.owner().tokenize("ssn", "900-12-3456").expect("tok");
     let ctx = Context::new().with("k", "v");
-    let ct = v.encrypt(b"x", &ctx).expect("enc");
+    let ct = v.owner().encrypt(b"x", &ctx).expect("enc");
     fail.store(true, Ordering::SeqCst);
     // A write's entry is written at once: the write is refused and changes nothing.
     assert!(matches!(
-        v.put("notes", "2", b"y", None),
+        v.owner().put("notes", "2", b"y", None),
         Err(Error::AuditUnavailable)
     ));
     // From then on every operation is refused until the log can be written again — reads too,
     // although their entries normally wait for a group commit.
-    assert!(matches!(v.get("notes", "1"), Err(Error::AuditUnavailable)));
     assert!(matches!(
-        v.detokenize("ssn", &t, View::Plaintext),
+        v.owner().get("notes", "1"),
         Err(Error::AuditUnavailable)
     ));
-    assert!(matches!(v.decrypt(&ct, &ctx), Err(Error::AuditUnavailable)));
+    assert!(matches!(
+        v.owner().detokenize("ssn", &t, View::Plaintext),
+        Err(Error::AuditUnavailable)
+    ));
+    assert!(matches!(
+        v.owner().decrypt(&ct, &ctx),
+        Err(Error::AuditUnavailable)
+    ));
     assert!(matches!(v.rotate("default"), Err(Error::AuditUnavailable)));
     fail.store(false, Ordering::SeqCst);
     assert!(
-        v.get("notes", "2").expect("get").is_none(),
+        v.owner().get("notes", "2").expect("get").is_none(),
         "the refused put wrote nothing"
     );
     assert_eq!(
@@ -507,13 +523,18 @@ fn canaries_never_reach_the_log_or_the_files() {
         "CANARY-7c1e-MRN-00042",
     ];
     for c in canaries {
-        v.put("notes", c, c.as_bytes(), Some(c)).expect("put");
-        let _ = v.get("notes", c).expect("get");
-        let t = v.tokenize("name", c).expect("tok");
-        let _ = v.detokenize("name", &t, View::Plaintext).expect("detok");
+        v.owner()
+            .put("notes", c, c.as_bytes(), Some(c))
+            .expect("put");
+        let _ = v.owner().get("notes", c).expect("get");
+        let t = v.owner().tokenize("name", c).expect("tok");
+        let _ = v
+            .owner()
+            .detokenize("name", &t, View::Plaintext)
+            .expect("detok");
         let ctx = Context::new().with("record", c);
-        let ct = v.encrypt(c.as_bytes(), &ctx).expect("enc");
-        let _ = v.decrypt(&ct, &ctx).expect("dec");
+        let ct = v.owner().encrypt(c.as_bytes(), &ctx).expect("enc");
+        let _ = v.owner().decrypt(&ct, &ctx).expect("dec");
         let _ = v
             .session(Caller::new("dr-house", "emergency").break_glass(c))
             .get("notes", c);
@@ -546,14 +567,14 @@ fn canaries_never_reach_the_log_or_the_files() {
 fn read_auditing_can_be_turned_off_but_never_for_writes_or_denials() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = setup(dir.path());
-    v.put("notes", "1", b"x", None).expect("put");
+    v.owner().put("notes", "1", b"x", None).expect("put");
     let count = |v: &Vault| v.audit_entries(0, None, false).expect("entries").len();
     let before = count(&v);
     v.set_read_auditing(false).expect("off");
-    let _ = v.get("notes", "1").expect("get");
-    let _ = v.tokenize("ssn", "900-12-3456").expect("tok");
+    let _ = v.owner().get("notes", "1").expect("get");
+    let _ = v.owner().tokenize("ssn", "900-12-3456").expect("tok");
     assert_eq!(count(&v), before + 1, "only the switch itself is logged");
-    v.put("notes", "2", b"y", None).expect("put");
+    v.owner().put("notes", "2", b"y", None).expect("put");
     let _ = v.session(Caller::new("stranger", "x")).get("notes", "1");
     let log = v.audit_entries(0, None, false).expect("entries");
     assert_eq!(
@@ -563,7 +584,7 @@ fn read_auditing_can_be_turned_off_but_never_for_writes_or_denials() {
     );
     assert!(log.iter().any(|e| e.outcome == Outcome::Denied));
     v.set_read_auditing(true).expect("on");
-    let _ = v.get("notes", "1").expect("get");
+    let _ = v.owner().get("notes", "1").expect("get");
     assert_eq!(count(&v), before + 5);
     assert!(v.audit_verify().expect("verify").ok);
 }

@@ -97,7 +97,7 @@ fn child_process() {
             let mut tokens = Vec::with_capacity(n);
             // Small batches: many audit appends race with the other processes'.
             for chunk in values.chunks(100) {
-                tokens.extend(vault.tokenize_many("mrn", chunk).expect("tokenize"));
+                tokens.extend(vault.owner().tokenize_many("mrn", chunk).expect("tokenize"));
             }
             std::fs::write(out, tokens.join("\n")).expect("write tokens");
         }
@@ -291,11 +291,13 @@ fn vault_lives_in_postgres_and_reopens() {
     let s = fresh(&url, "pvt_vault");
     let vault = Vault::create_in(Box::new(s), &root(), Backend::default()).expect("create");
     vault
+        .owner()
         .put("notes", "MRN-1", b"chest pain", None)
         .expect("put");
     let ctx = Context::new().with("record", "1");
-    let ct = vault.encrypt(b"HbA1c 9.2%", &ctx).expect("encrypt");
+    let ct = vault.owner().encrypt(b"HbA1c 9.2%", &ctx).expect("encrypt");
     let tok = vault
+        .owner()
         .tokenize_many("mrn", &["MRN0000001"])
         .expect("tokenize");
     drop(vault);
@@ -324,11 +326,15 @@ fn vault_lives_in_postgres_and_reopens() {
     )
     .expect("reopen");
     assert_eq!(
-        &*v.get("notes", "MRN-1").expect("get").expect("some"),
+        &*v.owner().get("notes", "MRN-1").expect("get").expect("some"),
         b"chest pain"
     );
-    assert_eq!(&*v.decrypt(&ct, &ctx).expect("decrypt"), b"HbA1c 9.2%");
+    assert_eq!(
+        &*v.owner().decrypt(&ct, &ctx).expect("decrypt"),
+        b"HbA1c 9.2%"
+    );
     let back = v
+        .owner()
         .detokenize_many("mrn", &tok, View::Plaintext)
         .expect("detok");
     assert_eq!(back[0].as_str(), "MRN0000001");
@@ -356,7 +362,10 @@ fn a_restored_older_database_is_refused() {
     let url = url();
     let s = fresh(&url, "pvt_rollback");
     let vault = Vault::create_in(Box::new(s), &root(), Backend::default()).expect("create");
-    vault.put("notes", "MRN-1", b"before", None).expect("put");
+    vault
+        .owner()
+        .put("notes", "MRN-1", b"before", None)
+        .expect("put");
     let id = vault.vault_id_hex();
     drop(vault);
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("admin");
@@ -382,7 +391,8 @@ fn a_restored_older_database_is_refused() {
     )
     .expect("reopen before the restore");
     for i in 0..5 {
-        v.put("notes", &format!("MRN-after-{i}"), b"after", None)
+        v.owner()
+            .put("notes", &format!("MRN-after-{i}"), b"after", None)
             .expect("put");
     }
     drop(v);
@@ -419,8 +429,13 @@ fn a_restored_older_database_is_refused() {
         Backend::default(),
     )
     .expect("opens without the anchor");
-    assert!(v.get("notes", "MRN-after-0").expect("get").is_none());
-    assert!(v.get("notes", "MRN-1").expect("get").is_some());
+    assert!(
+        v.owner()
+            .get("notes", "MRN-after-0")
+            .expect("get")
+            .is_none()
+    );
+    assert!(v.owner().get("notes", "MRN-1").expect("get").is_some());
     drop(v);
     admin
         .batch_execute("DROP SCHEMA pvt_rollback_backup CASCADE")
@@ -494,6 +509,7 @@ fn four_processes_tokenize_identically_and_audit_verifies() {
     // 4 processes × n/100 batches (+ the creation's entries): all in one chain
     assert!(report.entries >= 4 * (n as u64).div_ceil(100));
     let back = vault
+        .owner()
         .detokenize_many("mrn", &first[..10], View::Plaintext)
         .expect("detokenize");
     assert_eq!(back[3].as_str(), "MRN0000003");
@@ -516,6 +532,7 @@ fn two_rewrap_workers_one_killed_leave_every_record_on_the_new_key() {
             .map(|(id, v)| (id.as_str(), v.as_slice()))
             .collect();
         vault
+            .owner()
             .put_many("notes", &batch, &phivault::records::PutOptions::default())
             .expect("put");
     }
@@ -565,7 +582,7 @@ fn two_rewrap_workers_one_killed_leave_every_record_on_the_new_key() {
     // Every record still decrypts, the chain verifies, and a rerun finds nothing to do.
     for (id, v) in items.iter().step_by(97) {
         assert_eq!(
-            &*vault.get("notes", id).expect("get").expect("some"),
+            &*vault.owner().get("notes", id).expect("get").expect("some"),
             v.as_slice()
         );
     }
@@ -584,17 +601,20 @@ fn migrate_copies_a_sled_vault_and_verifies() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = Vault::create(dir.path().join("v"), &root()).expect("create");
     for i in 0..1500 {
-        src.put(
-            "notes",
-            &format!("MRN-{i}"),
-            format!("note {i}").as_bytes(),
-            None,
-        )
-        .expect("put");
+        src.owner()
+            .put(
+                "notes",
+                &format!("MRN-{i}"),
+                format!("note {i}").as_bytes(),
+                None,
+            )
+            .expect("put");
     }
-    src.put("notes", "S-1", b"subject note", Some("patient-1"))
+    src.owner()
+        .put("notes", "S-1", b"subject note", Some("patient-1"))
         .expect("put");
     let toks = src
+        .owner()
         .tokenize_many("mrn", &["MRN0000001", "MRN0000002"])
         .expect("tokenize");
     src.rotate("default").expect("rotate");
@@ -611,6 +631,7 @@ fn migrate_copies_a_sled_vault_and_verifies() {
     for i in (0..1500).step_by(7) {
         assert_eq!(
             &*copy
+                .owner()
                 .get("notes", &format!("MRN-{i}"))
                 .expect("get")
                 .expect("some"),
@@ -618,10 +639,15 @@ fn migrate_copies_a_sled_vault_and_verifies() {
         );
     }
     assert_eq!(
-        &*copy.get("notes", "S-1").expect("get").expect("some"),
+        &*copy
+            .owner()
+            .get("notes", "S-1")
+            .expect("get")
+            .expect("some"),
         b"subject note"
     );
     let back = copy
+        .owner()
         .detokenize_many("mrn", &toks, View::Plaintext)
         .expect("detok");
     assert_eq!(back[1].as_str(), "MRN0000002");
@@ -656,13 +682,15 @@ fn a_rotation_in_one_process_is_seen_by_another() {
     )
     .expect("set policy");
     let ctx = Context::new().with("k", "v");
-    let before = b.encrypt(b"x", &ctx).expect("encrypt"); // b has loaded `default` v1
-    assert_eq!(&*a.decrypt(&before, &ctx).expect("decrypt"), b"x");
+    let before = b.owner().encrypt(b"x", &ctx).expect("encrypt"); // b has loaded `default` v1
+    assert_eq!(&*a.owner().decrypt(&before, &ctx).expect("decrypt"), b"x");
     a.rotate("default").expect("rotate");
-    let after = a.encrypt(b"y", &ctx).expect("encrypt");
+    let after = a.owner().encrypt(b"y", &ctx).expect("encrypt");
     // b has never seen v2: it re-reads the keyring at once instead of failing
     assert_eq!(
-        &*b.decrypt(&after, &ctx).expect("decrypt new version"),
+        &*b.owner()
+            .decrypt(&after, &ctx)
+            .expect("decrypt new version"),
         b"y"
     );
 
@@ -675,18 +703,22 @@ fn a_rotation_in_one_process_is_seen_by_another() {
     pid.project = "study-2".into();
     a.define_field(pid).expect("redefine");
     a.set_policy(&Policy::default()).expect("revoke");
-    let new_token = a.tokenize("pid", "MRN-7").expect("tokenize");
+    let new_token = a.owner().tokenize("pid", "MRN-7").expect("tokenize");
     assert_ne!(old_token, new_token);
 
     // After the cache TTL b encrypts under v2, uses the new field definition, and applies the
     // new policy (the analyst's access is gone).
     std::thread::sleep(Duration::from_secs(phivault::vault::CACHE_TTL_SECS + 1));
-    assert_eq!(b.tokenize("pid", "MRN-7").expect("tokenize"), new_token);
+    assert_eq!(
+        b.owner().tokenize("pid", "MRN-7").expect("tokenize"),
+        new_token
+    );
     assert!(matches!(
         analyst().tokenize("pid", "MRN-7"),
         Err(Error::AccessDenied { .. })
     ));
     let text = b
+        .owner()
         .encrypt_text(b"z", &ctx, &phivault::EncryptOptions::new())
         .expect("encrypt");
     assert!(
@@ -718,29 +750,29 @@ fn throughput_postgres_vs_sled() {
     for (name, v) in [("sled", &sled), ("postgres", &pg)] {
         let t = Instant::now();
         for chunk in values.chunks(1000) {
-            v.tokenize_many("mrn", chunk).expect("tokenize");
+            v.owner().tokenize_many("mrn", chunk).expect("tokenize");
         }
         let tok_new = n as f64 / t.elapsed().as_secs_f64();
         let t = Instant::now();
         for chunk in values.chunks(1000) {
-            v.tokenize_many("mrn", chunk).expect("tokenize");
+            v.owner().tokenize_many("mrn", chunk).expect("tokenize");
         }
         let tok_again = n as f64 / t.elapsed().as_secs_f64();
-        let ct = v.encrypt(b"HbA1c 9.2%", &ctx).expect("encrypt");
+        let ct = v.owner().encrypt(b"HbA1c 9.2%", &ctx).expect("encrypt");
         let t = Instant::now();
         for _ in 0..n {
-            v.decrypt(&ct, &ctx).expect("decrypt");
+            v.owner().decrypt(&ct, &ctx).expect("decrypt");
         }
         let dec = n as f64 / t.elapsed().as_secs_f64();
         let m = n.min(5000);
         let t = Instant::now();
         for value in &values[..m] {
-            v.put("notes", value, b"note", None).expect("put");
+            v.owner().put("notes", value, b"note", None).expect("put");
         }
         let put = m as f64 / t.elapsed().as_secs_f64();
         let t = Instant::now();
         for value in &values[..m] {
-            v.get("notes", value).expect("get");
+            v.owner().get("notes", value).expect("get");
         }
         let get = m as f64 / t.elapsed().as_secs_f64();
         eprintln!(
@@ -763,12 +795,13 @@ fn vault_at_a_url_lives_in_postgresql() {
     }
     let v =
         Vault::create_at(&url, &root(), phivault::VaultOptions::default()).expect("create at url");
-    v.put("notes", "url-1", b"via create_at", None)
+    v.owner()
+        .put("notes", "url-1", b"via create_at", None)
         .expect("put");
     drop(v);
     let v = Vault::open_at(&url, &root(), phivault::VaultOptions::default()).expect("open at url");
     assert_eq!(
-        &*v.get("notes", "url-1").expect("get").expect("some"),
+        &*v.owner().get("notes", "url-1").expect("get").expect("some"),
         b"via create_at"
     );
     assert!(matches!(

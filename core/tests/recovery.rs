@@ -15,8 +15,9 @@ fn setup(n: u8, m: u8) -> (tempfile::TempDir, PathBuf, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("v");
     let v = Vault::create(&path, &fresh_key()).expect("create");
-    v.put("notes", "1", b"note one", None).expect("put");
-    v.put("notes", "2", b"subject note", Some("patient-1"))
+    v.owner().put("notes", "1", b"note one", None).expect("put");
+    v.owner()
+        .put("notes", "2", b"subject note", Some("patient-1"))
         .expect("put");
     let shares = v
         .recovery_split(n, m)
@@ -60,11 +61,11 @@ fn any_m_of_n_recover_and_m_minus_1_do_not() {
                 .unwrap_or_else(|e| panic!("{combo:?}: {e}"));
             let v = Vault::open(&path, &new_root).expect("new root opens");
             assert_eq!(
-                &*v.get("notes", "1").expect("get").expect("present"),
+                &*v.owner().get("notes", "1").expect("get").expect("present"),
                 b"note one"
             );
             assert_eq!(
-                &*v.get("notes", "2").expect("get").expect("present"),
+                &*v.owner().get("notes", "2").expect("get").expect("present"),
                 b"subject note"
             );
         }

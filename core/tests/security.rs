@@ -96,11 +96,13 @@ fn stored_records_and_token_values_cannot_be_opened_through_the_envelope_api() {
     let token = {
         let v = Vault::create(&path, &root()).expect("create");
         setup(&v);
-        v.put("notes", "r1", b"record canary 7c1f", None)
+        v.owner()
+            .put("notes", "r1", b"record canary 7c1f", None)
             .expect("put");
-        v.put("notes", "r2", b"subject canary 7c1f", Some("p1"))
+        v.owner()
+            .put("notes", "r2", b"subject canary 7c1f", Some("p1"))
             .expect("put subject");
-        v.tokenize("acct", "4711002").expect("tokenize")
+        v.owner().tokenize("acct", "4711002").expect("tokenize")
     };
     let records = raw_values(&path.join("store"), Space::Record);
     let tokens = raw_values(&path.join("store"), Space::Token);
@@ -124,7 +126,7 @@ fn stored_records_and_token_values_cannot_be_opened_through_the_envelope_api() {
     ] {
         for out in [
             thief.decrypt(env, &ctx).map(|p| p.to_vec()),
-            v.decrypt(env, &ctx).map(|p| p.to_vec()),
+            v.owner().decrypt(env, &ctx).map(|p| p.to_vec()),
             thief
                 .decrypt_many(&[env], &ctx)
                 .map(|mut p| p.remove(0).to_vec()),
@@ -148,11 +150,12 @@ fn stored_records_and_token_values_cannot_be_opened_through_the_envelope_api() {
     );
     // Their own paths still open them.
     assert_eq!(
-        &*v.get("notes", "r1").expect("get").expect("some"),
+        &*v.owner().get("notes", "r1").expect("get").expect("some"),
         b"record canary 7c1f"
     );
     assert_eq!(
-        &*v.detokenize("acct", &token, View::Plaintext)
+        &*v.owner()
+            .detokenize("acct", &token, View::Plaintext)
             .expect("detok"),
         "4711002"
     );
@@ -179,9 +182,13 @@ fn the_masked_view_hides_at_least_half_of_every_value() {
         ("acct", "123456789012345678"),
     ] {
         let t = v
+            .owner()
             .tokenize(field, value)
             .unwrap_or_else(|e| panic!("{field}: {e}"));
-        let m = v.detokenize(field, &t, View::Masked).expect("masked");
+        let m = v
+            .owner()
+            .detokenize(field, &t, View::Masked)
+            .expect("masked");
         let total = value.chars().filter(|c| c.is_alphanumeric()).count();
         let shown = m.chars().filter(|c| c.is_alphanumeric()).count();
         assert!(
@@ -205,9 +212,11 @@ fn destroying_a_keyrings_key_shreds_that_keyrings_subject_data() {
         subject: Some("p1"),
         keyring: Some(k),
     };
-    v.put_with("study", "s1", b"research data", &opts("research"))
+    v.owner()
+        .put_with("study", "s1", b"research data", &opts("research"))
         .expect("put research");
-    v.put_with("chart", "c1", b"clinical data", &opts("clinical"))
+    v.owner()
+        .put_with("chart", "c1", b"clinical data", &opts("clinical"))
         .expect("put clinical");
     v.rotate("clinical").expect("rotate");
     match v.destroy_key_version("clinical", 1, false) {
@@ -219,16 +228,19 @@ fn destroying_a_keyrings_key_shreds_that_keyrings_subject_data() {
         .expect("forced destroy");
     assert_eq!((deps.subject_keys, deps.records), (1, 1));
     assert!(
-        v.get("chart", "c1").is_err(),
+        v.owner().get("chart", "c1").is_err(),
         "the clinical record is shredded"
     );
     assert_eq!(
-        &*v.get("study", "s1").expect("get").expect("some"),
+        &*v.owner().get("study", "s1").expect("get").expect("some"),
         b"research data"
     );
     // forget_subject still destroys every key of the subject.
     assert!(v.forget_subject("p1").expect("forget"));
-    assert!(matches!(v.get("study", "s1"), Err(Error::SubjectForgotten)));
+    assert!(matches!(
+        v.owner().get("study", "s1"),
+        Err(Error::SubjectForgotten)
+    ));
 }
 
 /// A store that records writes of the audit space and syncs, in order, and can fail audit
@@ -347,7 +359,8 @@ fn break_the_glass_is_written_and_synced_before_data_is_returned() {
         let dir = tempfile::tempdir().expect("tmp");
         let (v, events, _) = recording_vault(dir.path());
         setup(&v);
-        v.put("notes", "r1", b"emergency canary", None)
+        v.owner()
+            .put("notes", "r1", b"emergency canary", None)
             .expect("put");
         v.set_read_auditing(reads_audited).expect("reads");
         events.lock().expect("lock").clear();
@@ -377,16 +390,16 @@ fn break_the_glass_is_written_and_synced_before_data_is_returned() {
 fn close_reports_audit_entries_it_could_not_write() {
     let dir = tempfile::tempdir().expect("tmp");
     let (v, _, fail) = recording_vault(dir.path());
-    v.put("notes", "r1", b"x", None).expect("put");
+    v.owner().put("notes", "r1", b"x", None).expect("put");
     // A read's entry waits for group commit...
-    v.get("notes", "r1").expect("get");
+    v.owner().get("notes", "r1").expect("get");
     fail.store(true, Ordering::SeqCst);
     // ...and cannot be written at close: reported, not swallowed.
     assert!(matches!(v.close(), Err(Error::AuditUnavailable)));
 
     let dir = tempfile::tempdir().expect("tmp");
     let (v, _, _) = recording_vault(dir.path());
-    v.get("notes", "none").expect("get");
+    v.owner().get("notes", "none").expect("get");
     v.close().expect("a clean close succeeds");
 }
 
@@ -396,7 +409,7 @@ fn a_caller_named_owner_gets_no_rights_and_is_marked_in_the_log() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = Vault::create(dir.path().join("v"), &root()).expect("create");
     setup(&v);
-    v.put("notes", "r1", b"x", None).expect("put");
+    v.owner().put("notes", "r1", b"x", None).expect("put");
     let fake = v.session(Caller::new("owner", "administration"));
     assert!(matches!(
         fake.get("notes", "r1"),
@@ -433,7 +446,7 @@ fn choosing_a_keyring_for_a_record_needs_a_decision_on_it() {
         },
     );
     assert!(matches!(out, Err(Error::AccessDenied { .. })), "{out:?}");
-    assert!(v.get("bills", "b2").expect("get").is_none());
+    assert!(v.owner().get("bills", "b2").expect("get").is_none());
     let out = clerk.put_many(
         "bills",
         &[("b3", b"x".as_slice())],
@@ -457,7 +470,7 @@ fn a_policy_that_fails_to_unseal_blocks_the_owner_too_until_replaced() {
     };
     let v = Vault::create_in(Box::new(store), &root(), Backend::Ring).expect("create");
     setup(&v);
-    v.put("notes", "r1", b"x", None).expect("put");
+    v.owner().put("notes", "r1", b"x", None).expect("put");
     drop(v);
     // Damage the sealed policy.
     let store = SledStore::open(&dir.path().join("store"), Durability::Immediate).expect("sled");
@@ -476,12 +489,12 @@ fn a_policy_that_fails_to_unseal_blocks_the_owner_too_until_replaced() {
         .expect("write");
     let v = Vault::open_in(Box::new(store), &root(), Backend::Ring).expect("open");
     assert!(matches!(
-        v.get("notes", "r1"),
+        v.owner().get("notes", "r1"),
         Err(Error::CorruptMetadata { .. })
     ));
     v.set_policy(&Policy::from_toml(POLICY).expect("p"))
         .expect("the owner replaces it");
-    assert!(v.get("notes", "r1").expect("get").is_some());
+    assert!(v.owner().get("notes", "r1").expect("get").is_some());
 }
 
 #[test]
@@ -489,14 +502,14 @@ fn forged_key_versions_do_not_reload_the_keyring_on_every_call() {
     let dir = tempfile::tempdir().expect("tmp");
     let (v, events, _) = recording_vault(dir.path());
     let ctx = Context::new().with("k", "v");
-    let mut env = v.encrypt(b"x", &ctx).expect("enc");
+    let mut env = v.owner().encrypt(b"x", &ctx).expect("enc");
     // The key version sits right after the 7-byte fixed header and the keyring name.
     let at = 7 + "default".len();
     env[at..at + 4].copy_from_slice(&9999u32.to_be_bytes());
     events.lock().expect("lock").clear();
     for _ in 0..50 {
         assert!(matches!(
-            v.decrypt(&env, &ctx),
+            v.owner().decrypt(&env, &ctx),
             Err(Error::UnknownKeyVersion { .. })
         ));
     }
@@ -510,8 +523,8 @@ fn forged_key_versions_do_not_reload_the_keyring_on_every_call() {
         .count();
     assert!(reads < 10, "{reads} keyring reads for 50 forged versions");
     // The real one still opens.
-    let good = v.encrypt(b"y", &ctx).expect("enc");
-    assert_eq!(&*v.decrypt(&good, &ctx).expect("dec"), b"y");
+    let good = v.owner().encrypt(b"y", &ctx).expect("enc");
+    assert_eq!(&*v.owner().decrypt(&good, &ctx).expect("dec"), b"y");
 }
 
 #[test]
@@ -533,22 +546,23 @@ fn every_session_operation_refuses_a_principal_without_rights_and_logs_it() {
     let v = Vault::create(dir.path().join("v"), &root()).expect("create");
     setup(&v);
     let ctx = Context::new().with("k", "v");
-    let env = v.encrypt(b"secret", &ctx).expect("enc");
-    v.put("notes", "r1", b"secret", None).expect("put");
-    let tok = v.tokenize("acct", "4711002").expect("tok");
+    let env = v.owner().encrypt(b"secret", &ctx).expect("enc");
+    v.owner().put("notes", "r1", b"secret", None).expect("put");
+    let tok = v.owner().tokenize("acct", "4711002").expect("tok");
     let file = dir.path().join("scan.pvs");
-    v.encrypt_file(
-        &{
-            let p = dir.path().join("scan.txt");
-            std::fs::write(&p, b"scan bytes").expect("write");
-            p
-        },
-        &file,
-        &ctx,
-        &StreamOptions::default(),
-        &mut |_| {},
-    )
-    .expect("encrypt file");
+    v.owner()
+        .encrypt_file(
+            &{
+                let p = dir.path().join("scan.txt");
+                std::fs::write(&p, b"scan bytes").expect("write");
+                p
+            },
+            &file,
+            &ctx,
+            &StreamOptions::default(),
+            &mut |_| {},
+        )
+        .expect("encrypt file");
     let m = v.session(Caller::new("mallory", "curiosity"));
     let opts = EncryptOptions::new();
     let put_opts = PutOptions::default();
@@ -637,6 +651,9 @@ fn every_session_operation_refuses_a_principal_without_rights_and_logs_it() {
         23,
         "one logged denial per refused operation"
     );
-    assert!(v.get("notes", "r1").expect("get").is_some(), "not deleted");
+    assert!(
+        v.owner().get("notes", "r1").expect("get").is_some(),
+        "not deleted"
+    );
     assert!(v.audit_verify().expect("verify").ok);
 }

@@ -32,7 +32,10 @@ fn data(n: usize) -> Vec<u8> {
 }
 
 fn seal(v: &Vault, pt: &[u8], ctx: &Context, o: &StreamOptions) -> Vec<u8> {
-    let mut w = v.encrypt_writer(Vec::new(), ctx, o).expect("writer");
+    let mut w = v
+        .owner()
+        .encrypt_writer(Vec::new(), ctx, o)
+        .expect("writer");
     // uneven writes
     for chunk in pt.chunks(1000) {
         w.write_all(chunk).expect("write");
@@ -41,7 +44,10 @@ fn seal(v: &Vault, pt: &[u8], ctx: &Context, o: &StreamOptions) -> Vec<u8> {
 }
 
 fn open_all(v: &Vault, ct: &[u8], ctx: &Context) -> Result<Vec<u8>, std::io::Error> {
-    let mut r = v.decrypt_reader(ct, ctx).map_err(std::io::Error::other)?;
+    let mut r = v
+        .owner()
+        .decrypt_reader(ct, ctx)
+        .map_err(std::io::Error::other)?;
     let mut out = Vec::new();
     r.read_to_end(&mut out)?;
     Ok(out)
@@ -138,6 +144,7 @@ fn random_access_reads_equal_the_plaintext_slice() {
     let pt = data(9 * SEG + 123);
     let ct = seal(&v, &pt, &ctx, &opts());
     let mut r = v
+        .owner()
         .decrypt_seekable(std::io::Cursor::new(ct.clone()), &ctx)
         .expect("seekable");
     assert_eq!(r.plaintext_len(), pt.len() as u64);
@@ -164,6 +171,7 @@ fn random_access_reads_equal_the_plaintext_slice() {
     let h = header_len(ct.len(), pt.len());
     let cut = h + 5 * (SEG + TAG);
     let mut r = v
+        .owner()
         .decrypt_seekable(std::io::Cursor::new(ct[..cut].to_vec()), &ctx)
         .expect("header ok");
     r.seek(SeekFrom::Start((4 * SEG) as u64)).expect("seek");
@@ -183,7 +191,8 @@ fn rotation_rewraps_the_header_only_and_subjects_are_forgotten() {
     let src = dir.path().join("in.bin");
     std::fs::write(&src, &pt).expect("w");
     let enc = dir.path().join("in.pvs");
-    v.encrypt_file(&src, &enc, &ctx, &opts(), &mut |_| {})
+    v.owner()
+        .encrypt_file(&src, &enc, &ctx, &opts(), &mut |_| {})
         .expect("encrypt");
     let before = std::fs::read(&enc).expect("r");
     v.rotate("default").expect("rotate");
@@ -196,7 +205,8 @@ fn rotation_rewraps_the_header_only_and_subjects_are_forgotten() {
     v.destroy_key_version("default", 1, true)
         .expect("destroy v1");
     let out = dir.path().join("out.bin");
-    v.decrypt_file(&enc, &out, &ctx, &mut |_| {})
+    v.owner()
+        .decrypt_file(&enc, &out, &ctx, &mut |_| {})
         .expect("decrypt after rewrap");
     assert_eq!(std::fs::read(&out).expect("r"), pt);
     // subject files die with the subject, and a failed decrypt leaves no output
@@ -205,12 +215,13 @@ fn rotation_rewraps_the_header_only_and_subjects_are_forgotten() {
         ..opts()
     };
     let senc = dir.path().join("s.pvs");
-    v.encrypt_file(&src, &senc, &ctx, &so, &mut |_| {})
+    v.owner()
+        .encrypt_file(&src, &senc, &ctx, &so, &mut |_| {})
         .expect("encrypt");
     v.forget_subject("patient-7").expect("forget");
     let sout = dir.path().join("s.out");
     assert!(matches!(
-        v.decrypt_file(&senc, &sout, &ctx, &mut |_| {}),
+        v.owner().decrypt_file(&senc, &sout, &ctx, &mut |_| {}),
         Err(Error::SubjectForgotten)
     ));
     assert!(!sout.exists());
@@ -219,7 +230,7 @@ fn rotation_rewraps_the_header_only_and_subjects_are_forgotten() {
     std::fs::write(&enc, &cut).expect("w");
     let out2 = dir.path().join("out2.bin");
     assert!(matches!(
-        v.decrypt_file(&enc, &out2, &ctx, &mut |_| {}),
+        v.owner().decrypt_file(&enc, &out2, &ctx, &mut |_| {}),
         Err(Error::AuthenticationFailed)
     ));
     assert!(
@@ -239,36 +250,38 @@ fn bad_headers_and_options_are_refused() {
         b"PVE\x01\x01\x00\x07default",
         &[0xffu8; 200],
     ] {
-        assert!(v.decrypt_reader(junk, &ctx).is_err());
+        assert!(v.owner().decrypt_reader(junk, &ctx).is_err());
     }
     let ct = seal(&v, b"x", &ctx, &opts());
     let mut newer = ct.clone();
     newer[3] = 2;
     assert!(matches!(
-        v.decrypt_reader(newer.as_slice(), &ctx).map(|_| ()),
+        v.owner().decrypt_reader(newer.as_slice(), &ctx).map(|_| ()),
         Err(Error::UnsupportedVersion { .. })
     ));
     assert!(
-        v.encrypt_writer(
-            Vec::new(),
-            &ctx,
-            &StreamOptions {
-                segment_log2: 30,
-                ..opts()
-            }
-        )
-        .is_err()
+        v.owner()
+            .encrypt_writer(
+                Vec::new(),
+                &ctx,
+                &StreamOptions {
+                    segment_log2: 30,
+                    ..opts()
+                }
+            )
+            .is_err()
     );
     assert!(
-        v.encrypt_writer(
-            Vec::new(),
-            &ctx,
-            &StreamOptions {
-                keyring: "missing".into(),
-                ..opts()
-            }
-        )
-        .is_err()
+        v.owner()
+            .encrypt_writer(
+                Vec::new(),
+                &ctx,
+                &StreamOptions {
+                    keyring: "missing".into(),
+                    ..opts()
+                }
+            )
+            .is_err()
     );
 }
 
@@ -280,7 +293,7 @@ proptest! {
         let v = vault(&dir);
         let ctx = Context::new().with("p", "q");
         let pt = data(len);
-        let mut w = v.encrypt_writer(Vec::new(), &ctx, &opts()).expect("writer");
+        let mut w = v.owner().encrypt_writer(Vec::new(), &ctx, &opts()).expect("writer");
         for c in pt.chunks(chunk) {
             w.write_all(c).expect("write");
         }

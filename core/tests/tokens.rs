@@ -47,7 +47,7 @@ fn every_kind_round_trips_and_keeps_its_format() {
         ("account", "ACC-77G1X9"),
     ];
     for (field, value) in cases {
-        let t = v.tokenize(field, value).expect(field);
+        let t = v.owner().tokenize(field, value).expect(field);
         assert_ne!(t, value, "{field}");
         let alnum = matches!(field, "mrn" | "email" | "account");
         let ok = if alnum {
@@ -58,28 +58,37 @@ fn every_kind_round_trips_and_keeps_its_format() {
         assert!(ok, "{field}: {value} -> {t}");
         assert_eq!(
             t,
-            v.tokenize(field, value).expect("again"),
+            v.owner().tokenize(field, value).expect("again"),
             "{field} consistent"
         );
         assert_eq!(
-            &*v.detokenize(field, &t, View::Plaintext).expect("detok"),
+            &*v.owner()
+                .detokenize(field, &t, View::Plaintext)
+                .expect("detok"),
             value,
             "{field}"
         );
     }
-    let z = v.tokenize("zip", "02139").expect("zip");
+    let z = v.owner().tokenize("zip", "02139").expect("zip");
     assert!(z.starts_with("tok_"));
     assert_eq!(
-        &*v.detokenize("zip", &z, View::Plaintext).expect("zip"),
+        &*v.owner()
+            .detokenize("zip", &z, View::Plaintext)
+            .expect("zip"),
         "02139"
     );
-    let n = v.tokenize("name", "Ada Quist").expect("name");
+    let n = v.owner().tokenize("name", "Ada Quist").expect("name");
     assert!(n.starts_with("tok_") && n.len() == 26, "{n}");
     assert_eq!(
-        &*v.detokenize("name", &n, View::Plaintext).expect("detok"),
+        &*v.owner()
+            .detokenize("name", &n, View::Plaintext)
+            .expect("detok"),
         "Ada Quist"
     );
-    let p = v.tokenize("pseudonym", "Ada Quist").expect("pseudonym");
+    let p = v
+        .owner()
+        .tokenize("pseudonym", "Ada Quist")
+        .expect("pseudonym");
     assert!(p.starts_with("psn_") && p.len() == 30);
     assert!(
         v.verify_pseudonym("pseudonym", "Ada Quist", &p)
@@ -90,7 +99,9 @@ fn every_kind_round_trips_and_keeps_its_format() {
             .expect("verify")
     );
     assert!(
-        v.detokenize("pseudonym", &p, View::Plaintext).is_err(),
+        v.owner()
+            .detokenize("pseudonym", &p, View::Plaintext)
+            .is_err(),
         "one-way"
     );
 }
@@ -99,25 +110,27 @@ fn every_kind_round_trips_and_keeps_its_format() {
 fn views_mask_and_redact() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
-    let t = v.tokenize("ssn", "900-12-3456").expect("tok");
+    let t = v.owner().tokenize("ssn", "900-12-3456").expect("tok");
     assert_eq!(
-        &*v.detokenize("ssn", &t, View::Masked).expect("m"),
+        &*v.owner().detokenize("ssn", &t, View::Masked).expect("m"),
         "***-**-3456"
     );
     assert_eq!(
-        &*v.detokenize("ssn", &t, View::Redacted).expect("r"),
+        &*v.owner().detokenize("ssn", &t, View::Redacted).expect("r"),
         "[REDACTED]"
     );
-    let e = v.tokenize("email", "ada@example.org").expect("tok");
+    let e = v.owner().tokenize("email", "ada@example.org").expect("tok");
     assert_eq!(
-        &*v.detokenize("email", &e, View::Masked).expect("m"),
+        &*v.owner().detokenize("email", &e, View::Masked).expect("m"),
         "a**@*******.***"
     );
     let d = v
+        .owner()
         .tokenize_for_subject("dob", "1961-04-12", "patient-1")
         .expect("dob");
     assert_eq!(
-        &*v.detokenize_for_subject("dob", &d, "patient-1", View::Masked)
+        &*v.owner()
+            .detokenize_for_subject("dob", &d, "patient-1", View::Masked)
             .expect("m"),
         "1961-**-**"
     );
@@ -127,53 +140,54 @@ fn views_mask_and_redact() {
 fn ff1_enforces_the_minimum_domain() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
-    match v.tokenize("ssn", "12345") {
+    match v.owner().tokenize("ssn", "12345") {
         Err(Error::InvalidInput { why, .. }) => assert!(why.contains("1,000,000")),
         other => panic!("expected the NIST domain error, got {other:?}"),
     }
-    assert!(v.tokenize("ssn", "123456").is_ok());
-    assert!(v.tokenize("ssn", "").is_err());
+    assert!(v.owner().tokenize("ssn", "123456").is_ok());
+    assert!(v.owner().tokenize("ssn", "").is_err());
 }
 
 #[test]
 fn unknown_malformed_and_forged_tokens_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
-    let t = v.tokenize("mrn", "MRN0012345").expect("tok");
+    let t = v.owner().tokenize("mrn", "MRN0012345").expect("tok");
     let mut forged: Vec<char> = t.chars().collect();
     forged[3] = if forged[3] == 'a' { 'b' } else { 'a' };
     let forged: String = forged.into_iter().collect();
     assert!(matches!(
-        v.detokenize("mrn", &forged, View::Plaintext),
+        v.owner().detokenize("mrn", &forged, View::Plaintext),
         Err(Error::InvalidToken { .. })
     ));
     assert!(matches!(
-        v.detokenize("name", "tok_doesnotexist", View::Plaintext),
+        v.owner()
+            .detokenize("name", "tok_doesnotexist", View::Plaintext),
         Err(Error::InvalidToken { .. })
     ));
     assert!(matches!(
-        v.detokenize("mrn", "", View::Plaintext),
+        v.owner().detokenize("mrn", "", View::Plaintext),
         Err(Error::InvalidToken { .. })
     ));
     assert!(matches!(
-        v.detokenize("ssn", "12-3", View::Plaintext),
+        v.owner().detokenize("ssn", "12-3", View::Plaintext),
         Err(Error::InvalidToken { .. })
     ));
     assert!(matches!(
-        v.tokenize("nosuchfield", "x"),
+        v.owner().tokenize("nosuchfield", "x"),
         Err(Error::UnknownField { .. })
     ));
     assert!(matches!(
-        v.tokenize("dob", "1961-04-12"),
+        v.owner().tokenize("dob", "1961-04-12"),
         Err(Error::SubjectRequired { .. })
     ));
     // a token of one field is not a token of another
-    let n = v.tokenize("name", "Ada").expect("tok");
+    let n = v.owner().tokenize("name", "Ada").expect("tok");
     let mut other = FieldSpec::new("name2", TokenKind::Vaulted);
     other.shape = Shape::Opaque;
     v.define_field(other).expect("define");
     assert!(matches!(
-        v.detokenize("name2", &n, View::Plaintext),
+        v.owner().detokenize("name2", &n, View::Plaintext),
         Err(Error::InvalidToken { .. })
     ));
 }
@@ -194,10 +208,10 @@ fn eight_threads_get_exactly_one_token_per_value() {
                 for chunk in order.chunks(100) {
                     let vals: Vec<&str> = chunk.iter().map(|&i| values[i].as_str()).collect();
                     let toks = if t % 2 == 0 {
-                        v.tokenize_many("mrn", &vals).expect("batch")
+                        v.owner().tokenize_many("mrn", &vals).expect("batch")
                     } else {
                         vals.iter()
-                            .map(|x| v.tokenize("mrn", x).expect("single"))
+                            .map(|x| v.owner().tokenize("mrn", x).expect("single"))
                             .collect()
                     };
                     for (&i, tok) in chunk.iter().zip(toks) {
@@ -218,7 +232,9 @@ fn eight_threads_get_exactly_one_token_per_value() {
     assert_eq!(unique.len(), values.len(), "two values share a token");
     for (i, t) in results[0].iter().enumerate().step_by(97) {
         assert_eq!(
-            &*v.detokenize("mrn", t, View::Plaintext).expect("detok"),
+            &*v.owner()
+                .detokenize("mrn", t, View::Plaintext)
+                .expect("detok"),
             &values[i]
         );
     }
@@ -237,7 +253,7 @@ fn one_million_random_tokens_are_unique() {
     let values: Vec<String> = (0..1_000_000u32).map(|i| format!("{:09}", i)).collect();
     let mut seen = HashSet::with_capacity(values.len());
     for chunk in values.chunks(20_000) {
-        for t in v.tokenize_many("acct9", chunk).expect("batch") {
+        for t in v.owner().tokenize_many("acct9", chunk).expect("batch") {
             assert_eq!(t.len(), 9);
             assert!(seen.insert(t), "duplicate token");
         }
@@ -254,15 +270,19 @@ fn subject_tokens_die_with_forget_subject() {
     f.subject = true;
     v.define_field(f).expect("define");
     let a = v
+        .owner()
         .tokenize_for_subject("mrn_s", "MRN0000001", "alice")
         .expect("a");
     let b = v
+        .owner()
         .tokenize_for_subject("mrn_s", "MRN0000002", "bob")
         .expect("b");
     let d = v
+        .owner()
         .tokenize_for_subject("dob", "1961-04-12", "alice")
         .expect("dob");
     let d2 = v
+        .owner()
         .tokenize_for_subject("dob", "1961-05-12", "alice")
         .expect("dob");
     assert_eq!(
@@ -272,24 +292,30 @@ fn subject_tokens_die_with_forget_subject() {
     );
     v.forget_subject("alice").expect("forget");
     assert!(matches!(
-        v.detokenize("mrn_s", &a, View::Plaintext),
+        v.owner().detokenize("mrn_s", &a, View::Plaintext),
         Err(Error::SubjectForgotten)
     ));
     assert!(matches!(
-        v.detokenize_for_subject("dob", &d, "alice", View::Plaintext),
+        v.owner()
+            .detokenize_for_subject("dob", &d, "alice", View::Plaintext),
         Err(Error::SubjectForgotten)
     ));
     assert_eq!(
-        &*v.detokenize("mrn_s", &b, View::Plaintext).expect("bob"),
+        &*v.owner()
+            .detokenize("mrn_s", &b, View::Plaintext)
+            .expect("bob"),
         "MRN0000002"
     );
     // tokenizing alice's value again gives a fresh token, not the dead one
     let a2 = v
+        .owner()
         .tokenize_for_subject("mrn_s", "MRN0000001", "alice")
         .expect("a2");
     assert_ne!(a, a2);
     assert_eq!(
-        &*v.detokenize("mrn_s", &a2, View::Plaintext).expect("a2"),
+        &*v.owner()
+            .detokenize("mrn_s", &a2, View::Plaintext)
+            .expect("a2"),
         "MRN0000001"
     );
 }
@@ -307,9 +333,13 @@ fn vaulted_tokens_survive_rotation_rewrap_and_destroy() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = vault(&dir);
     let toks: Vec<String> = (0..500)
-        .map(|i| v.tokenize("mrn", &format!("MRN{i:07}")).expect("tok"))
+        .map(|i| {
+            v.owner()
+                .tokenize("mrn", &format!("MRN{i:07}"))
+                .expect("tok")
+        })
         .collect();
-    let ssn = v.tokenize("ssn", "900-12-3456").expect("ssn");
+    let ssn = v.owner().tokenize("ssn", "900-12-3456").expect("ssn");
     v.rotate("tokens").expect("rotate");
     assert!(matches!(
         v.destroy_key_version("tokens", 1, false),
@@ -326,16 +356,20 @@ fn vaulted_tokens_survive_rotation_rewrap_and_destroy() {
     ));
     for (i, t) in toks.iter().enumerate() {
         assert_eq!(
-            &*v.detokenize("mrn", t, View::Plaintext).expect("detok"),
+            &*v.owner()
+                .detokenize("mrn", t, View::Plaintext)
+                .expect("detok"),
             &format!("MRN{i:07}")
         );
     }
     assert_eq!(
-        &*v.detokenize("ssn", &ssn, View::Plaintext).expect("ssn"),
+        &*v.owner()
+            .detokenize("ssn", &ssn, View::Plaintext)
+            .expect("ssn"),
         "900-12-3456"
     );
     assert_eq!(
-        v.tokenize("mrn", "MRN0000007").expect("same"),
+        v.owner().tokenize("mrn", "MRN0000007").expect("same"),
         toks[7],
         "consistent across rotation"
     );
@@ -362,10 +396,11 @@ project = "cohort-2026"
         )
         .expect("toml");
     assert_eq!(n, 2);
-    let t = v.tokenize("visit_code", "AB12-CD34").expect("tok");
+    let t = v.owner().tokenize("visit_code", "AB12-CD34").expect("tok");
     assert_eq!(&t[4..5], "-");
     assert_eq!(
-        &*v.detokenize("visit_code", &t, View::Plaintext)
+        &*v.owner()
+            .detokenize("visit_code", &t, View::Plaintext)
             .expect("detok"),
         "AB12-CD34"
     );
@@ -397,7 +432,8 @@ project = "cohort-2026"
     )
     .expect("open");
     assert_eq!(
-        &*v.detokenize("visit_code", &t, View::Plaintext)
+        &*v.owner()
+            .detokenize("visit_code", &t, View::Plaintext)
             .expect("detok"),
         "AB12-CD34"
     );
@@ -410,16 +446,16 @@ proptest! {
         let dir = tempfile::tempdir().expect("tmp");
         let v = vault(&dir);
         let value = format!("{}{sep}{}", &s[..3], &s[3..]);
-        let t = v.tokenize("ssn", &value).expect("tok");
+        let t = v.owner().tokenize("ssn", &value).expect("tok");
         prop_assert!(same_shape(&value, &t));
-        prop_assert_eq!(&*v.detokenize("ssn", &t, View::Plaintext).expect("detok"), value.as_str());
+        prop_assert_eq!(&*v.owner().detokenize("ssn", &t, View::Plaintext).expect("detok"), value.as_str());
     }
 
     #[test]
     fn vaulted_round_trips_any_text(s in "[ -~]{1,40}") {
         let dir = tempfile::tempdir().expect("tmp");
         let v = vault(&dir);
-        let t = v.tokenize("name", &s).expect("tok");
-        prop_assert_eq!(&*v.detokenize("name", &t, View::Plaintext).expect("detok"), s.as_str());
+        let t = v.owner().tokenize("name", &s).expect("tok");
+        prop_assert_eq!(&*v.owner().detokenize("name", &t, View::Plaintext).expect("detok"), s.as_str());
     }
 }

@@ -33,34 +33,40 @@ fn records_survive_reopen() {
     let path = dir.path().join("v");
     {
         let v = Vault::create(&path, &key_file(1)).expect("create");
-        v.put("notes", "MRN-1", b"first", None).expect("put");
-        v.put("notes", "MRN-2", b"second", Some("patient-2"))
+        v.owner()
+            .put("notes", "MRN-1", b"first", None)
             .expect("put");
-        v.put("labs", "MRN-1", b"lab", None).expect("put");
+        v.owner()
+            .put("notes", "MRN-2", b"second", Some("patient-2"))
+            .expect("put");
+        v.owner().put("labs", "MRN-1", b"lab", None).expect("put");
     }
     let v = Vault::open(&path, &key_file(1)).expect("open");
     assert_eq!(
-        v.get("notes", "MRN-1")
+        v.owner()
+            .get("notes", "MRN-1")
             .expect("get")
             .as_deref()
             .map(|b| b.as_slice()),
         Some(&b"first"[..])
     );
     assert_eq!(
-        v.get("notes", "MRN-2")
+        v.owner()
+            .get("notes", "MRN-2")
             .expect("get")
             .as_deref()
             .map(|b| b.as_slice()),
         Some(&b"second"[..])
     );
     assert_eq!(
-        v.get("labs", "MRN-1")
+        v.owner()
+            .get("labs", "MRN-1")
             .expect("get")
             .as_deref()
             .map(|b| b.as_slice()),
         Some(&b"lab"[..])
     );
-    assert!(v.get("notes", "MRN-3").expect("get").is_none());
+    assert!(v.owner().get("notes", "MRN-3").expect("get").is_none());
     assert_eq!(v.scan("notes").count(), 2);
     assert_eq!(v.scan("labs").count(), 1);
 }
@@ -135,7 +141,7 @@ fn vault_files_are_private() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("v");
     let v = Vault::create(&path, &key_file(1)).expect("create");
-    v.put("c", "i", b"x", None).expect("put");
+    v.owner().put("c", "i", b"x", None).expect("put");
     drop(v);
     let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
@@ -153,9 +159,10 @@ fn context_keyring_and_key_are_all_bound() {
     v.create_keyring("notes").expect("keyring");
     let ctx = Context::new().with("record", "1").with("field", "note");
     let ct = v
+        .owner()
         .encrypt_with(b"PHI", &ctx, &EncryptOptions::new().keyring("notes"))
         .expect("enc");
-    assert_eq!(&*v.decrypt(&ct, &ctx).expect("dec"), b"PHI");
+    assert_eq!(&*v.owner().decrypt(&ct, &ctx).expect("dec"), b"PHI");
     // wrong context: other value, other order, extra pair, none
     for bad in [
         Context::new().with("record", "2").with("field", "note"),
@@ -164,15 +171,18 @@ fn context_keyring_and_key_are_all_bound() {
         Context::new(),
     ] {
         assert!(
-            matches!(v.decrypt(&ct, &bad), Err(Error::AuthenticationFailed)),
+            matches!(
+                v.owner().decrypt(&ct, &bad),
+                Err(Error::AuthenticationFailed)
+            ),
             "{bad:?}"
         );
     }
     // another vault with the same root key has other keyrings: unknown keyring or auth failure
-    assert!(other.decrypt(&ct, &ctx).is_err());
-    let ct_default = v.encrypt(b"PHI", &ctx).expect("enc");
+    assert!(other.owner().decrypt(&ct, &ctx).is_err());
+    let ct_default = v.owner().encrypt(b"PHI", &ctx).expect("enc");
     assert!(matches!(
-        other.decrypt(&ct_default, &ctx),
+        other.owner().decrypt(&ct_default, &ctx),
         Err(Error::AuthenticationFailed)
     ));
     // a header naming another keyring of the same vault
@@ -180,9 +190,10 @@ fn context_keyring_and_key_are_all_bound() {
     let env = phivault::envelope::Envelope::parse(&ct).expect("parse");
     assert_eq!(env.keyring(), "notes");
     moved[7..12].copy_from_slice(b"nope1");
-    assert!(v.decrypt(&moved, &ctx).is_err());
+    assert!(v.owner().decrypt(&moved, &ctx).is_err());
     assert!(matches!(
-        v.encrypt_with(b"x", &ctx, &EncryptOptions::new().keyring("missing")),
+        v.owner()
+            .encrypt_with(b"x", &ctx, &EncryptOptions::new().keyring("missing")),
         Err(Error::UnknownKeyring { .. })
     ));
 }
@@ -194,8 +205,12 @@ fn record_values_are_bound_to_their_id() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("v");
     let v = Vault::create(&path, &key_file(1)).expect("create");
-    v.put("notes", "A", b"note of A", None).expect("put");
-    v.put("notes", "B", b"note of B", None).expect("put");
+    v.owner()
+        .put("notes", "A", b"note of A", None)
+        .expect("put");
+    v.owner()
+        .put("notes", "B", b"note of B", None)
+        .expect("put");
     let ids: Vec<_> = v.scan("notes").map(|r| r.expect("info").id).collect();
     assert_eq!(ids.len(), 2);
     drop(v);
@@ -209,11 +224,11 @@ fn record_values_are_bound_to_their_id() {
     drop(db);
     let v = Vault::open(&path, &key_file(1)).expect("open");
     assert!(matches!(
-        v.get("notes", "A"),
+        v.owner().get("notes", "A"),
         Err(Error::AuthenticationFailed)
     ));
     assert!(matches!(
-        v.get("notes", "B"),
+        v.owner().get("notes", "B"),
         Err(Error::AuthenticationFailed)
     ));
 }
@@ -238,7 +253,7 @@ fn tampered_keyring_and_header_are_detected() {
     drop(db);
     let v = Vault::open(&path, &key_file(1)).expect("open");
     assert!(matches!(
-        v.encrypt(b"x", &Context::new()),
+        v.owner().encrypt(b"x", &Context::new()),
         Err(Error::CorruptMetadata { .. })
     ));
     drop(v);
@@ -271,10 +286,11 @@ fn eight_threads_encrypt_and_put_at_once() {
                 for i in 0..200 {
                     let id = format!("t{t}-r{i}");
                     let ctx = Context::new().with("id", id.clone());
-                    let ct = v.encrypt(id.as_bytes(), &ctx).expect("enc");
-                    assert_eq!(&*v.decrypt(&ct, &ctx).expect("dec"), id.as_bytes());
+                    let ct = v.owner().encrypt(id.as_bytes(), &ctx).expect("enc");
+                    assert_eq!(&*v.owner().decrypt(&ct, &ctx).expect("dec"), id.as_bytes());
                     let subject = (i % 3 == 0).then(|| format!("s{}", i % 7));
-                    v.put("c", &id, id.as_bytes(), subject.as_deref())
+                    v.owner()
+                        .put("c", &id, id.as_bytes(), subject.as_deref())
                         .expect("put");
                 }
             })
@@ -288,7 +304,7 @@ fn eight_threads_encrypt_and_put_at_once() {
         for i in (0..200).step_by(37) {
             let id = format!("t{t}-r{i}");
             assert_eq!(
-                &*v.get("c", &id).expect("get").expect("some"),
+                &*v.owner().get("c", &id).expect("get").expect("some"),
                 id.as_bytes()
             );
         }
@@ -307,9 +323,11 @@ fn no_plaintext_at_rest() {
     let v = Vault::create(&path, &key_file(1)).expect("create");
     for (i, c) in canaries.iter().enumerate() {
         // as value, as id, as subject
-        v.put("notes", c, format!("note {c}").as_bytes(), Some(c))
+        v.owner()
+            .put("notes", c, format!("note {c}").as_bytes(), Some(c))
             .expect("put");
-        v.put("notes", &format!("id{i}"), c.as_bytes(), None)
+        v.owner()
+            .put("notes", &format!("id{i}"), c.as_bytes(), None)
             .expect("put");
     }
     drop(v);
@@ -330,25 +348,36 @@ fn no_plaintext_at_rest() {
 fn subject_records_die_with_forget_subject() {
     let dir = tempfile::tempdir().expect("tmp");
     let v = Vault::create(dir.path().join("v"), &key_file(1)).expect("create");
-    v.put("notes", "a1", b"alice 1", Some("alice"))
+    v.owner()
+        .put("notes", "a1", b"alice 1", Some("alice"))
         .expect("put");
-    v.put("notes", "a2", b"alice 2", Some("alice"))
+    v.owner()
+        .put("notes", "a2", b"alice 2", Some("alice"))
         .expect("put");
-    v.put("notes", "b1", b"bob 1", Some("bob")).expect("put");
+    v.owner()
+        .put("notes", "b1", b"bob 1", Some("bob"))
+        .expect("put");
     let ctx = Context::new().with("k", "v");
     let outside = v
+        .owner()
         .encrypt_for_subject(b"alice elsewhere", &ctx, "alice", &EncryptOptions::new())
         .expect("enc");
     assert!(v.forget_subject("alice").expect("forget"));
     assert!(!v.forget_subject("alice").expect("again"));
-    assert!(matches!(v.get("notes", "a1"), Err(Error::SubjectForgotten)));
-    assert!(matches!(v.get("notes", "a2"), Err(Error::SubjectForgotten)));
     assert!(matches!(
-        v.decrypt(&outside, &ctx),
+        v.owner().get("notes", "a1"),
+        Err(Error::SubjectForgotten)
+    ));
+    assert!(matches!(
+        v.owner().get("notes", "a2"),
+        Err(Error::SubjectForgotten)
+    ));
+    assert!(matches!(
+        v.owner().decrypt(&outside, &ctx),
         Err(Error::SubjectForgotten)
     ));
     assert_eq!(
-        &*v.get("notes", "b1").expect("get").expect("some"),
+        &*v.owner().get("notes", "b1").expect("get").expect("some"),
         b"bob 1"
     );
 }
@@ -362,7 +391,8 @@ fn damaged_store_files_give_errors_not_panics() {
     {
         let v = Vault::create(&path, &key_file(1)).expect("create");
         for i in 0..50 {
-            v.put("n", &format!("{i}"), format!("value {i}").as_bytes(), None)
+            v.owner()
+                .put("n", &format!("{i}"), format!("value {i}").as_bytes(), None)
                 .expect("put");
         }
     }
@@ -388,7 +418,7 @@ fn damaged_store_files_give_errors_not_panics() {
             let result = std::panic::catch_unwind(|| {
                 if let Ok(v) = Vault::open(&path, &key_file(1)) {
                     for i in 0..50 {
-                        if let Ok(Some(got)) = v.get("n", &format!("{i}")) {
+                        if let Ok(Some(got)) = v.owner().get("n", &format!("{i}")) {
                             assert_eq!(
                                 got.as_slice(),
                                 format!("value {i}").as_bytes(),
@@ -412,7 +442,7 @@ fn root_rotation_switches_keys_without_touching_data() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("v");
     let v = Vault::create(&path, &key_file(1)).expect("create");
-    v.put("n", "1", b"kept", None).expect("put");
+    v.owner().put("n", "1", b"kept", None).expect("put");
     let new_pass = Passphrase::new("new passphrase").with_config(Argon2Config::testing());
     v.rotate_root(&new_pass).expect("rotate root");
     drop(v);
@@ -421,7 +451,10 @@ fn root_rotation_switches_keys_without_touching_data() {
         Err(Error::RootKindMismatch { .. })
     ));
     let v = Vault::open(&path, &Passphrase::new("new passphrase")).expect("open");
-    assert_eq!(&*v.get("n", "1").expect("get").expect("some"), b"kept");
+    assert_eq!(
+        &*v.owner().get("n", "1").expect("get").expect("some"),
+        b"kept"
+    );
     v.rotate_root(&key_file(9)).expect("back to a key file");
     drop(v);
     assert!(matches!(

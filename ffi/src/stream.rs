@@ -1,5 +1,5 @@
 //! Streaming encryption of large files (issue 10) by file path: `pv_vault_encrypt_file` and
-//! `pv_vault_decrypt_file`, over the core's `Vault::encrypt_file` / `Vault::decrypt_file`.
+//! `pv_vault_decrypt_file`, over the core's `Session::encrypt_file` / `Session::decrypt_file` (the owner's session).
 //!
 //! Memory stays constant whatever the file size (one segment plus 1 MiB buffers). The output
 //! is written beside its final path (`<out_path>.partial`, mode 0600) and renamed into place
@@ -114,7 +114,8 @@ pub unsafe extern "C" fn pv_vault_encrypt_file(
         // SAFETY: forwarded contract.
         unsafe {
             with_vault(vault, |v| {
-                v.encrypt_file(&input, &output, ctx, &opts, &mut |_| {})?;
+                v.owner()
+                    .encrypt_file(&input, &output, ctx, &opts, &mut |_| {})?;
                 Ok(())
             })
         }
@@ -161,7 +162,7 @@ pub unsafe extern "C" fn pv_vault_decrypt_file(
         // SAFETY: forwarded contract.
         unsafe {
             with_vault(vault, |v| {
-                v.decrypt_file(&input, &output, ctx, &mut |_| {})?;
+                v.owner().decrypt_file(&input, &output, ctx, &mut |_| {})?;
                 Ok(())
             })
         }

@@ -199,7 +199,8 @@ pub unsafe extern "C" fn pv_vault_tokenize_many(
         // SAFETY: forwarded contract.
         let values = unsafe { strs(arg_array(values, count, "values")?, "value") }?;
         // SAFETY: forwarded contract.
-        let tokens = unsafe { with_vault(vault, |v| Ok(v.tokenize_many(field, &values)?)) }?;
+        let tokens =
+            unsafe { with_vault(vault, |v| Ok(v.owner().tokenize_many(field, &values)?)) }?;
         set_buffers(out, &tokens)
     })
 }
@@ -230,8 +231,11 @@ pub unsafe extern "C" fn pv_vault_detokenize_many(
         // SAFETY: forwarded contract.
         let tokens = unsafe { strs(arg_array(tokens, count, "tokens")?, "token") }?;
         // SAFETY: forwarded contract.
-        let values =
-            unsafe { with_vault(vault, |v| Ok(v.detokenize_many(field, &tokens, view)?)) }?;
+        let values = unsafe {
+            with_vault(vault, |v| {
+                Ok(v.owner().detokenize_many(field, &tokens, view)?)
+            })
+        }?;
         let as_str: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
         set_buffers(out, &as_str)
     })

@@ -181,7 +181,8 @@ impl PyVault {
         let ctx = convert::context(context)?;
         let opts = stream_options(subject);
         run(py, true, || {
-            Ok(v.encrypt_file(&src, &dst, &ctx, &opts, &mut |_| {})?)
+            Ok(v.owner()
+                .encrypt_file(&src, &dst, &ctx, &opts, &mut |_| {})?)
         })
     }
 
@@ -198,7 +199,7 @@ impl PyVault {
         let v = self.vault()?;
         let ctx = convert::context(context)?;
         run(py, true, || {
-            Ok(v.decrypt_file(&src, &dst, &ctx, &mut |_| {})?)
+            Ok(v.owner().decrypt_file(&src, &dst, &ctx, &mut |_| {})?)
         })
     }
 
@@ -230,7 +231,7 @@ impl PyVault {
                     failed: &failed,
                 },
             );
-            let mut w = v.encrypt_writer(out, &ctx, &opts)?;
+            let mut w = v.owner().encrypt_writer(out, &ctx, &opts)?;
             let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
             let mut total = 0u64;
             loop {
@@ -272,7 +273,7 @@ impl PyVault {
                 obj: &writer,
                 failed: &failed,
             };
-            let mut r = v.decrypt_reader(src, &ctx)?;
+            let mut r = v.owner().decrypt_reader(src, &ctx)?;
             let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
             let mut total = 0u64;
             loop {

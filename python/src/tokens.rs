@@ -11,27 +11,9 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString};
 
 fn kind(name: &str) -> PvResult<TokenKind> {
-    Ok(match name {
-        "vaulted" => TokenKind::Vaulted,
-        "ff1" => TokenKind::Ff1,
-        "pseudonym" => TokenKind::Pseudonym,
-        "date-shift" | "date_shift" => TokenKind::DateShift,
-        _ => {
-            return Err(PvError::Invalid(
-                "kind must be 'vaulted', 'ff1', 'pseudonym' or 'date-shift'",
-            ));
-        }
-    })
-}
-
-fn kind_name(k: TokenKind) -> &'static str {
-    match k {
-        TokenKind::Vaulted => "vaulted",
-        TokenKind::Ff1 => "ff1",
-        TokenKind::Pseudonym => "pseudonym",
-        TokenKind::DateShift => "date-shift",
-        _ => "unknown",
-    }
+    TokenKind::from_name(name).ok_or(PvError::Invalid(
+        "kind must be 'vaulted', 'ff1', 'pseudonym' or 'date-shift'",
+    ))
 }
 
 /// Runs a batch operation over the non-`None` entries and puts `None` back in place.
@@ -266,7 +248,7 @@ impl PyVault {
         for s in &specs {
             let d = PyDict::new(py);
             d.set_item("name", &s.name)?;
-            d.set_item("kind", kind_name(s.kind))?;
+            d.set_item("kind", s.kind.name())?;
             d.set_item("alphabet", &s.alphabet)?;
             d.set_item("consistent", s.consistent)?;
             d.set_item("opaque", s.shape == Shape::Opaque)?;

@@ -95,15 +95,9 @@ fn root_arg(
 }
 
 fn options(durability: &str, backend: &str, threads: usize) -> PvResult<VaultOptions> {
-    let durability = match durability {
-        "immediate" => Durability::Immediate,
-        "deferred" => Durability::Deferred,
-        _ => {
-            return Err(PvError::Invalid(
-                "durability must be 'immediate' or 'deferred'",
-            ));
-        }
-    };
+    let durability = Durability::from_name(durability).ok_or(PvError::Invalid(
+        "durability must be 'immediate' or 'deferred'",
+    ))?;
     let backend = Backend::from_name(backend).ok_or(PvError::Invalid(
         "backend must be 'ring', 'rustcrypto' or 'aws-lc'",
     ))?;
@@ -341,7 +335,7 @@ impl PyVault {
         // the vault's pool); `None` entries are put back in place afterwards.
         let out: Vec<Option<Vec<u8>>> = run(py, true, || {
             let present: Vec<&[u8]> = items.iter().flatten().map(|d| &d[..]).collect();
-            let mut sealed = v.encrypt_many(&present, &ctx, &opts)?.into_iter();
+            let mut sealed = v.owner().encrypt_many(&present, &ctx, &opts)?.into_iter();
             items
                 .iter()
                 .map(|d| {
@@ -385,7 +379,7 @@ impl PyVault {
         let ctx = convert::context(context)?;
         let out: Vec<Option<Zeroizing<Vec<u8>>>> = run(py, true, || {
             let present: Vec<&[u8]> = items.iter().flatten().map(|d| &d[..]).collect();
-            let mut opened = v.decrypt_many(&present, &ctx)?.into_iter();
+            let mut opened = v.owner().decrypt_many(&present, &ctx)?.into_iter();
             items
                 .iter()
                 .map(|d| {
@@ -458,7 +452,8 @@ impl PyVault {
             .ok_or(PvError::Invalid("items must not contain None"))?;
         run(py, true, || {
             let refs: Vec<(&str, &[u8])> = rows.iter().map(|(i, d)| (&**i, &**d)).collect();
-            Ok(v.put_many(collection, &refs, &PutOptions { subject, keyring })?)
+            Ok(v.owner()
+                .put_many(collection, &refs, &PutOptions { subject, keyring })?)
         })
     }
 

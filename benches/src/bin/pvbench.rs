@@ -7,7 +7,7 @@
 //! pvbench disk N            bytes on disk per record and per token, next to raw sled
 //! pvbench threads           1 vs 2 threads on the batch calls and the envelope
 //! pvbench seal64 N          N envelope::seal of 64 bytes (a loop to profile)
-//! pvbench vault64 N         N Vault::encrypt of 64 bytes (policy + audit entry each)
+//! pvbench vault64 N         N owner-session encrypts of 64 bytes (policy + audit entry each)
 //! pvbench sealmany64 N      N envelopes of 64 bytes by envelope::seal_many (1000 a call),
 //!                           per backend
 //! pvbench afterwrites N [vault]
@@ -71,6 +71,7 @@ fn load(dir: &Path, n: usize) {
         let ids: Vec<String> = (done..done + m).map(|i| format!("MRN-{i:09}")).collect();
         let items: Vec<(&str, &[u8])> = ids.iter().map(|id| (id.as_str(), pt.as_slice())).collect();
         vault
+            .owner()
             .put_many("notes", &items, &PutOptions::default())
             .expect("put_many");
         done += m;
@@ -283,6 +284,7 @@ fn disk(n: usize) {
     let vault = default_vault(&vdir);
     let empty = dir_bytes(&vdir);
     let stored_value_len = 1 + vault
+        .owner()
         .encrypt(&pt, &Context::new().with("a", "b"))
         .expect("encrypt")
         .len();
@@ -292,6 +294,7 @@ fn disk(n: usize) {
             .map(|id| (id.as_str(), pt.as_slice()))
             .collect();
         vault
+            .owner()
             .put_many("notes", &items, &PutOptions::default())
             .expect("put_many");
     }
@@ -334,10 +337,13 @@ fn disk(n: usize) {
     let tdir = tmp.path().join("tokens");
     let vault = default_vault(&tdir);
     let values: Vec<String> = (0..n).map(|i| format!("M{i:09}")).collect();
-    vault.tokenize("mrn", "M999999999").expect("warm up");
+    vault
+        .owner()
+        .tokenize("mrn", "M999999999")
+        .expect("warm up");
     let empty = dir_bytes(&tdir);
     for chunk in values.chunks(BATCH) {
-        vault.tokenize_many("mrn", chunk).expect("tokenize");
+        vault.owner().tokenize_many("mrn", chunk).expect("tokenize");
     }
     drop(vault);
     let tokens = dir_bytes(&tdir) - empty;
@@ -380,13 +386,13 @@ fn threads() {
         );
     };
     // Warm up the keyrings and field caches.
-    vault.tokenize("mrn", "M000000000").expect("warm");
-    vault.tokenize("ssn", "000000000").expect("warm");
+    vault.owner().tokenize("mrn", "M000000000").expect("warm");
+    vault.owner().tokenize("ssn", "000000000").expect("warm");
 
     let n = 200_000;
     let enc = |_: usize, _: usize| {
         for _ in 0..n {
-            std::hint::black_box(vault.encrypt(&pt, &ctx).expect("encrypt"));
+            std::hint::black_box(vault.owner().encrypt(&pt, &ctx).expect("encrypt"));
         }
     };
     let best = |threads: usize, rounds: usize, items: usize, w: &(dyn Fn(usize, usize) + Sync)| {
@@ -406,7 +412,12 @@ fn threads() {
         let values: Vec<String> = (0..BATCH as u64)
             .map(|i| format!("T{:09}", base + i))
             .collect();
-        std::hint::black_box(vault.tokenize_many("mrn", &values).expect("tokenize"));
+        std::hint::black_box(
+            vault
+                .owner()
+                .tokenize_many("mrn", &values)
+                .expect("tokenize"),
+        );
     };
     report(
         "tokenize_many vaulted 10k (durable)",
@@ -418,7 +429,12 @@ fn threads() {
         let values: Vec<String> = (0..BATCH)
             .map(|i| format!("{:09}", r * BATCH + i))
             .collect();
-        std::hint::black_box(vault.tokenize_many("ssn", &values).expect("tokenize"));
+        std::hint::black_box(
+            vault
+                .owner()
+                .tokenize_many("ssn", &values)
+                .expect("tokenize"),
+        );
     };
     report(
         "tokenize_many ff1 10k",
@@ -433,6 +449,7 @@ fn threads() {
             .collect();
         let items: Vec<(&str, &[u8])> = ids.iter().map(|id| (id.as_str(), pt.as_slice())).collect();
         vault
+            .owner()
             .put_many("notes", &items, &PutOptions::default())
             .expect("put_many");
     };
@@ -459,13 +476,14 @@ fn pool(dir: &Path) {
             .collect()
     };
     let mrns: Vec<String> = (0..BATCH).map(|i| format!("D{i:09}")).collect();
-    let mrn_tokens = vault.tokenize_many("mrn", &mrns).expect("tokens");
+    let mrn_tokens = vault.owner().tokenize_many("mrn", &mrns).expect("tokens");
     let ssns: Vec<String> = (0..BATCH)
         .map(|i| format!("{:09}", 100_000_000 + i))
         .collect();
-    let ssn_tokens = vault.tokenize_many("ssn", &ssns).expect("tokens");
+    let ssn_tokens = vault.owner().tokenize_many("ssn", &ssns).expect("tokens");
     let pts: Vec<&[u8]> = (0..BATCH).map(|_| pt.as_slice()).collect();
     let envs = vault
+        .owner()
         .encrypt_many(&pts, &ctx, &EncryptOptions::new())
         .expect("encrypt_many");
     type Work<'a> = Box<dyn Fn(&Vault) + Sync + 'a>;
@@ -473,26 +491,35 @@ fn pool(dir: &Path) {
         (
             "tokenize_many ff1 10k",
             Box::new(|v: &Vault| {
-                std::hint::black_box(v.tokenize_many("ssn", &fresh("")).expect("ff1"));
+                std::hint::black_box(v.owner().tokenize_many("ssn", &fresh("")).expect("ff1"));
             }),
         ),
         (
             "tokenize_many pseudonym 10k",
             Box::new(|v: &Vault| {
-                std::hint::black_box(v.tokenize_many("pseudonym", &fresh("p")).expect("psn"));
+                std::hint::black_box(
+                    v.owner()
+                        .tokenize_many("pseudonym", &fresh("p"))
+                        .expect("psn"),
+                );
             }),
         ),
         (
             "tokenize_many vaulted 10k (durable)",
             Box::new(|v: &Vault| {
-                std::hint::black_box(v.tokenize_many("mrn", &fresh("T")).expect("vaulted"));
+                std::hint::black_box(
+                    v.owner()
+                        .tokenize_many("mrn", &fresh("T"))
+                        .expect("vaulted"),
+                );
             }),
         ),
         (
             "detokenize_many vaulted 10k",
             Box::new(|v: &Vault| {
                 std::hint::black_box(
-                    v.detokenize_many("mrn", &mrn_tokens, View::Plaintext)
+                    v.owner()
+                        .detokenize_many("mrn", &mrn_tokens, View::Plaintext)
                         .expect("detok"),
                 );
             }),
@@ -501,7 +528,8 @@ fn pool(dir: &Path) {
             "detokenize_many ff1 10k",
             Box::new(|v: &Vault| {
                 std::hint::black_box(
-                    v.detokenize_many("ssn", &ssn_tokens, View::Plaintext)
+                    v.owner()
+                        .detokenize_many("ssn", &ssn_tokens, View::Plaintext)
                         .expect("detok"),
                 );
             }),
@@ -510,7 +538,8 @@ fn pool(dir: &Path) {
             "encrypt_many 10k x 64B",
             Box::new(|v: &Vault| {
                 std::hint::black_box(
-                    v.encrypt_many(&pts, &ctx, &EncryptOptions::new())
+                    v.owner()
+                        .encrypt_many(&pts, &ctx, &EncryptOptions::new())
                         .expect("enc"),
                 );
             }),
@@ -518,7 +547,7 @@ fn pool(dir: &Path) {
         (
             "decrypt_many 10k x 64B",
             Box::new(|v: &Vault| {
-                std::hint::black_box(v.decrypt_many(&envs, &ctx).expect("dec"));
+                std::hint::black_box(v.owner().decrypt_many(&envs, &ctx).expect("dec"));
             }),
         ),
     ];
@@ -551,7 +580,7 @@ fn pool(dir: &Path) {
 }
 
 /// A loop of 64-byte envelope encryptions, for `perf record`: `envelope::seal` with a KEK, or
-/// (`through_vault`) the audited `Vault::encrypt`.
+/// (`through_vault`) the audited `vault.owner().encrypt`.
 fn seal64(n: u64, through_vault: bool) {
     let tmp = tempfile::tempdir().expect("tmp");
     let vault = default_vault(&tmp.path().join("v"));
@@ -562,7 +591,7 @@ fn seal64(n: u64, through_vault: bool) {
     for _ in 0..n {
         let pt = std::hint::black_box(&pt);
         let ct = if through_vault {
-            vault.encrypt(pt, &ctx)
+            vault.owner().encrypt(pt, &ctx)
         } else {
             envelope::seal(Backend::Ring, "default", &kek, pt, &ctx)
         };
@@ -596,7 +625,12 @@ fn after_writes(n: usize, through_vault: bool) {
                 })
                 .collect();
             let t1 = Instant::now();
-            std::hint::black_box(vault.tokenize_many("pseudonym", &values).expect("psn"));
+            std::hint::black_box(
+                vault
+                    .owner()
+                    .tokenize_many("pseudonym", &values)
+                    .expect("psn"),
+            );
             best = best.min(t1.elapsed().as_secs_f64());
         }
         let mean = t.elapsed().as_secs_f64() / reps as f64;
@@ -614,7 +648,12 @@ fn after_writes(n: usize, through_vault: bool) {
     if through_vault {
         for b in 0..n {
             let values: Vec<String> = (0..BATCH).map(|i| format!("{b:04}{i:06}")).collect();
-            std::hint::black_box(vault.tokenize_many("mrn", &values).expect("vaulted"));
+            std::hint::black_box(
+                vault
+                    .owner()
+                    .tokenize_many("mrn", &values)
+                    .expect("vaulted"),
+            );
         }
         time(&vault, "after vaulted token batches");
         vault.set_read_auditing(false).expect("audit off");

@@ -17,6 +17,23 @@ pub enum Durability {
     Deferred,
 }
 
+impl Durability {
+    /// The name options and command lines use: `immediate` or `deferred`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Immediate => "immediate",
+            Durability::Deferred => "deferred",
+        }
+    }
+
+    /// The durability named `name`; `None` for any other name.
+    pub fn from_name(name: &str) -> Option<Durability> {
+        [Durability::Immediate, Durability::Deferred]
+            .into_iter()
+            .find(|d| d.name() == name)
+    }
+}
+
 /// sled's page cache: bounded, so memory stays flat however large the vault grows (sled's own
 /// default is 1 GiB).
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;

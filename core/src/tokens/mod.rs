@@ -5,13 +5,13 @@
 //! use phivault::{Vault, root::KeyFile, Key32, tokens::View};
 //! let dir = tempfile::tempdir()?;
 //! let vault = Vault::create(dir.path().join("v"), &KeyFile::from_key(Key32::random()?))?;
-//! let t = vault.tokenize("ssn", "900-12-3456")?;            // FF1: same shape, reversible
+//! let t = vault.owner().tokenize("ssn", "900-12-3456")?;            // FF1: same shape, reversible
 //! assert_eq!(t.len(), 11);
-//! assert_eq!(t, vault.tokenize("ssn", "900-12-3456")?);    // consistent: joins work
-//! assert_eq!(&*vault.detokenize("ssn", &t, View::Plaintext)?, "900-12-3456");
-//! assert_eq!(&*vault.detokenize("ssn", &t, View::Masked)?, "***-**-3456");
-//! let m = vault.tokenize("mrn", "MRN0012345")?;            // vaulted: value stored encrypted
-//! assert_eq!(&*vault.detokenize("mrn", &m, View::Plaintext)?, "MRN0012345");
+//! assert_eq!(t, vault.owner().tokenize("ssn", "900-12-3456")?);    // consistent: joins work
+//! assert_eq!(&*vault.owner().detokenize("ssn", &t, View::Plaintext)?, "900-12-3456");
+//! assert_eq!(&*vault.owner().detokenize("ssn", &t, View::Masked)?, "***-**-3456");
+//! let m = vault.owner().tokenize("mrn", "MRN0012345")?;            // vaulted: value stored encrypted
+//! assert_eq!(&*vault.owner().detokenize("mrn", &m, View::Plaintext)?, "MRN0012345");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

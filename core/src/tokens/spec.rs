@@ -29,6 +29,37 @@ pub enum TokenKind {
     DateShift,
 }
 
+impl TokenKind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::Vaulted,
+        TokenKind::Ff1,
+        TokenKind::Pseudonym,
+        TokenKind::DateShift,
+    ];
+
+    /// The kind's name as field definitions (TOML, JSON), the fronts and the CLI spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::Vaulted => "vaulted",
+            TokenKind::Ff1 => "ff1",
+            TokenKind::Pseudonym => "pseudonym",
+            TokenKind::DateShift => "date-shift",
+        }
+    }
+
+    /// The kind named `name` (also `date_shift`, as Python keywords write it); `None` for any
+    /// other name.
+    pub fn from_name(name: &str) -> Option<TokenKind> {
+        let name = if name == "date_shift" {
+            "date-shift"
+        } else {
+            name
+        };
+        TokenKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
 /// The shape of vaulted random tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -251,4 +282,25 @@ pub fn presets() -> Vec<FieldSpec> {
     v.push(dob);
     v.push(FieldSpec::new("pseudonym", TokenKind::Pseudonym));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One spelling per kind: the fronts' names are the field definitions' names.
+    #[test]
+    fn kind_names_are_the_serialized_names_and_parse_back() {
+        for k in TokenKind::ALL {
+            assert_eq!(TokenKind::from_name(k.name()), Some(k));
+            let json = serde_json::to_string(&k).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", k.name()));
+        }
+        assert_eq!(
+            TokenKind::from_name("date_shift"),
+            Some(TokenKind::DateShift)
+        );
+        assert_eq!(TokenKind::from_name("Vaulted"), None);
+        assert_eq!(TokenKind::from_name(""), None);
+    }
 }
