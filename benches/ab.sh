@@ -6,7 +6,7 @@
 #
 #   benches/ab.sh                     reference bd0aaee (before issues 16 and 17), 3 rounds
 #   REF=<commit> ROUNDS=5 benches/ab.sh
-#   FILTER_ENV='...' FILTER_REC='...' benches/ab.sh    other criterion filters
+#   FILTER_ENV='...' FILTER_REC='...' FILTER_TOK='...' benches/ab.sh    other criterion filters
 #
 # The reference is built in a worktree with a target folder of its own (target/ab-ref), so
 # the two builds never share artifacts.
@@ -17,6 +17,7 @@ REF=${REF:-bd0aaee}
 ROUNDS=${ROUNDS:-3}
 FILTER_ENV=${FILTER_ENV:-'envelope-(en|de)crypt/64B/vault-audited'}
 FILTER_REC=${FILTER_REC:-'records-get/64B/phivault-get|records-put-durable/64B/phivault-put|records-put-batch10k/64B/phivault-put_many'}
+FILTER_TOK=${FILTER_TOK:-'tokenize-single/(ff1-ssn|pseudonym)$|detokenize-single/vaulted-mrn$|tokenize-batch10k/ff1-ssn$'}
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 WT="$TARGET/ab-ref-src"
 OUT="$TARGET/ab"
@@ -33,6 +34,7 @@ exe() { # DIR TARGETDIR BENCH: build and print the bench executable (absolute pa
 }
 OLD_E=$(exe "$WT" "$TARGET/ab-ref" envelope); OLD_R=$(exe "$WT" "$TARGET/ab-ref" records)
 NEW_E=$(exe "$ROOT" "$TARGET" envelope); NEW_R=$(exe "$ROOT" "$TARGET" records)
+OLD_T=$(exe "$WT" "$TARGET/ab-ref" tokens); NEW_T=$(exe "$ROOT" "$TARGET" tokens)
 : >"$OUT/raw.txt"
 run() { # SIDE EXE FILTER
   (cd "$OUT" && "$2" --bench "$3" --noplot 2>/dev/null) \
@@ -51,9 +53,10 @@ for line in sys.stdin:
 }
 for r in $(seq "$ROUNDS"); do
   for side in old new; do
-    if [ $side = old ]; then E=$OLD_E; R=$OLD_R; else E=$NEW_E; R=$NEW_R; fi
+    if [ $side = old ]; then E=$OLD_E; R=$OLD_R; T=$OLD_T; else E=$NEW_E; R=$NEW_R; T=$NEW_T; fi
     run $side "$E" "$FILTER_ENV"
     run $side "$R" "$FILTER_REC"
+    [ -z "$FILTER_TOK" ] || run $side "$T" "$FILTER_TOK"
   done
 done
 python3 - "$OUT/raw.txt" "$REF" "$(git rev-parse --short HEAD)" "$ROUNDS" >benches/RESULTS-ab.md <<'PY'

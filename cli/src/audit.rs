@@ -32,21 +32,16 @@ pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
             expect_head,
         } => {
             let v = open(&vault)?;
-            let r = v.audit_verify()?;
-            let mut ok = r.ok;
-            let mut anchor_problem = None;
-            if let Some(exp) = expect_head {
-                let (seq, mac) = exp
-                    .split_once(':')
-                    .and_then(|(s, m)| s.parse::<u64>().ok().map(|s| (s, m.to_owned())))
-                    .ok_or_else(|| CliError::Other("--expect-head must be SEQ:MACHEX".into(), 2))?;
-                let recorded = v.audit_mac_at(seq)?;
-                if seq > r.head_seq || recorded.as_deref() != Some(mac.as_str()) {
-                    ok = false;
-                    anchor_problem =
-                        Some(format!("the log does not extend the recorded head {seq}"));
-                }
-            }
+            let r = match expect_head {
+                Some(anchor) => v.audit_verify_extends(&anchor).map_err(|e| match e {
+                    phivault::Error::InvalidInput { .. } => {
+                        CliError::Other("--expect-head must be SEQ:MACHEX".into(), 2)
+                    }
+                    other => other.into(),
+                })?,
+                None => v.audit_verify()?,
+            };
+            let ok = r.ok;
             if as_json {
                 println!("{}", json(&r)?);
             } else if ok {
@@ -56,7 +51,7 @@ pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
                 );
             }
             if !ok {
-                let why = anchor_problem.or(r.problem.clone()).unwrap_or_default();
+                let why = r.problem.clone().unwrap_or_default();
                 return Err(CliError::Other(
                     format!(
                         "audit log verification failed at entry {}: {why}",

@@ -163,7 +163,7 @@ fn principals_denials_break_glass_and_audit() {
     let future = format!(
         "{}:{}",
         report["head_seq"].as_u64().expect("seq") + 100,
-        "00"
+        "00".repeat(32)
     );
     assert_eq!(
         e.pv(&["audit", "verify", "--expect-head", &future], b"")
@@ -171,6 +171,16 @@ fn principals_denials_break_glass_and_audit() {
             .code(),
         Some(8)
     );
+    // An anchor that is not SEQ:MACHEX (64 hex digits) is a usage error, not a verdict.
+    for bad in ["12", "x:00", "3:00"] {
+        assert_eq!(
+            e.pv(&["audit", "verify", "--expect-head", bad], b"")
+                .status
+                .code(),
+            Some(2),
+            "{bad}"
+        );
+    }
 }
 
 #[test]

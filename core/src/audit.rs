@@ -688,6 +688,33 @@ impl AuditLog {
         Ok(None)
     }
 
+    /// [`AuditLog::verify`], and that the log extends `anchor`, a head recorded outside the
+    /// vault earlier as `SEQ:MACHEX` (what [`crate::Vault::audit_head`] gave): entry `SEQ`
+    /// must exist and carry that MAC. A log rolled back to before the anchor, or rewritten
+    /// since, fails with the problem "the log does not extend the recorded head SEQ".
+    pub(crate) fn verify_extends(&self, anchor: &str) -> Result<AuditReport> {
+        let bad = || Error::invalid("audit anchor", "must be SEQ:MACHEX (64 hex digits)");
+        let (seq, mac_hex) = anchor.split_once(':').ok_or_else(bad)?;
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        let mut mac = [0u8; 32];
+        hex::decode_to_slice(mac_hex, &mut mac).map_err(|_| bad())?;
+        let mut report = self.verify()?;
+        let extends = seq <= report.head_seq
+            && match self.mac_at(seq)? {
+                Some(found) => {
+                    let mut got = [0u8; 32];
+                    hex::decode_to_slice(&found, &mut got).is_ok() && ct_eq(&got, &mac)
+                }
+                None => false,
+            };
+        if !extends && report.ok {
+            report.ok = false;
+            report.first_bad = Some(seq.min(report.head_seq + 1).max(1));
+            report.problem = Some(format!("the log does not extend the recorded head {seq}"));
+        }
+        Ok(report)
+    }
+
     /// The head anchor (sequence number, MAC hex) to record outside the vault.
     pub(crate) fn head(&self) -> Result<(u64, String)> {
         self.flush()?;

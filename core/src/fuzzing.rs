@@ -24,6 +24,7 @@
 //! | `metadata_records` | keyring, subject key, field, erasure and record values from the store; key files | no panic; a changed sealed value is never accepted; decoders round-trip |
 //! | `detokenize` | detokenize of every token kind, views | no panic; a detokenized value tokenizes back to the token; vaulted tokens resolve only to their own values |
 //! | `ff1_roundtrip` | FF1 tokenize/detokenize, any alphabet | decrypt(encrypt(x)) == x, format kept |
+//! | `ff1_differential` | phivault's FF1 (`tokens/ff1.rs`) against the `fpe` crate: any key length, radix 2 to 2^16, tweak and numerals | equal ciphertexts; decryption gives the numerals back; invalid inputs refused by both |
 //! | `field_schema_toml` | [`FieldSpec::from_toml`] | no panic; accepted schemas validate and round-trip through TOML |
 //! | `policy_toml` | `Policy::from_toml`, `Policy::decide` | accepted policies validate and round-trip through TOML and the store; an unnamed principal is denied everything; a plaintext grant implies masked and redacted; break-the-glass needs a reason |
 //! | `audit_log` | `audit::decode_entry`, `Vault::audit_verify` | decoded entries round-trip; the log verifies if and only if it is unchanged |
@@ -58,6 +59,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("envelope_binary", envelope_binary),
     ("envelope_tamper", envelope_tamper),
     ("envelope_text", envelope_text),
+    ("ff1_differential", ff1_differential),
     ("ff1_roundtrip", ff1_roundtrip),
     ("field_schema_toml", field_schema_toml),
     ("metadata_records", metadata_records),
@@ -1288,6 +1290,53 @@ pub fn ff1_roundtrip(data: &[u8]) {
     let _ = detokenize(&token, View::Masked);
 }
 
+/// phivault's FF1 against the `fpe` crate, on the fuzzer's key length (16/24/32), radix, tweak
+/// and numerals: the same ciphertext (native path or not), decryption back to the numerals,
+/// and the same refusal of invalid input.
+pub fn ff1_differential(data: &[u8]) {
+    use crate::tokens::ff1::Ff1;
+    let mut input = Input::new(data);
+    let sel = input.u8();
+    let klen = [16usize, 24, 32][usize::from(sel % 3)];
+    let key: Vec<u8> = (0..klen).map(|_| input.u8()).collect();
+    // Mostly the radixes of alphabets (2-256), sometimes any FF1 radix up to 2^16.
+    let radix = if sel & 0x80 == 0 {
+        2 + u32::from(input.u8()) % 255
+    } else {
+        2 + u32::from(input.u16()) % ((1 << 16) - 1)
+    };
+    let tweak = input.short(64).to_vec();
+    let n = 2 + usize::from(input.u8() % 48);
+    let numerals: Vec<u16> = (0..n)
+        .map(|_| {
+            let x = u32::from(input.u16());
+            // Now and then a numeral out of range, which both must refuse.
+            if sel & 0x40 != 0 && x % 97 == 0 {
+                radix as u16
+            } else {
+                (x % radix) as u16
+            }
+        })
+        .collect();
+    let Ok(f) = Ff1::new(&key, radix) else {
+        panic!("FF1 refused radix {radix} with a {klen}-byte key");
+    };
+    let ours = f.encrypt(&tweak, numerals.clone());
+    let theirs = f.reference_encrypt(&tweak, numerals.clone());
+    match (ours, theirs) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b, "FF1 differs from fpe (radix {radix}, n {n})");
+            assert_eq!(f.decrypt(&tweak, a).ok(), Some(numerals), "FF1 round trip");
+        }
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!(
+            "FF1 and fpe disagree on validity: {:?} vs {:?}",
+            a.is_ok(),
+            b.is_ok()
+        ),
+    }
+}
+
 /// Field schemas in TOML: whatever parses validates, round-trips through TOML, and can be
 /// defined in a vault.
 pub fn field_schema_toml(data: &[u8]) {
@@ -2119,6 +2168,23 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
     for (name, s) in ff1 {
         add("ff1_roundtrip", (*name).to_owned(), s.to_vec());
     }
+    // FF1 against fpe: selector (key length, radix width, out-of-range numerals), key, radix,
+    // tweak, length, numerals.
+    let mut ssn = vec![2u8];
+    ssn.extend_from_slice(&[7u8; 32]);
+    ssn.extend_from_slice(&[8, 3, b's', b's', b'n', 7]);
+    ssn.extend((0..18u8).map(|i| i.wrapping_mul(13)));
+    add("ff1_differential", "radix10-aes256".into(), ssn);
+    let mut wide = vec![0x80u8];
+    wide.extend_from_slice(&[1u8; 16]);
+    wide.extend_from_slice(&[0xff, 0xfe, 0, 40]);
+    wide.extend((0..90u8).map(|i| i.wrapping_mul(7)));
+    add("ff1_differential", "radix65535-long".into(), wide);
+    let mut bad = vec![0x41u8];
+    bad.extend_from_slice(&[2u8; 24]);
+    bad.extend_from_slice(&[60, 1, 0xaa, 10]);
+    bad.extend(std::iter::repeat_n(0u8, 24));
+    add("ff1_differential", "out-of-range-numeral".into(), bad);
 
     // Field schemas.
     if let Ok(t) = FieldSpec::to_toml(&crate::tokens::presets()) {

@@ -568,6 +568,14 @@ impl Vault {
         self.audit.verify()
     }
 
+    /// [`Vault::audit_verify`], and that the log extends `anchor`, a head recorded outside
+    /// the vault earlier as `SEQ:MACHEX` (from [`Vault::audit_head`]): a log rolled back or
+    /// rewritten since fails (`ok` false, problem "the log does not extend the recorded head
+    /// SEQ"). A malformed anchor is [`Error::InvalidInput`].
+    pub fn audit_verify_extends(&self, anchor: &str) -> Result<AuditReport> {
+        self.audit.verify_extends(anchor)
+    }
+
     /// The MAC (hex) of audit entry `seq`, to compare with an anchor recorded outside the vault.
     pub fn audit_mac_at(&self, seq: u64) -> Result<Option<String>> {
         self.audit.mac_at(seq)

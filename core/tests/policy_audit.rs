@@ -377,9 +377,39 @@ fn audit_head_anchor_catches_rollback_of_log_and_head_together() {
     assert!(r.head_seq < seq);
     assert_ne!(
         v.audit_mac_at(seq).expect("mac"),
-        Some(mac),
+        Some(mac.clone()),
         "the external anchor shows it"
     );
+    // The check itself lives in core: every front asks `audit_verify_extends`.
+    let r = v
+        .audit_verify_extends(&format!("{seq}:{mac}"))
+        .expect("verify extends");
+    assert!(!r.ok, "{r:?}");
+    assert_eq!(
+        r.problem.as_deref(),
+        Some(format!("the log does not extend the recorded head {seq}").as_str())
+    );
+    // An anchor the log does extend passes; a malformed one is refused as input.
+    let (now_seq, now_mac) = v.audit_head().expect("head");
+    let r = v
+        .audit_verify_extends(&format!("{now_seq}:{now_mac}"))
+        .expect("verify extends");
+    assert!(r.ok, "{r:?}");
+    for bad in [
+        "",
+        "12",
+        "x:00",
+        "1:zz",
+        &format!("{now_seq}:{}", &now_mac[2..]),
+    ] {
+        assert!(
+            matches!(
+                v.audit_verify_extends(bad),
+                Err(phivault::Error::InvalidInput { .. })
+            ),
+            "{bad:?}"
+        );
+    }
 }
 
 /// A store that fails every write touching the audit log while `fail` is set.

@@ -351,7 +351,7 @@ class Vault:
     def set_policy(self, toml: str) -> None:
         """Replace the access policy (``[[principal]]`` and ``[[rule]]`` tables); owner only."""
 
-    def audit_verify(self) -> dict[str, Any]:
+    def audit_verify(self, *, expect_head: str | None = None) -> dict[str, Any]:
         """Verify the audit hash chain: ok, entries, first_bad, problem, head_seq, head_mac."""
     def verify(self) -> dict[str, Any]:
         """Check the whole store: ok, entries, problem_count, audit_entries, store_commit,

@@ -220,10 +220,21 @@ impl PyVault {
     }
 
     /// Verifies the audit log's hash chain and head anchor: `{"ok", "entries", "first_bad",
-    /// "problem", "head_seq", "head_mac"}`.
-    fn audit_verify<'py>(&self, py: Python<'py>) -> PvResult<Bound<'py, PyDict>> {
+    /// "problem", "head_seq", "head_mac"}`. With `expect_head="SEQ:MACHEX"` (an earlier
+    /// `audit_head()` recorded elsewhere) the log must also extend that head.
+    #[pyo3(signature = (*, expect_head=None))]
+    fn audit_verify<'py>(
+        &self,
+        py: Python<'py>,
+        expect_head: Option<String>,
+    ) -> PvResult<Bound<'py, PyDict>> {
         let v = self.vault()?;
-        let r = run(py, true, || Ok(v.audit_verify()?))?;
+        let r = run(py, true, || {
+            Ok(match &expect_head {
+                Some(anchor) => v.audit_verify_extends(anchor)?,
+                None => v.audit_verify()?,
+            })
+        })?;
         let d = PyDict::new(py);
         d.set_item("ok", r.ok)?;
         d.set_item("entries", r.entries)?;

@@ -47,6 +47,13 @@ def test_audit_chain_verifies(vault: phivault.Vault) -> None:
     assert report["ok"] is True and report["entries"] >= 2 and report["first_bad"] is None
     seq, mac = vault.audit_head()
     assert seq == report["head_seq"] and mac == report["head_mac"]
+    # An anchor recorded elsewhere: the log must extend it (the check is core's).
+    assert vault.audit_verify(expect_head=f"{seq}:{mac}")["ok"] is True
+    forged = f"{seq}:{'0' * 64}"
+    report = vault.audit_verify(expect_head=forged)
+    assert report["ok"] is False and "does not extend" in report["problem"]
+    with pytest.raises(phivault.InvalidInput):
+        vault.audit_verify(expect_head="not-an-anchor")
 
 
 def test_a_principal_named_owner_gets_no_rights(vault: phivault.Vault) -> None:

@@ -102,18 +102,26 @@ impl Alphabet {
 
     /// NIST SP 800-38G Rev. 1: the domain radix^len must be at least 1,000,000.
     pub(crate) fn check_domain(&self, len: usize) -> Result<()> {
-        let mut domain: u64 = 1;
-        for _ in 0..len {
-            domain = domain.saturating_mul(u64::from(self.radix()));
-            if domain >= 1_000_000 {
-                return Ok(());
-            }
+        if domain_is_large_enough(self.radix(), len) {
+            return Ok(());
         }
         Err(Error::invalid(
             "value",
             "has too few alphabet characters: radix^length must be at least 1,000,000 (NIST SP 800-38G Rev. 1)",
         ))
     }
+}
+
+/// NIST SP 800-38G Rev. 1's domain rule: `radix^len >= 1,000,000`.
+pub(crate) fn domain_is_large_enough(radix: u32, len: usize) -> bool {
+    let mut domain: u64 = 1;
+    for _ in 0..len {
+        domain = domain.saturating_mul(u64::from(radix));
+        if domain >= 1_000_000 {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

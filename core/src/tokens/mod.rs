@@ -22,7 +22,7 @@
 
 mod alphabet;
 mod dateshift;
-mod ff1;
+pub(crate) mod ff1;
 pub mod mask;
 mod pseudonym;
 pub mod spec;
