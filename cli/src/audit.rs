@@ -77,7 +77,7 @@ pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
             } else {
                 for e in entries {
                     println!(
-                        "{:>6} {} {:<12} {:<14} {:<20} {:<12} {:<11}{}{}",
+                        "{:>6} {} {:<12} {:<14} {:<20} {:<12} {:<11}{}{}{}",
                         e.seq,
                         e.time_ms / 1000,
                         e.principal,
@@ -88,6 +88,11 @@ pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
                             .ok()
                             .and_then(|x| x.as_str().map(str::to_owned))
                             .unwrap_or_default(),
+                        if e.calls > 1 {
+                            format!(" x{} calls until {}", e.calls, e.last_ms / 1000)
+                        } else {
+                            String::new()
+                        },
                         e.target.detail.map(|d| format!(" {d}")).unwrap_or_default(),
                         e.reason
                             .map(|r| format!(" reason: {r}"))

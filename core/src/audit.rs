@@ -27,7 +27,12 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 pub(crate) const HEAD_KEY: &[u8] = b"audit-head";
-const ENTRY_FORMAT: u8 = 1;
+/// A record of format 1: `postcard(EntryV1)`, MAC label `audit` (earlier releases).
+const ENTRY_FORMAT_V1: u8 = 1;
+/// A record of format 3: `postcard(AuditEntry)` with `calls` and `last_ms`, MAC label
+/// `audit v3` (the record format is authenticated: a v1 body read as v3, or the reverse,
+/// fails its MAC).
+const ENTRY_FORMAT: u8 = 3;
 const REASON_AAD: &[u8] = b"PVA1 break-glass reason";
 /// Appends retried after another process moved the head, before giving up (fail closed).
 const MAX_APPEND_ATTEMPTS: usize = 1000;
@@ -129,6 +134,43 @@ pub struct AuditEntry {
     /// Break-the-glass reason, encrypted (shown decrypted by [`Vault::audit_entries`](crate::Vault::audit_entries)).
     #[serde(with = "opt_bytes")]
     pub reason_sealed: Option<Vec<u8>>,
+    /// How many calls this entry stands for: identical reads and denials made one after the
+    /// other within one group commit are logged as one entry (see [`MAX_PENDING_CALLS`]).
+    /// At least 1.
+    pub calls: u64,
+    /// Milliseconds since the Unix epoch of the last of those calls (`time_ms` is the first).
+    pub last_ms: u64,
+}
+
+/// An entry of record format 1 (no `calls`, `last_ms`): read as one call.
+#[derive(Serialize, Deserialize)]
+struct EntryV1 {
+    seq: u64,
+    time_ms: u64,
+    principal: String,
+    purpose: String,
+    action: Action,
+    target: Target,
+    outcome: Outcome,
+    #[serde(with = "opt_bytes")]
+    reason_sealed: Option<Vec<u8>>,
+}
+
+impl From<EntryV1> for AuditEntry {
+    fn from(e: EntryV1) -> Self {
+        AuditEntry {
+            seq: e.seq,
+            time_ms: e.time_ms,
+            principal: e.principal,
+            purpose: e.purpose,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            reason_sealed: e.reason_sealed,
+            calls: 1,
+            last_ms: e.time_ms,
+        }
+    }
 }
 
 mod opt_bytes {
@@ -162,6 +204,10 @@ pub struct AuditView {
     pub break_glass: bool,
     /// The break-the-glass reason, when `include_reasons` was asked for.
     pub reason: Option<String>,
+    /// How many identical calls, one after the other, this entry stands for (at least 1).
+    pub calls: u64,
+    /// Milliseconds since the Unix epoch of the last of those calls.
+    pub last_ms: u64,
 }
 
 /// The result of [`Vault::audit_verify`](crate::Vault::audit_verify).
@@ -189,23 +235,23 @@ struct Head {
 
 /// Largest number of read entries kept in memory before they are written (group commit).
 pub const MAX_PENDING: usize = 64;
+/// Largest number of calls the waiting entries may stand for before they are written: a read
+/// identical to the last waiting entry (same principal, purpose, action, target and outcome)
+/// adds one to its `calls` instead of a new entry.
+pub const MAX_PENDING_CALLS: u64 = 1024;
 /// Longest a read entry waits in memory while the vault is in use (checked on every append).
 pub const MAX_PENDING_AGE: std::time::Duration = std::time::Duration::from_millis(50);
 const BLOCK_FORMAT: u8 = 2;
 
-/// One chained, not yet written entry.
-struct Pending {
-    entry: AuditEntry,
-    record: Vec<u8>,
-}
-
 struct Inner {
-    /// The head including pending entries (what the next entry chains to).
-    chain: Option<Head>,
-    /// The head as stored.
+    /// The head as stored (`None`: to be read from the store).
     stored: Option<Head>,
-    pending: Vec<Pending>,
-    oldest: Option<std::time::Instant>,
+    /// Entries waiting for group commit, not yet chained (`seq` is set when they are).
+    pending: Vec<AuditEntry>,
+    /// The calls the waiting entries stand for.
+    pending_calls: u64,
+    /// `time_ms` of the oldest waiting entry.
+    oldest: Option<u64>,
     /// The last write of the log failed: every operation is refused until one succeeds.
     failing: bool,
 }
@@ -222,9 +268,9 @@ impl Default for AuditState {
     fn default() -> Self {
         AuditState {
             inner: Mutex::new(Inner {
-                chain: None,
                 stored: None,
                 pending: Vec::new(),
+                pending_calls: 0,
                 oldest: None,
                 failing: false,
             }),
@@ -233,8 +279,14 @@ impl Default for AuditState {
     }
 }
 
-fn entry_mac(mac: &Mac, prev: &[u8; 32], seq: u64, body: &[u8]) -> [u8; 32] {
-    mac.tag(&[b"audit", prev, &seq.to_be_bytes(), body])
+/// The chain MAC of the record of format `format` with `body` at `seq` after `prev`.
+fn entry_mac(mac: &Mac, format: u8, prev: &[u8; 32], seq: u64, body: &[u8]) -> [u8; 32] {
+    let label: &[u8] = if format == ENTRY_FORMAT_V1 {
+        b"audit"
+    } else {
+        b"audit v3"
+    };
+    mac.tag(&[label, prev, &seq.to_be_bytes(), body])
 }
 
 fn now_ms() -> u64 {
@@ -244,18 +296,51 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Decodes a stored entry: `format(1) || postcard(entry) || mac(32)`.
-pub(crate) fn decode_entry(value: &[u8]) -> Result<(AuditEntry, [u8; 32], &[u8])> {
-    if value.len() < 1 + 32 || value[0] != ENTRY_FORMAT {
-        return Err(Error::CorruptMetadata {
-            what: "audit entry",
-        });
+/// A stored entry record, decoded.
+pub(crate) struct Decoded<'a> {
+    pub entry: AuditEntry,
+    pub mac: [u8; 32],
+    format: u8,
+    body: &'a [u8],
+}
+
+impl Decoded<'_> {
+    /// Whether the record's MAC is the chain MAC after `prev` at its own `seq`.
+    pub(crate) fn chains_after(&self, mac_key: &Mac, prev: &[u8; 32]) -> bool {
+        ct_eq(
+            &entry_mac(mac_key, self.format, prev, self.entry.seq, self.body),
+            &self.mac,
+        )
     }
+}
+
+/// Decodes a stored entry record: `format ‖ postcard(entry) ‖ mac(32)`, format 3 (current)
+/// or 1 (read as one call).
+pub(crate) fn decode_entry(value: &[u8]) -> Result<Decoded<'_>> {
+    let bad = || Error::CorruptMetadata {
+        what: "audit entry",
+    };
+    if value.len() < 1 + 32 {
+        return Err(bad());
+    }
+    let format = value[0];
     let body = &value[1..value.len() - 32];
     let mut mac = [0u8; 32];
     mac.copy_from_slice(&value[value.len() - 32..]);
-    let entry: AuditEntry = crate::codec::decode_exact(body, "audit entry")?;
-    Ok((entry, mac, body))
+    let entry: AuditEntry = match format {
+        ENTRY_FORMAT => crate::codec::decode_exact(body, "audit entry")?,
+        ENTRY_FORMAT_V1 => crate::codec::decode_exact::<EntryV1>(body, "audit entry")?.into(),
+        _ => return Err(bad()),
+    };
+    if entry.calls == 0 || entry.last_ms < entry.time_ms {
+        return Err(bad());
+    }
+    Ok(Decoded {
+        entry,
+        mac,
+        format,
+        body,
+    })
 }
 
 /// Splits a stored value into entry records: a block (`0x02`, then `len u32 BE ‖ record`
@@ -265,7 +350,7 @@ pub(crate) fn split_value(value: &[u8]) -> Result<Vec<&[u8]>> {
         what: "audit block",
     };
     match value.first() {
-        Some(&ENTRY_FORMAT) => Ok(vec![value]),
+        Some(&ENTRY_FORMAT | &ENTRY_FORMAT_V1) => Ok(vec![value]),
         Some(&BLOCK_FORMAT) => {
             let mut out = Vec::new();
             let mut rest = &value[1..];
@@ -302,13 +387,13 @@ pub(crate) fn check_value(
     };
     let (mut p, mut n) = (*prev, *next_seq);
     for raw in records {
-        let Ok((entry, mac, body)) = decode_entry(raw) else {
+        let Ok(d) = decode_entry(raw) else {
             return false;
         };
-        if entry.seq != n || !ct_eq(&entry_mac(mac_key, &p, n, body), &mac) {
+        if d.entry.seq != n || !d.chains_after(mac_key, &p) {
             return false;
         }
-        p = mac;
+        p = d.mac;
         n += 1;
     }
     *prev = p;
@@ -331,20 +416,26 @@ fn encode_head(h: &Head) -> Result<Vec<u8>> {
     postcard::to_allocvec(h).map_err(|_| Error::Crypto("audit encoding"))
 }
 
-/// Chains `entry` (its `seq` set here) to `prev` and encodes it as a record.
-fn chain(mac_key: &Mac, prev: &Head, mut entry: AuditEntry) -> Result<(Pending, Head)> {
+/// Chains `entry` (its `seq` set here) to `prev` and appends it to `block` as a
+/// `u32be(len) ‖ record`; returns the new head.
+fn chain_into(
+    mac_key: &Mac,
+    prev: &Head,
+    entry: &mut AuditEntry,
+    block: &mut Vec<u8>,
+) -> Result<Head> {
     entry.seq = prev.seq + 1;
-    let body = postcard::to_allocvec(&entry).map_err(|_| Error::Crypto("audit encoding"))?;
-    let mac = entry_mac(mac_key, &prev.mac, entry.seq, &body);
-    let mut record = Vec::with_capacity(1 + body.len() + 32);
-    record.push(ENTRY_FORMAT);
-    record.extend_from_slice(&body);
-    record.extend_from_slice(&mac);
-    let head = Head {
+    let body = postcard::to_allocvec(&*entry).map_err(|_| Error::Crypto("audit encoding"))?;
+    let mac = entry_mac(mac_key, ENTRY_FORMAT, &prev.mac, entry.seq, &body);
+    let len = u32::try_from(1 + body.len() + 32).map_err(|_| Error::Crypto("audit encoding"))?;
+    block.extend_from_slice(&len.to_be_bytes());
+    block.push(ENTRY_FORMAT);
+    block.extend_from_slice(&body);
+    block.extend_from_slice(&mac);
+    Ok(Head {
         seq: entry.seq,
         mac,
-    };
-    Ok((Pending { entry, record }, head))
+    })
 }
 
 /// The details of an entry to append.
@@ -423,9 +514,12 @@ impl AuditLog {
 
     /// Appends one entry. Entries of writes and administration (and any with `extra` writes)
     /// are written at once, atomically with `extra` and the new head; entries of reads and
-    /// denials wait in memory for a group commit (at most [`MAX_PENDING`] entries or
-    /// [`MAX_PENDING_AGE`] of activity, and always before any later write, verification or
-    /// close). Fails closed: on any error the entry is withdrawn and the caller must refuse.
+    /// denials wait in memory for a group commit (at most [`MAX_PENDING`] entries standing for
+    /// at most [`MAX_PENDING_CALLS`] calls, or [`MAX_PENDING_AGE`] of activity, and always
+    /// before any later write, verification or close). A waiting read or denial identical to
+    /// the one before it (same principal, purpose, action, target and outcome) is counted in
+    /// that entry's `calls` instead of a new entry. Fails closed: on any error the call is
+    /// withdrawn from the log and the caller must refuse.
     pub(crate) fn append(&self, rec: Record<'_>, extra: Vec<WriteOp>) -> Result<()> {
         let reason_sealed = match rec.reason {
             Some(r) => Some(wrap_with(self.seal.as_ref(), REASON_AAD, r.as_bytes())?),
@@ -452,55 +546,70 @@ impl AuditLog {
         {
             return Ok(());
         }
-        let entry = AuditEntry {
-            seq: 0,
-            time_ms: now_ms(),
-            principal: rec.principal.to_owned(),
-            purpose: rec.purpose.to_owned(),
-            action: rec.action,
-            target: rec.target,
-            outcome: rec.outcome,
-            reason_sealed,
-        };
+        let now = now_ms();
         let mut inner = self
             .state
             .inner
             .lock()
             .map_err(|_| Error::AuditUnavailable)?;
-        let prev = match inner.chain {
-            Some(h) => h,
-            None => {
-                let h = self.load_head().map_err(|_| Error::AuditUnavailable)?;
-                inner.stored = Some(h);
-                h
+        // A read or denial like the last waiting one: one more call of that entry.
+        let joined = match inner.pending.last_mut() {
+            Some(last)
+                if !urgent
+                    && reason_sealed.is_none()
+                    && last.reason_sealed.is_none()
+                    && last.action == rec.action
+                    && last.outcome == rec.outcome
+                    && last.target == rec.target
+                    && last.principal == rec.principal
+                    && last.purpose == rec.purpose =>
+            {
+                let before = last.last_ms;
+                last.calls += 1;
+                last.last_ms = last.last_ms.max(now);
+                Some(before)
             }
+            _ => None,
         };
-        let (pending, head) = chain(&self.mac, &prev, entry)?;
-        inner.pending.push(pending);
-        inner.chain = Some(head);
-        if inner.oldest.is_none() {
-            inner.oldest = Some(std::time::Instant::now());
+        if joined.is_none() {
+            inner.pending.push(AuditEntry {
+                seq: 0,
+                time_ms: now,
+                principal: rec.principal.to_owned(),
+                purpose: rec.purpose.to_owned(),
+                action: rec.action,
+                target: rec.target,
+                outcome: rec.outcome,
+                reason_sealed,
+                calls: 1,
+                last_ms: now,
+            });
         }
+        inner.pending_calls += 1;
+        let oldest = *inner.oldest.get_or_insert(now);
         let due = urgent
             || inner.failing
             || inner.pending.len() >= MAX_PENDING
-            || inner.oldest.is_some_and(|t| t.elapsed() >= MAX_PENDING_AGE);
+            || inner.pending_calls >= MAX_PENDING_CALLS
+            || u128::from(now.saturating_sub(oldest)) >= MAX_PENDING_AGE.as_millis();
         if due && let Err(e) = self.flush_locked(&mut inner, extra) {
             inner.failing = true;
-            // Withdraw this entry (the operation is refused); earlier ones stay for a retry,
-            // still chained after the stored head.
-            inner.pending.pop();
-            inner.chain = match inner.pending.last() {
-                Some(p) => {
-                    let mut mac = [0u8; 32];
-                    mac.copy_from_slice(&p.record[p.record.len() - 32..]);
-                    Some(Head {
-                        seq: p.entry.seq,
-                        mac,
-                    })
+            // Withdraw this call (the operation is refused); earlier ones stay for a retry.
+            inner.pending_calls -= 1;
+            match joined {
+                Some(before) => {
+                    if let Some(last) = inner.pending.last_mut() {
+                        last.calls -= 1;
+                        last.last_ms = before;
+                    }
                 }
-                None => inner.stored,
-            };
+                None => {
+                    inner.pending.pop();
+                }
+            }
+            if inner.pending.is_empty() {
+                inner.oldest = None;
+            }
             return Err(e);
         }
         if break_glass {
@@ -512,9 +621,9 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Writes every pending entry (and `extra`) in one block, guarded by the stored head so
-    /// appends from several processes sharing a store form one chain: if another process moved
-    /// the head, the pending entries are chained again after it.
+    /// Writes every pending entry (and `extra`) in one block, chained after the stored head
+    /// and guarded by it, so appends from several processes sharing a store form one chain:
+    /// if another process moved the head, the entries are chained again after the new one.
     fn flush_locked(&self, inner: &mut Inner, extra: Vec<WriteOp>) -> Result<()> {
         if inner.pending.is_empty() && extra.is_empty() {
             return Ok(());
@@ -522,31 +631,24 @@ impl AuditLog {
         for _ in 0..MAX_APPEND_ATTEMPTS {
             let stored = match inner.stored {
                 Some(h) => h,
-                None => self.load_head().map_err(|_| Error::AuditUnavailable)?,
-            };
-            // Chain (again) after the stored head if it is not where the pending entries start.
-            let first = inner.pending.first().map(|p| p.entry.seq);
-            if first.is_some_and(|f| f != stored.seq + 1) || inner.stored.is_none() {
-                let mut prev = stored;
-                let old = std::mem::take(&mut inner.pending);
-                for p in old {
-                    let (np, h) = chain(&self.mac, &prev, p.entry)?;
-                    inner.pending.push(np);
-                    prev = h;
+                None => {
+                    let h = self.load_head().map_err(|_| Error::AuditUnavailable)?;
+                    inner.stored = Some(h);
+                    h
                 }
-                inner.chain = Some(prev);
-            }
-            let head = inner.chain.unwrap_or(stored);
+            };
+            let mut head = stored;
             let mut ops = extra.clone();
-            if let Some(first) = inner.pending.first().map(|p| p.entry.seq) {
-                let mut block = vec![BLOCK_FORMAT];
-                for p in &inner.pending {
-                    block.extend_from_slice(&(p.record.len() as u32).to_be_bytes());
-                    block.extend_from_slice(&p.record);
+            if !inner.pending.is_empty() {
+                let first_seq = stored.seq + 1;
+                let mut block = Vec::with_capacity(1 + inner.pending.len() * 96);
+                block.push(BLOCK_FORMAT);
+                for entry in inner.pending.iter_mut() {
+                    head = chain_into(&self.mac, &head, entry, &mut block)?;
                 }
                 ops.push(WriteOp::Put {
                     space: Space::Audit,
-                    key: first.to_be_bytes().to_vec(),
+                    key: first_seq.to_be_bytes().to_vec(),
                     value: block,
                 });
                 ops.push(WriteOp::Put {
@@ -566,8 +668,8 @@ impl AuditLog {
                 .map_err(|_| Error::AuditUnavailable)?
             {
                 inner.stored = Some(head);
-                inner.chain = Some(head);
                 inner.pending.clear();
+                inner.pending_calls = 0;
                 inner.oldest = None;
                 inner.failing = false;
                 return Ok(());
@@ -636,13 +738,11 @@ impl AuditLog {
                 return Ok(report);
             };
             for raw in records {
-                let Ok((entry, mac, body)) = decode_entry(raw) else {
+                let Ok(d) = decode_entry(raw) else {
                     fail(&mut report, expected, "entry cannot be decoded (edited)");
                     return Ok(report);
                 };
-                if entry.seq != expected
-                    || !ct_eq(&entry_mac(&self.mac, &prev, expected, body), &mac)
-                {
+                if d.entry.seq != expected || !d.chains_after(&self.mac, &prev) {
                     fail(
                         &mut report,
                         expected,
@@ -650,7 +750,7 @@ impl AuditLog {
                     );
                     return Ok(report);
                 }
-                prev = mac;
+                prev = d.mac;
                 report.entries += 1;
                 expected += 1;
             }
@@ -679,9 +779,9 @@ impl AuditLog {
         for item in ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new()) {
             let (_, value) = item?;
             for raw in split_value(&value)? {
-                let (e, mac, _) = decode_entry(raw)?;
-                if e.seq == seq {
-                    return Ok(Some(hex::encode(mac)));
+                let d = decode_entry(raw)?;
+                if d.entry.seq == seq {
+                    return Ok(Some(hex::encode(d.mac)));
                 }
             }
         }
@@ -736,7 +836,7 @@ impl AuditLog {
         for item in ScanIter::new(self.store.as_ref(), Space::Audit, Vec::new()) {
             let (_, value) = item?;
             for raw in split_value(&value)? {
-                all.push(decode_entry(raw)?.0);
+                all.push(decode_entry(raw)?.entry);
             }
         }
         for e in all {
@@ -766,8 +866,112 @@ impl AuditLog {
                 outcome: e.outcome,
                 break_glass: e.reason_sealed.is_some(),
                 reason,
+                calls: e.calls,
+                last_ms: e.last_ms,
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v1_record(mac_key: &Mac, prev: &[u8; 32], seq: u64) -> (Vec<u8>, [u8; 32]) {
+        let old = EntryV1 {
+            seq,
+            time_ms: 1_700_000_000_000,
+            principal: "dr-house".into(),
+            purpose: "treatment".into(),
+            action: Action::Get,
+            target: Target {
+                name: "notes".into(),
+                item: Some("00112233445566778899aabbccddeeff".into()),
+                count: 1,
+                detail: None,
+            },
+            outcome: Outcome::Allowed,
+            reason_sealed: None,
+        };
+        let body = postcard::to_allocvec(&old).expect("encode");
+        let mac = mac_key.tag(&[b"audit", prev, &seq.to_be_bytes(), &body]);
+        let mut rec = vec![ENTRY_FORMAT_V1];
+        rec.extend_from_slice(&body);
+        rec.extend_from_slice(&mac);
+        (rec, mac)
+    }
+
+    /// Logs written before record format 3 still decode (one call each) and verify, and a
+    /// chain may continue from them in the new format; relabelling a record's format breaks
+    /// its MAC.
+    #[test]
+    fn format_1_records_still_verify_and_the_format_is_authenticated() {
+        let mac_key = Mac::new(&Key32::from_slice(&[7u8; 32]).expect("32"));
+        let (r1, m1) = v1_record(&mac_key, &[0u8; 32], 1);
+        let d = decode_entry(&r1).expect("decode v1");
+        assert_eq!((d.entry.calls, d.entry.last_ms), (1, d.entry.time_ms));
+        assert!(d.chains_after(&mac_key, &[0u8; 32]));
+
+        let mut block = vec![BLOCK_FORMAT];
+        block.extend_from_slice(&(r1.len() as u32).to_be_bytes());
+        block.extend_from_slice(&r1);
+        let mut next = d.entry.clone();
+        next.calls = 5;
+        next.last_ms += 40;
+        let head =
+            chain_into(&mac_key, &Head { seq: 1, mac: m1 }, &mut next, &mut block).expect("chain");
+        assert_eq!(head.seq, 2);
+        let (mut prev, mut seq) = ([0u8; 32], 1u64);
+        assert!(check_value(&mac_key, &mut prev, &mut seq, &block));
+        assert_eq!((seq, prev), (3, head.mac));
+
+        let mut relabelled = r1.clone();
+        relabelled[0] = ENTRY_FORMAT;
+        assert!(
+            decode_entry(&relabelled)
+                .map(|d| !d.chains_after(&mac_key, &[0u8; 32]))
+                .unwrap_or(true)
+        );
+        let mut bad_calls = block.clone();
+        // The new record's body ends `calls` (5: one varint byte) ‖ `last_ms` (six varint
+        // bytes): claiming 4 calls instead breaks its MAC.
+        let at = bad_calls.len() - 32 - 7;
+        assert_eq!(bad_calls[at], 5);
+        bad_calls[at] ^= 1;
+        let (mut prev, mut seq) = ([0u8; 32], 1u64);
+        assert!(!check_value(&mac_key, &mut prev, &mut seq, &bad_calls));
+    }
+
+    /// A record claiming zero calls, or a last call before its first, is refused.
+    #[test]
+    fn impossible_call_counts_do_not_decode() {
+        let mac_key = Mac::new(&Key32::from_slice(&[7u8; 32]).expect("32"));
+        for (calls, last_ms) in [(0u64, 10u64), (1, 9)] {
+            let mut e = AuditEntry {
+                seq: 0,
+                time_ms: 10,
+                principal: "p".into(),
+                purpose: "q".into(),
+                action: Action::Decrypt,
+                target: Target::default(),
+                outcome: Outcome::Allowed,
+                reason_sealed: None,
+                calls,
+                last_ms,
+            };
+            let mut block = Vec::new();
+            chain_into(
+                &mac_key,
+                &Head {
+                    seq: 0,
+                    mac: [0u8; 32],
+                },
+                &mut e,
+                &mut block,
+            )
+            .expect("chain");
+            assert!(decode_entry(&block[4..]).is_err());
+        }
     }
 }

@@ -81,12 +81,18 @@ impl<'v> Session<'v> {
 
     /// Refuses (and logs as a denial) a context with keys reserved for the vault's own data:
     /// the envelope API never makes or opens what the record and token paths bind.
-    fn check_context(&self, action: Action, ctx: &Context, t: &Target) -> Result<()> {
+    fn check_context(
+        &self,
+        action: Action,
+        ctx: &Context,
+        keyring: &str,
+        count: usize,
+    ) -> Result<()> {
         crate::keys::check_caller_context(ctx).map_err(|e| {
             self.vault.guard.refuse(
                 &self.caller,
                 action,
-                t.clone(),
+                target(keyring, None, count),
                 "reserved context keys (phivault.*)",
                 e,
             )
@@ -119,7 +125,7 @@ impl<'v> Session<'v> {
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
         let k = opts.keyring_name();
-        self.check_context(Action::Encrypt, ctx, &target(k, None, 1))?;
+        self.check_context(Action::Encrypt, ctx, k, 1)?;
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault.keys.encrypt(plaintext, ctx, opts)
     }
@@ -144,7 +150,7 @@ impl<'v> Session<'v> {
         opts: &EncryptOptions,
     ) -> Result<Vec<u8>> {
         let k = opts.keyring_name();
-        self.check_context(Action::Encrypt, ctx, &target(k, None, 1))?;
+        self.check_context(Action::Encrypt, ctx, k, 1)?;
         self.allow(Action::Encrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault
             .keys
@@ -158,7 +164,7 @@ impl<'v> Session<'v> {
         let bin = envelope::to_binary(envelope)?;
         let env = Envelope::parse(&bin)?;
         let k = env.keyring();
-        self.check_context(Action::Decrypt, ctx, &target(k, None, 1))?;
+        self.check_context(Action::Decrypt, ctx, k, 1)?;
         self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, 1))?;
         self.vault.keys.decrypt(&env, ctx)
     }
@@ -174,7 +180,7 @@ impl<'v> Session<'v> {
         opts: &EncryptOptions,
     ) -> Result<Vec<Vec<u8>>> {
         let k = opts.keyring_name();
-        self.check_context(Action::Encrypt, ctx, &target(k, None, plaintexts.len()))?;
+        self.check_context(Action::Encrypt, ctx, k, plaintexts.len())?;
         self.allow(
             Action::Encrypt,
             Resource::Keyring(k),
@@ -207,7 +213,7 @@ impl<'v> Session<'v> {
             }
         }
         for (k, n) in &keyrings {
-            self.check_context(Action::Decrypt, ctx, &target(k, None, *n))?;
+            self.check_context(Action::Decrypt, ctx, k, *n)?;
             self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, *n))?;
         }
         self.vault

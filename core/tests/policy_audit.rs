@@ -633,3 +633,147 @@ fn open_sled(path: impl AsRef<std::path::Path>) -> sled::Db {
     }
     panic!("sled did not open: {last:?}");
 }
+
+/// Reads and denials identical to the one before them (same principal, purpose, action,
+/// target, outcome) are counted in that entry's `calls` (group commit): every call is counted,
+/// nothing else is merged, order is kept, no entry stands for more than `MAX_PENDING_CALLS`
+/// calls, and the log verifies.
+#[test]
+fn identical_reads_share_one_entry_and_every_call_is_counted() {
+    use phivault::audit::{AuditView, MAX_PENDING_CALLS};
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    let ctx = Context::new().with("k", "v");
+    let ct = v.owner().encrypt(b"x", &ctx).expect("enc");
+    v.owner().put("notes", "1", b"note", None).expect("put");
+    let start = v.audit_entries(0, None, false).expect("entries").len();
+    let dr = v.session(Caller::new("dr-house", "treatment"));
+    let stranger = v.session(Caller::new("stranger", "curiosity"));
+    for _ in 0..300 {
+        dr.decrypt(&ct, &ctx).expect("dec");
+    }
+    v.owner().put("notes", "2", b"note", None).expect("put");
+    for _ in 0..5 {
+        dr.decrypt(&ct, &ctx).expect("dec");
+        dr.get("notes", "1").expect("get");
+    }
+    for _ in 0..7 {
+        assert!(matches!(
+            stranger.decrypt(&ct, &ctx),
+            Err(Error::AccessDenied { .. })
+        ));
+    }
+    v.owner().put("notes", "3", b"note", None).expect("put");
+    for _ in 0..2500 {
+        dr.decrypt(&ct, &ctx).expect("dec");
+    }
+    let log = v.audit_entries(0, None, false).expect("entries");
+    let new: &[AuditView] = &log[start..];
+    // Split at the owner's puts (written at once, never merged).
+    let runs: Vec<&[AuditView]> = new.split(|e| e.action == Action::Put).collect();
+    assert_eq!(runs.len(), 3, "two puts split the log into three runs");
+    let calls = |run: &[AuditView]| run.iter().map(|e| e.calls).sum::<u64>();
+
+    assert_eq!(calls(runs[0]), 300, "every call is counted");
+    assert!(runs[0].len() < 300, "identical calls share entries");
+    assert!(runs[0].iter().all(|e| e.action == Action::Decrypt
+        && e.principal == "dr-house"
+        && e.outcome == Outcome::Allowed));
+
+    // Alternating calls are never merged and keep their order; the denials come after them.
+    let got: Vec<(Action, Outcome, u64)> = runs[1]
+        .iter()
+        .map(|e| (e.action, e.outcome, e.calls))
+        .collect();
+    let mut want = Vec::new();
+    for _ in 0..5 {
+        want.push((Action::Decrypt, Outcome::Allowed, 1));
+        want.push((Action::Get, Outcome::Allowed, 1));
+    }
+    assert_eq!(
+        got[..10],
+        want[..],
+        "different calls are never merged, order is kept"
+    );
+    let denied = &runs[1][10..];
+    assert!(!denied.is_empty());
+    assert!(denied.iter().all(|e| e.outcome == Outcome::Denied
+        && e.principal == "stranger"
+        && e.action == Action::Decrypt));
+    assert_eq!(calls(denied), 7, "each denial is counted");
+
+    assert_eq!(calls(runs[2]), 2500);
+    assert!(runs[2].len() as u64 >= 2500u64.div_ceil(MAX_PENDING_CALLS));
+    assert!(
+        new.iter()
+            .all(|e| e.calls >= 1 && e.calls <= MAX_PENDING_CALLS && e.time_ms <= e.last_ms)
+    );
+    let report = v.audit_verify().expect("verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.entries, log.len() as u64);
+}
+
+/// A refused call is not counted: when the group commit that a read triggers fails, the read
+/// is refused and withdrawn from the waiting entry it had joined; the calls before it stay.
+#[test]
+fn a_read_refused_at_a_failed_group_commit_is_not_counted() {
+    use phivault::audit::MAX_PENDING_CALLS;
+    let dir = tempfile::tempdir().expect("tmp");
+    let fail = Arc::new(AtomicBool::new(false));
+    let store = FlakyAuditStore {
+        inner: SledStore::open(&dir.path().join("store"), Durability::Immediate).expect("sled"),
+        fail: fail.clone(),
+    };
+    let v = Vault::create_in(Box::new(store), &root(), Backend::Ring).expect("create");
+    let ctx = Context::new().with("k", "v");
+    let ct = v.owner().encrypt(b"x", &ctx).expect("enc");
+    v.audit_verify().expect("verify (writes what waits)");
+    let start = v.audit_entries(0, None, false).expect("entries").len();
+    fail.store(true, Ordering::SeqCst);
+    // Waiting calls need no write until the bound; the call that reaches it must write.
+    let mut refused = 0;
+    for _ in 0..MAX_PENDING_CALLS {
+        if v.owner().decrypt(&ct, &ctx).is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "the call that reached the bound was refused");
+    fail.store(false, Ordering::SeqCst);
+    v.owner().decrypt(&ct, &ctx).expect("dec after recovery");
+    let log = v.audit_entries(0, None, false).expect("entries");
+    let counted: u64 = log[start..]
+        .iter()
+        .filter(|e| e.action == Action::Decrypt)
+        .map(|e| e.calls)
+        .sum();
+    assert_eq!(
+        counted,
+        MAX_PENDING_CALLS - refused + 1,
+        "refused calls are not counted"
+    );
+    assert!(v.audit_verify().expect("verify").ok);
+}
+
+/// The record format byte is covered by the MAC: a record of the current format (3) relabelled
+/// as the old one (1) fails verification.
+#[test]
+fn audit_record_format_is_authenticated() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let n = fresh_log(dir.path());
+    assert!(n > 2);
+    let report = tamper(dir.path(), |db| {
+        let (k, v) = blocks(db).pop().expect("a block");
+        let recs = records(&v);
+        assert_eq!(recs[0][0], 3, "entries are written in format 3");
+        let mut block = vec![2u8];
+        for (i, mut r) in recs.into_iter().enumerate() {
+            if i == 0 {
+                r[0] = 1;
+            }
+            block.extend_from_slice(&(r.len() as u32).to_be_bytes());
+            block.extend_from_slice(&r);
+        }
+        db.insert(k, block).expect("insert");
+    });
+    assert!(!report.ok, "{report:?}");
+}
