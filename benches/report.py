@@ -14,11 +14,13 @@ from __future__ import annotations
 import datetime
 import glob
 import json
+import math
 import os
 import platform
 import re
 import subprocess
 import sys
+from xml.sax.saxutils import escape
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -142,6 +144,241 @@ OURS = ["phivault-ring", "phivault-rustcrypto", "phivault-aws-lc", "phivault-rin
 ENVELOPES = [o for o in OURS if not o.startswith("vault-")]
 
 
+# ---- hot paths (issue 19) ---------------------------------------------------------------
+# hotpaths.jsonl: one line per (side, workload, round); ratio = ours_per_s / limit_per_s,
+# measured side by side in one process. The chart's x-axis is log10 from 0.05 to 10.
+HP_MIN, HP_MAX = 0.05, 10.0
+HP_GRID = [0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10]
+HP_COLOURS = {"before": "#b7c3d3", "met": "#2f9e5f", "not met": "#e8892c", "goal": "#222222"}
+
+
+def median(xs):
+    """The median of the values that are not None (None when there are none)."""
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def load_hotpaths(path):
+    """Workloads of hotpaths.jsonl in the order first seen, each side reduced to its median.
+
+    Each entry: workload, label, ours, limit, goal, multiple (goal read as "N×" rather than a
+    share), and before/after = {ratio, ours_per_s, limit_per_s, rounds, commits} or None. The
+    names and the goal come from the "after" lines when there are any.
+    """
+    order, rounds = [], {}
+    for x in jsonl(path):
+        w, side = x.get("workload"), x.get("side")
+        if not w or side not in ("before", "after"):
+            continue
+        if w not in rounds:
+            order.append(w)
+            rounds[w] = {"before": [], "after": []}
+        rounds[w][side].append(x)
+    out = []
+    for w in order:
+        lines = rounds[w]["after"] + rounds[w]["before"]
+        meta = {k: next((x[k] for x in lines if x.get(k) is not None), None)
+                for k in ("label", "ours", "limit", "goal", "goal_kind")}
+        row = {"workload": w, "label": meta["label"] or w, "ours": meta["ours"] or "?",
+               "limit": meta["limit"] or "?", "goal": meta["goal"],
+               "multiple": meta["goal_kind"] == "multiple" or (meta["goal"] or 0) >= 1.0}
+        for side in ("before", "after"):
+            xs = rounds[w][side]
+            row[side] = None if not xs else {
+                "ratio": median(x.get("ratio") if x.get("ratio") is not None
+                                else (x["ours_per_s"] / x["limit_per_s"]
+                                      if x.get("ours_per_s") and x.get("limit_per_s") else None)
+                                for x in xs),
+                "ours_per_s": median(x.get("ours_per_s") for x in xs),
+                "limit_per_s": median(x.get("limit_per_s") for x in xs),
+                "rounds": len(xs),
+                "commits": list(dict.fromkeys(x["commit"] for x in xs if x.get("commit"))),
+                "notes": list(dict.fromkeys(x["note"] for x in xs if x.get("note"))),
+            }
+        out.append(row)
+    return out
+
+
+def hp_ratio(x, multiple):
+    """A ratio as "69%" or, for goals that are multiples (≥ 1), as "6.6×"."""
+    if x is None:
+        return "n/a"
+    return f"{x:.1f}×" if multiple else pct(x)
+
+
+def hp_status(row):
+    """"met" when the after ratio reaches the goal, else "not met" ("n/a" without one)."""
+    after = row["after"]
+    if not after or after["ratio"] is None or row["goal"] is None:
+        return "n/a"
+    return "met" if after["ratio"] >= row["goal"] else "not met"
+
+
+def hp_cell(side, multiple):
+    """One side of the table: "rate/s / limit/s / ratio", or "—" when it was not measured."""
+    if side is None:
+        return "—"
+    return (f"{rate(side['ours_per_s'])}/s / {rate(side['limit_per_s'])}/s / "
+            f"{hp_ratio(side['ratio'], multiple)}")
+
+
+def md_cell(s):
+    """Text safe inside a markdown table cell."""
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def hotpaths_svg(rows):
+    """The chart as standalone SVG text: per workload, horizontal bars of the ratio to the
+    limit (after; before thinner and lighter) on a log10 axis, and the goal as a tick."""
+    width, left, right, top, row_h = 900, 250, 40, 78, 50
+    plot_w = width - left - right
+    height = top + row_h * len(rows) + 58
+    lo, hi = math.log10(HP_MIN), math.log10(HP_MAX)
+
+    def x(v):
+        v = min(max(v, HP_MIN), HP_MAX)
+        return left + (math.log10(v) - lo) / (hi - lo) * plot_w
+
+    def f(v):
+        return f"{v:.1f}"
+
+    def fits(tx, s, size):
+        """Whether text of this size starting at tx ends inside the image (width estimated)."""
+        return tx + 0.62 * size * len(s) <= width - 4
+
+    def text(tx, ty, s, size=13, anchor="start", fill="#222", weight=None, halo=False):
+        extra = f' font-weight="{weight}"' if weight else ""
+        if halo:
+            extra += ' stroke="#ffffff" stroke-width="3" paint-order="stroke"'
+        return (f'<text x="{f(tx)}" y="{f(ty)}" font-size="{size}" text-anchor="{anchor}" '
+                f'fill="{fill}"{extra}>{escape(s)}</text>')
+
+    bottom = top + row_h * len(rows)
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">',
+        "<title>hot paths (issue 19): throughput ratio to the limit, measured in the same run</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        text(left, 24, "Hot paths (issue 19): our call's throughput / its limit's, same run",
+             size=15, weight="bold"),
+    ]
+    # legend
+    lx, ly = left, 44
+    for name, key in (("before", "before"), ("after, goal met", "met"), ("after, goal not met", "not met")):
+        h = 7 if key == "before" else 14
+        out.append(f'<rect x="{f(lx)}" y="{f(ly + (14 - h) / 2)}" width="18" height="{h}" '
+                   f'fill="{HP_COLOURS[key]}"/>')
+        out.append(text(lx + 24, ly + 11.5, name, size=12))
+        lx += 24 + 6.8 * len(name) + 22
+    out.append(f'<line x1="{f(lx + 9)}" y1="{ly - 2}" x2="{f(lx + 9)}" y2="{ly + 16}" '
+               f'stroke="{HP_COLOURS["goal"]}" stroke-width="2"/>')
+    out.append(text(lx + 18, ly + 11.5, "goal", size=12))
+    # grid
+    for g in HP_GRID:
+        gx = x(g)
+        strong = g == 1
+        out.append(f'<line x1="{f(gx)}" y1="{top - 6}" x2="{f(gx)}" y2="{bottom + 4}" '
+                   f'stroke="{"#888888" if strong else "#dddddd"}" stroke-width="1"/>')
+        out.append(text(gx, bottom + 20, f"{g:g}", size=12, anchor="middle"))
+    out.append(f'<line x1="{left}" y1="{bottom + 4}" x2="{width - right}" y2="{bottom + 4}" '
+               'stroke="#888888" stroke-width="1"/>')
+    out.append(text(left + plot_w / 2, bottom + 44,
+                    "ratio to the limit (log scale; 1 = as fast as the limit)", size=13, anchor="middle"))
+    # rows
+    for i, row in enumerate(rows):
+        y = top + i * row_h
+        mult, status = row["multiple"], hp_status(row)
+        if i % 2:
+            out.append(f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="#f6f7f9"/>')
+            # keep the grid visible over the band
+            for g in HP_GRID:
+                out.append(f'<line x1="{f(x(g))}" y1="{y}" x2="{f(x(g))}" y2="{y + row_h}" '
+                           f'stroke="{"#888888" if g == 1 else "#dddddd"}" stroke-width="1"/>')
+        label = row["label"] if len(row["label"]) <= 34 else row["label"][:33] + "…"
+        out.append(text(left - 10, y + 22, label, size=13, anchor="end"))
+        out.append(text(left - 10, y + 38, row["workload"][:40], size=10, anchor="end", fill="#666"))
+        b, a = row["before"], row["after"]
+        if b and b["ratio"] is not None:
+            bx = x(b["ratio"])
+            out.append(f'<rect x="{left}" y="{y + 8}" width="{f(bx - left)}" height="7" '
+                       f'fill="{HP_COLOURS["before"]}"><title>{escape(row["label"])}, before: '
+                       f'{escape(hp_cell(b, mult))}</title></rect>')
+            room = fits(bx + 4, "before " + hp_ratio(b["ratio"], mult), 10)
+            out.append(text(bx + 4 if room else bx - 4, y + 15 if room else y + 6,
+                            "before " + hp_ratio(b["ratio"], mult), size=10,
+                            anchor="start" if room else "end", fill="#555", halo=True))
+        if a and a["ratio"] is not None:
+            ax = x(a["ratio"])
+            colour = HP_COLOURS["met" if status == "met" else "not met"]
+            out.append(f'<rect x="{left}" y="{y + 18}" width="{f(ax - left)}" height="16" '
+                       f'fill="{colour}"><title>{escape(row["label"])}, after: '
+                       f'{escape(hp_cell(a, mult))}</title></rect>')
+            if not fits(ax + 4, hp_ratio(a["ratio"], mult), 13):  # label inside the bar's end
+                out.append(text(ax - 4, y + 31, hp_ratio(a["ratio"], mult), size=13, anchor="end",
+                                fill="#ffffff", weight="bold"))
+            else:
+                out.append(text(ax + 4, y + 31, hp_ratio(a["ratio"], mult), size=13, weight="bold",
+                                halo=True))
+        if row["goal"] is not None:
+            gx = x(row["goal"])
+            out.append(f'<line x1="{f(gx)}" y1="{y + 4}" x2="{f(gx)}" y2="{y + row_h - 4}" '
+                       f'stroke="{HP_COLOURS["goal"]}" stroke-width="2"/>')
+            out.append(text(gx + 4, y + row_h - 5, "goal " + hp_ratio(row["goal"], mult), size=10,
+                            fill=HP_COLOURS["goal"], halo=True))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def hotpaths_section(out_dir, svg_path):
+    """Markdown lines of the "Hot paths (issue 19)" section, and its chart written to svg_path.
+
+    Empty (and no chart written) when OUT_DIR has no hotpaths.jsonl.
+    """
+    path = os.path.join(out_dir, "hotpaths.jsonl")
+    if not os.path.exists(path):
+        return []
+    rows = load_hotpaths(path)
+    if not rows:
+        return []
+    with open(svg_path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(hotpaths_svg(rows))
+    n = {s: sorted({r[s]["rounds"] for r in rows if r[s]}) for s in ("before", "after")}
+    rounds = "; ".join(f"{s} {v[0]}" + (f"-{v[-1]}" if v[-1] != v[0] else "") for s, v in n.items() if v)
+    out = [
+        "## Hot paths (issue 19)",
+        "",
+        "Each call against its limit, both measured side by side in one process; ratio = our",
+        "rate / the limit's rate. Where a workload was measured in several rounds, the median ratio",
+        f"and median rates are shown (rounds per workload: {rounds}). Status: the after ratio",
+        "against the goal (a minimum share of the limit, or a multiple of it when written N×).",
+        "",
+        f"![hot paths: ratio to limit]({os.path.basename(svg_path)})",
+        "",
+        "| workload | call | limit (same run) | before: rate / limit / ratio | after: rate / limit / ratio | goal | status |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        goal = "n/a" if r["goal"] is None else "≥ " + hp_ratio(r["goal"], r["multiple"])
+        out.append(f"| {md_cell(r['label'])} | {md_cell(r['ours'])} | {md_cell(r['limit'])} | "
+                   f"{hp_cell(r['before'], r['multiple'])} | {hp_cell(r['after'], r['multiple'])} | "
+                   f"{goal} | **{hp_status(r)}** |")
+    out.append("")
+    commits = {s: list(dict.fromkeys(c for r in rows if r[s] for c in r[s]["commits"]))
+               for s in ("before", "after")}
+    out.append("Before: " + (", ".join(f"`{c}`" for c in commits["before"]) or "n/a")
+               + "; after: " + (", ".join(f"`{c}`" for c in commits["after"]) or "n/a") + ".")
+    notes = [(r["label"], s, t) for r in rows for s in ("before", "after") if r[s] for t in r[s]["notes"]]
+    if notes:
+        out.append("")
+        out.extend(f"- {md_cell(lbl)} ({s}): {md_cell(t)}" for lbl, s, t in notes)
+    out.append("")
+    return out
+
+
 def main():
     out_dir, crit_dir = sys.argv[1], sys.argv[2]
     c = Crit(crit_dir)
@@ -176,6 +413,10 @@ def main():
     p("(`rewrap` once more with `PV_THREADS=2`),")
     p("`perf record -g` on `pvbench seal64`, and `benches/.venv/bin/python benches/compare_python.py`.")
     p()
+
+    # ---- hot paths (issue 19) ----------------------------------------------------------
+    for line in hotpaths_section(out_dir, os.path.join(HERE, "hotpaths.svg")):
+        p(line)
 
     # ---- targets ----------------------------------------------------------------------
     rows = []

@@ -6,8 +6,9 @@
 #
 #   benches/run.sh            everything
 #   SKIP_PYTHON=1 benches/run.sh    without the Python comparison
-#   STEPS="tokens python" benches/run.sh   re-run some parts (envelope records tokens pvbench
-#                                           profile python); the report is always rewritten
+#   STEPS="tokens python" benches/run.sh   re-run some parts (hotpaths envelope records tokens
+#                                           pvbench profile python); the report is always rewritten
+#   HOT_REF=<commit> HOT_ROUNDS=3 benches/run.sh   the hot-path table's "before" side
 #   REWRAP_N="100000" benches/run.sh  rewrap sizes (default "100000 1000000")
 #
 # Needs: a Rust toolchain; perf (optional; apt package linux-perf) for the profile; for the
@@ -19,7 +20,10 @@ ROOT=$PWD
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 OUT="$TARGET/phivault-bench"
 # STEPS picks parts to (re-)run; the outputs of the others stay from an earlier run.
-STEPS=${STEPS:-"envelope records tokens pvbench profile python"}
+STEPS=${STEPS:-"hotpaths envelope records tokens pvbench profile python"}
+# The "before" side of the hot-path table: the last commit before issue 19's work.
+HOT_REF=${HOT_REF:-70b7ad7}
+HOT_ROUNDS=${HOT_ROUNDS:-3}
 has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 mkdir -p "$OUT"
 REWRAP_N=${REWRAP_N:-"100000 1000000"}
@@ -43,6 +47,29 @@ if has tokens; then
   cargo bench -p phivault-benches --bench tokens -- --save-baseline run2 \
     '^(tokenize-single|tokenize-batch10k|detokenize-single|detokenize-batch10k)/(ff1-ssn|fpe-crate-ff1-direct|pseudonym|date-shift)(-2threads)?$' \
     >"$OUT/tokens-cpu.log" 2>&1 || echo "bench tokens (cpu) failed: see $OUT/tokens-cpu.log" >&2
+fi
+
+if has hotpaths; then
+  # Issue 19's table: each hot path beside its limit (benches/src/bin/hotpaths.rs), built at
+  # the reference commit HOT_REF (before issue 19) and at the working tree, run alternately
+  # (before, after, before, after, ...) so both sides see the same machine.
+  log "hot paths: $HOT_REF (before) against the working tree (after)"
+  WT="$TARGET/hot-ref-src"
+  rm -rf "$WT"; git worktree prune
+  git worktree add --detach "$WT" "$HOT_REF" >/dev/null
+  cp benches/src/bin/hotpaths.rs "$WT/benches/src/bin/hotpaths.rs"
+  (cd "$WT" && CARGO_TARGET_DIR="$TARGET/ab-ref" cargo build --release -q -p phivault-benches --bin hotpaths)
+  cargo build --release -q -p phivault-benches --bin hotpaths
+  OLD_HP="$TARGET/ab-ref/release/hotpaths"
+  NEW_HP="$TARGET/release/hotpaths"
+  REF_SHORT=$(git rev-parse --short "$HOT_REF")
+  NEW_SHORT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- core benches || echo "+")
+  : >"$OUT/hotpaths.jsonl"
+  for r in $(seq "$HOT_ROUNDS"); do
+    PV_ROUNDS=1 "$OLD_HP" before "$REF_SHORT" >>"$OUT/hotpaths.jsonl"
+    PV_ROUNDS=1 "$NEW_HP" after "$NEW_SHORT" >>"$OUT/hotpaths.jsonl"
+  done
+  git worktree remove --force "$WT" >/dev/null 2>&1 || true
 fi
 
 log "pvbench"

@@ -149,6 +149,59 @@ pub(crate) struct AnchoredStore {
     /// the store's entry only ever grows.
     counter: Mutex<u64>,
     file: Mutex<AnchorFile>,
+    writes: WriteLedger,
+}
+
+/// Which writes of this process are known durable, so that a sync with nothing new to make
+/// durable (a batch that only read) costs no flush and no anchor write.
+///
+/// Every write counts itself in `started` *before* it reaches the store and in `in_flight`
+/// until it returns. A sync flushes unless `started` equals `durable`; after its flush it
+/// raises `durable` to the `started` it saw, but only if no write was in flight and none had
+/// started since, checked before the flush began. A caller that read data of some write W
+/// (W's count happens before W's data is visible) therefore sees `started` past W, and skips
+/// its flush only if a flush that began after W returned has completed. sled admits one
+/// process, so every write to a directory vault's store passes here.
+#[derive(Default)]
+struct WriteLedger {
+    started: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicU64,
+    durable: std::sync::atomic::AtomicU64,
+}
+
+impl WriteLedger {
+    /// Runs one write, counted.
+    fn write<T>(&self, f: impl FnOnce() -> T) -> T {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.in_flight.fetch_add(1, SeqCst);
+        self.started.fetch_add(1, SeqCst);
+        let out = f();
+        self.in_flight.fetch_sub(1, SeqCst);
+        out
+    }
+
+    /// Whether every write counted so far is known durable.
+    fn clean(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.started.load(SeqCst) == self.durable.load(SeqCst)
+    }
+
+    /// Before a flush: the mark the flush may set when it returns (`None`: a write was in
+    /// flight, so the flush cannot vouch for it).
+    fn before_flush(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let started = self.started.load(SeqCst);
+        (self.in_flight.load(SeqCst) == 0 && self.started.load(SeqCst) == started)
+            .then_some(started)
+    }
+
+    /// After a flush that returned: writes up to `mark` are durable.
+    fn flushed(&self, mark: Option<u64>) {
+        if let Some(m) = mark {
+            self.durable
+                .fetch_max(m, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 impl AnchoredStore {
@@ -220,6 +273,7 @@ impl AnchoredStore {
                 written,
                 slot,
             }),
+            writes: WriteLedger::default(),
         };
         if in_file.is_none() {
             anchored.flush()?;
@@ -238,13 +292,15 @@ impl AnchoredStore {
         apply: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
     ) -> Result<(T, u64), StoreError> {
         let mut c = self.counter.lock().map_err(|_| Self::lock_err())?;
-        let out = apply(self.inner.as_ref())?;
+        let out = self.writes.write(|| apply(self.inner.as_ref()))?;
         let next = *c + 1;
-        self.inner.write_unsynced(vec![WriteOp::Put {
-            space: Space::Meta,
-            key: ANCHOR_KEY.to_vec(),
-            value: record(&self.mac, &self.vault_id, next).to_vec(),
-        }])?;
+        self.writes.write(|| {
+            self.inner.write_unsynced(vec![WriteOp::Put {
+                space: Space::Meta,
+                key: ANCHOR_KEY.to_vec(),
+                value: record(&self.mac, &self.vault_id, next).to_vec(),
+            }])
+        })?;
         *c = next;
         Ok((out, next))
     }
@@ -293,9 +349,16 @@ impl Store for AnchoredStore {
         if !self.each_write {
             return self.inner.sync();
         }
+        // Nothing written since the last flush that covered every write: nothing to do.
+        if self.writes.clean() {
+            return Ok(());
+        }
         let ((), c) = self.apply(|_| Ok(()))?;
+        let mark = self.writes.before_flush();
         self.inner.sync()?;
-        self.anchor(c)
+        self.anchor(c)?;
+        self.writes.flushed(mark);
+        Ok(())
     }
 
     fn compare_and_swap_many(
@@ -324,14 +387,43 @@ impl Store for AnchoredStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         let ((), c) = self.apply(|_| Ok(()))?;
+        let mark = self.writes.before_flush();
         self.inner.flush()?;
-        self.anchor(c)
+        self.anchor(c)?;
+        self.writes.flushed(mark);
+        Ok(())
+    }
+
+    fn write_unsynced(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.writes.write(|| self.inner.write_unsynced(ops))
+    }
+
+    fn compare_and_swap_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.writes.write(|| {
+            self.inner
+                .compare_and_swap_unsynced(space, key, expected, new)
+        })
+    }
+
+    fn write_unsynced_if(
+        &self,
+        space: Space,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        ops: Vec<WriteOp>,
+    ) -> Result<bool, StoreError> {
+        self.writes
+            .write(|| self.inner.write_unsynced_if(space, key, expected, ops))
     }
 
     // Unchanged: the wrapped store's own.
-    crate::store::forward_store!(
-        inner: get, write_unsynced, compare_and_swap_unsynced, scan, write_unsynced_if
-    );
+    crate::store::forward_store!(inner: get, scan);
 }
 
 // ---- The client-side anchor of a shared store ----------------------------------------------
@@ -520,6 +612,64 @@ mod tests {
 
     fn open(dir: &Path) -> Result<AnchoredStore> {
         AnchoredStore::open(sled(dir), dir, mac(), ID, true)
+    }
+
+    /// The ledger vouches only for writes that had returned before a flush began.
+    #[test]
+    fn the_write_ledger_marks_only_writes_a_flush_covered() {
+        let l = WriteLedger::default();
+        assert!(l.clean(), "nothing written yet");
+        l.write(|| ());
+        assert!(!l.clean(), "a write waits for a flush");
+        let mark = l.before_flush();
+        assert!(mark.is_some());
+        l.write(|| ()); // starts after the flush began
+        l.flushed(mark);
+        assert!(
+            !l.clean(),
+            "the write that started after the flush began is not covered"
+        );
+        // A write in flight when the flush begins: that flush vouches for nothing.
+        let during = l.write(|| l.before_flush());
+        assert_eq!(during, None);
+        l.flushed(during);
+        assert!(!l.clean());
+        let mark = l.before_flush();
+        l.flushed(mark);
+        assert!(
+            l.clean(),
+            "a flush that began after every write returned covers them all"
+        );
+    }
+
+    /// A sync with nothing written since the last covering flush moves neither the store's
+    /// anchor entry nor the file; a sync after an unsynced write moves both.
+    #[test]
+    fn a_sync_with_nothing_new_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = open(dir.path()).expect("open");
+        s.write_unsynced(vec![WriteOp::Put {
+            space: Space::Record,
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        }])
+        .expect("write");
+        s.sync().expect("sync");
+        let after_first = *s.counter.lock().expect("lock");
+        let file_first = s.file.lock().expect("lock").written;
+        assert_eq!(file_first, after_first, "the file caught up with the sync");
+        s.sync().expect("sync again");
+        assert_eq!(
+            *s.counter.lock().expect("lock"),
+            after_first,
+            "no new commit"
+        );
+        assert!(s.get(Space::Record, b"k").expect("get").is_some());
+        s.compare_and_swap_unsynced(Space::Record, b"k", Some(b"v"), Some(b"w".to_vec()))
+            .expect("cas");
+        s.sync().expect("sync after a write");
+        assert_eq!(*s.counter.lock().expect("lock"), after_first + 1);
+        assert_eq!(s.file.lock().expect("lock").written, after_first + 1);
     }
 
     /// Every state a crash can leave during the first anchoring opens; a vault that was
