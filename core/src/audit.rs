@@ -102,6 +102,34 @@ pub struct Target {
     pub detail: Option<String>,
 }
 
+/// A [`Target`] as a call describes it: the name borrowed, so a read that joins the waiting
+/// entry before it (group commit) allocates nothing for it.
+pub(crate) struct TargetRef<'a> {
+    pub name: &'a str,
+    pub item: Option<String>,
+    pub count: u64,
+    pub detail: Option<String>,
+}
+
+impl TargetRef<'_> {
+    /// Whether `t` names the same target.
+    fn is(&self, t: &Target) -> bool {
+        t.name == self.name
+            && t.count == self.count
+            && t.item == self.item
+            && t.detail == self.detail
+    }
+
+    fn into_owned(self) -> Target {
+        Target {
+            name: self.name.to_owned(),
+            item: self.item,
+            count: self.count,
+            detail: self.detail,
+        }
+    }
+}
+
 /// The outcome of the access decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -443,7 +471,7 @@ pub(crate) struct Record<'a> {
     pub principal: &'a str,
     pub purpose: &'a str,
     pub action: Action,
-    pub target: Target,
+    pub target: TargetRef<'a>,
     pub outcome: Outcome,
     pub reason: Option<&'a str>,
 }
@@ -489,8 +517,8 @@ impl AuditLog {
                 principal: OWNER,
                 purpose: "administration",
                 action,
-                target: Target {
-                    name: name.to_owned(),
+                target: TargetRef {
+                    name,
                     item,
                     count: 1,
                     detail: Some(detail),
@@ -560,7 +588,7 @@ impl AuditLog {
                     && last.reason_sealed.is_none()
                     && last.action == rec.action
                     && last.outcome == rec.outcome
-                    && last.target == rec.target
+                    && rec.target.is(&last.target)
                     && last.principal == rec.principal
                     && last.purpose == rec.purpose =>
             {
@@ -578,7 +606,7 @@ impl AuditLog {
                 principal: rec.principal.to_owned(),
                 purpose: rec.purpose.to_owned(),
                 action: rec.action,
-                target: rec.target,
+                target: rec.target.into_owned(),
                 outcome: rec.outcome,
                 reason_sealed,
                 calls: 1,

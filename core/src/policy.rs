@@ -353,8 +353,8 @@ impl Guard {
                 principal: OWNER,
                 purpose: "administration",
                 action: Action::PolicySet,
-                target: crate::audit::Target {
-                    name: "policy".into(),
+                target: crate::audit::TargetRef {
+                    name: "policy",
                     item: None,
                     count: (policy.rules.len()) as u64,
                     detail: Some(format!(
@@ -380,7 +380,7 @@ impl Guard {
         caller: &Caller,
         action: Action,
         resource: Resource<'_>,
-        mut target: crate::audit::Target,
+        mut target: crate::audit::TargetRef<'_>,
     ) -> Result<Outcome> {
         // The policy is loaded for the owner too: one that fails to unseal blocks every data
         // call (fail closed); the owner repairs it with `set_policy`, which needs no decision.
@@ -425,7 +425,7 @@ impl Guard {
         &self,
         caller: &Caller,
         action: Action,
-        mut target: crate::audit::Target,
+        mut target: crate::audit::TargetRef<'_>,
         why: &str,
         err: Error,
     ) -> Error {

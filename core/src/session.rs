@@ -28,7 +28,7 @@
 //! ```
 
 use crate::Result;
-use crate::audit::{Action, Target};
+use crate::audit::{Action, TargetRef};
 use crate::context::Context;
 use crate::envelope::{self, Envelope};
 use crate::policy::{Caller, Resource};
@@ -44,9 +44,9 @@ pub struct Session<'v> {
     caller: Caller,
 }
 
-pub(crate) fn target(name: &str, item: Option<String>, count: usize) -> Target {
-    Target {
-        name: name.to_owned(),
+pub(crate) fn target(name: &str, item: Option<String>, count: usize) -> TargetRef<'_> {
+    TargetRef {
+        name,
         item,
         count: count as u64,
         detail: None,
@@ -67,7 +67,12 @@ impl<'v> Session<'v> {
         &self.caller
     }
 
-    pub(crate) fn allow(&self, action: Action, resource: Resource<'_>, t: Target) -> Result<()> {
+    pub(crate) fn allow(
+        &self,
+        action: Action,
+        resource: Resource<'_>,
+        t: TargetRef<'_>,
+    ) -> Result<()> {
         self.vault
             .guard
             .authorize(&self.caller, action, resource, t)

@@ -8,7 +8,7 @@ use phivault::Context;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
-use pyo3::types::{PyByteArray, PyBytes, PyMapping, PyMemoryView, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMapping, PyMemoryView, PyString};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Inputs at least this long are processed with the GIL released (pyca/cryptography and
@@ -102,6 +102,15 @@ pub fn context(obj: Option<&Bound<'_, PyAny>>) -> PvResult<Context> {
             "context",
             "a dict[str, str] or pairs of str",
         ));
+    }
+    // A dict, the usual case: read in place (no items() list, no Mapping ABC check).
+    if let Ok(d) = obj.cast::<PyDict>() {
+        for (k, v) in d.iter() {
+            let k = text(&k, "context key")?;
+            let v = text(&v, "context value")?;
+            ctx.push(&*k, &*v);
+        }
+        return Ok(ctx);
     }
     let pairs = match obj.cast::<PyMapping>() {
         Ok(m) => m.items()?.into_any(),

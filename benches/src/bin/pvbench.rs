@@ -60,15 +60,28 @@ fn key_path(dir: &Path) -> std::path::PathBuf {
 }
 
 fn load(dir: &Path, n: usize) {
-    let key = Key32::random().expect("rng");
-    std::fs::write(key_path(dir), key.expose()).expect("write key");
-    let vault = Vault::create(dir, &KeyFile::from_key(key)).expect("create");
+    // PV_LOAD_START=S: append records S..S+N to the vault made by an earlier `load` (a large
+    // vault is loaded by several processes: sled's memory grows with random-key bulk inserts).
+    let start: usize = std::env::var("PV_LOAD_START")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let vault = if start > 0 {
+        let key = std::fs::read(key_path(dir)).expect("key");
+        Vault::open(dir, &KeyFile::from_bytes(&key).expect("key file")).expect("open")
+    } else {
+        let key = Key32::random().expect("rng");
+        std::fs::write(key_path(dir), key.expose()).expect("write key");
+        Vault::create(dir, &KeyFile::from_key(key)).expect("create")
+    };
     let pt = payload(64);
     let t = Instant::now();
     let mut done = 0;
     while done < n {
         let m = BATCH.min(n - done);
-        let ids: Vec<String> = (done..done + m).map(|i| format!("MRN-{i:09}")).collect();
+        let ids: Vec<String> = (start + done..start + done + m)
+            .map(|i| format!("MRN-{i:09}"))
+            .collect();
         let items: Vec<(&str, &[u8])> = ids.iter().map(|id| (id.as_str(), pt.as_slice())).collect();
         vault
             .owner()
