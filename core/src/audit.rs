@@ -317,7 +317,8 @@ fn entry_mac(mac: &Mac, format: u8, prev: &[u8; 32], seq: u64, body: &[u8]) -> [
     mac.tag(&[label, prev, &seq.to_be_bytes(), body])
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -549,6 +550,11 @@ impl AuditLog {
     /// that entry's `calls` instead of a new entry. Fails closed: on any error the call is
     /// withdrawn from the log and the caller must refuse.
     pub(crate) fn append(&self, rec: Record<'_>, extra: Vec<WriteOp>) -> Result<()> {
+        self.append_at(rec, extra, now_ms())
+    }
+
+    /// [`AuditLog::append`] of a call made at `now` ([`now_ms`], read once by the caller).
+    pub(crate) fn append_at(&self, rec: Record<'_>, extra: Vec<WriteOp>, now: u64) -> Result<()> {
         let reason_sealed = match rec.reason {
             Some(r) => Some(wrap_with(self.seal.as_ref(), REASON_AAD, r.as_bytes())?),
             None => None,
@@ -574,7 +580,6 @@ impl AuditLog {
         {
             return Ok(());
         }
-        let now = now_ms();
         let mut inner = self
             .state
             .inner

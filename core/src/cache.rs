@@ -13,9 +13,35 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// from the store (seconds): the staleness bound between processes sharing one store.
 pub const CACHE_TTL_SECS: u64 = 5;
 
+/// FNV-1a over the name's bytes: the maps hold a handful of names of keyrings, fields and the
+/// policy that the owner defined (a lookup of any other name only misses), so a keyed hash
+/// buys nothing here and SipHash cost a measurable share of a 64-byte audited decrypt.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Names<V> = HashMap<String, V, std::hash::BuildHasherDefault<NameHasher>>;
+
 /// Values by name, emptied every [`CACHE_TTL_SECS`].
 pub(crate) struct SharedCache<V> {
-    map: RwLock<HashMap<String, V>>,
+    map: RwLock<Names<V>>,
     /// When `map` was last emptied (Unix seconds).
     emptied_at: AtomicU64,
 }
@@ -30,7 +56,7 @@ impl<V: Clone> SharedCache<V> {
     /// An empty cache whose first period starts now.
     pub(crate) fn new() -> Self {
         SharedCache {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(Names::default()),
             emptied_at: AtomicU64::new(crate::keyring::now_unix()),
         }
     }
@@ -40,7 +66,8 @@ impl<V: Clone> SharedCache<V> {
         self.get_at(name, crate::keyring::now_unix())
     }
 
-    fn get_at(&self, name: &str, now: u64) -> Result<Option<V>> {
+    /// [`SharedCache::get`] at `now` (Unix seconds) read by the caller.
+    pub(crate) fn get_at(&self, name: &str, now: u64) -> Result<Option<V>> {
         let at = self.emptied_at.load(Relaxed);
         // One thread wins the exchange and empties the map; a clock that went backwards
         // empties it too (and restarts the period from the new time).

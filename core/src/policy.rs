@@ -312,13 +312,16 @@ impl Guard {
 
     /// The stored policy (empty — only the owner may act — if none was set).
     pub(crate) fn policy(&self) -> Result<Policy> {
-        Ok(Policy::clone(&*self.current_policy()?))
+        Ok(Policy::clone(
+            &*self.current_policy(crate::keyring::now_unix())?,
+        ))
     }
 
     /// The policy from the cache, or read from the store (another process may change it: the
     /// cache is re-read after [`crate::cache::CACHE_TTL_SECS`]).
-    fn current_policy(&self) -> Result<Arc<Policy>> {
-        if let Some(p) = self.cache.get("")? {
+    /// The policy, cached; `now` is the time in Unix seconds.
+    fn current_policy(&self, now: u64) -> Result<Arc<Policy>> {
+        if let Some(p) = self.cache.get_at("", now)? {
             return Ok(p);
         }
         let policy = Arc::new(match self.store.get(Space::Meta, POLICY_KEY)? {
@@ -384,7 +387,9 @@ impl Guard {
     ) -> Result<Outcome> {
         // The policy is loaded for the owner too: one that fails to unseal blocks every data
         // call (fail closed); the owner repairs it with `set_policy`, which needs no decision.
-        let policy = self.current_policy()?;
+        // One clock read for the cache's staleness bound and the audit entry.
+        let now_ms = crate::audit::now_ms();
+        let policy = self.current_policy(now_ms / 1000)?;
         let outcome = if caller.is_owner() {
             Outcome::Allowed
         } else if caller.principal == OWNER {
@@ -395,7 +400,7 @@ impl Guard {
         } else {
             policy.decide(caller, action, resource)
         };
-        self.audit.append(
+        self.audit.append_at(
             crate::audit::Record {
                 principal: &caller.principal,
                 purpose: &caller.purpose,
@@ -409,6 +414,7 @@ impl Guard {
                 },
             },
             Vec::new(),
+            now_ms,
         )?;
         match outcome {
             Outcome::Denied => Err(Error::AccessDenied {
