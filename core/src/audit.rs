@@ -266,7 +266,7 @@ pub const MAX_PENDING: usize = 64;
 /// Largest number of calls the waiting entries may stand for before they are written: a read
 /// identical to the last waiting entry (same principal, purpose, action, target and outcome)
 /// adds one to its `calls` instead of a new entry.
-pub const MAX_PENDING_CALLS: u64 = 1024;
+pub const MAX_PENDING_CALLS: u64 = 4096;
 /// Longest a read entry waits in memory while the vault is in use (checked on every append).
 pub const MAX_PENDING_AGE: std::time::Duration = std::time::Duration::from_millis(50);
 const BLOCK_FORMAT: u8 = 2;
