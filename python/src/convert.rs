@@ -106,9 +106,14 @@ pub fn context(obj: Option<&Bound<'_, PyAny>>) -> PvResult<Context> {
     // A dict, the usual case: read in place (no items() list, no Mapping ABC check).
     if let Ok(d) = obj.cast::<PyDict>() {
         for (k, v) in d.iter() {
-            let k = text(&k, "context key")?;
-            let v = text(&v, "context value")?;
-            ctx.push(&*k, &*v);
+            let k = k
+                .cast::<PyString>()
+                .map_err(|_| type_error(&k, "context key", "str"))?;
+            let v = v
+                .cast::<PyString>()
+                .map_err(|_| type_error(&v, "context value", "str"))?;
+            // Borrowed from the strings' UTF-8 (no copy into a bytes object).
+            ctx.push(k.to_str()?, v.to_str()?);
         }
         return Ok(ctx);
     }

@@ -14,10 +14,10 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyList};
 use std::sync::Arc;
 
-/// Whom a call acts as: the vault's owner or a session's caller.
+/// Whom a call acts as: the vault's owner (`caller` is `None`) or a session's caller.
 pub(crate) struct Who {
     vault: Arc<Vault>,
-    caller: Caller,
+    caller: Option<Caller>,
 }
 
 impl Who {
@@ -25,17 +25,23 @@ impl Who {
     pub(crate) fn owner(vault: Arc<Vault>) -> Self {
         Who {
             vault,
-            caller: Caller::owner(),
+            caller: None,
         }
     }
 
     /// A session's caller.
     pub(crate) fn caller(vault: Arc<Vault>, caller: Caller) -> Self {
-        Who { vault, caller }
+        Who {
+            vault,
+            caller: Some(caller),
+        }
     }
 
     fn session(&self) -> Session<'_> {
-        self.vault.session(self.caller.clone())
+        match &self.caller {
+            None => self.vault.owner(),
+            Some(c) => self.vault.session(c.clone()),
+        }
     }
 }
 
