@@ -855,7 +855,7 @@ impl AuditLog {
         Ok((h.seq, hex::encode(h.mac)))
     }
 
-    /// Entries with `time_ms >= since_ms`, optionally of one principal, oldest first. Reasons
+    /// Entries with a call at or after `since_ms` (`last_ms >= since_ms`), optionally of one principal, oldest first. Reasons
     /// of break-the-glass entries are decrypted only when `include_reasons` is set.
     pub(crate) fn entries(
         &self,
@@ -873,7 +873,8 @@ impl AuditLog {
             }
         }
         for e in all {
-            if e.time_ms < since_ms || principal.is_some_and(|p| p != e.principal) {
+            // An entry standing for several calls is shown if its last call is in the window.
+            if e.last_ms < since_ms || principal.is_some_and(|p| p != e.principal) {
                 continue;
             }
             let reason = match (&e.reason_sealed, include_reasons) {

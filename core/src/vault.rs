@@ -586,7 +586,8 @@ impl Vault {
         self.audit.head()
     }
 
-    /// Audit entries with `time_ms >= since_ms`, optionally of one principal, oldest first.
+    /// Audit entries with a call at or after `since_ms` (`last_ms >= since_ms`; an entry standing for
+    /// several calls may start before it), optionally of one principal, oldest first.
     /// Reasons of break-the-glass entries are decrypted only when `include_reasons` is set.
     pub fn audit_entries(
         &self,

@@ -777,3 +777,28 @@ fn audit_record_format_is_authenticated() {
     });
     assert!(!report.ok, "{report:?}");
 }
+
+/// An entry that stands for several calls is found by a window that starts after its first
+/// call but covers a later one (`audit_entries` filters on the last call's time).
+#[test]
+fn a_shared_entry_is_found_by_a_window_that_holds_its_last_call() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    let ctx = Context::new().with("k", "v");
+    let ct = v.owner().encrypt(b"x", &ctx).expect("enc");
+    v.audit_verify().expect("verify (writes what waits)");
+    v.owner().decrypt(&ct, &ctx).expect("dec");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    v.owner().decrypt(&ct, &ctx).expect("dec");
+    let all = v.audit_entries(0, None, false).expect("entries");
+    let shared = all.last().expect("an entry");
+    assert_eq!((shared.action, shared.calls), (Action::Decrypt, 2));
+    assert!(shared.last_ms >= shared.time_ms + 20);
+    let window = v
+        .audit_entries(shared.time_ms + 10, None, false)
+        .expect("entries");
+    assert!(
+        window.iter().any(|e| e.seq == shared.seq),
+        "the entry's last call is in the window"
+    );
+}
