@@ -34,8 +34,12 @@ step "build libphivault (release)"
 cargo build --release -p phivault-ffi
 test -f "$LIB/libphivault.so" && test -f "$LIB/libphivault.a"
 
-step "header drift check and ffi unit tests"
-cargo test -p phivault-ffi
+if [ -n "${PV_WORKSPACE_TESTED:-}" ]; then
+  step "header drift check and ffi unit tests: ran in cargo test --workspace (test-all.sh)"
+else
+  step "header drift check and ffi unit tests"
+  cargo test -p phivault-ffi
+fi
 
 WORK=$(mktemp -d -t pv-c.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
