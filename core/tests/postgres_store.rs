@@ -368,7 +368,7 @@ fn a_restored_older_database_is_refused() {
         .expect("put");
     let id = vault.vault_id_hex();
     drop(vault);
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("admin");
+    let mut admin = phivault::store::pg_connect::connect_client(&url).expect("admin");
     admin
         .batch_execute(
             "CREATE SCHEMA IF NOT EXISTS pvt_rollback_backup; \

@@ -7,6 +7,8 @@
 
 pub mod memory;
 #[cfg(feature = "postgres")]
+pub mod pg_connect;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sled_repair;
 mod sled_store;

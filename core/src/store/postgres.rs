@@ -26,13 +26,17 @@
 //! to and including every earlier asynchronous commit — of any process.
 //!
 //! # Security notes
-//! The connection is plain TCP or a Unix socket (no TLS in this version): use it on loopback,
-//! a Unix socket, or a network you trust. The URL may carry a password; phivault never prints
-//! it ([`PgStore`]'s `Debug` shows host and database only).
+//! TLS follows libpq's `sslmode` and `sslrootcert` URL parameters ([`super::pg_connect`]):
+//! `sslmode=verify-full` with the server's CA in `sslrootcert` is the setting for PHI; the
+//! default, `prefer`, as libpq's, neither insists on TLS nor checks the server. The URL may
+//! carry a password, or it comes from the password file; phivault never prints it
+//! ([`PgStore`]'s `Debug` shows host and database only, and connection errors are scrubbed of
+//! it).
 
+use super::pg_connect::ConnectSpec;
 use super::{CasItem, Entry, Space, Store, WriteOp};
 use crate::error::StoreError;
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Statement};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -71,7 +75,9 @@ const MAX_TX_RETRIES: usize = 16;
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct PgOptions {
-    /// Most connections the pool opens (default 8).
+    /// Most connections the pool opens (default 8; the URL parameter `pool_size` overrides
+    /// it). Each thread of a batch call or of the application holds one while it talks to
+    /// the server.
     pub max_connections: usize,
     /// How long to wait for a connection to the server (default 10 s).
     pub connect_timeout: Duration,
@@ -161,7 +167,7 @@ struct PoolState {
 
 /// The PostgreSQL store: a small pool of synchronous connections.
 pub struct PgStore {
-    config: Config,
+    spec: ConnectSpec,
     opts: PgOptions,
     pool: Mutex<PoolState>,
     freed: Condvar,
@@ -172,8 +178,9 @@ pub struct PgStore {
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
-            .field("hosts", &self.config.get_hosts())
-            .field("dbname", &self.config.get_dbname())
+            .field("hosts", &self.spec.config.get_hosts())
+            .field("dbname", &self.spec.config.get_dbname())
+            .field("sslmode", &self.spec.mode)
             .finish_non_exhaustive()
     }
 }
@@ -222,8 +229,8 @@ fn key_of(op: &WriteOp) -> (Space, &[u8]) {
 }
 
 impl Conn {
-    fn connect(config: &Config, schema: Option<&str>) -> Result<Conn, postgres::Error> {
-        let mut client = config.connect(NoTls)?;
+    fn connect(spec: &ConnectSpec, schema: Option<&str>) -> Result<Conn, postgres::Error> {
+        let mut client = spec.connect()?;
         migrate(&mut client, schema)?;
         const SCAN: &str = "SELECT key, value FROM phivault_kv WHERE space = $1 AND key";
         const PREFIX: &str = "AND substring(key from 1 for $3) = $4";
@@ -364,9 +371,7 @@ impl PgStore {
 
     /// [`PgStore::connect`] with options.
     pub fn connect_with(url: &str, opts: PgOptions) -> Result<PgStore, StoreError> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|_| StoreError::Backend("postgres: the database URL is not valid".into()))?;
+        let mut spec = ConnectSpec::parse(url)?;
         if let Some(schema) = opts.schema
             && (schema.is_empty()
                 || schema.len() > 63
@@ -378,16 +383,17 @@ impl PgStore {
                 "postgres: a schema name must be 1 to 63 letters, digits or '_'".into(),
             ));
         }
-        if config.get_application_name().is_none() {
-            config.application_name("phivault");
+        if spec.config.get_application_name().is_none() {
+            spec.config.application_name("phivault");
         }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(opts.connect_timeout);
+        if spec.config.get_connect_timeout().is_none() {
+            spec.config.connect_timeout(opts.connect_timeout);
         }
+        let max_connections = spec.pool_size.unwrap_or(opts.max_connections).max(1);
         let store = PgStore {
-            config,
+            spec,
             opts: PgOptions {
-                max_connections: opts.max_connections.max(1),
+                max_connections,
                 ..opts
             },
             pool: Mutex::new(PoolState::default()),
@@ -410,6 +416,25 @@ impl PgStore {
         }
         drop(lease);
         Ok(store)
+    }
+
+    /// A failed connection's error: the chain of causes (a TLS failure says why the
+    /// certificate was refused), never the password.
+    fn connect_err(&self, e: postgres::Error) -> StoreError {
+        if e.as_db_error().is_some() {
+            return pg_err(e);
+        }
+        let mut msg = format!("postgres: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !msg.contains(&text) {
+                msg.push_str(": ");
+                msg.push_str(&text);
+            }
+            source = s.source();
+        }
+        StoreError::Backend(self.spec.scrub(msg))
     }
 
     /// How many transactions were retried after a deadlock or serialization failure.
@@ -440,14 +465,14 @@ impl PgStore {
         drop(pool);
         let mut conn = match conn {
             Some(c) => c,
-            None => match Conn::connect(&self.config, self.opts.schema) {
+            None => match Conn::connect(&self.spec, self.opts.schema) {
                 Ok(c) => c,
                 Err(e) => {
                     if let Ok(mut pool) = self.pool.lock() {
                         pool.open = pool.open.saturating_sub(1);
                     }
                     self.freed.notify_one();
-                    return Err(pg_err(e));
+                    return Err(self.connect_err(e));
                 }
             },
         };
