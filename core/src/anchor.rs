@@ -422,8 +422,17 @@ impl Store for AnchoredStore {
             .write(|| self.inner.write_unsynced_if(space, key, expected, ops))
     }
 
+    fn insert_absent_many_unsynced(
+        &self,
+        space: Space,
+        items: &[(&[u8], &[u8])],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.writes
+            .write(|| self.inner.insert_absent_many_unsynced(space, items))
+    }
+
     // Unchanged: the wrapped store's own.
-    crate::store::forward_store!(inner: get, scan);
+    crate::store::forward_store!(inner: get, get_many, scan);
 }
 
 // ---- The client-side anchor of a shared store ----------------------------------------------
@@ -583,8 +592,8 @@ impl Store for ClientAnchoredStore {
 
     // Unchanged: the wrapped store's own.
     crate::store::forward_store!(
-        inner: get, write_unsynced, compare_and_swap_unsynced, scan, write_unsynced_if,
-        commit_counter
+        inner: get, get_many, write_unsynced, compare_and_swap_unsynced,
+        insert_absent_many_unsynced, scan, write_unsynced_if, commit_counter
     );
 }
 

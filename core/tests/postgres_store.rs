@@ -7,6 +7,9 @@
 
 #![cfg(feature = "postgres")]
 
+#[path = "common/batch_contract.rs"]
+mod batch_contract;
+
 use phivault::lifecycle::RewrapOptions;
 use phivault::policy::{Caller, Policy};
 use phivault::root::KeyFile;
@@ -112,6 +115,14 @@ fn child_process() {
         }
         other => panic!("unknown child role {other}"),
     }
+}
+
+/// The batch calls are array statements on PostgreSQL (issue 21): the same contract as the
+/// embedded stores (`store_batches.rs`).
+#[test]
+#[ignore = "needs PostgreSQL (PHIVAULT_PG_URL): run by scripts/test-postgres.sh"]
+fn batch_calls_keep_the_store_contract() {
+    batch_contract::check(&fresh(&url(), "pvt_batches"));
 }
 
 #[test]

@@ -176,6 +176,28 @@ pub trait Store: Send + Sync {
     fn compare_and_swap_many(&self, space: Space, items: Vec<CasItem>)
     -> Result<usize, StoreError>;
 
+    /// The values of many keys of one space, in the order of `keys` (`None` where absent).
+    /// A server store answers in one round trip; the default asks [`Store::get`] per key.
+    fn get_many(&self, space: Space, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(space, k)).collect()
+    }
+
+    /// Inserts each `(key, value)` whose key is absent, not yet durable (a batch of
+    /// [`Store::compare_and_swap_unsynced`] from absent; made durable by one [`Store::sync`]);
+    /// returns, in order, whether each was inserted. Items are independent (the batch is not
+    /// one transaction); keys should be distinct — of equal keys at most the first is
+    /// inserted. A server store does it in one statement; the default swaps per item.
+    fn insert_absent_many_unsynced(
+        &self,
+        space: Space,
+        items: &[(&[u8], &[u8])],
+    ) -> Result<Vec<bool>, StoreError> {
+        items
+            .iter()
+            .map(|(k, v)| self.compare_and_swap_unsynced(space, k, None, Some(v.to_vec())))
+            .collect()
+    }
+
     /// Up to `limit` entries whose keys start with `prefix`, in key order, strictly after
     /// `after` when given: a page of a scan with constant memory that can resume anywhere.
     fn scan(
@@ -235,6 +257,24 @@ macro_rules! forward_store {
             key: &[u8],
         ) -> Result<Option<Vec<u8>>, $crate::error::StoreError> {
             self.$inner.get(space, key)
+        }
+    };
+    (@one $inner:ident get_many) => {
+        fn get_many(
+            &self,
+            space: $crate::store::Space,
+            keys: &[&[u8]],
+        ) -> Result<Vec<Option<Vec<u8>>>, $crate::error::StoreError> {
+            self.$inner.get_many(space, keys)
+        }
+    };
+    (@one $inner:ident insert_absent_many_unsynced) => {
+        fn insert_absent_many_unsynced(
+            &self,
+            space: $crate::store::Space,
+            items: &[(&[u8], &[u8])],
+        ) -> Result<Vec<bool>, $crate::error::StoreError> {
+            self.$inner.insert_absent_many_unsynced(space, items)
         }
     };
     (@one $inner:ident write) => {

@@ -37,6 +37,7 @@ use super::pg_connect::ConnectSpec;
 use super::{CasItem, Entry, Space, Store, WriteOp};
 use crate::error::StoreError;
 use postgres::{Client, Statement};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -136,6 +137,12 @@ pub fn display_location(location: &str) -> String {
 
 struct Stmts {
     get: Statement,
+    get_many: Statement,
+    insert_absent_many: Statement,
+    upsert_many: Statement,
+    upsert_many_counted: Statement,
+    delete_many: Statement,
+    cas_many: Statement,
     upsert: Statement,
     upsert_counted: Statement,
     delete: Statement,
@@ -234,8 +241,38 @@ impl Conn {
         migrate(&mut client, schema)?;
         const SCAN: &str = "SELECT key, value FROM phivault_kv WHERE space = $1 AND key";
         const PREFIX: &str = "AND substring(key from 1 for $3) = $4";
+        // Batches are one statement each: arrays in, `unnest` or `= ANY` on the server.
+        const UNNEST3: &str = "FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) AS t(s, k, v)";
+        const UPSERT: &str = "ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value";
         let stmts = Stmts {
             get: client.prepare("SELECT value FROM phivault_kv WHERE space = $1 AND key = $2")?,
+            get_many: client
+                .prepare("SELECT key, value FROM phivault_kv WHERE space = $1 AND key = ANY($2)")?,
+            insert_absent_many: client.prepare(
+                "INSERT INTO phivault_kv (space, key, value) \
+                 SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v) \
+                 ON CONFLICT (space, key) DO NOTHING RETURNING key",
+            )?,
+            upsert_many: client.prepare(&format!(
+                "INSERT INTO phivault_kv (space, key, value) SELECT s, k, v {UNNEST3} {UPSERT}"
+            ))?,
+            // The same, also drawing the next commit counter once (no extra round trip; a
+            // CTE with a volatile function is evaluated once).
+            upsert_many_counted: client.prepare(&format!(
+                "WITH c AS (SELECT nextval('phivault_commit_seq') AS n) \
+                 INSERT INTO phivault_kv (space, key, value) \
+                 SELECT s, k, v {UNNEST3} CROSS JOIN c {UPSERT}"
+            ))?,
+            delete_many: client.prepare(
+                "DELETE FROM phivault_kv AS kv \
+                 USING unnest($1::smallint[], $2::bytea[]) AS t(s, k) \
+                 WHERE kv.space = t.s AND kv.key = t.k",
+            )?,
+            cas_many: client.prepare(
+                "UPDATE phivault_kv AS kv SET value = t.n \
+                 FROM unnest($2::bytea[], $3::bytea[], $4::bytea[]) AS t(k, e, n) \
+                 WHERE kv.space = $1 AND kv.key = t.k AND kv.value = t.e",
+            )?,
             upsert: client.prepare(
                 "INSERT INTO phivault_kv (space, key, value) VALUES ($1, $2, $3) \
                  ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
@@ -511,22 +548,72 @@ impl PgStore {
         }
     }
 
+    /// Applies `ops` in one transaction: as two array statements (puts, then deletes) when
+    /// their keys are distinct, else one statement per op in order. `counted`: the puts also
+    /// draw the next commit counter (returns whether they did).
     fn apply(
         tx: &mut postgres::Transaction<'_>,
         s: &Stmts,
         ops: &[WriteOp],
-    ) -> Result<(), postgres::Error> {
-        for op in ops {
+        counted: bool,
+    ) -> Result<bool, postgres::Error> {
+        let mut keys: Vec<(Space, &[u8])> = ops.iter().map(key_of).collect();
+        keys.sort_unstable_by(|a, b| (a.0.prefix(), a.1).cmp(&(b.0.prefix(), b.1)));
+        let distinct = keys.windows(2).all(|w| w[0] != w[1]);
+        if !distinct || ops.len() == 1 {
+            let mut drew = false;
+            for op in ops {
+                match op {
+                    WriteOp::Put { space, key, value } => {
+                        let stmt = if counted && !drew {
+                            &s.upsert_counted
+                        } else {
+                            &s.upsert
+                        };
+                        tx.execute(stmt, &[&sp(*space), key, value])?;
+                        drew |= counted;
+                    }
+                    WriteOp::Delete { space, key } => {
+                        tx.execute(&s.delete, &[&sp(*space), key])?;
+                    }
+                }
+            }
+            return Ok(drew);
+        }
+        // Rows in key order, so that concurrent batches lock them in one order.
+        let mut sorted: Vec<&WriteOp> = ops.iter().collect();
+        sorted.sort_unstable_by(|a, b| {
+            let (ka, kb) = (key_of(a), key_of(b));
+            (ka.0.prefix(), ka.1).cmp(&(kb.0.prefix(), kb.1))
+        });
+        let (mut ps, mut pk, mut pv) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ds, mut dk) = (Vec::new(), Vec::new());
+        for op in sorted {
             match op {
                 WriteOp::Put { space, key, value } => {
-                    tx.execute(&s.upsert, &[&sp(*space), key, value])?;
+                    ps.push(sp(*space));
+                    pk.push(key.as_slice());
+                    pv.push(value.as_slice());
                 }
                 WriteOp::Delete { space, key } => {
-                    tx.execute(&s.delete, &[&sp(*space), key])?;
+                    ds.push(sp(*space));
+                    dk.push(key.as_slice());
                 }
             }
         }
-        Ok(())
+        let drew = counted && !pk.is_empty();
+        if !pk.is_empty() {
+            let stmt = if counted {
+                &s.upsert_many_counted
+            } else {
+                &s.upsert_many
+            };
+            tx.execute(stmt, &[&ps, &pk, &pv])?;
+        }
+        if !dk.is_empty() {
+            tx.execute(&s.delete_many, &[&ds, &dk])?;
+        }
+        Ok(drew)
     }
 
     fn write_mode(&self, ops: Vec<WriteOp>, async_commit: bool) -> Result<(), StoreError> {
@@ -534,21 +621,13 @@ impl PgStore {
             return Ok(());
         }
         self.in_tx(async_commit, |tx, s| {
-            // A durable commit draws the next commit counter: with its first put, or with the
+            // A durable commit draws the next commit counter: with its puts, or with the
             // durable marker when it has none.
-            match ops.split_first() {
-                Some((WriteOp::Put { space, key, value }, rest)) if !async_commit => {
-                    tx.execute(&s.upsert_counted, &[&sp(*space), key, value])?;
-                    Self::apply(tx, s, rest)
-                }
-                _ => {
-                    Self::apply(tx, s, &ops)?;
-                    if !async_commit {
-                        tx.execute(&s.sync, &[])?;
-                    }
-                    Ok(())
-                }
+            let drew = Self::apply(tx, s, &ops, !async_commit)?;
+            if !async_commit && !drew {
+                tx.execute(&s.sync, &[])?;
             }
+            Ok(())
         })
     }
 
@@ -600,6 +679,60 @@ impl Store for PgStore {
             .map(|row| row.get::<_, Vec<u8>>(0)))
     }
 
+    fn get_many(&self, space: Space, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        match keys {
+            [] => return Ok(Vec::new()),
+            [one] => return Ok(vec![self.get(space, one)?]),
+            _ => {}
+        }
+        let mut lease = self.lease(true)?;
+        let conn = lease.conn()?;
+        let rows = conn
+            .client
+            .query(&conn.stmts.get_many, &[&sp(space), &keys])
+            .map_err(pg_err)?;
+        let mut found: HashMap<Vec<u8>, Vec<u8>> = rows
+            .into_iter()
+            .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+            .collect();
+        // Equal keys each get the value.
+        let mut out = Vec::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            let repeated = keys[i + 1..].contains(k);
+            out.push(if repeated {
+                found.get(*k).cloned()
+            } else {
+                found.remove(*k)
+            });
+        }
+        Ok(out)
+    }
+
+    fn insert_absent_many_unsynced(
+        &self,
+        space: Space,
+        items: &[(&[u8], &[u8])],
+    ) -> Result<Vec<bool>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&[u8]> = items.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&[u8]> = items.iter().map(|(_, v)| *v).collect();
+        let mut lease = self.lease(true)?;
+        let conn = lease.conn()?;
+        let rows = conn
+            .client
+            .query(
+                &conn.stmts.insert_absent_many,
+                &[&sp(space), &keys, &values],
+            )
+            .map_err(pg_err)?;
+        let mut inserted: HashSet<Vec<u8>> =
+            rows.into_iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+        // Each inserted key is reported once, for its first item.
+        Ok(keys.iter().map(|k| inserted.remove(*k)).collect())
+    }
+
     fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         self.write_mode(ops, false)
     }
@@ -643,12 +776,20 @@ impl Store for PgStore {
         // One transaction, rows locked in key order (as every caller scans), so that two
         // workers over the same rows wait for each other instead of deadlocking.
         items.sort_by(|a, b| a.key.cmp(&b.key));
+        let distinct = items.windows(2).all(|w| w[0].key != w[1].key);
+        let keys: Vec<&[u8]> = items.iter().map(|i| i.key.as_slice()).collect();
+        let expected: Vec<&[u8]> = items.iter().map(|i| i.expected.as_slice()).collect();
+        let new: Vec<&[u8]> = items.iter().map(|i| i.new.as_slice()).collect();
         self.in_tx(false, |tx, s| {
-            let mut swapped = 0;
-            for it in &items {
-                swapped +=
-                    tx.execute(&s.update_if, &[&sp(space), &it.key, &it.expected, &it.new])?;
-            }
+            let swapped = if distinct {
+                tx.execute(&s.cas_many, &[&sp(space), &keys, &expected, &new])?
+            } else {
+                let mut n = 0;
+                for it in &items {
+                    n += tx.execute(&s.update_if, &[&sp(space), &it.key, &it.expected, &it.new])?;
+                }
+                n
+            };
             tx.execute(&s.sync, &[])?;
             Ok(swapped as usize)
         })
@@ -735,7 +876,7 @@ impl Store for PgStore {
             if !held {
                 return Ok(false);
             }
-            Self::apply(tx, s, &ops)?;
+            Self::apply(tx, s, &ops, false)?;
             if expected.is_none() && !touched {
                 tx.execute(&s.delete, &[&sp(space), &key])?;
             }

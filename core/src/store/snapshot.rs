@@ -291,8 +291,21 @@ impl Store for GatedStore {
         self.inner.write_unsynced_if(space, key, expected, ops)
     }
 
+    fn insert_absent_many_unsynced(
+        &self,
+        space: Space,
+        items: &[(&[u8], &[u8])],
+    ) -> Result<Vec<bool>, StoreError> {
+        let active = self.gate.active.read().map_err(|_| poisoned())?;
+        let Some(overlay) = active.as_ref() else {
+            return self.inner.insert_absent_many_unsynced(space, items);
+        };
+        let _pre = self.capture(overlay, items.iter().map(|(k, _)| (space, k.to_vec())))?;
+        self.inner.insert_absent_many_unsynced(space, items)
+    }
+
     // Unchanged: the wrapped store's own.
     crate::store::forward_store!(
-        inner: get, sync, scan, flush, commit_counter
+        inner: get, get_many, sync, scan, flush, commit_counter
     );
 }
