@@ -37,7 +37,7 @@ use super::pg_connect::ConnectSpec;
 use super::{CasItem, Entry, Space, Store, WriteOp};
 use crate::error::StoreError;
 use postgres::{Client, Statement};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -246,8 +246,11 @@ impl Conn {
         const UPSERT: &str = "ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value";
         let stmts = Stmts {
             get: client.prepare("SELECT value FROM phivault_kv WHERE space = $1 AND key = $2")?,
-            get_many: client
-                .prepare("SELECT key, value FROM phivault_kv WHERE space = $1 AND key = ANY($2)")?,
+            // Each found value with its key's position in the array (no key sent back).
+            get_many: client.prepare(
+                "SELECT t.i, kv.value FROM unnest($2::bytea[]) WITH ORDINALITY AS t(k, i) \
+                 JOIN phivault_kv AS kv ON kv.space = $1 AND kv.key = t.k",
+            )?,
             insert_absent_many: client.prepare(
                 "INSERT INTO phivault_kv (space, key, value) \
                  SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v) \
@@ -691,19 +694,14 @@ impl Store for PgStore {
             .client
             .query(&conn.stmts.get_many, &[&sp(space), &keys])
             .map_err(pg_err)?;
-        let mut found: HashMap<Vec<u8>, Vec<u8>> = rows
-            .into_iter()
-            .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
-            .collect();
-        // Equal keys each get the value.
-        let mut out = Vec::with_capacity(keys.len());
-        for (i, k) in keys.iter().enumerate() {
-            let repeated = keys[i + 1..].contains(k);
-            out.push(if repeated {
-                found.get(*k).cloned()
-            } else {
-                found.remove(*k)
-            });
+        let mut out = vec![None; keys.len()];
+        for row in rows {
+            let i: i64 = row.get(0);
+            let slot = usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| out.get_mut(i))
+                .ok_or(StoreError::Corrupt("postgres: a row for no key asked"))?;
+            *slot = Some(row.get::<_, Vec<u8>>(1));
         }
         Ok(out)
     }
