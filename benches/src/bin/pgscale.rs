@@ -436,7 +436,7 @@ fn procs() {
         "| new vaulted tokens, concurrent writers (medians of {rounds} rounds) | new tokens/s | × one process |"
     );
     println!("|---|---:|---:|");
-    println!("| 1 process × 1 thread | {one1:.0} | {:.2} |", one1 / one1);
+    println!("| 1 process × 1 thread | {one1:.0} | 1.00 |");
     println!("| 1 process × 2 threads | {one2:.0} | {:.2} |", one2 / one1);
     println!(
         "| 4 processes × 2 threads | {four:.0} | {:.2} (goal ≥ 1.60: {}) |",
