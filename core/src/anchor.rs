@@ -27,7 +27,7 @@
 use crate::error::StoreError;
 use crate::kdf::Mac;
 use crate::secret::ct_eq;
-use crate::store::{CasItem, Space, Store, WriteOp};
+use crate::store::{CasItem, Space, Store, Update, WriteOp};
 use crate::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -431,6 +431,16 @@ impl Store for AnchoredStore {
             .write(|| self.inner.insert_absent_many_unsynced(space, items))
     }
 
+    fn update_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        f: &mut Update<'_>,
+    ) -> Result<(), StoreError> {
+        self.writes
+            .write(|| self.inner.update_unsynced(space, key, f))
+    }
+
     // Unchanged: the wrapped store's own.
     crate::store::forward_store!(inner: get, get_many, scan);
 }
@@ -593,7 +603,7 @@ impl Store for ClientAnchoredStore {
     // Unchanged: the wrapped store's own.
     crate::store::forward_store!(
         inner: get, get_many, write_unsynced, compare_and_swap_unsynced,
-        insert_absent_many_unsynced, scan, write_unsynced_if, commit_counter
+        insert_absent_many_unsynced, scan, write_unsynced_if, update_unsynced, commit_counter
     );
 }
 

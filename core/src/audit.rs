@@ -34,8 +34,6 @@ const ENTRY_FORMAT_V1: u8 = 1;
 /// fails its MAC).
 const ENTRY_FORMAT: u8 = 3;
 const REASON_AAD: &[u8] = b"PVA1 break-glass reason";
-/// Appends retried after another process moved the head, before giving up (fail closed).
-const MAX_APPEND_ATTEMPTS: usize = 1000;
 
 /// What was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -661,56 +659,61 @@ impl AuditLog {
         if inner.pending.is_empty() && extra.is_empty() {
             return Ok(());
         }
-        for _ in 0..MAX_APPEND_ATTEMPTS {
-            let stored = match inner.stored {
-                Some(h) => h,
-                None => {
-                    let h = self.load_head().map_err(|_| Error::AuditUnavailable)?;
-                    inner.stored = Some(h);
-                    h
+        // Chained after the stored head under the store's lock on it: appends from several
+        // processes queue (a shared store's row lock) instead of failing and retrying.
+        let mac = &self.mac;
+        let pending = &mut inner.pending;
+        let mut written = None;
+        let result = self
+            .store
+            .update_unsynced(Space::Meta, HEAD_KEY, &mut |current| {
+                let stored = match current {
+                    None => Head {
+                        seq: 0,
+                        mac: [0u8; 32],
+                    },
+                    Some(b) => crate::codec::decode_exact::<Head>(b, "audit head")
+                        .map_err(|_| crate::error::StoreError::Corrupt("audit head"))?,
+                };
+                let mut head = stored;
+                let mut ops = extra.clone();
+                if !pending.is_empty() {
+                    let first_seq = stored.seq + 1;
+                    let mut block = Vec::with_capacity(1 + pending.len() * 96);
+                    block.push(BLOCK_FORMAT);
+                    for entry in pending.iter_mut() {
+                        head = chain_into(mac, &head, entry, &mut block)
+                            .map_err(|_| crate::error::StoreError::Corrupt("audit entry"))?;
+                    }
+                    ops.push(WriteOp::Put {
+                        space: Space::Audit,
+                        key: first_seq.to_be_bytes().to_vec(),
+                        value: block,
+                    });
+                    ops.push(WriteOp::Put {
+                        space: Space::Meta,
+                        key: HEAD_KEY.to_vec(),
+                        value: encode_head(&head)
+                            .map_err(|_| crate::error::StoreError::Corrupt("audit head"))?,
+                    });
                 }
-            };
-            let mut head = stored;
-            let mut ops = extra.clone();
-            if !inner.pending.is_empty() {
-                let first_seq = stored.seq + 1;
-                let mut block = Vec::with_capacity(1 + inner.pending.len() * 96);
-                block.push(BLOCK_FORMAT);
-                for entry in inner.pending.iter_mut() {
-                    head = chain_into(&self.mac, &head, entry, &mut block)?;
-                }
-                ops.push(WriteOp::Put {
-                    space: Space::Audit,
-                    key: first_seq.to_be_bytes().to_vec(),
-                    value: block,
-                });
-                ops.push(WriteOp::Put {
-                    space: Space::Meta,
-                    key: HEAD_KEY.to_vec(),
-                    value: encode_head(&head)?,
-                });
-            }
-            let expected = if stored.seq == 0 {
-                None
-            } else {
-                Some(encode_head(&stored)?)
-            };
-            if self
-                .store
-                .write_unsynced_if(Space::Meta, HEAD_KEY, expected.as_deref(), ops)
-                .map_err(|_| Error::AuditUnavailable)?
-            {
+                written = Some(head);
+                Ok(ops)
+            });
+        match (result, written) {
+            (Ok(()), Some(head)) => {
                 inner.stored = Some(head);
                 inner.pending.clear();
                 inner.pending_calls = 0;
                 inner.oldest = None;
                 inner.failing = false;
-                return Ok(());
+                Ok(())
             }
-            inner.stored = None;
-            std::thread::yield_now();
+            _ => {
+                inner.stored = None;
+                Err(Error::AuditUnavailable)
+            }
         }
-        Err(Error::AuditUnavailable)
     }
 
     /// Turns the logging of allowed reads on or off (the vault's `set_read_auditing` logs the

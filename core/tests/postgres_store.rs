@@ -125,6 +125,43 @@ fn batch_calls_keep_the_store_contract() {
     batch_contract::check(&fresh(&url(), "pvt_batches"));
 }
 
+/// `update_unsynced` (the audit log's append) serialises writers of one key across
+/// connections: concurrent read–increment–writes lose no increment.
+#[test]
+#[ignore = "needs PostgreSQL (PHIVAULT_PG_URL): run by scripts/test-postgres.sh"]
+fn concurrent_updates_of_one_key_queue_and_lose_nothing() {
+    let url = url();
+    drop(fresh(&url, "pvt_update"));
+    let (threads, each) = (6, 40u64);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let st = store(&url, "pvt_update");
+                for _ in 0..each {
+                    st.update_unsynced(Space::Meta, b"counter", &mut |cur| {
+                        let n =
+                            cur.map_or(0, |c| u64::from_be_bytes(c.try_into().expect("8 bytes")));
+                        Ok(vec![WriteOp::Put {
+                            space: Space::Meta,
+                            key: b"counter".to_vec(),
+                            value: (n + 1).to_be_bytes().to_vec(),
+                        }])
+                    })
+                    .expect("update");
+                }
+            });
+        }
+    });
+    let v = store(&url, "pvt_update")
+        .get(Space::Meta, b"counter")
+        .expect("get")
+        .expect("counter");
+    assert_eq!(
+        u64::from_be_bytes(v.as_slice().try_into().expect("8 bytes")),
+        threads * each
+    );
+}
+
 #[test]
 #[ignore = "needs PostgreSQL (PHIVAULT_PG_URL): run by scripts/test-postgres.sh"]
 fn store_contract() {

@@ -127,6 +127,9 @@ pub struct CasItem {
     pub new: Vec<u8>,
 }
 
+/// The writes of a [`Store::update_unsynced`], computed from the key's current value.
+pub type Update<'a> = dyn FnMut(Option<&[u8]>) -> Result<Vec<WriteOp>, StoreError> + 'a;
+
 /// A key and its value, as returned by [`Store::scan`].
 pub type Entry = (Vec<u8>, Vec<u8>);
 
@@ -241,6 +244,30 @@ pub trait Store: Send + Sync {
         self.write_unsynced(ops)?;
         Ok(true)
     }
+
+    /// Read–modify–write of one key, not yet durable (like [`Store::write_unsynced`]): `f`
+    /// gets the current value of `key` of `space` (`None`: absent) and returns the writes to
+    /// apply; they are applied atomically, and no other writer of `key` — in this process or
+    /// another — comes between the read and the writes: a concurrent caller waits for this
+    /// one, then reads what it wrote. `f` may run more than once (a transaction retried after
+    /// a deadlock) and must compute its writes from the value it is given each time; an error
+    /// from `f` applies nothing. The audit log appends with it, so that the appends of several
+    /// processes queue on the head instead of failing and retrying.
+    ///
+    /// The default reads, then writes: atomic only when the caller serialises every writer of
+    /// `key`, as a single-process store (sled, locked to one process) with the audit log's
+    /// in-process mutex does. A store shared by processes must override it with a real
+    /// transaction (the PostgreSQL store locks the row).
+    fn update_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        f: &mut Update<'_>,
+    ) -> Result<(), StoreError> {
+        let current = self.get(space, key)?;
+        let ops = f(current.as_deref())?;
+        self.write_unsynced(ops)
+    }
 }
 
 /// Inside `impl Store for W`, forwards the named methods to the wrapped store `self.$inner`
@@ -331,6 +358,16 @@ macro_rules! forward_store {
             ops: Vec<$crate::store::WriteOp>,
         ) -> Result<bool, $crate::error::StoreError> {
             self.$inner.write_unsynced_if(space, key, expected, ops)
+        }
+    };
+    (@one $inner:ident update_unsynced) => {
+        fn update_unsynced(
+            &self,
+            space: $crate::store::Space,
+            key: &[u8],
+            f: &mut $crate::store::Update<'_>,
+        ) -> Result<(), $crate::error::StoreError> {
+            self.$inner.update_unsynced(space, key, f)
         }
     };
     (@one $inner:ident commit_counter) => {

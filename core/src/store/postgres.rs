@@ -15,6 +15,9 @@
 //!   primary key, not by a read-then-write race: `INSERT ... ON CONFLICT DO NOTHING` for
 //!   "absent", `UPDATE/DELETE ... WHERE value = expected` otherwise (under READ COMMITTED an
 //!   `UPDATE` that waited for a concurrent writer re-checks its condition on the new row).
+//! - [`Store::update_unsynced`] (the audit log's append) locks the row (`SELECT ... FOR
+//!   UPDATE`, or a placeholder insert when it is absent), computes the writes from its value
+//!   and applies them in the same transaction: concurrent appenders queue on the row.
 //! - [`Store::write_unsynced_if`] locks the guard row (`SELECT ... FOR UPDATE`, or a
 //!   placeholder insert when it must be absent) and applies the batch in the same transaction.
 //! - Scans are pages in key order (`bytea` compares bytewise, as sled does).
@@ -34,7 +37,7 @@
 //! it).
 
 use super::pg_connect::ConnectSpec;
-use super::{CasItem, Entry, Space, Store, WriteOp};
+use super::{CasItem, Entry, Space, Store, Update, WriteOp};
 use crate::error::StoreError;
 use postgres::{Client, Statement};
 use std::collections::HashSet;
@@ -150,6 +153,7 @@ struct Stmts {
     update_if: Statement,
     delete_if: Statement,
     lock_if: Statement,
+    get_for_update: Statement,
     scan_incl: Statement,
     scan_excl: Statement,
     scan_incl_upper: Statement,
@@ -299,6 +303,9 @@ impl Conn {
             lock_if: client.prepare(
                 "SELECT 1 FROM phivault_kv WHERE space = $1 AND key = $2 AND value = $3 \
                  FOR UPDATE",
+            )?,
+            get_for_update: client.prepare(
+                "SELECT value FROM phivault_kv WHERE space = $1 AND key = $2 FOR UPDATE",
             )?,
             scan_incl: client.prepare(&format!("{SCAN} >= $2 {PREFIX} ORDER BY key LIMIT $5"))?,
             scan_excl: client.prepare(&format!("{SCAN} > $2 {PREFIX} ORDER BY key LIMIT $5"))?,
@@ -881,6 +888,46 @@ impl Store for PgStore {
             Ok(true)
         })
         // A guard that did not hold commits an empty transaction: harmless.
+    }
+
+    fn update_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        f: &mut Update<'_>,
+    ) -> Result<(), StoreError> {
+        let mut failed = None;
+        self.in_tx(true, |tx, s| {
+            failed = None;
+            let lock = |tx: &mut postgres::Transaction<'_>| {
+                tx.query_opt(&s.get_for_update, &[&sp(space), &key])
+                    .map(|row| row.map(|r| r.get::<_, Vec<u8>>(0)))
+            };
+            // The row locked, or the absent key claimed with a placeholder (a concurrent
+            // claimer waits on the primary key, then finds the row and locks it).
+            let (current, placeholder) = match lock(tx)? {
+                Some(v) => (Some(v), false),
+                None if tx.execute(&s.insert_new, &[&sp(space), &key, &Vec::<u8>::new()])? == 1 => {
+                    (None, true)
+                }
+                None => (lock(tx)?, false),
+            };
+            let ops = match f(current.as_deref()) {
+                Ok(ops) => ops,
+                Err(e) => {
+                    failed = Some(e);
+                    Vec::new()
+                }
+            };
+            Self::apply(tx, s, &ops, false)?;
+            if placeholder && !ops.iter().any(|op| key_of(op) == (space, key)) {
+                tx.execute(&s.delete, &[&sp(space), &key])?;
+            }
+            Ok(())
+        })?;
+        // `f` failed: nothing was applied (the placeholder, if any, removed in the same
+        // transaction).
+        failed.map_or(Ok(()), Err)
     }
 }
 

@@ -15,7 +15,7 @@
 //! with the number of distinct keys written during the backup.
 
 use crate::error::StoreError;
-use crate::store::{CasItem, Entry, Space, Store, WriteOp};
+use crate::store::{CasItem, Entry, Space, Store, Update, WriteOp};
 use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -302,6 +302,29 @@ impl Store for GatedStore {
         };
         let _pre = self.capture(overlay, items.iter().map(|(k, _)| (space, k.to_vec())))?;
         self.inner.insert_absent_many_unsynced(space, items)
+    }
+
+    // Forwarded with the inner store's lock (a shared store's transaction): the pre-images
+    // of the keys `f` writes are captured once `f` has named them, before they are applied,
+    // and held until the write returns.
+    fn update_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        f: &mut Update<'_>,
+    ) -> Result<(), StoreError> {
+        let active = self.gate.active.read().map_err(|_| poisoned())?;
+        let Some(overlay) = active.as_ref() else {
+            return self.inner.update_unsynced(space, key, f);
+        };
+        let mut held = None;
+        self.inner.update_unsynced(space, key, &mut |current| {
+            let ops = f(current)?;
+            // A retried transaction captures again (the earlier guard released first).
+            held = None;
+            held = Some(self.capture(overlay, op_keys(&ops))?);
+            Ok(ops)
+        })
     }
 
     // Unchanged: the wrapped store's own.

@@ -1,6 +1,8 @@
 //! The contract of the store's batch calls (`get_many`, `insert_absent_many_unsynced`,
-//! `compare_and_swap_many`, and batched `write`), shared by every store's tests.
+//! `compare_and_swap_many`, batched `write`, `update_unsynced`), shared by every store's
+//! tests.
 
+use phivault::StoreError;
 use phivault::store::{CasItem, Space, Store, WriteOp};
 
 /// Runs the contract on an empty store.
@@ -139,5 +141,39 @@ pub fn check(s: &dyn Store) {
         s.get_many(Space::Record, &[b"n2", b"n3", b"absent"])
             .expect("get"),
         vec![Some(k("swapped")), Some(k("new3")), None]
+    );
+    // update_unsynced: from absent, from a value, and an `f` that fails applies nothing
+    // (on PostgreSQL: the placeholder that claimed the absent key is gone too).
+    let put = |key: &str, value: Vec<u8>| WriteOp::Put {
+        space: Space::Meta,
+        key: k(key),
+        value,
+    };
+    s.update_unsynced(Space::Meta, b"u", &mut |cur| {
+        assert_eq!(cur, None);
+        Ok(vec![put("u", k("1")), put("u-side", k("a"))])
+    })
+    .expect("update from absent");
+    s.update_unsynced(Space::Meta, b"u", &mut |cur| {
+        let next = cur.map_or(0, |c| c[0] - b'0') + 1;
+        Ok(vec![put("u", vec![b'0' + next])])
+    })
+    .expect("update");
+    let err = s.update_unsynced(Space::Meta, b"absent-u", &mut |_| {
+        Err(StoreError::Corrupt("refused by f"))
+    });
+    assert!(err.is_err());
+    s.update_unsynced(Space::Meta, b"absent-2", &mut |_| {
+        Ok(vec![put("elsewhere", k("e"))])
+    })
+    .expect("update writing other keys");
+    s.sync().expect("sync");
+    assert_eq!(
+        s.get_many(
+            Space::Meta,
+            &[b"u", b"u-side", b"absent-u", b"absent-2", b"elsewhere"]
+        )
+        .expect("get"),
+        vec![Some(k("2")), Some(k("a")), None, None, Some(k("e"))]
     );
 }
