@@ -5,7 +5,8 @@
 # server certificate for `localhost` only (not 127.0.0.1), takes SCRAM passwords, and has no
 # plaintext entry in pg_hba.conf (the Unix socket in DIR stays, with trust, for local admin).
 # Exports PHIVAULT_PG_URL (verify-full, with the password), PHIVAULT_PG_OTHER_CA (a CA that did
-# not sign the server), PHIVAULT_STATE_DIR (the clients' anchor files, in DIR).
+# not sign the server), PHIVAULT_STATE_DIR (the clients' anchor files, in DIR),
+# PHIVAULT_PG_RESTART (a shell command that restarts the server).
 # PGBIN: the newest /usr/lib/postgresql/*/bin, empty when there is none.
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
 
@@ -33,6 +34,9 @@ pg_cluster_start() {
   export PHIVAULT_PG_URL="postgres://postgres:$pw@localhost:$port/postgres?sslmode=verify-full&sslrootcert=$dir/ca.crt"
   export PHIVAULT_PG_OTHER_CA="$dir/other.crt"
   export PHIVAULT_STATE_DIR="$dir/state"
+  # A command that restarts the server (fast shutdown: sessions are terminated), for the
+  # reconnect test.
+  export PHIVAULT_PG_RESTART="su postgres -s /bin/sh -c \"'$PGBIN/pg_ctl' -D '$dir/data' -l '$dir/data/server.log' -m fast -w restart >/dev/null 2>&1\""
 }
 
 pg_cluster_stop() {

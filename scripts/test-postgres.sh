@@ -21,7 +21,8 @@ trap cleanup EXIT
 if [ -z "$PGBIN" ] || ! id postgres >/dev/null 2>&1; then
   echo "*** SKIPPED: no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) or no 'postgres' user:"
   echo "*** the PostgreSQL store is NOT tested. Install the postgresql package to test it. ***"
-  cargo test -p phivault --features postgres --test postgres_store --test postgres_tls
+  cargo test -p phivault --features postgres --test postgres_store --test postgres_tls \
+    --test postgres_restart
 else
   pg_cluster_start "$PORT" "$TMP"
   # The tests are #[ignore]d for runs without a server; here they run.
@@ -29,6 +30,8 @@ else
     --skip throughput_postgres_vs_sled --skip child_process
   cargo test -p phivault --features postgres --test postgres_tls -- --include-ignored \
     --skip pgpass_child
+  # Last and alone: it restarts the server.
+  cargo test -p phivault --features postgres --test postgres_restart -- --include-ignored
   if [ "${PV_BENCH:-0}" = 1 ]; then
     cargo test --release -p phivault --features postgres --test postgres_store -- \
       --ignored --exact throughput_postgres_vs_sled --nocapture

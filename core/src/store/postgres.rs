@@ -217,6 +217,18 @@ fn retryable(e: &postgres::Error) -> bool {
     )
 }
 
+/// The server ended the session before it ran the statement: a restart or shutdown
+/// (`admin_shutdown`, `crash_shutdown`, `cannot_connect_now`). Nothing of the call was applied.
+fn not_run(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW
+    )
+}
+
 fn sp(space: Space) -> i16 {
     i16::from(space.prefix())
 }
@@ -382,6 +394,14 @@ fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), postgres::Er
     tx.commit()
 }
 
+/// Why a connection could not be leased.
+enum LeaseError {
+    /// The pool's lock, or a new connection that could not be opened: the call's error.
+    Final(StoreError),
+    /// A pooled connection failed its session setting (it is dropped).
+    Session(postgres::Error),
+}
+
 /// A connection borrowed from the pool; returned on drop unless it broke.
 struct Lease<'a> {
     store: &'a PgStore,
@@ -490,7 +510,25 @@ impl PgStore {
     }
 
     fn lease(&self, async_commit: bool) -> Result<Lease<'_>, StoreError> {
-        let poisoned = || StoreError::Corrupt("connection pool lock poisoned");
+        match self.lease_once(async_commit) {
+            Ok(lease) => Ok(lease),
+            Err(LeaseError::Final(e)) => Err(e),
+            // An idle connection the server ended (the session setting is idempotent): the
+            // others are as old; start afresh.
+            Err(LeaseError::Session(e)) if not_run(&e) || e.is_closed() => {
+                self.drop_idle();
+                self.lease_once(async_commit).map_err(|e| match e {
+                    LeaseError::Final(e) => e,
+                    LeaseError::Session(e) => pg_err(e),
+                })
+            }
+            Err(LeaseError::Session(e)) => Err(pg_err(e)),
+        }
+    }
+
+    /// One try of [`PgStore::lease`].
+    fn lease_once(&self, async_commit: bool) -> Result<Lease<'_>, LeaseError> {
+        let poisoned = || LeaseError::Final(StoreError::Corrupt("connection pool lock poisoned"));
         let mut pool = self.pool.lock().map_err(|_| poisoned())?;
         let conn = loop {
             if let Some(i) = pool
@@ -519,7 +557,7 @@ impl PgStore {
                         pool.open = pool.open.saturating_sub(1);
                     }
                     self.freed.notify_one();
-                    return Err(self.connect_err(e));
+                    return Err(LeaseError::Final(self.connect_err(e)));
                 }
             },
         };
@@ -530,9 +568,48 @@ impl PgStore {
         };
         if let Err(e) = set {
             lease.conn = None;
-            return Err(pg_err(e));
+            return Err(LeaseError::Session(e));
         }
         Ok(lease)
+    }
+
+    /// Runs `f` on a pooled connection. A connection that the server ended before it ran
+    /// the call (a restart or shutdown terminated the session: SQLSTATE 57P01–57P03) is
+    /// dropped with every other idle one, and the call runs once more on a fresh connection;
+    /// for a read (`idempotent`), also one that closed under it. Any other failure is the
+    /// call's error: a write that may or may not have reached the server is never run twice
+    /// (each write is one transaction: all of it or nothing).
+    fn run<T>(
+        &self,
+        async_commit: bool,
+        idempotent: bool,
+        mut f: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut reconnected = false;
+        loop {
+            let mut lease = self.lease(async_commit)?;
+            let result = f(lease.conn()?);
+            match result {
+                Ok(out) => return Ok(out),
+                Err(e) if !reconnected && (not_run(&e) || (idempotent && e.is_closed())) => {
+                    lease.conn = None;
+                    drop(lease);
+                    self.drop_idle();
+                    reconnected = true;
+                }
+                Err(e) => return Err(pg_err(e)),
+            }
+        }
+    }
+
+    /// Closes the idle connections (after one was found dead: the others are as old).
+    fn drop_idle(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            let n = pool.idle.len();
+            pool.idle.clear();
+            pool.open = pool.open.saturating_sub(n);
+        }
+        self.freed.notify_all();
     }
 
     /// Runs `f` in a transaction, retrying after deadlocks and serialization failures.
@@ -541,21 +618,20 @@ impl PgStore {
         async_commit: bool,
         mut f: impl FnMut(&mut postgres::Transaction<'_>, &Stmts) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
-        let mut lease = self.lease(async_commit)?;
-        let conn = lease.conn()?;
-        let mut attempt = 0;
-        loop {
-            let mut tx = conn.client.transaction().map_err(pg_err)?;
-            let result = f(&mut tx, &conn.stmts).and_then(|out| tx.commit().map(|()| out));
-            match result {
-                Ok(out) => return Ok(out),
-                Err(e) if retryable(&e) && attempt < MAX_TX_RETRIES => {
-                    attempt += 1;
-                    self.retries.fetch_add(1, Ordering::Relaxed);
+        self.run(async_commit, false, |conn| {
+            let mut attempt = 0;
+            loop {
+                let mut tx = conn.client.transaction()?;
+                let result = f(&mut tx, &conn.stmts).and_then(|out| tx.commit().map(|()| out));
+                match result {
+                    Err(e) if retryable(&e) && attempt < MAX_TX_RETRIES => {
+                        attempt += 1;
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => return other,
                 }
-                Err(e) => return Err(pg_err(e)),
             }
-        }
+        })
     }
 
     /// Applies `ops` in one transaction: as two array statements (puts, then deletes) when
@@ -649,44 +725,39 @@ impl PgStore {
         new: Option<Vec<u8>>,
         async_commit: bool,
     ) -> Result<bool, StoreError> {
-        let mut lease = self.lease(async_commit)?;
-        let conn = lease.conn()?;
-        let (c, s) = (&mut conn.client, &conn.stmts);
-        let n = match (expected, new) {
-            (None, Some(v)) => c.execute(&s.insert_new, &[&sp(space), &key, &v]),
-            (Some(e), Some(v)) => c.execute(&s.update_if, &[&sp(space), &key, &e, &v]),
-            (Some(e), None) => c.execute(&s.delete_if, &[&sp(space), &key, &e]),
-            (None, None) => {
-                return Ok(c
-                    .query_opt(&s.get, &[&sp(space), &key])
-                    .map_err(pg_err)?
-                    .is_none());
-            }
+        if let (None, None) = (expected, &new) {
+            return Ok(self.get(space, key)?.is_none());
         }
-        .map_err(pg_err)?;
+        let n = self.run(async_commit, false, |conn| {
+            let (c, s) = (&mut conn.client, &conn.stmts);
+            match (expected, &new) {
+                (None, Some(v)) => c.execute(&s.insert_new, &[&sp(space), &key, v]),
+                (Some(e), Some(v)) => c.execute(&s.update_if, &[&sp(space), &key, &e, v]),
+                (Some(e), None) => c.execute(&s.delete_if, &[&sp(space), &key, &e]),
+                (None, None) => Ok(0),
+            }
+        })?;
         if n == 1 && !async_commit {
-            c.execute(&s.sync, &[]).map_err(pg_err)?;
+            self.durable_marker()?;
         }
         Ok(n == 1)
     }
 
     fn durable_marker(&self) -> Result<(), StoreError> {
-        let mut lease = self.lease(false)?;
-        let conn = lease.conn()?;
-        conn.client.execute(&conn.stmts.sync, &[]).map_err(pg_err)?;
+        // Idempotent: a second durable marker is harmless.
+        self.run(false, true, |conn| {
+            conn.client.execute(&conn.stmts.sync, &[])
+        })?;
         Ok(())
     }
 }
 
 impl Store for PgStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut lease = self.lease(true)?;
-        let conn = lease.conn()?;
-        Ok(conn
-            .client
-            .query_opt(&conn.stmts.get, &[&sp(space), &key])
-            .map_err(pg_err)?
-            .map(|row| row.get::<_, Vec<u8>>(0)))
+        let row = self.run(true, true, |conn| {
+            conn.client.query_opt(&conn.stmts.get, &[&sp(space), &key])
+        })?;
+        Ok(row.map(|row| row.get::<_, Vec<u8>>(0)))
     }
 
     fn get_many(&self, space: Space, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -695,12 +766,10 @@ impl Store for PgStore {
             [one] => return Ok(vec![self.get(space, one)?]),
             _ => {}
         }
-        let mut lease = self.lease(true)?;
-        let conn = lease.conn()?;
-        let rows = conn
-            .client
-            .query(&conn.stmts.get_many, &[&sp(space), &keys])
-            .map_err(pg_err)?;
+        let rows = self.run(true, true, |conn| {
+            conn.client
+                .query(&conn.stmts.get_many, &[&sp(space), &keys])
+        })?;
         let mut out = vec![None; keys.len()];
         for row in rows {
             let i: i64 = row.get(0);
@@ -723,15 +792,12 @@ impl Store for PgStore {
         }
         let keys: Vec<&[u8]> = items.iter().map(|(k, _)| *k).collect();
         let values: Vec<&[u8]> = items.iter().map(|(_, v)| *v).collect();
-        let mut lease = self.lease(true)?;
-        let conn = lease.conn()?;
-        let rows = conn
-            .client
-            .query(
+        let rows = self.run(true, false, |conn| {
+            conn.client.query(
                 &conn.stmts.insert_absent_many,
                 &[&sp(space), &keys, &values],
             )
-            .map_err(pg_err)?;
+        })?;
         let mut inserted: HashSet<Vec<u8>> =
             rows.into_iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
         // Each inserted key is reported once, for its first item.
@@ -818,28 +884,27 @@ impl Store for PgStore {
         let prefix_len = i32::try_from(prefix.len())
             .map_err(|_| StoreError::Backend("postgres: scan prefix too long".into()))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut lease = self.lease(true)?;
-        let conn = lease.conn()?;
-        let s = &conn.stmts;
-        let rows = match (&upper, exclusive) {
-            (None, false) => conn.client.query(
-                &s.scan_incl,
-                &[&sp(space), &lower, &prefix_len, &prefix, &limit],
-            ),
-            (None, true) => conn.client.query(
-                &s.scan_excl,
-                &[&sp(space), &lower, &prefix_len, &prefix, &limit],
-            ),
-            (Some(up), false) => conn.client.query(
-                &s.scan_incl_upper,
-                &[&sp(space), &lower, &prefix_len, &prefix, &limit, up],
-            ),
-            (Some(up), true) => conn.client.query(
-                &s.scan_excl_upper,
-                &[&sp(space), &lower, &prefix_len, &prefix, &limit, up],
-            ),
-        }
-        .map_err(pg_err)?;
+        let rows = self.run(true, true, |conn| {
+            let s = &conn.stmts;
+            match (&upper, exclusive) {
+                (None, false) => conn.client.query(
+                    &s.scan_incl,
+                    &[&sp(space), &lower, &prefix_len, &prefix, &limit],
+                ),
+                (None, true) => conn.client.query(
+                    &s.scan_excl,
+                    &[&sp(space), &lower, &prefix_len, &prefix, &limit],
+                ),
+                (Some(up), false) => conn.client.query(
+                    &s.scan_incl_upper,
+                    &[&sp(space), &lower, &prefix_len, &prefix, &limit, up],
+                ),
+                (Some(up), true) => conn.client.query(
+                    &s.scan_excl_upper,
+                    &[&sp(space), &lower, &prefix_len, &prefix, &limit, up],
+                ),
+            }
+        })?;
         Ok(rows
             .into_iter()
             .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
@@ -851,12 +916,10 @@ impl Store for PgStore {
     }
 
     fn commit_counter(&self) -> Result<Option<u64>, StoreError> {
-        let mut lease = self.lease(true)?;
-        let conn = lease.conn()?;
-        let n: i64 = conn
-            .client
-            .query_one(&conn.stmts.counter, &[])
-            .map_err(pg_err)?
+        let n: i64 = self
+            .run(true, true, |conn| {
+                conn.client.query_one(&conn.stmts.counter, &[])
+            })?
             .get(0);
         Ok(Some(u64::try_from(n).unwrap_or(0)))
     }
