@@ -603,7 +603,8 @@ impl Store for ClientAnchoredStore {
     // Unchanged: the wrapped store's own.
     crate::store::forward_store!(
         inner: get, get_many, write_unsynced, compare_and_swap_unsynced,
-        insert_absent_many_unsynced, scan, write_unsynced_if, update_unsynced, commit_counter
+        insert_absent_many_unsynced, scan, write_unsynced_if, update_unsynced, rewrite_page,
+        commit_counter
     );
 }
 

@@ -26,7 +26,7 @@ use crate::erasure::ErasureRecord;
 use crate::keyring::now_unix;
 use crate::store::{CasItem, ScanIter, Space, WriteOp};
 use crate::vault::Vault;
-use crate::{Context, Error, Result};
+use crate::{Context, Error, Result, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -349,40 +349,72 @@ impl Vault {
             } else {
                 None
             };
+            // First pass: pages no other worker holds (a shared store's SKIP LOCKED); then,
+            // if rows were passed over, a pass that waits for them, so that nothing is left
+            // behind by a worker that stopped mid-page.
+            let mut skip_locked = true;
+            let mut passed_over = false;
             loop {
-                let page = self.store.scan(space, &[], after.as_deref(), batch)?;
-                let Some(last) = page.last().map(|(k, _)| k.clone()) else {
+                let mut tally = PageTally::default();
+                let only = opts.keyring.as_deref();
+                let mut pool_error = None;
+                let outcome = self.store.rewrite_page(
+                    space,
+                    after.as_deref(),
+                    batch,
+                    skip_locked,
+                    &mut |page| {
+                        // Unwrap and wrap on the vault's pool (if any). A retried page counts
+                        // afresh.
+                        tally = PageTally::default();
+                        let steps = match self
+                            .parallel
+                            .map(page, |(_, value)| Ok(self.rewrap_record_value(value, only)))
+                        {
+                            Ok(steps) => steps,
+                            Err(e) => {
+                                pool_error = Some(e);
+                                return Err(StoreError::Backend("rewrap: worker pool".into()));
+                            }
+                        };
+                        let mut items = Vec::new();
+                        for ((key, value), step) in page.iter().zip(steps) {
+                            tally.scanned += 1;
+                            match step {
+                                Ok(Step::Rewrapped(new)) => items.push(CasItem {
+                                    key: key.clone(),
+                                    expected: value.clone(),
+                                    new,
+                                }),
+                                Ok(Step::UpToDate) => tally.up_to_date += 1,
+                                Ok(Step::Subject) => tally.subject_records += 1,
+                                Ok(Step::Filtered) => {}
+                                Err(_) => tally.unreadable += 1,
+                            }
+                        }
+                        tally.tried = items.len() as u64;
+                        Ok(items)
+                    },
+                );
+                if let Some(e) = pool_error {
+                    return Err(e);
+                }
+                let outcome = outcome?;
+                report.scanned += tally.scanned;
+                report.up_to_date += tally.up_to_date;
+                report.subject_records += tally.subject_records;
+                report.unreadable += tally.unreadable;
+                report.rewrapped += outcome.swapped as u64;
+                report.raced += tally.tried.saturating_sub(outcome.swapped as u64);
+                passed_over |= outcome.skipped;
+                let Some(last) = outcome.last else {
+                    if skip_locked && passed_over {
+                        skip_locked = false;
+                        after = None;
+                        continue;
+                    }
                     break;
                 };
-                let full = page.len() == batch;
-                let mut items = Vec::new();
-                // Unwrap and wrap on the vault's pool (if any); the CAS batch stays here.
-                let only = opts.keyring.as_deref();
-                let steps = self.parallel.map(&page, |(_, value)| {
-                    Ok(self.rewrap_record_value(value, only))
-                })?;
-                for ((key, value), step) in page.into_iter().zip(steps) {
-                    report.scanned += 1;
-                    match step {
-                        Ok(Step::Rewrapped(new)) => items.push(CasItem {
-                            key,
-                            expected: value,
-                            new,
-                        }),
-                        Ok(Step::UpToDate) => report.up_to_date += 1,
-                        Ok(Step::Subject) => report.subject_records += 1,
-                        Ok(Step::Filtered) => {}
-                        Err(_) => report.unreadable += 1,
-                    }
-                }
-                let tried = items.len() as u64;
-                let swapped = if items.is_empty() {
-                    0
-                } else {
-                    self.store.compare_and_swap_many(space, items)? as u64
-                };
-                report.rewrapped += swapped;
-                report.raced += tried - swapped;
                 let cp = Checkpoint {
                     keyring: opts.keyring.clone(),
                     actives: actives.clone(),
@@ -399,7 +431,12 @@ impl Vault {
                 prog.rewrapped = report.rewrapped;
                 progress(&prog);
                 after = Some(last);
-                if !full {
+                if !outcome.full {
+                    if skip_locked && passed_over {
+                        skip_locked = false;
+                        after = None;
+                        continue;
+                    }
                     break;
                 }
             }
@@ -596,6 +633,16 @@ impl Vault {
             })
             .collect()
     }
+}
+
+/// Counts of one page of a rewrap (taken afresh if the page's transaction is retried).
+#[derive(Default)]
+struct PageTally {
+    scanned: u64,
+    up_to_date: u64,
+    subject_records: u64,
+    unreadable: u64,
+    tried: u64,
 }
 
 enum Step {

@@ -125,6 +125,76 @@ fn batch_calls_keep_the_store_contract() {
     batch_contract::check(&fresh(&url(), "pvt_batches"));
 }
 
+/// `rewrite_page` with `skip_locked` passes over rows another transaction holds and says
+/// so; the rows it took are swapped and durable (issue 21: rewrap workers take disjoint
+/// pages).
+#[test]
+#[ignore = "needs PostgreSQL (PHIVAULT_PG_URL): run by scripts/test-postgres.sh"]
+fn rewrite_pages_skip_rows_another_worker_holds() {
+    let url = url();
+    let s = fresh(&url, "pvt_skip");
+    let ops = (0u8..10)
+        .map(|i| WriteOp::Put {
+            space: Space::Record,
+            key: vec![b'k', i],
+            value: b"old".to_vec(),
+        })
+        .collect();
+    s.write(ops).expect("write");
+    // Another worker holds k2 and k3.
+    let mut other = phivault::store::pg_connect::connect_client(&url).expect("client");
+    let mut tx = other.transaction().expect("tx");
+    tx.batch_execute("SET search_path TO pvt_skip")
+        .expect("path");
+    let held = tx
+        .query(
+            "SELECT key FROM phivault_kv WHERE space = $1 AND key = ANY($2) FOR UPDATE",
+            &[
+                &i16::from(Space::Record.prefix()),
+                &vec![vec![b'k', 2u8], vec![b'k', 3u8]],
+            ],
+        )
+        .expect("lock");
+    assert_eq!(held.len(), 2);
+    let mut seen = Vec::new();
+    let out = s
+        .rewrite_page(Space::Record, None, 4, true, &mut |page| {
+            seen = page.iter().map(|(k, _)| k[1]).collect();
+            Ok(page
+                .iter()
+                .map(|(k, v)| CasItem {
+                    key: k.clone(),
+                    expected: v.clone(),
+                    new: b"new".to_vec(),
+                })
+                .collect())
+        })
+        .expect("page");
+    assert_eq!(seen, vec![0, 1, 4, 5], "the held rows are passed over");
+    assert!(out.skipped && out.full);
+    assert_eq!(out.swapped, 4);
+    assert_eq!(out.last, Some(vec![b'k', 5]));
+    // The last page: nothing held after k5, nothing skipped.
+    let out = s
+        .rewrite_page(Space::Record, Some(&[b'k', 5]), 10, true, &mut |_| {
+            Ok(Vec::new())
+        })
+        .expect("page");
+    assert!(!out.skipped && !out.full);
+    tx.rollback().expect("release");
+    let after = s
+        .get_many(Space::Record, &[b"k\x00", b"k\x02", b"k\x05"])
+        .expect("get");
+    assert_eq!(
+        after,
+        vec![
+            Some(b"new".to_vec()),
+            Some(b"old".to_vec()),
+            Some(b"new".to_vec())
+        ]
+    );
+}
+
 /// `update_unsynced` (the audit log's append) serialises writers of one key across
 /// connections: concurrent read–increment–writes lose no increment.
 #[test]

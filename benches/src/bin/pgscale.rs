@@ -10,10 +10,12 @@
 //! ```text
 //! PHIVAULT_PG_URL=postgres://… pgscale [bench]    # the side-by-side table (PV_N, PV_ROUNDS)
 //! PHIVAULT_PG_URL=postgres://… pgscale procs      # 4 processes × 2 threads vs one process
+//! PHIVAULT_PG_URL=postgres://… pgscale rewrap     # rewrap by 1 and 2 worker processes
 //! PHIVAULT_PG_URL=postgres://… pgscale memory     # RSS during a 1M-value tokenize (PV_N)
 //! ```
 //! `benches/run-postgres.sh` starts a throwaway cluster and runs all three.
 
+use phivault::lifecycle::RewrapOptions;
 use phivault::records::PutOptions;
 use phivault::root::KeyFile;
 use phivault::store::pg_connect::connect_client;
@@ -490,6 +492,92 @@ fn procs() {
     );
 }
 
+/// One rewrap worker process: prints the records it moved and its work's start and end.
+fn rewrap_child() {
+    let url = url();
+    let vault =
+        Vault::open_in(Box::new(pg_store(&url, 2)), &root(), Backend::default()).expect("open");
+    let start = now_ms();
+    let report = vault
+        .rewrap(&RewrapOptions::default(), &mut |_| {})
+        .expect("rewrap");
+    eprintln!("rewrap worker: {report:?} in {} ms", now_ms() - start);
+    println!("WORK {start} {} {}", now_ms(), report.rewrapped);
+}
+
+/// Records/s of a rewrap of every record by `workers` processes at once (after a rotation),
+/// from the first worker's start to the last one's end; checks every record moved once.
+fn run_rewrap(vault: &Vault, workers: usize, records: usize) -> f64 {
+    vault.rotate("default").expect("rotate");
+    let exe = std::env::current_exe().expect("exe");
+    let kids: Vec<_> = (0..workers)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .arg("rewrap-child")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let (mut first, mut last, mut moved) = (u128::MAX, 0u128, 0u64);
+    for k in kids {
+        let out = k.wait_with_output().expect("wait");
+        assert!(out.status.success(), "a rewrap worker failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("WORK "))
+            .expect("times");
+        let f: Vec<u128> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().expect("number"))
+            .collect();
+        first = first.min(f[0]);
+        last = last.max(f[1]);
+        moved += u64::try_from(f[2]).expect("count");
+    }
+    assert_eq!(moved, records as u64, "every record moved exactly once");
+    records as f64 / ((last - first) as f64 / 1000.0)
+}
+
+fn rewrap() {
+    let url = url();
+    let vault = fresh_pg_vault(&url);
+    let n = env_usize("PV_N", 100_000);
+    let rounds = env_usize("PV_ROUNDS", 3);
+    let ids: Vec<String> = (0..n).map(|i| format!("rec-{i:08}")).collect();
+    for chunk in ids.chunks(BATCH) {
+        let items: Vec<(&str, &[u8])> = chunk
+            .iter()
+            .map(|id| (id.as_str(), &b"a clinical note"[..]))
+            .collect();
+        vault
+            .owner()
+            .put_many("notes", &items, &PutOptions::default())
+            .expect("put_many");
+    }
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        one.push(run_rewrap(&vault, 1, n));
+        two.push(run_rewrap(&vault, 2, n));
+        eprintln!(
+            "round {r}: 1 worker {:.0}/s, 2 workers {:.0}/s",
+            one[r], two[r]
+        );
+    }
+    let (one, two) = (median(one), median(two));
+    println!(
+        "| rewrap of {n} records after a rotation (medians of {rounds} rounds) | records/s | × one worker |"
+    );
+    println!("|---|---:|---:|");
+    println!("| 1 worker process | {one:.0} | 1.00 |");
+    println!(
+        "| 2 worker processes (disjoint pages: `FOR UPDATE SKIP LOCKED`) | {two:.0} | {:.2} |",
+        two / one
+    );
+}
+
 fn memory() {
     let url = url();
     let pg = fresh_pg_vault(&url);
@@ -523,9 +611,11 @@ fn main() {
         None | Some("bench") => bench(),
         Some("procs") => procs(),
         Some("memory") => memory(),
+        Some("rewrap") => rewrap(),
+        Some("rewrap-child") => rewrap_child(),
         Some("child") => child(&args[1..]),
         Some(other) => {
-            eprintln!("pgscale: unknown mode {other} (bench, procs, memory)");
+            eprintln!("pgscale: unknown mode {other} (bench, procs, rewrap, memory)");
             std::process::exit(2);
         }
     }

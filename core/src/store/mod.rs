@@ -127,6 +127,47 @@ pub struct CasItem {
     pub new: Vec<u8>,
 }
 
+/// The swaps of a [`Store::rewrite_page`], computed from the page's entries.
+pub type Rewrite<'a> = dyn FnMut(&[Entry]) -> Result<Vec<CasItem>, StoreError> + 'a;
+
+/// What a [`Store::rewrite_page`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageOutcome {
+    /// The last key of the page (`None`: no entries after `after`).
+    pub last: Option<Vec<u8>>,
+    /// The page was full (`limit` entries): more may follow.
+    pub full: bool,
+    /// Items swapped.
+    pub swapped: usize,
+    /// Entries were passed over because another worker held them (PostgreSQL's
+    /// `SKIP LOCKED`): a later plain pass must look at them.
+    pub skipped: bool,
+}
+
+/// [`Store::rewrite_page`] as a scan, then [`Store::compare_and_swap_many`] (each item
+/// swapped only if unchanged since the scan): the default of every store without row locks.
+pub fn rewrite_by_scan<S: Store + ?Sized>(
+    store: &S,
+    space: Space,
+    after: Option<&[u8]>,
+    limit: usize,
+    f: &mut Rewrite<'_>,
+) -> Result<PageOutcome, StoreError> {
+    let page = store.scan(space, &[], after, limit)?;
+    let items = f(&page)?;
+    let swapped = if items.is_empty() {
+        0
+    } else {
+        store.compare_and_swap_many(space, items)?
+    };
+    Ok(PageOutcome {
+        last: page.last().map(|(k, _)| k.clone()),
+        full: page.len() == limit,
+        swapped,
+        skipped: false,
+    })
+}
+
 /// The writes of a [`Store::update_unsynced`], computed from the key's current value.
 pub type Update<'a> = dyn FnMut(Option<&[u8]>) -> Result<Vec<WriteOp>, StoreError> + 'a;
 
@@ -243,6 +284,27 @@ pub trait Store: Send + Sync {
         }
         self.write_unsynced(ops)?;
         Ok(true)
+    }
+
+    /// One page of a batch rewrite that several workers may run at once (rewrap): up to
+    /// `limit` entries of `space` after `after` in key order; `f` computes the swaps from them
+    /// and they are applied (each only if its value is still the expected one), then made
+    /// durable. The PostgreSQL store locks the page's rows for the transaction that applies
+    /// `f`'s swaps; with `skip_locked` it passes over rows another worker holds
+    /// (`FOR UPDATE SKIP LOCKED`: concurrent workers take disjoint pages instead of racing for
+    /// the same rows) and says so in [`PageOutcome::skipped`], without it waits for them. `f`
+    /// may run more than once (a retried transaction). The default scans, then
+    /// [`Store::compare_and_swap_many`].
+    fn rewrite_page(
+        &self,
+        space: Space,
+        after: Option<&[u8]>,
+        limit: usize,
+        skip_locked: bool,
+        f: &mut Rewrite<'_>,
+    ) -> Result<PageOutcome, StoreError> {
+        let _ = skip_locked;
+        rewrite_by_scan(self, space, after, limit, f)
     }
 
     /// Read–modify–write of one key, not yet durable (like [`Store::write_unsynced`]): `f`
@@ -368,6 +430,18 @@ macro_rules! forward_store {
             f: &mut $crate::store::Update<'_>,
         ) -> Result<(), $crate::error::StoreError> {
             self.$inner.update_unsynced(space, key, f)
+        }
+    };
+    (@one $inner:ident rewrite_page) => {
+        fn rewrite_page(
+            &self,
+            space: $crate::store::Space,
+            after: Option<&[u8]>,
+            limit: usize,
+            skip_locked: bool,
+            f: &mut $crate::store::Rewrite<'_>,
+        ) -> Result<$crate::store::PageOutcome, $crate::error::StoreError> {
+            self.$inner.rewrite_page(space, after, limit, skip_locked, f)
         }
     };
     (@one $inner:ident commit_counter) => {

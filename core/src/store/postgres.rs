@@ -37,7 +37,7 @@
 //! it).
 
 use super::pg_connect::ConnectSpec;
-use super::{CasItem, Entry, Space, Store, Update, WriteOp};
+use super::{CasItem, Entry, PageOutcome, Rewrite, Space, Store, Update, WriteOp};
 use crate::error::StoreError;
 use postgres::{Client, Statement};
 use std::collections::HashSet;
@@ -154,6 +154,9 @@ struct Stmts {
     delete_if: Statement,
     lock_if: Statement,
     get_for_update: Statement,
+    claim_skip: Statement,
+    count_upto: Statement,
+    count_from: Statement,
     scan_incl: Statement,
     scan_excl: Statement,
     scan_incl_upper: Statement,
@@ -318,6 +321,18 @@ impl Conn {
             )?,
             get_for_update: client.prepare(
                 "SELECT value FROM phivault_kv WHERE space = $1 AND key = $2 FOR UPDATE",
+            )?,
+            // A page of a cooperative rewrite (rewrap), locked for its transaction.
+            claim_skip: client.prepare(
+                "SELECT key, value FROM phivault_kv WHERE space = $1 AND key >= $2 \
+                 ORDER BY key LIMIT $3 FOR UPDATE SKIP LOCKED",
+            )?,
+            count_upto: client.prepare(
+                "SELECT count(*) FROM phivault_kv WHERE space = $1 AND key >= $2 AND key <= $3",
+            )?,
+            count_from: client.prepare(
+                "SELECT count(*) FROM (SELECT 1 FROM phivault_kv WHERE space = $1 AND key >= $2 \
+                 LIMIT $3) AS t",
             )?,
             scan_incl: client.prepare(&format!("{SCAN} >= $2 {PREFIX} ORDER BY key LIMIT $5"))?,
             scan_excl: client.prepare(&format!("{SCAN} > $2 {PREFIX} ORDER BY key LIMIT $5"))?,
@@ -951,6 +966,77 @@ impl Store for PgStore {
             Ok(true)
         })
         // A guard that did not hold commits an empty transaction: harmless.
+    }
+
+    fn rewrite_page(
+        &self,
+        space: Space,
+        after: Option<&[u8]>,
+        limit: usize,
+        skip_locked: bool,
+        f: &mut Rewrite<'_>,
+    ) -> Result<PageOutcome, StoreError> {
+        if !skip_locked {
+            // Waits only for rows it swaps (the compare-and-swap's row locks): a pass that
+            // mostly finds rows already done reads them without locking.
+            return super::rewrite_by_scan(self, space, after, limit, f);
+        }
+        // Keys compare bytewise: the least key after `after` is `after` followed by a zero.
+        let lower = after.map_or_else(Vec::new, |a| [a, &[0]].concat());
+        let n = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let mut failed = None;
+        let outcome = self.in_tx(false, |tx, s| {
+            failed = None;
+            let page: Vec<Entry> = tx
+                .query(&s.claim_skip, &[&sp(space), &lower, &n])?
+                .into_iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+                .collect();
+            let full = page.len() == limit.max(1);
+            let held = i64::try_from(page.len()).unwrap_or(i64::MAX);
+            // Rows another worker held: more rows in the page's range (or, for a last page,
+            // after `after` at all) than the page holds.
+            let skipped = match (&page.last(), full) {
+                (Some((last, _)), true) => {
+                    let all: i64 = tx
+                        .query_one(&s.count_upto, &[&sp(space), &lower, last])?
+                        .get(0);
+                    all > held
+                }
+                _ => {
+                    let bound = held.saturating_add(1);
+                    let all: i64 = tx
+                        .query_one(&s.count_from, &[&sp(space), &lower, &bound])?
+                        .get(0);
+                    all > held
+                }
+            };
+            let items = match f(&page) {
+                Ok(items) => items,
+                Err(e) => {
+                    failed = Some(e);
+                    return Ok(PageOutcome::default());
+                }
+            };
+            let mut items = items;
+            items.sort_by(|a, b| a.key.cmp(&b.key));
+            let keys: Vec<&[u8]> = items.iter().map(|i| i.key.as_slice()).collect();
+            let expected: Vec<&[u8]> = items.iter().map(|i| i.expected.as_slice()).collect();
+            let new: Vec<&[u8]> = items.iter().map(|i| i.new.as_slice()).collect();
+            let swapped = if items.is_empty() {
+                0
+            } else {
+                tx.execute(&s.cas_many, &[&sp(space), &keys, &expected, &new])?
+            };
+            tx.execute(&s.sync, &[])?;
+            Ok(PageOutcome {
+                last: page.last().map(|(k, _)| k.clone()),
+                full,
+                swapped: usize::try_from(swapped).unwrap_or(usize::MAX),
+                skipped,
+            })
+        })?;
+        failed.map_or(Ok(outcome), Err)
     }
 
     fn update_unsynced(

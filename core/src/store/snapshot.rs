@@ -15,7 +15,7 @@
 //! with the number of distinct keys written during the backup.
 
 use crate::error::StoreError;
-use crate::store::{CasItem, Entry, Space, Store, Update, WriteOp};
+use crate::store::{CasItem, Entry, PageOutcome, Rewrite, Space, Store, Update, WriteOp};
 use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -325,6 +325,25 @@ impl Store for GatedStore {
             held = Some(self.capture(overlay, op_keys(&ops))?);
             Ok(ops)
         })
+    }
+
+    // The inner store's (a shared store's locked page) while no snapshot runs; under a
+    // snapshot, the trait's scan-then-swap through this gate, which captures pre-images.
+    fn rewrite_page(
+        &self,
+        space: Space,
+        after: Option<&[u8]>,
+        limit: usize,
+        skip_locked: bool,
+        f: &mut Rewrite<'_>,
+    ) -> Result<PageOutcome, StoreError> {
+        {
+            let active = self.gate.active.read().map_err(|_| poisoned())?;
+            if active.is_none() {
+                return self.inner.rewrite_page(space, after, limit, skip_locked, f);
+            }
+        }
+        crate::store::rewrite_by_scan(self, space, after, limit, f)
     }
 
     // Unchanged: the wrapped store's own.
