@@ -2,8 +2,9 @@
 # The PostgreSQL store beside PostgreSQL's own speed (issue 21): starts a throwaway TLS-only
 # PostgreSQL cluster (scripts/pg-cluster.sh: default settings but for TLS and
 # max_connections, synchronous commit, loopback TCP with verify-full), runs
-# `pgscale bench`, `pgscale procs` and `pgscale memory`, and writes benches/RESULTS-scaleout.md.
-#   benches/run-postgres.sh                 # PV_N=20000 PV_ROUNDS=3 PV_MEM_N=1000000
+# `pgscale bench`, `pgscale procs`, `pgscale rewrap` and `pgscale memory`, and writes
+# benches/RESULTS-scaleout.md.
+#   benches/run-postgres.sh    # PV_N=20000 PV_ROUNDS=3 PV_REWRAP_N=100000 PV_MEM_N=1000000
 #   OUT=/tmp/x.md benches/run-postgres.sh   # somewhere else
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ BIN=target/release/pgscale
 export PV_N=${PV_N:-20000} PV_ROUNDS=${PV_ROUNDS:-3}
 bench=$("$BIN" bench)
 procs=$("$BIN" procs)
+rewrap=$(PV_N=${PV_REWRAP_N:-100000} "$BIN" rewrap)
 memory=$(PV_N=${PV_MEM_N:-1000000} "$BIN" memory)
 {
   echo "# Scale-out: the PostgreSQL store beside PostgreSQL's own speed (issue 21)"
@@ -40,6 +42,15 @@ memory=$(PV_N=${PV_MEM_N:-1000000} "$BIN" memory)
   echo "one's end."
   echo
   echo "$procs"
+  echo
+  echo "## Rewrap by several worker processes"
+  echo
+  echo "Every record's data key moves to the new key version after a rotation; each worker process runs"
+  echo "\\`rewrap\\` on the same PostgreSQL vault. Workers take pages no other worker holds (\\`FOR UPDATE SKIP"
+  echo "LOCKED\\`); a worker that passed over rows makes a second, plain pass so that nothing a stopped"
+  echo "worker held is left behind."
+  echo
+  echo "$rewrap"
   echo
   echo "## Memory during a large tokenize"
   echo

@@ -469,6 +469,10 @@ fn vault_lives_in_postgres_and_reopens() {
         }
     }
     assert!(v.audit_verify().expect("verify").ok);
+    // The store's integrity check runs over PostgreSQL as over sled (issue 21).
+    let report = v.verify().expect("verify the store");
+    assert!(report.ok, "{:?}", report.problems);
+    assert!(report.entries > 0 && report.audit_entries > 0);
 }
 
 /// A database restored from an older backup under clients that saw it newer is refused
