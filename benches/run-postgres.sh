@@ -46,8 +46,8 @@ memory=$(PV_N=${PV_MEM_N:-1000000} "$BIN" memory)
   echo "## Rewrap by several worker processes"
   echo
   echo "Every record's data key moves to the new key version after a rotation; each worker process runs"
-  echo "\\`rewrap\\` on the same PostgreSQL vault. Workers take pages no other worker holds (\\`FOR UPDATE SKIP"
-  echo "LOCKED\\`); a worker that passed over rows makes a second, plain pass so that nothing a stopped"
+  echo "\`rewrap\` on the same PostgreSQL vault. Workers take pages no other worker holds (\`FOR UPDATE SKIP"
+  echo "LOCKED\`); a worker that passed over rows makes a second, plain pass so that nothing a stopped"
   echo "worker held is left behind."
   echo
   echo "$rewrap"
