@@ -446,31 +446,41 @@ fn procs() {
     // per thread for 1 × 1, so the work per configuration grows with its writers.
     let configs = [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2)];
     let mut rates = vec![Vec::new(); configs.len()];
+    let mut ratios = vec![Vec::new(); configs.len()];
     let (mut raw1, mut raw8) = (Vec::new(), Vec::new());
     for r in 0..rounds {
-        for (c, &(p, t)) in configs.iter().enumerate() {
-            rates[c].push(run_procs(&format!("r{r}c{c}"), p, t, per / t));
+        // Each round starts at another configuration: the table grows as the run goes, and
+        // the server's checkpoints and autovacuum fall on different configurations.
+        let mut round = vec![0.0; configs.len()];
+        for k in 0..configs.len() {
+            let c = (k + r) % configs.len();
+            let (p, t) = configs[c];
+            round[c] = run_procs(&format!("r{r}c{c}"), p, t, per / t);
+        }
+        for c in 0..configs.len() {
+            rates[c].push(round[c]);
+            ratios[c].push(round[c] / round[0]);
         }
         raw1.push(raw_concurrent(&url, 1, 2 * per));
         raw8.push(raw_concurrent(&url, 8, per));
         eprintln!(
             "round {r}: {:?}, raw 1 conn {:.0} rows/s, 8 conns {:.0} rows/s",
-            rates.iter().map(|v| v[r] as u64).collect::<Vec<_>>(),
+            round.iter().map(|v| *v as u64).collect::<Vec<_>>(),
             raw1[r],
             raw8[r]
         );
     }
     let rates: Vec<f64> = rates.into_iter().map(median).collect();
+    let ratios: Vec<f64> = ratios.into_iter().map(median).collect();
     let (raw1, raw8) = (median(raw1), median(raw8));
-    let one = rates[0];
     println!(
         "| new vaulted tokens, concurrent writers (medians of {rounds} rounds) | new tokens/s | \
-         × 1 process × 1 thread |"
+         × 1 process × 1 thread (median of the rounds' ratios) |"
     );
     println!("|---|---:|---:|");
-    for (&(p, t), rate) in configs.iter().zip(&rates) {
+    for ((&(p, t), rate), ratio) in configs.iter().zip(&rates).zip(&ratios) {
         let goal = if (p, t) == (4, 2) {
-            if rate / one >= 1.6 {
+            if *ratio >= 1.6 {
                 " (goal ≥ 1.60: met)"
             } else {
                 " (goal ≥ 1.60: **not met**)"
@@ -479,10 +489,9 @@ fn procs() {
             ""
         };
         println!(
-            "| {p} process{} × {t} thread{} | {rate:.0} | {:.2}{goal} |",
+            "| {p} process{} × {t} thread{} | {rate:.0} | {ratio:.2}{goal} |",
             if p > 1 { "es" } else { "" },
             if t > 1 { "s" } else { "" },
-            rate / one
         );
     }
     println!(
