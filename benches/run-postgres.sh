@@ -4,7 +4,8 @@
 # max_connections, synchronous commit, loopback TCP with verify-full), runs
 # `pgscale bench`, `pgscale procs`, `pgscale rewrap` and `pgscale memory`, and writes
 # benches/RESULTS-scaleout.md.
-#   benches/run-postgres.sh    # PV_N=20000 PV_ROUNDS=3 PV_REWRAP_N=100000 PV_MEM_N=1000000
+#   benches/run-postgres.sh    # PV_N=20000 PV_ROUNDS=3 PV_PROCS_N=60000 PV_REWRAP_N=100000
+#                              # PV_MEM_N=1000000
 #   OUT=/tmp/x.md benches/run-postgres.sh   # somewhere else
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ pg_cluster_start "$PORT" "$TMP"
 BIN=target/release/pgscale
 export PV_N=${PV_N:-20000} PV_ROUNDS=${PV_ROUNDS:-3}
 bench=$("$BIN" bench)
-procs=$("$BIN" procs)
+procs=$(PV_N=${PV_PROCS_N:-60000} "$BIN" procs)
 rewrap=$(PV_N=${PV_REWRAP_N:-100000} "$BIN" rewrap)
 memory=$(PV_N=${PV_MEM_N:-1000000} "$BIN" memory)
 {

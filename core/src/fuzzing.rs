@@ -28,6 +28,7 @@
 //! | `field_schema_toml` | [`FieldSpec::from_toml`] | no panic; accepted schemas validate and round-trip through TOML |
 //! | `policy_toml` | `Policy::from_toml`, `Policy::decide` | accepted policies validate and round-trip through TOML and the store; an unnamed principal is denied everything; a plaintext grant implies masked and redacted; break-the-glass needs a reason |
 //! | `audit_log` | `audit::decode_entry`, `Vault::audit_verify` | decoded entries round-trip; the log verifies if and only if it is unchanged |
+//! | `pg_url` | the PostgreSQL store's URL reading (`store::pg_connect`: sslmode, sslrootcert, pool size, password file) | no panic; an error never contains the URL's password |
 //! | `csv_tokenize` | [`crate::csv_tokenize::tokenize_csv`] | same header, rows and row lengths out as in; unmapped cells unchanged, empty cells empty; reversible tokens detokenize to their cells, every mapping consistent; errors name the reader's row and kind or the missing column, and contain no cell of the input |
 //!
 //! The C API target, `c_api`, lives in `phivault-ffi` (`ffi/src/fuzzing.rs`), which links the C
@@ -63,6 +64,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ff1_roundtrip", ff1_roundtrip),
     ("field_schema_toml", field_schema_toml),
     ("metadata_records", metadata_records),
+    ("pg_url", pg_url),
     ("policy_toml", policy_toml),
     ("rewrap", rewrap),
     ("vault_header", vault_header),
@@ -1362,6 +1364,30 @@ pub fn field_schema_toml(data: &[u8]) {
     );
 }
 
+// ---- the PostgreSQL store's URL -----------------------------------------------------------
+
+/// A `postgres://` URL as the PostgreSQL store reads it before connecting: the fuzzer's bytes
+/// become the text after `postgres://user:<password>@`, so that every URL carries a password
+/// (`Canary-pw-7`, never a substring of phivault's own messages). Whatever it holds — query
+/// parameters, escapes, paths — parsing never panics, and an error never contains the
+/// password, unless the fuzzer wrote the password elsewhere in the URL too (a path may be
+/// named in an error).
+pub fn pg_url(data: &[u8]) {
+    between_inputs();
+    const PASSWORD: &str = "Canary-pw-7";
+    let Ok(rest) = std::str::from_utf8(data) else {
+        return;
+    };
+    let url = format!("postgres://user:{PASSWORD}@{rest}");
+    if let Err(e) = crate::store::pg_connect::ConnectSpec::parse(&url) {
+        let msg = format!("{e} {e:?}");
+        assert!(
+            rest.contains(PASSWORD) || !msg.contains(PASSWORD),
+            "the password is in an error"
+        );
+    }
+}
+
 // ---- policy and audit ------------------------------------------------------------------------
 
 /// Access policies in TOML, and the decision on them: whatever parses validates, round-trips
@@ -2222,6 +2248,31 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
         add("policy_toml", format!("clinic-{i}"), s);
     }
     add("policy_toml", "empty".into(), vec![0, 0, 0, 0]);
+
+    // PostgreSQL URLs: what follows `postgres://user:password@`.
+    for (name, u) in [
+        ("plain", "localhost:5432/db"),
+        (
+            "verify-full",
+            "db.internal/phivault?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+        ),
+        (
+            "verify-ca-escaped",
+            "h/db?sslmode=verify-ca&sslrootcert=%2Ftmp%2Fca%20x.pem",
+        ),
+        (
+            "pool",
+            "h:1/db?pool_size=16&application_name=x&connect_timeout=3",
+        ),
+        ("refused", "h/db?sslcert=/c.pem&sslkey=/k.pem"),
+        ("bad-escape", "h/db?sslmode=%zz"),
+        (
+            "multi-host",
+            "h1:1,h2:2/db?sslmode=require&target_session_attrs=read-write",
+        ),
+    ] {
+        add("pg_url", name.into(), u.as_bytes().to_vec());
+    }
 
     // Audit log: a stored entry raw, and the fixed vault's log changed.
     if let Some((_, v)) = fx.entries(Space::Audit).first() {
