@@ -395,7 +395,18 @@ fn store_contract() {
             .expect("scan")
             .is_empty()
     );
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+    // Version 3: pages keep room for the next version of hot rows (audit head, markers).
+    let mut admin = phivault::store::pg_connect::connect_client(&url).expect("admin");
+    let opts: Vec<String> = admin
+        .query_one(
+            "SELECT reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'pvt_contract' AND c.relname = 'phivault_kv'",
+            &[],
+        )
+        .expect("reloptions")
+        .get(0);
+    assert_eq!(opts, vec!["fillfactor=90".to_owned()]);
     assert!(
         s.commit_counter().expect("counter").is_some(),
         "the shared store keeps a commit counter"
