@@ -470,6 +470,7 @@ fn procs() {
             raw8[r]
         );
     }
+    let rates_by_round = rates.clone();
     let rates: Vec<f64> = rates.into_iter().map(median).collect();
     let ratios: Vec<f64> = ratios.into_iter().map(median).collect();
     let (raw1, raw8) = (median(raw1), median(raw8));
@@ -494,6 +495,16 @@ fn procs() {
             if t > 1 { "s" } else { "" },
         );
     }
+    let last = configs.len() - 1;
+    println!(
+        "\nPer round, {} × {} ÷ 1 × 1 (in run order; the table grows from round to round): {}.",
+        configs[last].0,
+        configs[last].1,
+        (0..rounds)
+            .map(|r| format!("{:.2}", rates_by_round[last][r] / rates_by_round[0][r]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "\nRaw PostgreSQL on the same machine in the same run (durable 1000-row inserts): 1 \
          connection {raw1:.0} rows/s, 8 connections {raw8:.0} rows/s: **{:.2}×**.",
