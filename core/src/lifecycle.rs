@@ -91,6 +91,9 @@ struct Checkpoint {
     actives: Vec<(String, u32)>,
     space: u8,
     last_key: Vec<u8>,
+    /// The run passed over rows another worker held before `last_key` (a shared store): a
+    /// resumed run ends with the plain pass.
+    passed_over: bool,
 }
 
 /// The spaces whose values are `[format] || envelope` and follow rotations, in rewrap order
@@ -325,6 +328,7 @@ impl Vault {
             .collect();
         let mut after: Option<Vec<u8>> = None;
         let mut checkpoint_space = 0u8;
+        let mut resumed_passed_over = false;
         let checkpoint = self
             .store
             .get(Space::Meta, CHECKPOINT_KEY)?
@@ -337,6 +341,7 @@ impl Vault {
         {
             after = Some(cp.last_key);
             checkpoint_space = cp.space;
+            resumed_passed_over = cp.passed_over;
             report.resumed = true;
         }
         let mut prog = RewrapProgress::default();
@@ -353,7 +358,11 @@ impl Vault {
             // if rows were passed over, a pass that waits for them, so that nothing is left
             // behind by a worker that stopped mid-page.
             let mut skip_locked = true;
-            let mut passed_over = false;
+            // A resumed run ends with the plain pass if the run that wrote the checkpoint had
+            // passed over rows before it (concurrent workers share the checkpoint: each
+            // writes its own flag, and rows before a worker's checkpoint that it did not pass
+            // over it rewrapped itself).
+            let mut passed_over = resumed_passed_over && checkpoint_space == space.prefix();
             loop {
                 let mut tally = PageTally::default();
                 let only = opts.keyring.as_deref();
@@ -420,6 +429,7 @@ impl Vault {
                     actives: actives.clone(),
                     space: space.prefix(),
                     last_key: last.clone(),
+                    passed_over,
                 };
                 self.store.write(vec![WriteOp::Put {
                     space: Space::Meta,

@@ -195,6 +195,45 @@ fn rewrite_pages_skip_rows_another_worker_holds() {
     );
 }
 
+/// A thread that holds the pool's only connection (inside a transaction) and reads through
+/// the same store gets a connection beyond the size instead of waiting for itself (a backup's
+/// pre-image read inside an audit append; a keyring read inside a rewrap page).
+#[test]
+#[ignore = "needs PostgreSQL (PHIVAULT_PG_URL): run by scripts/test-postgres.sh"]
+fn a_nested_read_inside_a_transaction_does_not_wait_for_itself() {
+    let url = url();
+    drop(fresh(&url, "pvt_nested"));
+    let s = PgStore::connect_with(
+        &url,
+        PgOptions::default().schema("pvt_nested").max_connections(1),
+    )
+    .expect("connect");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let r = s.update_unsynced(Space::Meta, b"nested", &mut |_| {
+                let other = s.get(Space::Meta, b"other")?;
+                assert!(other.is_none());
+                Ok(vec![WriteOp::Put {
+                    space: Space::Meta,
+                    key: b"nested".to_vec(),
+                    value: b"done".to_vec(),
+                }])
+            });
+            let _ = tx.send(r.is_ok());
+        });
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(30)),
+            Ok(true),
+            "the nested read waited for its own connection"
+        );
+    });
+    assert_eq!(
+        s.get(Space::Meta, b"nested").expect("get"),
+        Some(b"done".to_vec())
+    );
+}
+
 /// `update_unsynced` (the audit log's append) serialises writers of one key across
 /// connections: concurrent read–increment–writes lose no increment.
 #[test]

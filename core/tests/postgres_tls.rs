@@ -85,6 +85,17 @@ fn verify_full_connects_and_checks_the_server() {
     // even with no CA at all.
     let (base, _) = url.split_once('?').expect("query");
     PgStore::connect(&format!("{base}?sslmode=require")).expect("require");
+    // With a root certificate, prefer and require check the chain (not the name), as libpq.
+    for mode in ["prefer", "require"] {
+        let with_wrong = set_param(
+            &set_param(&url, "sslmode", mode),
+            "sslrootcert",
+            &env("PHIVAULT_PG_OTHER_CA"),
+        );
+        refused(&with_wrong, &password);
+        PgStore::connect(&set_param(&by_ip, "sslmode", mode))
+            .expect("the right CA: the chain holds, the name is not checked");
+    }
 }
 
 #[test]

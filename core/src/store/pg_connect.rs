@@ -5,8 +5,8 @@
 //! | `sslmode` | TLS | server certificate checked |
 //! |---|---|---|
 //! | `disable` | never | — |
-//! | `prefer` (default, as libpq) | if the server offers it, else plaintext | no |
-//! | `require` | always | no, unless `sslrootcert` is given (then as `verify-ca`, as libpq) |
+//! | `prefer` (default, as libpq) | if the server offers it, else plaintext | no, unless a root certificate is given or `~/.postgresql/root.crt` exists (then the chain, as libpq) |
+//! | `require` | always | the same as `prefer` |
 //! | `verify-ca` | always | chain to `sslrootcert` |
 //! | `verify-full` | always | chain to `sslrootcert` and host name (**the setting for PHI**) |
 //!
@@ -48,9 +48,10 @@ const MAX_POOL_SIZE: usize = 1024;
 pub enum SslMode {
     /// Plaintext only.
     Disable,
-    /// TLS when the server offers it, without checking its certificate.
+    /// TLS when the server offers it; its certificate chain checked only when a root
+    /// certificate is at hand (as libpq).
     Prefer,
-    /// TLS always, certificate not checked (checked as `VerifyCa` when a root is given).
+    /// TLS always; the certificate chain checked only when a root certificate is at hand.
     Require,
     /// TLS, certificate chain checked against the root certificates.
     VerifyCa,
@@ -98,11 +99,16 @@ pub(crate) struct ConnectSpec {
 impl ConnectSpec {
     /// Reads a `postgres://` URL. Errors never quote the URL.
     pub fn parse(url: &str) -> Result<ConnectSpec, StoreError> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (prefix, userinfo, rest) = split_url(url)?;
+        let (hostpart, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let base = Zeroizing::new(match userinfo {
+            Some(u) => format!("{prefix}{u}@{hostpart}"),
+            None => format!("{prefix}{hostpart}"),
+        });
         let mut mode = None;
         let mut rootcert = None;
         let mut pool_size = None;
-        let mut rest = Vec::new();
+        let mut passed = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let key = percent_decode(k)?;
@@ -156,13 +162,13 @@ impl ConnectSpec {
                          store (client certificates and CRLs are not implemented)"
                     )));
                 }
-                _ => rest.push(pair),
+                _ => passed.push(pair),
             }
         }
-        let rebuilt = if rest.is_empty() {
-            base.to_owned()
+        let rebuilt = if passed.is_empty() {
+            base.to_string()
         } else {
-            format!("{base}?{}", rest.join("&"))
+            format!("{}?{}", base.as_str(), passed.join("&"))
         };
         let rebuilt = Zeroizing::new(rebuilt);
         let mut config: Config = rebuilt
@@ -183,14 +189,16 @@ impl ConnectSpec {
                 config.ssl_mode(PgSslMode::Disable);
                 Tls::Plain
             }
-            SslMode::Prefer => {
-                config.ssl_mode(PgSslMode::Prefer);
-                Tls::Rustls(MakeRustlsConnect::new(client_config(Check::None)?))
-            }
-            SslMode::Require => {
-                config.ssl_mode(PgSslMode::Require);
-                let check = match &rootcert {
-                    Some(path) => Check::Chain(read_roots(path)?),
+            // As libpq: with a root certificate (named, or `~/.postgresql/root.crt` when it
+            // exists) the chain is checked in these modes too, not the name.
+            SslMode::Prefer | SslMode::Require => {
+                config.ssl_mode(if mode == SslMode::Prefer {
+                    PgSslMode::Prefer
+                } else {
+                    PgSslMode::Require
+                });
+                let check = match rootcert.or_else(default_root_cert) {
+                    Some(path) => Check::Chain(read_roots(&path)?),
                     None => Check::None,
                 };
                 Tls::Rustls(MakeRustlsConnect::new(client_config(check)?))
@@ -248,6 +256,30 @@ pub fn connect_client(url: &str) -> Result<postgres::Client, StoreError> {
     let spec = ConnectSpec::parse(url)?;
     spec.connect()
         .map_err(|e| StoreError::Backend(spec.scrub(format!("postgres: {e}"))))
+}
+
+/// A `postgres://` URL cut as the `postgres` crate cuts it: the scheme, the user information
+/// (everything before the first `@`, if any) and the rest. A user or password holding `/`,
+/// `?` or `#` unescaped is refused: the crate and a reader of the URL would disagree on
+/// where it ends (a password with `?` would make its tail look like query parameters).
+pub(crate) fn split_url(url: &str) -> Result<(&str, Option<&str>, &str), StoreError> {
+    let scheme = ["postgres://", "postgresql://"]
+        .into_iter()
+        .find(|p| url.starts_with(p))
+        .ok_or_else(|| backend("the database URL must start with postgres:// or postgresql://"))?;
+    let after = &url[scheme.len()..];
+    match after.split_once('@') {
+        Some((userinfo, rest)) => {
+            if userinfo.contains(['/', '?', '#']) {
+                return Err(backend(
+                    "the database URL's user or password holds '/', '?', '#' or '@': \
+                     percent-encode it (%2F, %3F, %23, %40)",
+                ));
+            }
+            Ok((scheme, Some(userinfo), rest))
+        }
+        None => Ok((scheme, None, after)),
+    }
 }
 
 fn backend(msg: impl std::fmt::Display) -> StoreError {
@@ -499,7 +531,9 @@ fn password_from_file(config: &Config) -> Result<Option<Zeroizing<String>>, Stor
 }
 
 /// The password of the first line of a `.pgpass` text matching `want` (host, port, database,
-/// user).
+/// user), as libpq reads the file: fields separated by unescaped `:`, `\` escapes the next
+/// character, a field that is exactly an unescaped `*` matches anything, the password ends at
+/// the next unescaped `:` (or the line's end).
 fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<Zeroizing<String>> {
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -512,28 +546,55 @@ fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<Zeroizing<String>> {
         let matches = fields[..4]
             .iter()
             .zip(want)
-            .all(|(f, w)| f.as_str() == "*" || f.as_str() == w);
+            .all(|(f, w)| f.wildcard || f.text.as_str() == w);
         if matches {
-            return Some(Zeroizing::new(fields[4].as_str().to_owned()));
+            return Some(Zeroizing::new(fields[4].text.as_str().to_owned()));
         }
     }
     None
 }
 
-/// A `.pgpass` line's fields: `:` separates, `\` escapes; the fifth field takes the rest.
-fn split_pgpass(line: &str) -> Vec<Zeroizing<String>> {
-    let mut fields = vec![Zeroizing::new(String::new())];
+/// One field of a `.pgpass` line.
+struct PgpassField {
+    /// The field with its escapes resolved.
+    text: Zeroizing<String>,
+    /// The field was exactly an unescaped `*`.
+    wildcard: bool,
+}
+
+/// A `.pgpass` line's fields (at most 5; anything after the password's end is ignored).
+fn split_pgpass(line: &str) -> Vec<PgpassField> {
+    let mut fields = Vec::with_capacity(5);
+    let mut text = Zeroizing::new(String::new());
+    let mut escaped_any = false;
     let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        let last = fields.len() - 1;
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    fields[last].push(n);
+    loop {
+        match chars.next() {
+            Some('\\') => match chars.next() {
+                Some(n) => {
+                    text.push(n);
+                    escaped_any = true;
                 }
+                None => text.push('\\'),
+            },
+            Some(':') if fields.len() < 4 => {
+                let wildcard = !escaped_any && text.as_str() == "*";
+                fields.push(PgpassField {
+                    text: std::mem::take(&mut text),
+                    wildcard,
+                });
+                escaped_any = false;
             }
-            ':' if fields.len() < 5 => fields.push(Zeroizing::new(String::new())),
-            c => fields[last].push(c),
+            // The line's end, or the unescaped ':' that ends the password.
+            Some(':') | None => {
+                let wildcard = !escaped_any && text.as_str() == "*";
+                fields.push(PgpassField {
+                    text: std::mem::take(&mut text),
+                    wildcard,
+                });
+                break;
+            }
+            Some(c) => text.push(c),
         }
     }
     fields
@@ -548,11 +609,23 @@ mod tests {
         let text = "# comment\n\
                     db.example:5432:other:alice:nope\n\
                     db.example:*:clinic:alice:pa\\:ss\\\\w:rd\n\
+                    \\*:*:*:*:escaped-star-is-literal\n\
                     *:*:*:*:fallback\n";
         let got = |w| pgpass_lookup(text, w).map(|p| p.as_str().to_owned());
+        // The password ends at the next unescaped ':' (libpq).
         assert_eq!(
             got(["db.example", "5432", "clinic", "alice"]).as_deref(),
-            Some("pa:ss\\w:rd")
+            Some("pa:ss\\w")
+        );
+        assert_eq!(
+            got(["*", "1", "d", "u"]).as_deref(),
+            Some("escaped-star-is-literal")
+        );
+        assert_eq!(
+            pgpass_lookup("h:1:d:u:ends-in\\", ["h", "1", "d", "u"])
+                .map(|p| p.as_str().to_owned())
+                .as_deref(),
+            Some("ends-in\\")
         );
         assert_eq!(
             got(["db.example", "5432", "other", "alice"]).as_deref(),
@@ -586,6 +659,11 @@ mod tests {
             "postgres://u:hunter22@h/db?pool_size=0",
             "postgres://u:hunter22@h/db?pool_size=%zz",
             "postgres://u:hunter22@h/db?sslmode=%+1",
+            // Reserved characters unescaped in the password: refused, never a silent
+            // downgrade of the sslmode that follows.
+            "postgres://u:hunter22?x@h/db?sslmode=require",
+            "postgres://u:hunter22/x@h/db",
+            "host=h user=u password=hunter22 sslmode=require",
             "postgres://u:hunter22@h/db?nonsense=1",
         ] {
             let e = ConnectSpec::parse(bad).err().expect(bad).to_string();

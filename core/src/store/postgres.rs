@@ -136,13 +136,13 @@ pub fn display_location(location: &str) -> String {
     if !is_postgres_url(location) {
         return location.to_owned();
     }
-    match location.split_once("://") {
-        Some((scheme, rest)) => {
-            let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host}")
+    // Cut as the connection code cuts it: the user information ends at the first `@`.
+    match super::pg_connect::split_url(location) {
+        Ok((scheme, _, rest)) => {
+            let host = rest.split_once('?').map_or(rest, |(h, _)| h);
+            format!("{scheme}{host}")
         }
-        None => "postgres database".to_owned(),
+        Err(_) => "postgres database (the URL is not valid)".to_owned(),
     }
 }
 
@@ -425,6 +425,13 @@ enum LeaseError {
     Session(postgres::Error),
 }
 
+thread_local! {
+    /// Leases this thread holds now (of any store). A thread that holds one and asks for
+    /// another (a cache fill or a backup's pre-image read inside a transaction) gets a
+    /// connection beyond the pool's size rather than waiting for itself.
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// A connection borrowed from the pool; returned on drop unless it broke.
 struct Lease<'a> {
     store: &'a PgStore,
@@ -441,9 +448,15 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get().saturating_sub(1)));
         if let Ok(mut pool) = self.store.pool.lock() {
             match self.conn.take() {
-                Some(c) if !c.client.is_closed() => pool.idle.push(c),
+                // A connection beyond the pool's size (a nested lease) is closed on return.
+                Some(c)
+                    if !c.client.is_closed() && pool.open <= self.store.opts.max_connections =>
+                {
+                    pool.idle.push(c)
+                }
                 _ => pool.open = pool.open.saturating_sub(1),
             }
             self.store.freed.notify_one();
@@ -564,7 +577,7 @@ impl PgStore {
             if let Some(c) = pool.idle.pop() {
                 break Some(c);
             }
-            if pool.open < self.opts.max_connections {
+            if pool.open < self.opts.max_connections || HELD.with(std::cell::Cell::get) > 0 {
                 pool.open += 1;
                 break None;
             }
@@ -585,6 +598,7 @@ impl PgStore {
             },
         };
         let set = conn.set_async(async_commit);
+        HELD.with(|h| h.set(h.get() + 1));
         let mut lease = Lease {
             store: self,
             conn: Some(conn),
@@ -1112,6 +1126,15 @@ mod tests {
             display_location("postgres://h/db?password=secret"),
             "postgres://h/db"
         );
+        // A password holding reserved characters unescaped: nothing of it is shown.
+        for url in [
+            "postgres://u:pa?ss@h/db?sslmode=require",
+            "postgres://u:pa/ss@h/db",
+            "postgres://u:pa#ss@h/db",
+        ] {
+            let shown = display_location(url);
+            assert!(!shown.contains("pa") && !shown.contains("u:"), "{shown}");
+        }
     }
 
     #[test]
