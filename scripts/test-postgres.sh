@@ -21,17 +21,19 @@ trap cleanup EXIT
 if [ -z "$PGBIN" ] || ! id postgres >/dev/null 2>&1; then
   echo "*** SKIPPED: no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) or no 'postgres' user:"
   echo "*** the PostgreSQL store is NOT tested. Install the postgresql package to test it. ***"
-  cargo test -p phivault --features postgres --test postgres_store --test postgres_tls \
+  cargo test --workspace --test postgres_store --test postgres_tls \
     --test postgres_restart
 else
   pg_cluster_start "$PORT" "$TMP"
+  # `--workspace` (as test-pkcs11.sh): the feature set `cargo test --workspace` just built
+  # (phivault gets `postgres` from the CLI, C and Python crates), so nothing is rebuilt.
   # The tests are #[ignore]d for runs without a server; here they run.
-  cargo test -p phivault --features postgres --test postgres_store -- --include-ignored \
+  cargo test --workspace --test postgres_store -- --include-ignored \
     --skip throughput_postgres_vs_sled --skip child_process
-  cargo test -p phivault --features postgres --test postgres_tls -- --include-ignored \
+  cargo test --workspace --test postgres_tls -- --include-ignored \
     --skip pgpass_child
   # Last and alone: it restarts the server.
-  cargo test -p phivault --features postgres --test postgres_restart -- --include-ignored
+  cargo test --workspace --test postgres_restart -- --include-ignored
   if [ "${PV_BENCH:-0}" = 1 ]; then
     cargo test --release -p phivault --features postgres --test postgres_store -- \
       --ignored --exact throughput_postgres_vs_sled --nocapture
