@@ -334,6 +334,10 @@ pub enum StoreError {
     /// Data in the store is not what phivault wrote.
     #[error("store data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// The store is read-only here (a job snapshot in a worker process); the message says
+    /// what needs a writable store.
+    #[error("{0}")]
+    ReadOnly(&'static str),
 }
 
 /// `Result` with [`Error`].

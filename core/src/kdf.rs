@@ -39,6 +39,7 @@ pub(crate) mod label {
     pub const SUBJECT_ID: &[u8] = b"phivault v1 subject id";
     pub const KEY_FILE_ROOT: &[u8] = b"phivault v1 key-file root";
     pub const STORE_ANCHOR: &[u8] = b"phivault v1 store anchor";
+    pub const JOB_SNAPSHOT: &[u8] = b"phivault v1 job snapshot";
 }
 
 struct Len(usize);

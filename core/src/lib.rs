@@ -66,6 +66,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod integrity;
+pub mod jobs;
 mod kdf;
 pub mod keyring;
 mod keys;

@@ -267,6 +267,8 @@ impl Vault {
                 "the active version cannot be destroyed; rotate first",
             ));
         }
+        // A job snapshot holds the version's wrapped key: gone first.
+        self.revoke_jobs()?;
         if !force && let Some(field) = self.field_pinning(keyring, |v| v == version)? {
             return Err(Error::KeyPinnedByField {
                 keyring: keyring.to_owned(),

@@ -346,6 +346,45 @@ impl<'v> Session<'v> {
             .tokenize(&self.vault.parallel, field, &refs, None)
     }
 
+    /// [`Session::tokenize_many`] with an outcome per value, for pipelines that null out bad
+    /// rows instead of failing the batch: one policy decision and audit entry for the batch;
+    /// an invalid value fails its own row (its error names the reason, never the value); the
+    /// batch fails as a whole for what concerns every row (policy, field, keys, store).
+    pub fn tokenize_rows<S: AsRef<str>>(
+        &self,
+        field: &str,
+        values: &[S],
+    ) -> Result<Vec<Result<String>>> {
+        self.allow(
+            Action::Tokenize,
+            Resource::Field(field),
+            target(field, None, values.len()),
+        )?;
+        let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+        self.vault
+            .tokens
+            .tokenize_rows(&self.vault.parallel, field, &refs, None)
+    }
+
+    /// [`Session::detokenize_many`] with an outcome per token: an unknown, malformed or
+    /// forged token fails its own row with [`Error::InvalidToken`](crate::Error::InvalidToken).
+    pub fn detokenize_rows<S: AsRef<str>>(
+        &self,
+        field: &str,
+        tokens: &[S],
+        view: View,
+    ) -> Result<Vec<Result<Zeroizing<String>>>> {
+        self.allow(
+            detok_action(view),
+            Resource::Field(field),
+            target(field, None, tokens.len()),
+        )?;
+        let refs: Vec<&str> = tokens.iter().map(AsRef::as_ref).collect();
+        self.vault
+            .tokens
+            .detokenize_rows(&self.vault.parallel, field, &refs, view, None)
+    }
+
     /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
     /// vaulted tokens give [`Error::InvalidToken`](crate::Error::InvalidToken); pseudonyms cannot be detokenized.
     pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {

@@ -448,7 +448,7 @@ impl Vault {
         Ok(())
     }
 
-    fn assemble(
+    pub(crate) fn assemble(
         store: Box<dyn Store>,
         backend: Backend,
         header: &VaultHeader,
@@ -643,6 +643,8 @@ impl Vault {
     /// leaves an erasure record ([`Vault::erasures`]). Returns whether the subject had a key.
     pub fn forget_subject(&self, subject: &str) -> Result<bool> {
         let id = self.keys.subject_key_id(subject)?;
+        // A job snapshot holds the subject's wrapped key: gone first.
+        self.revoke_jobs()?;
         self.audit.admin(
             Action::ForgetSubject,
             "subject",

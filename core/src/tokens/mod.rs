@@ -339,12 +339,46 @@ impl Tokens {
         values: &[&str],
         subject: Option<&str>,
     ) -> Result<Vec<String>> {
-        let f = self.field(field)?;
+        // Every value is checked before any key is made (a subject key is a write).
         for v in values {
             check_value(v)?;
         }
+        self.tokenize_rows(par, field, values, subject)?
+            .into_iter()
+            .collect()
+    }
+
+    /// [`Tokens::tokenize`] with an outcome per value: an invalid value fails its own row
+    /// (`Ok` of a row error); the batch fails as a whole only for what concerns every row
+    /// (unknown field, keys, store).
+    pub(crate) fn tokenize_rows(
+        &self,
+        par: &Parallel,
+        field: &str,
+        values: &[&str],
+        subject: Option<&str>,
+    ) -> Result<Vec<Result<String>>> {
+        let f = self.field(field)?;
         if f.spec.kind == TokenKind::Vaulted {
-            return self.vaulted_tokenize(par, &f, values, subject);
+            let good: Vec<&str> = values
+                .iter()
+                .copied()
+                .filter(|v| check_value(v).is_ok())
+                .collect();
+            let mut made = if good.is_empty() {
+                Vec::new()
+            } else {
+                self.vaulted_tokenize(par, &f, &good, subject)?
+            }
+            .into_iter();
+            return Ok(values
+                .iter()
+                .map(|v| {
+                    check_value(v)?;
+                    made.next()
+                        .ok_or(Error::Crypto("vaulted batch returned too few tokens"))
+                })
+                .collect());
         }
         let keys = self.field_keys_for_write(&f, subject)?;
         match f.spec.kind {
@@ -352,7 +386,8 @@ impl Tokens {
             TokenKind::Ff1 => {
                 let ff = keys.ff1()?;
                 par.map(values, |v| {
-                    ff.tokenize(&f.alphabet, f.spec.name.as_bytes(), v)
+                    Ok(check_value(v)
+                        .and_then(|()| ff.tokenize(&f.alphabet, f.spec.name.as_bytes(), v)))
                 })
             }
             // Pseudonyms and date shifts cost well under a microsecond each: handing them to
@@ -362,16 +397,19 @@ impl Tokens {
                 let mac = keys.mac(b"pseudonym")?;
                 Ok(values
                     .iter()
-                    .map(|v| pseudonym::pseudonym(&mac, v))
+                    .map(|v| check_value(v).map(|()| pseudonym::pseudonym(&mac, v)))
                     .collect())
             }
             TokenKind::DateShift => {
                 let mac = keys.mac(b"date-shift")?;
                 let off = dateshift::offset(&mac, &f.spec.name, f.spec.window_days);
-                values
+                Ok(values
                     .iter()
-                    .map(|v| dateshift::format(dateshift::parse(v)? + off))
-                    .collect()
+                    .map(|v| {
+                        check_value(v)?;
+                        dateshift::format(dateshift::parse(v)? + off)
+                    })
+                    .collect())
             }
         }
     }
@@ -384,14 +422,45 @@ impl Tokens {
         view: View,
         subject: Option<&str>,
     ) -> Result<Vec<Zeroizing<String>>> {
+        self.detokenize_rows(par, field, tokens, view, subject)?
+            .into_iter()
+            .collect()
+    }
+
+    /// [`Tokens::detokenize`] with an outcome per token: a malformed, unknown or forged
+    /// token fails its own row ([`Error::InvalidToken`]); damage in the store, keys and the
+    /// field fail the batch.
+    pub(crate) fn detokenize_rows(
+        &self,
+        par: &Parallel,
+        field: &str,
+        tokens: &[&str],
+        view: View,
+        subject: Option<&str>,
+    ) -> Result<Vec<Result<Zeroizing<String>>>> {
         let f = self.field(field)?;
-        for t in tokens {
-            if t.is_empty() || t.len() > MAX_VALUE_LEN {
-                return Err(invalid_token(&f));
+        let well_formed = |t: &str| !t.is_empty() && t.len() <= MAX_VALUE_LEN;
+        let values: Vec<Result<Zeroizing<String>>> = match f.spec.kind {
+            TokenKind::Vaulted => {
+                let good: Vec<&str> = tokens.iter().copied().filter(|t| well_formed(t)).collect();
+                let mut found = if good.is_empty() {
+                    Vec::new()
+                } else {
+                    self.vaulted_detokenize(par, &f, &good)?
+                }
+                .into_iter();
+                tokens
+                    .iter()
+                    .map(|t| {
+                        if !well_formed(t) {
+                            return Err(invalid_token(&f));
+                        }
+                        found
+                            .next()
+                            .unwrap_or(Err(Error::Crypto("vaulted batch returned too few values")))
+                    })
+                    .collect()
             }
-        }
-        let values: Vec<Zeroizing<String>> = match f.spec.kind {
-            TokenKind::Vaulted => self.vaulted_detokenize(par, &f, tokens)?,
             TokenKind::Pseudonym => {
                 return Err(Error::invalid(
                     "field",
@@ -402,9 +471,13 @@ impl Tokens {
                 let keys = self.field_keys_for_read(&f, subject)?;
                 let ff = keys.ff1()?;
                 par.map(tokens, |t| {
-                    ff.detokenize(&f.alphabet, f.spec.name.as_bytes(), t)
+                    if !well_formed(t) {
+                        return Ok(Err(invalid_token(&f)));
+                    }
+                    Ok(ff
+                        .detokenize(&f.alphabet, f.spec.name.as_bytes(), t)
                         .map(Zeroizing::new)
-                        .map_err(|_| invalid_token(&f))
+                        .map_err(|_| invalid_token(&f)))
                 })?
             }
             TokenKind::DateShift => {
@@ -417,14 +490,16 @@ impl Tokens {
                         let d = dateshift::parse(t).map_err(|_| invalid_token(&f))?;
                         dateshift::format(d - off).map(Zeroizing::new)
                     })
-                    .collect::<Result<_>>()?
+                    .collect()
             }
         };
         Ok(values
             .into_iter()
-            .map(|v| match view {
-                View::Plaintext => v,
-                other => Zeroizing::new(mask::apply(&f.spec, &f.alphabet, &v, other)),
+            .map(|r| {
+                r.map(|v| match view {
+                    View::Plaintext => v,
+                    other => Zeroizing::new(mask::apply(&f.spec, &f.alphabet, &v, other)),
+                })
             })
             .collect())
     }

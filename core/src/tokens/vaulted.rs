@@ -292,7 +292,7 @@ impl Tokens {
         par: &Parallel,
         f: &Field,
         tokens: &[&str],
-    ) -> Result<Vec<Zeroizing<String>>> {
+    ) -> Result<Vec<Result<Zeroizing<String>>>> {
         let field = f.spec.name.as_str();
         let keys = par.map(tokens, |&token| Ok(self.token_key(field, token)))?;
         let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
@@ -300,7 +300,10 @@ impl Tokens {
         let pairs: Vec<(&str, Option<Vec<u8>>)> = tokens.iter().copied().zip(found).collect();
         par.map(&pairs, |(token, stored)| {
             let token = *token;
-            let stored = stored.as_deref().ok_or_else(|| invalid_token(f))?;
+            // An unknown token fails its own row; damage below fails the batch.
+            let Some(stored) = stored.as_deref() else {
+                return Ok(Err(invalid_token(f)));
+            };
             let env = crate::stored::envelope_of(stored, "vaulted token").map_err(|_| {
                 Error::CorruptMetadata {
                     what: "vaulted token",
@@ -309,7 +312,7 @@ impl Tokens {
             let env = envelope::Envelope::parse(env)?;
             let plain = self.keys.open(&env, &token_context(field, token))?;
             String::from_utf8(plain.to_vec())
-                .map(Zeroizing::new)
+                .map(|v| Ok(Zeroizing::new(v)))
                 .map_err(|_| Error::CorruptMetadata {
                     what: "vaulted token",
                 })

@@ -1,0 +1,731 @@
+//! Jobs: the keys of a directory vault's stateless token kinds, opened by many worker
+//! processes at once (Dask, Spark, `multiprocessing`) while one process holds the vault.
+//!
+//! sled admits one process. For a job, the owner process writes a *job snapshot*
+//! (`<vault>/jobs/<id>.job`, [`Vault::begin_job`]): the entries of the vault's metadata,
+//! keyrings, field definitions, subject keys and erasure records — what FF1 tokens,
+//! pseudonyms, date shifts and envelope encryption read — sealed with AES-256-GCM under a key
+//! derived from the vault master key, bound to the vault id and the job id, together with the
+//! job's caller and its expiry. Records, vaulted tokens and the consistent-token index are not
+//! in it.
+//!
+//! A worker opens it with the vault's root key ([`JobVault::open`]): the same key source as
+//! the owner, so a worker without the root key gets [`Error::WrongRootKey`] or its key
+//! source's error, and the snapshot alone opens nothing. The worker's vault runs over a
+//! read-only in-memory copy: every data call goes through the same session, policy decision
+//! and audit code as the owner's, as the caller sealed in the snapshot (never one the worker
+//! names). A call that would write — a vaulted or consistent token, a new subject key, a
+//! record — is refused with [`StoreError::ReadOnly`]: those need the owner process, or the
+//! PostgreSQL store, which any number of processes share.
+//!
+//! Audit: a worker's entries chain after the audit head of the snapshot, and each of its audit
+//! flushes appends the block to a spool file `<vault>/jobs/<id>/<pid>-<random>.spool`,
+//! synced before the call returns (fail closed: a worker that cannot write its spool refuses
+//! the call). The owner verifies every spool's chain and appends its entries to the vault's
+//! own log ([`Vault::merge_job_audit`], [`Vault::end_job`]); a torn last record (a worker
+//! killed mid-write) is reported, never merged. Formats: docs/FORMAT.md §6.13.
+//!
+//! Crypto-shredding: a snapshot holds wrapped keys. [`Vault::forget_subject`] and key
+//! destruction delete every job snapshot of the vault first (running workers keep what they
+//! loaded until they exit), and [`Vault::end_job`] deletes the job's.
+
+use crate::audit::{self, AuditEntry};
+use crate::backend::Backend;
+use crate::envelope::{unwrap_with, wrap_with};
+use crate::error::StoreError;
+use crate::kdf::{self, label};
+use crate::keys::header::{HEADER_FILE, HeaderSlot, VaultHeader};
+use crate::policy::Caller;
+use crate::root::RootKeySource;
+use crate::session::Session;
+use crate::store::{CasItem, Entry, MemoryStore, Space, Store, Update, WriteOp};
+use crate::vault::{Vault, VaultOptions};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The folder of a directory vault that holds job snapshots and spools.
+pub const JOBS_DIR: &str = "jobs";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"PVJ1";
+const SPOOL_MAGIC: &[u8; 4] = b"PVS1";
+/// Longest accepted snapshot file (a vault with millions of subjects stays well below).
+const MAX_SNAPSHOT_BYTES: u64 = 1 << 32;
+/// The spaces a job snapshot copies: what the stateless kinds and envelopes read.
+const SNAPSHOT_SPACES: [Space; 5] = [
+    Space::Erasure,
+    Space::Meta,
+    Space::Keyring,
+    Space::Field,
+    Space::Subject,
+];
+
+/// A job's id: 16 random bytes, shown as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobId([u8; 16]);
+
+impl JobId {
+    /// Parses 32 hex digits (nothing else: the id names files).
+    pub fn parse(s: &str) -> Result<JobId> {
+        let bad = || Error::invalid("job id", "must be 32 hex digits");
+        if s.len() != 32 {
+            return Err(bad());
+        }
+        let raw = hex::decode(s).map_err(|_| bad())?;
+        Ok(JobId(raw.try_into().map_err(|_| bad())?))
+    }
+
+    fn random() -> Result<JobId> {
+        let mut id = [0u8; 16];
+        crate::random::fill_random(&mut id)?;
+        Ok(JobId(id))
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JobId({self})")
+    }
+}
+
+/// A job begun by [`Vault::begin_job`]: what a worker needs besides the root key.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The job's id (names its snapshot file).
+    pub id: JobId,
+    /// The vault directory.
+    pub dir: PathBuf,
+    /// Seconds since the Unix epoch after which workers refuse the snapshot.
+    pub expires_unix: u64,
+}
+
+/// What [`Vault::merge_job_audit`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Spool files read.
+    pub spools: usize,
+    /// Audit entries appended to the vault's log.
+    pub entries: usize,
+    /// Spool files whose last record was torn (a worker stopped while writing it): the torn
+    /// record is not merged.
+    pub torn: usize,
+}
+
+/// The sealed contents of a snapshot file.
+#[derive(Serialize, Deserialize)]
+struct Body {
+    created_unix: u64,
+    expires_unix: u64,
+    principal: String,
+    purpose: String,
+    owner: bool,
+    entries: Vec<(u8, Vec<u8>, Vec<u8>)>,
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for (_, k, v) in &mut self.entries {
+            k.zeroize();
+            v.zeroize();
+        }
+    }
+}
+
+fn space_code(s: Space) -> u8 {
+    match s {
+        Space::Erasure => 0,
+        Space::Meta => 1,
+        Space::Keyring => 2,
+        Space::Field => 3,
+        Space::Subject => 4,
+        _ => 255,
+    }
+}
+
+fn space_of(code: u8) -> Result<Space> {
+    Ok(match code {
+        0 => Space::Erasure,
+        1 => Space::Meta,
+        2 => Space::Keyring,
+        3 => Space::Field,
+        4 => Space::Subject,
+        _ => {
+            return Err(Error::CorruptMetadata {
+                what: "job snapshot",
+            });
+        }
+    })
+}
+
+fn seal_key(vmk: &crate::secret::Key32) -> Result<Box<dyn crate::backend::AeadKey>> {
+    Backend::Ring.aes256gcm(&kdf::expand_key(vmk, &[label::JOB_SNAPSHOT])?)
+}
+
+fn aad(vault_id: &[u8; 16], id: &JobId) -> Vec<u8> {
+    let mut a = Vec::with_capacity(36);
+    a.extend_from_slice(SNAPSHOT_MAGIC);
+    a.extend_from_slice(vault_id);
+    a.extend_from_slice(&id.0);
+    a
+}
+
+fn jobs_dir(dir: &Path) -> PathBuf {
+    dir.join(JOBS_DIR)
+}
+
+fn snapshot_path(dir: &Path, id: &JobId) -> PathBuf {
+    jobs_dir(dir).join(format!("{id}.job"))
+}
+
+fn spool_dir(dir: &Path, id: &JobId) -> PathBuf {
+    jobs_dir(dir).join(id.to_string())
+}
+
+fn make_private_dir(d: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(d)
+        .map_err(|e| Error::io(format!("creating {}", d.display()), e))
+}
+
+fn now_unix() -> u64 {
+    crate::keyring::now_unix()
+}
+
+impl Vault {
+    /// The vault directory, or the error of a vault that has none (a PostgreSQL vault needs
+    /// no job snapshot: every process opens it).
+    fn job_dir(&self) -> Result<&Path> {
+        self.path().ok_or(Error::InvalidInput {
+            what: "job",
+            why: "job snapshots are for directory vaults; open a PostgreSQL vault in each worker",
+        })
+    }
+
+    /// Begins a job: writes a snapshot of the keys the stateless kinds need, sealed under the
+    /// vault master key, that workers open with [`JobVault::open`] while this process keeps
+    /// the vault. Workers act as `caller` (break-the-glass callers are refused: an emergency
+    /// override is one person's call, not a batch job's). Logged as an administration entry.
+    pub fn begin_job(&self, caller: &Caller, ttl: Duration) -> Result<Job> {
+        let dir = self.job_dir()?.to_path_buf();
+        if caller.break_glass.is_some() {
+            return Err(Error::invalid(
+                "caller",
+                "a job cannot act with break-the-glass",
+            ));
+        }
+        if ttl.is_zero() || ttl > Duration::from_secs(366 * 86_400) {
+            return Err(Error::invalid("ttl", "must be 1 second to 366 days"));
+        }
+        let id = JobId::random()?;
+        let created = now_unix();
+        let expires = created.saturating_add(ttl.as_secs().max(1));
+        self.audit.admin(
+            crate::audit::Action::Admin,
+            "job",
+            Some(id.to_string()),
+            format!(
+                "begin job for principal {:?} purpose {:?}, expires {expires}",
+                caller.principal, caller.purpose
+            ),
+        )?;
+        // The snapshot's audit head is the one just written: workers chain after it.
+        self.audit.flush()?;
+        let mut entries = Vec::new();
+        for space in SNAPSHOT_SPACES {
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let page = self.store.scan(space, &[], after.as_deref(), 1024)?;
+                let full = page.len() == 1024;
+                after = page.last().map(|(k, _)| k.clone());
+                for (k, v) in page {
+                    entries.push((space_code(space), k, v));
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        let body = Body {
+            created_unix: created,
+            expires_unix: expires,
+            principal: caller.principal.clone(),
+            purpose: caller.purpose.clone(),
+            owner: caller.is_owner(),
+            entries,
+        };
+        let plain = zeroize::Zeroizing::new(
+            postcard::to_allocvec(&body).map_err(|_| Error::Crypto("job snapshot encoding"))?,
+        );
+        let sealed = self.keys.with_vmk(|vmk| {
+            wrap_with(
+                seal_key(vmk)?.as_ref(),
+                &aad(self.keys.vault_id(), &id),
+                &plain,
+            )
+        })?;
+        let mut file = Vec::with_capacity(20 + sealed.len());
+        file.extend_from_slice(SNAPSHOT_MAGIC);
+        file.extend_from_slice(&id.0);
+        file.extend_from_slice(&sealed);
+        make_private_dir(&jobs_dir(&dir))?;
+        crate::outfile::write_file_atomic(&snapshot_path(&dir, &id), &file)?;
+        Ok(Job {
+            id,
+            dir,
+            expires_unix: expires,
+        })
+    }
+
+    /// Verifies the spool files of job `id` and appends their entries to this vault's audit
+    /// log (then removes them). Safe to call while workers run: a spool is merged up to its
+    /// last complete record, and that prefix is cut off atomically.
+    pub fn merge_job_audit(&self, id: &JobId) -> Result<MergeReport> {
+        let dir = self.job_dir()?.to_path_buf();
+        let sdir = spool_dir(&dir, id);
+        let mut report = MergeReport::default();
+        let list = match std::fs::read_dir(&sdir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+            Err(e) => return Err(Error::io(format!("listing {}", sdir.display()), e)),
+        };
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for e in list {
+            let e = e.map_err(|e| Error::io(format!("listing {}", sdir.display()), e))?;
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) == Some("spool") {
+                paths.push(p);
+            }
+        }
+        paths.sort();
+        for p in paths {
+            let bytes =
+                std::fs::read(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+            let (entries, torn) = read_spool(self.audit.mac(), id, &bytes)?;
+            report.spools += 1;
+            report.torn += usize::from(torn);
+            report.entries += entries.len();
+            self.audit.append_entries(entries)?;
+            std::fs::remove_file(&p)
+                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+        }
+        if report.spools > 0 {
+            self.audit.admin(
+                crate::audit::Action::Admin,
+                "job",
+                Some(id.to_string()),
+                format!(
+                    "merged {} audit entries of {} worker spools ({} torn)",
+                    report.entries, report.spools, report.torn
+                ),
+            )?;
+        }
+        Ok(report)
+    }
+
+    /// Ends job `id`: deletes its snapshot (workers can no longer open it), then merges its
+    /// workers' audit entries ([`Vault::merge_job_audit`]).
+    pub fn end_job(&self, id: &JobId) -> Result<MergeReport> {
+        let dir = self.job_dir()?.to_path_buf();
+        let snap = snapshot_path(&dir, id);
+        match std::fs::remove_file(&snap) {
+            Ok(()) => crate::outfile::sync_dir(&jobs_dir(&dir))
+                .map_err(|e| Error::io(format!("syncing {}", jobs_dir(&dir).display()), e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", snap.display()), e)),
+        }
+        let report = self.merge_job_audit(id)?;
+        let sdir = spool_dir(&dir, id);
+        if let Err(e) = std::fs::remove_dir(&sdir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io(format!("removing {}", sdir.display()), e));
+        }
+        self.audit.admin(
+            crate::audit::Action::Admin,
+            "job",
+            Some(id.to_string()),
+            "end job".into(),
+        )?;
+        Ok(report)
+    }
+
+    /// Deletes every job snapshot of this vault (before a key is destroyed or a subject
+    /// forgotten: a snapshot holds wrapped keys). Spools stay for merging.
+    pub(crate) fn revoke_jobs(&self) -> Result<()> {
+        let Some(dir) = self.path() else {
+            return Ok(());
+        };
+        let jdir = jobs_dir(dir);
+        let list = match std::fs::read_dir(&jdir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("listing {}", jdir.display()), e)),
+        };
+        let mut removed = false;
+        for e in list {
+            let e = e.map_err(|e| Error::io(format!("listing {}", jdir.display()), e))?;
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) == Some("job") {
+                std::fs::remove_file(&p)
+                    .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            crate::outfile::sync_dir(&jdir)
+                .map_err(|e| Error::io(format!("syncing {}", jdir.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a spool file: its verified entries, and whether its last record was torn.
+fn read_spool(mac: &crate::kdf::Mac, id: &JobId, bytes: &[u8]) -> Result<(Vec<AuditEntry>, bool)> {
+    let bad = || Error::CorruptMetadata {
+        what: "job audit spool",
+    };
+    if bytes.len() < 4 + 16 + 8 + 32 || &bytes[..4] != SPOOL_MAGIC || bytes[4..20] != id.0 {
+        return Err(bad());
+    }
+    let mut seq = u64::from_be_bytes(bytes[20..28].try_into().map_err(|_| bad())?) + 1;
+    let mut prev: [u8; 32] = bytes[28..60].try_into().map_err(|_| bad())?;
+    let mut rest = &bytes[60..];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let Some(len) = rest.get(..4) else {
+            return Ok((out, true));
+        };
+        let len = u32::from_be_bytes(len.try_into().map_err(|_| bad())?) as usize;
+        let Some(block) = rest.get(4..4 + len) else {
+            return Ok((out, true));
+        };
+        for raw in audit::split_value(block)? {
+            let d = audit::decode_entry(raw)?;
+            if d.entry.seq != seq || !d.chains_after(mac, &prev) {
+                return Err(Error::CorruptMetadata {
+                    what: "job audit spool: an entry does not chain",
+                });
+            }
+            prev = d.mac;
+            seq += 1;
+            out.push(d.entry);
+        }
+        rest = &rest[4 + len..];
+    }
+    Ok((out, false))
+}
+
+/// The worker's store: a read-only copy of the snapshot's entries, whose audit appends go to
+/// a spool file.
+struct JobStore {
+    mem: MemoryStore,
+    spool_dir: PathBuf,
+    id: JobId,
+    spool: Mutex<Option<std::fs::File>>,
+}
+
+fn read_only() -> StoreError {
+    StoreError::ReadOnly(
+        "a job snapshot is read-only: vaulted and consistent tokens, new subjects and records \
+         need the vault's own process or the PostgreSQL store",
+    )
+}
+
+impl JobStore {
+    /// Appends `block` (an audit block chained after `start`) to this process's spool,
+    /// creating it (with its header) on first use; synced before it returns.
+    fn spool(&self, start: Option<&[u8]>, block: &[u8]) -> Result<(), StoreError> {
+        let mut g = self
+            .spool
+            .lock()
+            .map_err(|_| StoreError::Backend("spool lock poisoned".into()))?;
+        if g.is_none() {
+            let (seq, mac) = match start {
+                None => (0, [0u8; 32]),
+                Some(h) => audit::decode_head(h).map_err(|_| StoreError::Corrupt("audit head"))?,
+            };
+            std::fs::create_dir_all(&self.spool_dir)?;
+            let mut rnd = [0u8; 8];
+            crate::random::fill_random(&mut rnd)
+                .map_err(|_| StoreError::Backend("no randomness".into()))?;
+            let path =
+                self.spool_dir
+                    .join(format!("{}-{}.spool", std::process::id(), hex::encode(rnd)));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.append(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&path)?;
+            let mut head = Vec::with_capacity(60);
+            head.extend_from_slice(SPOOL_MAGIC);
+            head.extend_from_slice(&self.id.0);
+            head.extend_from_slice(&seq.to_be_bytes());
+            head.extend_from_slice(&mac);
+            f.write_all(&head)?;
+            f.sync_all()?;
+            crate::outfile::sync_dir(&self.spool_dir)?;
+            *g = Some(f);
+        }
+        let f = g.as_mut().ok_or_else(read_only)?;
+        let len = u32::try_from(block.len()).map_err(|_| StoreError::Corrupt("audit block"))?;
+        let mut rec = Vec::with_capacity(4 + block.len());
+        rec.extend_from_slice(&len.to_be_bytes());
+        rec.extend_from_slice(block);
+        f.write_all(&rec)?;
+        f.sync_data()?;
+        Ok(())
+    }
+}
+
+impl Store for JobStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.mem.get(space, key)
+    }
+    fn write(&self, _ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        Err(read_only())
+    }
+    fn compare_and_swap(
+        &self,
+        _space: Space,
+        _key: &[u8],
+        _expected: Option<&[u8]>,
+        _new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        Err(read_only())
+    }
+    fn write_unsynced(&self, _ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        Err(read_only())
+    }
+    fn compare_and_swap_unsynced(
+        &self,
+        _space: Space,
+        _key: &[u8],
+        _expected: Option<&[u8]>,
+        _new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        Err(read_only())
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn compare_and_swap_many(
+        &self,
+        _space: Space,
+        _items: Vec<CasItem>,
+    ) -> Result<usize, StoreError> {
+        Err(read_only())
+    }
+    fn insert_absent_many_unsynced(
+        &self,
+        _space: Space,
+        _items: &[(&[u8], &[u8])],
+    ) -> Result<Vec<bool>, StoreError> {
+        Err(read_only())
+    }
+    fn scan(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.mem.scan(space, prefix, after, limit)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn write_unsynced_if(
+        &self,
+        _space: Space,
+        _key: &[u8],
+        _expected: Option<&[u8]>,
+        _ops: Vec<WriteOp>,
+    ) -> Result<bool, StoreError> {
+        Err(read_only())
+    }
+    fn update_unsynced(
+        &self,
+        space: Space,
+        key: &[u8],
+        f: &mut Update<'_>,
+    ) -> Result<(), StoreError> {
+        // Only the audit log's append (a block and the new head) is let through, to the spool.
+        if space != Space::Meta || key != audit::HEAD_KEY {
+            return Err(read_only());
+        }
+        let current = self.mem.get(space, key)?;
+        let ops = f(current.as_deref())?;
+        let mut block = None;
+        for op in &ops {
+            match op {
+                WriteOp::Put {
+                    space: Space::Audit,
+                    value,
+                    ..
+                } if block.is_none() => block = Some(value.as_slice()),
+                WriteOp::Put {
+                    space: Space::Meta,
+                    key: k,
+                    ..
+                } if k == audit::HEAD_KEY => {}
+                _ => return Err(read_only()),
+            }
+        }
+        if let Some(b) = block {
+            self.spool(current.as_deref(), b)?;
+        }
+        self.mem.write(ops)
+    }
+}
+
+/// A job's vault in a worker process (see the module documentation).
+pub struct JobVault {
+    vault: Vault,
+    caller: Caller,
+    expires_unix: u64,
+    id: JobId,
+}
+
+impl std::fmt::Debug for JobVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobVault")
+            .field("job", &self.id)
+            .field("principal", &self.caller.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobVault {
+    /// Opens job `id` of the directory vault at `dir` with the vault's root key. Fails with
+    /// [`Error::WrongRootKey`] for another key, [`Error::InvalidInput`] (`job`) when the job
+    /// has ended or expired, and "authentication failed" for a snapshot that is not this
+    /// vault's or was changed.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        id: &JobId,
+        root: &dyn RootKeySource,
+        opts: VaultOptions,
+    ) -> Result<JobVault> {
+        let dir = dir.as_ref();
+        let header_path = dir.join(HEADER_FILE);
+        let hbytes = std::fs::read(&header_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::VaultNotFound {
+                path: dir.to_path_buf(),
+            },
+            _ => Error::io(format!("reading {}", header_path.display()), e),
+        })?;
+        let header = VaultHeader::decode(&hbytes)?;
+        let vmk = header.unlock(root)?;
+        let path = snapshot_path(dir, id);
+        let ended = || Error::InvalidInput {
+            what: "job",
+            why: "this job has ended or was revoked (its snapshot is gone): begin a new one",
+        };
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ended()),
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+            .len();
+        if len > MAX_SNAPSHOT_BYTES {
+            return Err(Error::CorruptMetadata {
+                what: "job snapshot",
+            });
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut &file, &mut bytes)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if bytes.len() < 20 || &bytes[..4] != SNAPSHOT_MAGIC || bytes[4..20] != id.0 {
+            return Err(Error::AuthenticationFailed);
+        }
+        let plain = unwrap_with(
+            seal_key(&vmk)?.as_ref(),
+            &aad(&header.vault_id, id),
+            &bytes[20..],
+        )?;
+        let body: Body = crate::codec::decode_exact(plain.expose(), "job snapshot")?;
+        if now_unix() >= body.expires_unix {
+            return Err(Error::InvalidInput {
+                what: "job",
+                why: "this job's snapshot has expired: begin a new one",
+            });
+        }
+        let mem = MemoryStore::new();
+        let mut ops = Vec::with_capacity(body.entries.len());
+        for (code, k, v) in &body.entries {
+            ops.push(WriteOp::Put {
+                space: space_of(*code)?,
+                key: k.clone(),
+                value: v.clone(),
+            });
+        }
+        mem.write(ops)?;
+        let store = JobStore {
+            mem,
+            spool_dir: spool_dir(dir, id),
+            id: *id,
+            spool: Mutex::new(None),
+        };
+        let mut vault = Vault::assemble(
+            Box::new(store),
+            opts.backend,
+            &header,
+            &vmk,
+            HeaderSlot::Store,
+        )?;
+        vault.set_threads(opts.threads)?;
+        let caller = if body.owner {
+            Caller::owner()
+        } else {
+            Caller::new(body.principal.clone(), body.purpose.clone())
+        };
+        Ok(JobVault {
+            vault,
+            caller,
+            expires_unix: body.expires_unix,
+            id: *id,
+        })
+    }
+
+    /// The session every call of the job goes through: the job's caller, its policy decision
+    /// and audit entries.
+    pub fn session(&self) -> Session<'_> {
+        self.vault.session(self.caller.clone())
+    }
+
+    /// The job's caller (sealed in the snapshot).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// When the snapshot expires (seconds since the Unix epoch).
+    pub fn expires_unix(&self) -> u64 {
+        self.expires_unix
+    }
+
+    /// Writes the audit entries still waiting for group commit to this worker's spool (do it
+    /// after every batch: the call's entries are then on disk before its data leaves).
+    pub fn flush(&self) -> Result<()> {
+        self.vault.audit_flush()
+    }
+
+    /// The vault under the job (read-only; for the field list and the like).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+}
