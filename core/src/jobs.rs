@@ -724,6 +724,11 @@ impl JobVault {
         self.vault.audit_flush()
     }
 
+    /// The vault and the caller, for bindings that hold them apart (the Python `Session`).
+    pub fn into_parts(self) -> (Vault, Caller) {
+        (self.vault, self.caller)
+    }
+
     /// The vault under the job (read-only; for the field list and the like).
     pub fn vault(&self) -> &Vault {
         &self.vault

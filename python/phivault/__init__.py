@@ -50,11 +50,14 @@ from phivault.exceptions import (
     VaultNotFound,
     WrongRootKey,
 )
-from phivault._phivault import DETACH_THRESHOLD, Session, Vault, __version__
+from phivault._phivault import DETACH_THRESHOLD, BatchReport, Session, Vault, __version__
+from phivault.handle import VaultHandle
 
 __all__ = [
     "Vault",
     "Session",
+    "BatchReport",
+    "VaultHandle",
     "DETACH_THRESHOLD",
     "__version__",
     "VaultError",

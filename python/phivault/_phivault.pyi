@@ -20,8 +20,32 @@ Data: TypeAlias = Union[bytes, bytearray, memoryview, str]
 #: An encryption context: a mapping ``{str: str}`` (insertion order matters) or ``(str, str)``
 #: pairs; ``None`` is the empty context.
 ContextArg: TypeAlias = Optional[Union[Mapping[str, str], Iterable[Tuple[str, str]]]]
-#: Any batch: list, tuple, iterable, numpy object array, pyarrow (chunked) array.
+#: Any batch: list, tuple, iterable, numpy object array, or an Arrow array / chunked array
+#: (any object with ``__arrow_c_array__`` / ``__arrow_c_stream__``: pyarrow, polars, arro3).
 Batch: TypeAlias = Iterable[Any]
+#: ``"raise"``: the first bad row raises (with ``.row``); ``"null"``: bad rows become null.
+Errors: TypeAlias = Literal["raise", "null"]
+
+class BatchReport:
+    """Which rows of a batch failed (filled by calls made with ``errors="null"``)."""
+
+    rows: int
+    failed: int
+    indexes: list[int]
+    reasons: list[str]
+    def __init__(self) -> None: ...
+
+def _open_job(
+    path: StrPath,
+    job_id: str,
+    *,
+    passphrase: Optional[str] = None,
+    key: Optional[bytes] = None,
+    key_file: Optional[StrPath] = None,
+    backend: str = "ring",
+    threads: int = 1,
+) -> Session:
+    """Open a directory vault's job snapshot in a worker (use ``VaultHandle.open``)."""
 View: TypeAlias = Literal["plaintext", "masked", "redacted"]
 _D = TypeVar("_D", str, datetime.date)
 StrPath: TypeAlias = Union[str, "os.PathLike[str]"]
@@ -291,16 +315,48 @@ class Vault:
 
         Raises UnknownField, SubjectRequired, InvalidInput."""
 
-    def tokenize_many(self, values: Batch, field: str) -> list[Optional[str]]:
-        """Tokenize a batch of one field (GIL released); ``None`` stays ``None``."""
+    def tokenize_many(
+        self, values: Batch, field: str, *, errors: Errors = "raise", report: Optional[BatchReport] = None
+    ) -> Any:
+        """Tokenize a batch of one field (GIL released). Arrow in: an Arrow array of the same
+        length and chunking out, nulls kept; otherwise a list, ``None`` staying ``None``."""
+
+    def pseudonym_many(
+        self, values: Batch, field: str = "pseudonym", *, errors: Errors = "raise",
+        report: Optional[BatchReport] = None
+    ) -> Any:
+        """One-way pseudonyms of a batch (``tokenize_many`` of a pseudonym field)."""
+
+    def handle(
+        self,
+        *,
+        key_file: Optional[StrPath] = None,
+        key_env: Optional[str] = None,
+        passphrase_env: Optional[str] = None,
+        principal: Optional[str] = None,
+        purpose: Optional[str] = None,
+        ttl_seconds: int = 86400,
+        threads: int = 1,
+    ) -> Any:
+        """A picklable ``phivault.VaultHandle`` that opens this vault in worker processes; it
+        carries no key material."""
+
+    def merge_job_audit(self, job_id: str) -> dict[str, int]:
+        """Merge the audit entries a job's workers spooled into this vault's log."""
+
+    def end_job(self, job_id: str) -> dict[str, int]:
+        """End a job (its snapshot is deleted) and merge its workers' audit entries."""
 
     def detokenize(
         self, token: str, field: str, *, subject: Optional[str] = None, view: View = "plaintext"
     ) -> str:
         """The value behind ``token``, shown as ``view``. Raises InvalidToken."""
 
-    def detokenize_many(self, tokens: Batch, field: str, *, view: View = "plaintext") -> list[Optional[str]]:
-        """Detokenize a batch of one field (GIL released); ``None`` stays ``None``."""
+    def detokenize_many(
+        self, tokens: Batch, field: str, *, view: View = "plaintext", errors: Errors = "raise",
+        report: Optional[BatchReport] = None
+    ) -> Any:
+        """Detokenize a batch of one field (GIL released): Arrow in, Arrow out, or a list."""
 
     def pseudonym(self, value: str, field: str = "pseudonym") -> str:
         """The one-way pseudonym (``psn_...``) of ``value``."""
@@ -385,8 +441,22 @@ class Session:
     def get(self, collection: str, id: str) -> Optional[bytes]: ...
     def delete(self, collection: str, id: str) -> bool: ...
     def tokenize(self, value: str, field: str, *, subject: Optional[str] = None) -> str: ...
-    def tokenize_many(self, values: Batch, field: str) -> list[Optional[str]]: ...
+    def tokenize_many(
+        self, values: Batch, field: str, *, errors: Errors = "raise", report: Optional[BatchReport] = None
+    ) -> Any: ...
+    def pseudonym_many(
+        self, values: Batch, field: str = "pseudonym", *, errors: Errors = "raise",
+        report: Optional[BatchReport] = None
+    ) -> Any: ...
+    def encrypt_many(
+        self, values: Batch, context: ContextArg = None, *, keyring: Optional[str] = None,
+        deterministic: bool = False, text: bool = False
+    ) -> Any: ...
+    def decrypt_many(self, envelopes: Batch, context: ContextArg = None) -> Any: ...
     def detokenize(
         self, token: str, field: str, *, subject: Optional[str] = None, view: View = "plaintext"
     ) -> str: ...
-    def detokenize_many(self, tokens: Batch, field: str, *, view: View = "plaintext") -> list[Optional[str]]: ...
+    def detokenize_many(
+        self, tokens: Batch, field: str, *, view: View = "plaintext", errors: Errors = "raise",
+        report: Optional[BatchReport] = None
+    ) -> Any: ...

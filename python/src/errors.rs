@@ -6,6 +6,7 @@
 
 use pyo3::PyErr;
 use pyo3::import_exception;
+use pyo3::prelude::*;
 
 import_exception!(phivault.exceptions, VaultError);
 import_exception!(phivault.exceptions, AuthenticationError);
@@ -45,6 +46,9 @@ pub enum PvError {
     Invalid(&'static str),
     /// A panic was caught at the boundary (a bug).
     Panic,
+    /// Row `.0` of a batch failed with `.1` (`errors="raise"`): raised as `.1`'s exception,
+    /// with the row's index in the message and in the `row` attribute (never the value).
+    Row(usize, phivault::Error),
 }
 
 /// `Result` with [`PvError`].
@@ -66,6 +70,16 @@ impl From<PvError> for PyErr {
     fn from(e: PvError) -> PyErr {
         match e {
             PvError::Core(e) => core_to_py(&e),
+            PvError::Row(row, e) => {
+                let err = core_to_py(&e);
+                Python::attach(|py| {
+                    let exc = err.value(py);
+                    let _ = exc.setattr("row", row);
+                    let msg = format!("row {row}: {e}");
+                    let _ = exc.setattr("args", (msg,));
+                });
+                err
+            }
             PvError::Py(e) => e,
             PvError::Closed => VaultClosed::new_err("the vault is closed"),
             PvError::Invalid(why) => InvalidInput::new_err(why),

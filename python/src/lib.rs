@@ -7,8 +7,10 @@
 //!
 //! Build it with maturin (`pip install ./python`); `cargo build` only checks that it compiles.
 
+pub mod arrow;
 pub mod convert;
 pub mod errors;
+pub mod jobs;
 pub(crate) mod ops;
 pub mod session;
 pub mod stream;
@@ -29,6 +31,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn _phivault(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::PyVault>()?;
     m.add_class::<session::PySession>()?;
+    m.add_class::<arrow::PyBatchReport>()?;
+    m.add_function(wrap_pyfunction!(jobs::_open_job, m)?)?;
     m.add("DETACH_THRESHOLD", convert::DETACH_THRESHOLD)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

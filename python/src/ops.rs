@@ -2,22 +2,27 @@
 //! owner, `Session`'s as the session's caller. Core's `Session` makes the policy decision and
 //! the audit entry; this module converts arguments and results and releases the GIL.
 
+use crate::arrow::{self, ArrowIn, Errors, PyBatchReport};
 use crate::convert::{self, DETACH_THRESHOLD, run};
 use crate::errors::{PvError, PvResult};
-use crate::tokens::{str_list, with_nones};
+use crate::tokens::str_list;
 use phivault::policy::Caller;
 use phivault::session::Session;
 use phivault::tokens::View;
 use phivault::{EncryptOptions, Vault};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::PyBytes;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Whom a call acts as: the vault's owner (`caller` is `None`) or a session's caller.
 pub(crate) struct Who {
     vault: Arc<Vault>,
     caller: Option<Caller>,
+    /// A job's worker: its audit entries go to the spool after every batch, before the data
+    /// is handed back.
+    job: bool,
 }
 
 impl Who {
@@ -26,6 +31,7 @@ impl Who {
         Who {
             vault,
             caller: None,
+            job: false,
         }
     }
 
@@ -34,7 +40,25 @@ impl Who {
         Who {
             vault,
             caller: Some(caller),
+            job: false,
         }
+    }
+
+    /// A job worker's caller (see [`Who::job`]).
+    pub(crate) fn job(vault: Arc<Vault>, caller: Caller) -> Self {
+        Who {
+            vault,
+            caller: Some(caller),
+            job: true,
+        }
+    }
+
+    /// After a batch: a job worker's audit entries are written to its spool now.
+    fn flushed(&self) -> PvResult<()> {
+        if self.job {
+            self.vault.audit_flush()?;
+        }
+        Ok(())
     }
 
     fn session(&self) -> Session<'_> {
@@ -172,20 +196,61 @@ pub(crate) fn tokenize(
     })
 }
 
-/// `tokenize_many` (GIL released; `None` stays `None`).
+/// The present values of a list-like batch (`None` skipped) and the position of each.
+fn present<T>(items: &[Option<T>]) -> (Vec<&T>, Vec<usize>) {
+    let mut vals = Vec::with_capacity(items.len());
+    let mut pos = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        if let Some(v) = it {
+            vals.push(v);
+            pos.push(i);
+        }
+    }
+    (vals, pos)
+}
+
+/// Puts settled values back at their positions in a list of `len` (`None` elsewhere).
+fn scatter<T>(len: usize, values: Vec<Option<T>>, positions: &[usize]) -> Vec<Option<T>> {
+    let mut out: Vec<Option<T>> = (0..len).map(|_| None).collect();
+    for (v, &p) in values.into_iter().zip(positions) {
+        if let Some(slot) = out.get_mut(p) {
+            *slot = v;
+        }
+    }
+    out
+}
+
+/// `tokenize_many`: Arrow in, Arrow out; otherwise a list (GIL released; `None`/null stays).
 pub(crate) fn tokenize_many<'py>(
     who: &Who,
     py: Python<'py>,
     values: &Bound<'py, PyAny>,
     field: &str,
-) -> PvResult<Bound<'py, PyList>> {
+    errors: &str,
+    report: Option<&Bound<'py, PyBatchReport>>,
+) -> PvResult<Bound<'py, PyAny>> {
+    let errors = Errors::parse(errors)?;
+    if let Some(input) = ArrowIn::of(values)? {
+        let (vals, pos) = arrow::strings(input.chunks(), "values")?;
+        let outcomes = run(py, true, || {
+            let r = who.session().tokenize_rows(field, &vals)?;
+            who.flushed()?;
+            Ok(r)
+        })?;
+        let settled = arrow::settle(py, outcomes, &pos, input.len(), errors, report)?;
+        return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos));
+    }
     let items: Vec<Option<PyBackedStr>> =
         convert::batch(values, "values", |o| convert::text(o, "value"))?;
-    let out = run(py, true, || {
-        let s = who.session();
-        with_nones(&items, |p| s.tokenize_many(field, p))
+    let (vals, pos) = present(&items);
+    let outcomes = run(py, true, || {
+        let refs: Vec<&str> = vals.iter().map(|s| &***s).collect();
+        let r = who.session().tokenize_rows(field, &refs)?;
+        who.flushed()?;
+        Ok(r)
     })?;
-    str_list(py, &out)
+    let settled = arrow::settle(py, outcomes, &pos, items.len(), errors, report)?;
+    Ok(str_list(py, &scatter(items.len(), settled, &pos))?.into_any())
 }
 
 /// `detokenize`.
@@ -209,21 +274,133 @@ pub(crate) fn detokenize(
     Ok(out.as_str().to_owned())
 }
 
-/// `detokenize_many` (GIL released; `None` stays `None`).
+/// `detokenize_many`: Arrow in, Arrow out; otherwise a list (GIL released).
 pub(crate) fn detokenize_many<'py>(
     who: &Who,
     py: Python<'py>,
     tokens: &Bound<'py, PyAny>,
     field: &str,
     view: &str,
-) -> PvResult<Bound<'py, PyList>> {
+    errors: &str,
+    report: Option<&Bound<'py, PyBatchReport>>,
+) -> PvResult<Bound<'py, PyAny>> {
+    let errors = Errors::parse(errors)?;
+    let view = self::view(view)?;
+    if let Some(input) = ArrowIn::of(tokens)? {
+        let (vals, pos) = arrow::strings(input.chunks(), "tokens")?;
+        let outcomes = run(py, true, || {
+            let r = who.session().detokenize_rows(field, &vals, view)?;
+            who.flushed()?;
+            Ok(r)
+        })?;
+        let settled = arrow::settle(py, outcomes, &pos, input.len(), errors, report)?;
+        return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos));
+    }
     let items: Vec<Option<PyBackedStr>> =
         convert::batch(tokens, "tokens", |o| convert::text(o, "token"))?;
-    let view = self::view(view)?;
-    let out = run(py, true, || {
-        let s = who.session();
-        with_nones(&items, |p| s.detokenize_many(field, p, view))
+    let (vals, pos) = present(&items);
+    let outcomes = run(py, true, || {
+        let refs: Vec<&str> = vals.iter().map(|s| &***s).collect();
+        let r = who.session().detokenize_rows(field, &refs, view)?;
+        who.flushed()?;
+        Ok(r)
     })?;
+    let settled = arrow::settle(py, outcomes, &pos, items.len(), errors, report)?;
+    let out = scatter(items.len(), settled, &pos);
     let out: Vec<Option<&str>> = out.iter().map(|o| o.as_ref().map(|s| s.as_str())).collect();
-    str_list(py, &out)
+    Ok(str_list(py, &out)?.into_any())
+}
+
+/// `encrypt_many`: one context for every value; Arrow in (binary or string), binary Arrow out
+/// (text envelopes with `text`: a string array); otherwise a list. Fails as a whole.
+#[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
+pub(crate) fn encrypt_many<'py>(
+    who: &Who,
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    context: Option<&Bound<'py, PyAny>>,
+    keyring: Option<&str>,
+    deterministic: bool,
+    text: bool,
+) -> PvResult<Bound<'py, PyAny>> {
+    let ctx = convert::context(context)?;
+    let opts = encrypt_options(keyring, deterministic);
+    let seal = |vals: &[&[u8]]| -> PvResult<Vec<Vec<u8>>> {
+        let sealed = who.session().encrypt_many(vals, &ctx, &opts)?;
+        who.flushed()?;
+        if text {
+            sealed
+                .iter()
+                .map(|ct| Ok(phivault::envelope::to_text(ct)?.into_bytes()))
+                .collect()
+        } else {
+            Ok(sealed)
+        }
+    };
+    if let Some(input) = ArrowIn::of(values)? {
+        let (vals, pos) = arrow::binaries(input.chunks(), "values")?;
+        let sealed = run(py, true, || seal(&vals))?;
+        let sealed: Vec<Option<Vec<u8>>> = sealed.into_iter().map(Some).collect();
+        let chunks = if text {
+            let s: Vec<Option<String>> = sealed
+                .into_iter()
+                .map(|v| {
+                    v.map(|b| String::from_utf8(b).map_err(|_| PvError::Panic))
+                        .transpose()
+                })
+                .collect::<PvResult<_>>()?;
+            arrow::string_chunks(input.chunks(), &s, &pos)
+        } else {
+            arrow::binary_chunks(input.chunks(), &sealed, &pos)
+        };
+        return input.answer(py, chunks);
+    }
+    let items = convert::batch(values, "values", |o| convert::data(o, "value"))?;
+    let (vals, pos) = present(&items);
+    let sealed = run(py, true, || {
+        let refs: Vec<&[u8]> = vals.iter().map(|d| &d[..]).collect();
+        seal(&refs)
+    })?;
+    let out = scatter(items.len(), sealed.into_iter().map(Some).collect(), &pos);
+    Ok(arrow::list_of(py, out, |ct| {
+        Ok(if text {
+            pyo3::types::PyString::new(py, std::str::from_utf8(&ct).map_err(|_| PvError::Panic)?)
+                .into_any()
+        } else {
+            PyBytes::new(py, &ct).into_any()
+        })
+    })?
+    .into_any())
+}
+
+/// `decrypt_many`: envelopes made under one context; Arrow in (binary or text envelopes),
+/// binary Arrow out; otherwise a list of `bytes`. Fails as a whole on the first envelope that
+/// does not authenticate (fail closed: never a partial answer).
+pub(crate) fn decrypt_many<'py>(
+    who: &Who,
+    py: Python<'py>,
+    envelopes: &Bound<'py, PyAny>,
+    context: Option<&Bound<'py, PyAny>>,
+) -> PvResult<Bound<'py, PyAny>> {
+    let ctx = convert::context(context)?;
+    if let Some(input) = ArrowIn::of(envelopes)? {
+        let (vals, pos) = arrow::binaries(input.chunks(), "envelopes")?;
+        let opened = run(py, true, || {
+            let r = who.session().decrypt_many(&vals, &ctx)?;
+            who.flushed()?;
+            Ok(r)
+        })?;
+        let opened: Vec<Option<Zeroizing<Vec<u8>>>> = opened.into_iter().map(Some).collect();
+        return input.answer(py, arrow::binary_chunks(input.chunks(), &opened, &pos));
+    }
+    let items = convert::batch(envelopes, "envelopes", |o| convert::data(o, "envelope"))?;
+    let (vals, pos) = present(&items);
+    let opened = run(py, true, || {
+        let refs: Vec<&[u8]> = vals.iter().map(|d| &d[..]).collect();
+        let r = who.session().decrypt_many(&refs, &ctx)?;
+        who.flushed()?;
+        Ok(r)
+    })?;
+    let out = scatter(items.len(), opened.into_iter().map(Some).collect(), &pos);
+    Ok(arrow::list_of(py, out, |pt| Ok(PyBytes::new(py, &pt).into_any()))?.into_any())
 }

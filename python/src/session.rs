@@ -2,6 +2,7 @@
 //! runs as a principal with a purpose through core's one decision point and leaves an audit
 //! entry. Mirrors core's `session`, `policy` and `audit` modules; no rule lives here.
 
+use crate::arrow::PyBatchReport;
 use crate::convert::run;
 use crate::errors::PvResult;
 use crate::ops::{self, Who};
@@ -16,15 +17,30 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 pub struct PySession {
     vault: Py<PyVault>,
     caller: Caller,
+    /// A job's worker session (`phivault.handle`): audit entries spooled after every batch.
+    job: bool,
 }
 
 impl PySession {
+    /// A job worker's session over the job's vault (see `phivault.handle`).
+    pub(crate) fn for_job(vault: Py<PyVault>, caller: Caller) -> Self {
+        PySession {
+            vault,
+            caller,
+            job: true,
+        }
+    }
+
     fn core(&self) -> PvResult<std::sync::Arc<phivault::Vault>> {
         self.vault.get().vault()
     }
 
     fn who(&self) -> PvResult<Who> {
-        Ok(Who::caller(self.core()?, self.caller.clone()))
+        Ok(if self.job {
+            Who::job(self.core()?, self.caller.clone())
+        } else {
+            Who::caller(self.core()?, self.caller.clone())
+        })
     }
 }
 
@@ -147,14 +163,64 @@ impl PySession {
         ops::tokenize(&self.who()?, py, value, field, subject)
     }
 
-    /// `Vault.tokenize_many` as this caller (GIL released; `None` stays `None`).
+    /// `Vault.tokenize_many` as this caller: Arrow in, Arrow out, or a list; `errors` and
+    /// `report` as there.
+    #[pyo3(signature = (values, field, *, errors="raise", report=None))]
     fn tokenize_many<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
         field: &str,
-    ) -> PvResult<Bound<'py, PyList>> {
-        ops::tokenize_many(&self.who()?, py, values, field)
+        errors: &str,
+        report: Option<&Bound<'py, PyBatchReport>>,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::tokenize_many(&self.who()?, py, values, field, errors, report)
+    }
+
+    /// `Vault.pseudonym` over a batch as this caller (`tokenize_many` of a pseudonym field).
+    #[pyo3(signature = (values, field="pseudonym", *, errors="raise", report=None))]
+    fn pseudonym_many<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+        field: &str,
+        errors: &str,
+        report: Option<&Bound<'py, PyBatchReport>>,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::tokenize_many(&self.who()?, py, values, field, errors, report)
+    }
+
+    /// `Vault.encrypt_many` as this caller.
+    #[pyo3(signature = (values, context=None, *, keyring=None, deterministic=false, text=false))]
+    fn encrypt_many<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+        keyring: Option<&str>,
+        deterministic: bool,
+        text: bool,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::encrypt_many(
+            &self.who()?,
+            py,
+            values,
+            context,
+            keyring,
+            deterministic,
+            text,
+        )
+    }
+
+    /// `Vault.decrypt_many` as this caller.
+    #[pyo3(signature = (envelopes, context=None))]
+    fn decrypt_many<'py>(
+        &self,
+        py: Python<'py>,
+        envelopes: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::decrypt_many(&self.who()?, py, envelopes, context)
     }
 
     /// `Vault.detokenize` as this caller; the policy may limit the `view`.
@@ -170,16 +236,18 @@ impl PySession {
         ops::detokenize(&self.who()?, py, token, field, subject, view)
     }
 
-    /// `Vault.detokenize_many` as this caller (GIL released; `None` stays `None`).
-    #[pyo3(signature = (tokens, field, *, view="plaintext"))]
+    /// `Vault.detokenize_many` as this caller: Arrow in, Arrow out, or a list.
+    #[pyo3(signature = (tokens, field, *, view="plaintext", errors="raise", report=None))]
     fn detokenize_many<'py>(
         &self,
         py: Python<'py>,
         tokens: &Bound<'py, PyAny>,
         field: &str,
         view: &str,
-    ) -> PvResult<Bound<'py, PyList>> {
-        ops::detokenize_many(&self.who()?, py, tokens, field, view)
+        errors: &str,
+        report: Option<&Bound<'py, PyBatchReport>>,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::detokenize_many(&self.who()?, py, tokens, field, view, errors, report)
     }
 }
 
@@ -203,6 +271,7 @@ impl PyVault {
         Ok(PySession {
             vault: slf.unbind(),
             caller,
+            job: false,
         })
     }
 

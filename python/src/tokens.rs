@@ -1,36 +1,19 @@
 //! Tokenization on `phivault.Vault`: consistent tokens, FF1, pseudonyms, date shift, field
 //! definitions. Mirrors core's `tokens` module; every rule lives there.
 
+use crate::arrow::PyBatchReport;
 use crate::convert::{self, run};
 use crate::errors::{PvError, PvResult};
 use crate::ops::{self, Who};
 use crate::vault::PyVault;
 use phivault::tokens::{FieldSpec, Shape, TokenKind};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString};
 
 fn kind(name: &str) -> PvResult<TokenKind> {
     TokenKind::from_name(name).ok_or(PvError::Invalid(
         "kind must be 'vaulted', 'ff1', 'pseudonym' or 'date-shift'",
     ))
-}
-
-/// Runs a batch operation over the non-`None` entries and puts `None` back in place.
-pub(crate) fn with_nones<T>(
-    items: &[Option<PyBackedStr>],
-    f: impl FnOnce(&[&str]) -> phivault::Result<Vec<T>>,
-) -> PvResult<Vec<Option<T>>> {
-    let present: Vec<&str> = items.iter().flatten().map(|s| &**s).collect();
-    let mut done = f(&present)?.into_iter();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        out.push(match item {
-            None => None,
-            Some(_) => Some(done.next().ok_or(PvError::Panic)?),
-        });
-    }
-    Ok(out)
 }
 
 pub(crate) fn str_list<'py, S: AsRef<str>>(
@@ -63,16 +46,43 @@ impl PyVault {
         ops::tokenize(&Who::owner(self.vault()?), py, value, field, subject)
     }
 
-    /// Tokenizes a batch of one field with the GIL released: a list, tuple, iterable, numpy
-    /// object array or pyarrow string array. `None` stays `None`. Fails as a whole on the first
-    /// invalid value.
+    /// Tokenizes a batch of one field with the GIL released. Arrow in, Arrow out: any Arrow
+    /// string array or chunked array (pyarrow, polars, arro3) is read in place and answered
+    /// with an Arrow array of the same length and chunking, nulls kept. Lists, tuples,
+    /// iterables and numpy object arrays give a list, `None` staying `None`.
+    /// `errors="raise"` (default) raises the first bad row's error with its index (`.row`),
+    /// never its value; `errors="null"` makes bad rows null and fills `report` (a
+    /// `phivault.BatchReport`) with how many and which.
+    #[pyo3(signature = (values, field, *, errors="raise", report=None))]
     fn tokenize_many<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
         field: &str,
-    ) -> PvResult<Bound<'py, PyList>> {
-        ops::tokenize_many(&Who::owner(self.vault()?), py, values, field)
+        errors: &str,
+        report: Option<&Bound<'py, PyBatchReport>>,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::tokenize_many(
+            &Who::owner(self.vault()?),
+            py,
+            values,
+            field,
+            errors,
+            report,
+        )
+    }
+
+    /// Pseudonyms of a batch (`tokenize_many` of pseudonym field `field`): Arrow in, Arrow out.
+    #[pyo3(signature = (values, field="pseudonym", *, errors="raise", report=None))]
+    fn pseudonym_many<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+        field: &str,
+        errors: &str,
+        report: Option<&Bound<'py, PyBatchReport>>,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        self.tokenize_many(py, values, field, errors, report)
     }
 
     /// Turns a token of `field` back into its value, shown as `view` (`"plaintext"`,
@@ -90,16 +100,27 @@ impl PyVault {
         ops::detokenize(&Who::owner(self.vault()?), py, token, field, subject, view)
     }
 
-    /// Detokenizes a batch of one field with the GIL released; `None` stays `None`.
-    #[pyo3(signature = (tokens, field, *, view="plaintext"))]
+    /// Detokenizes a batch of one field with the GIL released: Arrow in, Arrow out, or a list;
+    /// `errors` and `report` as for `tokenize_many` (an unknown or forged token is a bad row).
+    #[pyo3(signature = (tokens, field, *, view="plaintext", errors="raise", report=None))]
     fn detokenize_many<'py>(
         &self,
         py: Python<'py>,
         tokens: &Bound<'py, PyAny>,
         field: &str,
         view: &str,
-    ) -> PvResult<Bound<'py, PyList>> {
-        ops::detokenize_many(&Who::owner(self.vault()?), py, tokens, field, view)
+        errors: &str,
+        report: Option<&Bound<'py, PyBatchReport>>,
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::detokenize_many(
+            &Who::owner(self.vault()?),
+            py,
+            tokens,
+            field,
+            view,
+            errors,
+            report,
+        )
     }
 
     /// The one-way pseudonym of `value` (`psn_...`) in pseudonym field `field`.

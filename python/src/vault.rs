@@ -18,7 +18,6 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use zeroize::Zeroizing;
 
 /// An open phivault vault.
 ///
@@ -30,16 +29,45 @@ pub struct PyVault {
     /// `None` once closed. Calls clone the `Arc`, so `close()` never waits for them; the vault
     /// (and its lock) is released when the last running call returns.
     inner: Mutex<Option<Arc<phivault::Vault>>>,
+    /// Where the vault was opened from and how, for `handle()` (no secret: a location and a
+    /// key file's path).
+    origin: Option<Origin>,
+}
+
+impl Origin {
+    /// The directory or URL as given.
+    pub(crate) fn location(&self) -> &std::path::Path {
+        &self.location
+    }
+
+    /// The key file the vault was opened with.
+    pub(crate) fn key_file(&self) -> Option<&std::path::Path> {
+        self.key_file.as_deref()
+    }
+
+    /// The AES-GCM backend's name.
+    pub(crate) fn backend(&self) -> &str {
+        &self.backend
+    }
+}
+
+/// Where a vault was opened from (for `handle()`).
+pub(crate) struct Origin {
+    /// The directory or `postgres://` URL as given.
+    location: PathBuf,
+    /// The key file it was opened with, if any (made absolute).
+    key_file: Option<PathBuf>,
+    backend: String,
 }
 
 /// How the root key was given.
-enum RootArg {
+pub(crate) enum RootArg {
     Passphrase(Passphrase),
     Key(KeyFile),
 }
 
 impl RootArg {
-    fn source(&self) -> &dyn RootKeySource {
+    pub(crate) fn source(&self) -> &dyn RootKeySource {
         match self {
             RootArg::Passphrase(p) => p,
             RootArg::Key(k) => k,
@@ -48,7 +76,7 @@ impl RootArg {
 }
 
 /// Reads the mutually exclusive `passphrase=`, `key=`, `key_file=` arguments.
-fn root_arg(
+pub(crate) fn root_arg(
     passphrase: Option<&Bound<'_, PyAny>>,
     key: Option<&Bound<'_, PyAny>>,
     key_file: Option<PathBuf>,
@@ -94,7 +122,7 @@ fn root_arg(
     }
 }
 
-fn options(durability: &str, backend: &str, threads: usize) -> PvResult<VaultOptions> {
+pub(crate) fn options(durability: &str, backend: &str, threads: usize) -> PvResult<VaultOptions> {
     let durability = Durability::from_name(durability).ok_or(PvError::Invalid(
         "durability must be 'immediate' or 'deferred'",
     ))?;
@@ -135,10 +163,30 @@ fn keyring_dict<'py>(py: Python<'py>, k: &KeyringInfo) -> PyResult<Bound<'py, Py
 }
 
 impl PyVault {
-    fn new(v: phivault::Vault) -> Self {
+    pub(crate) fn new(v: phivault::Vault) -> Self {
         PyVault {
             inner: Mutex::new(Some(Arc::new(v))),
+            origin: None,
         }
+    }
+
+    /// Where this vault was opened from (`None` for a job's vault).
+    pub(crate) fn origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
+    }
+
+    fn with_origin(
+        mut self,
+        location: &std::path::Path,
+        key_file: Option<PathBuf>,
+        backend: &str,
+    ) -> Self {
+        self.origin = Some(Origin {
+            location: location.to_path_buf(),
+            key_file: key_file.map(|k| std::path::absolute(&k).unwrap_or(k)),
+            backend: backend.to_owned(),
+        });
+        self
     }
 
     /// The open vault, or `VaultClosed`.
@@ -170,12 +218,12 @@ impl PyVault {
         backend: &str,
         threads: usize,
     ) -> PvResult<Self> {
-        let root = root_arg(passphrase, key, key_file, argon2)?;
+        let root = root_arg(passphrase, key, key_file.clone(), argon2)?;
         let opts = options(durability, backend, threads)?;
         let v = run(py, true, || {
             Ok(phivault::Vault::create_at(&path, root.source(), opts)?)
         })?;
-        Ok(Self::new(v))
+        Ok(Self::new(v).with_origin(&path, key_file, backend))
     }
 
     /// Opens the vault in directory `path`. A wrong key raises `WrongRootKey` and changes
@@ -194,12 +242,12 @@ impl PyVault {
         backend: &str,
         threads: usize,
     ) -> PvResult<Self> {
-        let root = root_arg(passphrase, key, key_file, None)?;
+        let root = root_arg(passphrase, key, key_file.clone(), None)?;
         let opts = options(durability, backend, threads)?;
         let v = run(py, true, || {
             Ok(phivault::Vault::open_at(&path, root.source(), opts)?)
         })?;
-        Ok(Self::new(v))
+        Ok(Self::new(v).with_origin(&path, key_file, backend))
     }
 
     /// Closes the vault and releases its lock. Idempotent. Later calls raise `VaultClosed`.
@@ -316,7 +364,9 @@ impl PyVault {
         ops::decrypt(&Who::owner(self.vault()?), py, envelope, context)
     }
 
-    /// Encrypts many values under one `context` with the GIL released; `None` stays `None`.
+    /// Encrypts many values under one `context` with the GIL released: Arrow in (binary or
+    /// string), binary Arrow out (a string array with `text=True`); otherwise a list, `None`
+    /// staying `None`. Fails as a whole.
     #[pyo3(signature = (values, context=None, *, keyring=None, deterministic=false, text=false))]
     fn encrypt_many<'py>(
         &self,
@@ -326,77 +376,29 @@ impl PyVault {
         keyring: Option<&str>,
         deterministic: bool,
         text: bool,
-    ) -> PvResult<Bound<'py, PyList>> {
-        let v = self.vault()?;
-        let items = convert::batch(values, "values", |o| convert::data(o, "value"))?;
-        let ctx = convert::context(context)?;
-        let opts = ops::encrypt_options(keyring, deterministic);
-        // One core batch call over the present values (one audit entry, batched randomness,
-        // the vault's pool); `None` entries are put back in place afterwards.
-        let out: Vec<Option<Vec<u8>>> = run(py, true, || {
-            let present: Vec<&[u8]> = items.iter().flatten().map(|d| &d[..]).collect();
-            let mut sealed = v.owner().encrypt_many(&present, &ctx, &opts)?.into_iter();
-            items
-                .iter()
-                .map(|d| {
-                    d.as_ref()
-                        .map(|_| {
-                            let ct = sealed.next().ok_or(PvError::Panic)?;
-                            Ok(if text {
-                                phivault::envelope::to_text(&ct)?.into_bytes()
-                            } else {
-                                ct
-                            })
-                        })
-                        .transpose()
-                })
-                .collect::<PvResult<_>>()
-        })?;
-        let list = PyList::empty(py);
-        for ct in out {
-            match ct {
-                None => list.append(py.None())?,
-                Some(ct) if text => list.append(PyString::new(
-                    py,
-                    std::str::from_utf8(&ct).map_err(|_| PvError::Panic)?,
-                ))?,
-                Some(ct) => list.append(PyBytes::new(py, &ct))?,
-            }
-        }
-        Ok(list)
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::encrypt_many(
+            &Who::owner(self.vault()?),
+            py,
+            values,
+            context,
+            keyring,
+            deterministic,
+            text,
+        )
     }
 
-    /// Decrypts many envelopes made under one `context`, with the GIL released.
+    /// Decrypts many envelopes made under one `context`, with the GIL released: Arrow in,
+    /// binary Arrow out; otherwise a list of `bytes`. Fails as a whole on the first envelope
+    /// that does not authenticate.
     #[pyo3(signature = (envelopes, context=None))]
     fn decrypt_many<'py>(
         &self,
         py: Python<'py>,
         envelopes: &Bound<'py, PyAny>,
         context: Option<&Bound<'py, PyAny>>,
-    ) -> PvResult<Bound<'py, PyList>> {
-        let v = self.vault()?;
-        let items = convert::batch(envelopes, "envelopes", |o| convert::data(o, "envelope"))?;
-        let ctx = convert::context(context)?;
-        let out: Vec<Option<Zeroizing<Vec<u8>>>> = run(py, true, || {
-            let present: Vec<&[u8]> = items.iter().flatten().map(|d| &d[..]).collect();
-            let mut opened = v.owner().decrypt_many(&present, &ctx)?.into_iter();
-            items
-                .iter()
-                .map(|d| {
-                    d.as_ref()
-                        .map(|_| opened.next().ok_or(PvError::Panic))
-                        .transpose()
-                })
-                .collect::<PvResult<_>>()
-        })?;
-        let list = PyList::empty(py);
-        for pt in out {
-            match pt {
-                None => list.append(py.None())?,
-                Some(pt) => list.append(PyBytes::new(py, &pt))?,
-            }
-        }
-        Ok(list)
+    ) -> PvResult<Bound<'py, PyAny>> {
+        ops::decrypt_many(&Who::owner(self.vault()?), py, envelopes, context)
     }
 
     // ---- records ----------------------------------------------------------------------

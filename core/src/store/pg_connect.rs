@@ -258,6 +258,23 @@ pub fn connect_client(url: &str) -> Result<postgres::Client, StoreError> {
         .map_err(|e| StoreError::Backend(spec.scrub(format!("postgres: {e}"))))
 }
 
+/// Whether a `postgres://` URL carries a password (in its user information or as a
+/// `password` parameter): a handle that would hand the URL to other processes refuses it.
+/// A URL that does not parse counts as carrying one (fail closed).
+pub fn has_password(url: &str) -> bool {
+    let Ok((_, userinfo, rest)) = split_url(url) else {
+        return true;
+    };
+    if userinfo.is_some_and(|u| u.contains(':')) {
+        return true;
+    }
+    let query = rest.split_once('?').map(|(_, q)| q).unwrap_or("");
+    query.split('&').any(|p| {
+        let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
+        percent_decode(k).map(|k| k == "password").unwrap_or(true)
+    })
+}
+
 /// A `postgres://` URL cut as the `postgres` crate cuts it: the scheme, the user information
 /// (everything before the first `@`, if any) and the rest. A user or password holding `/`,
 /// `?` or `#` unescaped is refused: the crate and a reader of the URL would disagree on
