@@ -32,6 +32,14 @@ else
     --skip throughput_postgres_vs_sled --skip child_process
   cargo test --workspace --test postgres_tls -- --include-ignored \
     --skip pgpass_child
+  # The Python pipeline over PostgreSQL (issue 22): Dask workers opening the shared store.
+  # Needs the virtualenv and wheel scripts/test-python.sh made (test-all.sh runs it first).
+  venv=${PHIVAULT_VENV:-$PWD/.venv}
+  if [ ! -x "$venv/bin/pytest" ]; then
+    echo "scripts/test-postgres.sh: run scripts/test-python.sh first (no $venv/bin/pytest)" >&2
+    exit 1
+  fi
+  (cd python && "$venv/bin/pytest" -q -p no:cacheprovider tests/test_pipelines_postgres.py)
   # Last and alone: it restarts the server.
   cargo test --workspace --test postgres_restart -- --include-ignored
   if [ "${PV_BENCH:-0}" = 1 ]; then

@@ -22,6 +22,8 @@ pip install "maturin>=1.8,<2" "pytest>=7" "hypothesis>=6"
 # Optional: batch inputs from numpy/pyarrow and the phivault.pandas helpers. Their tests skip
 # when these cannot be installed.
 pip install numpy pandas pyarrow || echo "numpy/pandas/pyarrow unavailable: their tests will skip"
+# The research pipelines (issue 22): Arrow, Polars and a dask.distributed cluster. Required.
+pip install pyarrow polars "dask[dataframe]" distributed
 
 say "building the abi3 wheel"
 wheels=$target/wheels/python

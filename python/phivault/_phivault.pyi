@@ -341,6 +341,9 @@ class Vault:
         """A picklable ``phivault.VaultHandle`` that opens this vault in worker processes; it
         carries no key material."""
 
+    def audit_entries(self, *, since_ms: int = 0, principal: Optional[str] = None) -> list[dict[str, Any]]:
+        """Audit entries (names and keyed hashes, never values), oldest first."""
+
     def merge_job_audit(self, job_id: str) -> dict[str, int]:
         """Merge the audit entries a job's workers spooled into this vault's log."""
 

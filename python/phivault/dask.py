@@ -41,11 +41,12 @@ def _apply_partition(pdf: Any, columns: Mapping[str, str], handle: "VaultHandle"
     for col, field in columns.items():
         arr = pa.array(pdf[col], from_pandas=True, type=pa.large_string())
         res = call(arr, field, **kwargs)
-        out[col] = pd.Series(
-            res.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow"),
-                                        pa.large_string(): pd.StringDtype("pyarrow")}.get),
-            index=pdf.index,
+        col_out = res.to_pandas(
+            types_mapper={pa.string(): pd.StringDtype("pyarrow"),
+                          pa.large_string(): pd.StringDtype("pyarrow")}.get
         )
+        col_out.index = pdf.index  # positions, not labels: the partition's own index
+        out[col] = col_out
     return out
 
 

@@ -66,13 +66,16 @@ impl PyVault {
         }
         let root = PyDict::new(py);
         if let Some(k) = key_file {
-            root.set_item("key_file", std::path::absolute(&k).unwrap_or(k))?;
+            root.set_item(
+                "key_file",
+                std::path::absolute(&k).unwrap_or(k).to_string_lossy(),
+            )?;
         } else if let Some(e) = key_env {
             root.set_item("key_env", e)?;
         } else if let Some(e) = passphrase_env {
             root.set_item("passphrase_env", e)?;
         } else if let Some(k) = origin.key_file() {
-            root.set_item("key_file", k)?;
+            root.set_item("key_file", k.to_string_lossy())?;
         } else {
             return Err(PvError::Invalid(
                 "this vault was opened with key= or passphrase=: say where workers find the root \

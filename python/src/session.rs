@@ -314,6 +314,50 @@ impl PyVault {
         Ok(d)
     }
 
+    /// Audit entries with a call at or after `since_ms` (milliseconds since the epoch),
+    /// optionally of one principal, oldest first, as dicts `{"seq", "time_ms", "last_ms",
+    /// "principal", "purpose", "action", "target", "item", "count", "detail", "outcome",
+    /// "break_glass", "calls"}` (names and keyed hashes, never values; break-the-glass reasons
+    /// are not included).
+    #[pyo3(signature = (*, since_ms=0, principal=None))]
+    fn audit_entries<'py>(
+        &self,
+        py: Python<'py>,
+        since_ms: u64,
+        principal: Option<String>,
+    ) -> PvResult<Bound<'py, PyList>> {
+        let v = self.vault()?;
+        let entries = run(py, true, || {
+            Ok(v.audit_entries(since_ms, principal.as_deref(), false)?)
+        })?;
+        let list = PyList::empty(py);
+        for e in &entries {
+            let d = PyDict::new(py);
+            d.set_item("seq", e.seq)?;
+            d.set_item("time_ms", e.time_ms)?;
+            d.set_item("last_ms", e.last_ms)?;
+            d.set_item("principal", &e.principal)?;
+            d.set_item("purpose", &e.purpose)?;
+            d.set_item("action", e.action.as_str())?;
+            d.set_item("target", &e.target.name)?;
+            d.set_item("item", e.target.item.as_deref())?;
+            d.set_item("count", e.target.count)?;
+            d.set_item("detail", e.target.detail.as_deref())?;
+            d.set_item(
+                "outcome",
+                match e.outcome {
+                    phivault::audit::Outcome::Allowed => "allowed",
+                    phivault::audit::Outcome::BreakGlass => "break-glass",
+                    phivault::audit::Outcome::Denied => "denied",
+                },
+            )?;
+            d.set_item("break_glass", e.break_glass)?;
+            d.set_item("calls", e.calls)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
     /// Checks the whole store: every entry of every space is read and authenticated, and
     /// cross-references checked (`phivault verify`). Returns `{"ok", "entries",
     /// "problem_count", "audit_entries", "store_commit", "anchor_commit", "spaces": [{"space",
