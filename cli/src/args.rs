@@ -582,6 +582,28 @@ pub enum AuditCommand {
         #[arg(long)]
         include_reasons: bool,
     },
+    /// List the vault's research jobs (docs/guide-research-engineers.md): live snapshots that
+    /// workers can open, and worker audit spools not yet merged into the log.
+    #[command(after_help = "Example:\n  phivault audit jobs --vault ./vault --key-file root.key")]
+    Jobs {
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+    /// Merge a job's worker audit spools into the log (verified; a torn last record is
+    /// reported and dropped; a spool that does not chain is refused and kept). With `--end`,
+    /// first delete the job's snapshot so that no worker can open it again.
+    #[command(
+        after_help = "Example:\n  phivault audit merge-job --vault ./vault --key-file root.key --end 00112233445566778899aabbccddeeff"
+    )]
+    MergeJob {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// End the job too (delete its snapshot).
+        #[arg(long)]
+        end: bool,
+        /// The job id (32 hex digits).
+        job: String,
+    },
     /// Export every entry as JSON lines (for a SIEM).
     #[command(
         after_help = "Example:\n  phivault audit export --vault ./vault --key-file root.key audit.jsonl"

@@ -118,6 +118,40 @@ pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
             eprintln!("exported {} entries to {}", entries.len(), file.display());
             Ok(())
         }
+        AuditCommand::Jobs { vault } => {
+            let v = open(&vault)?;
+            let jobs = v.jobs()?;
+            if jobs.is_empty() {
+                println!("no jobs");
+            }
+            for j in jobs {
+                println!(
+                    "{}  {}  {} spool(s) to merge",
+                    j.id,
+                    if j.live { "live " } else { "ended" },
+                    j.spools
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::MergeJob { vault, end, job } => {
+            let v = open(&vault)?;
+            let id = phivault::jobs::JobId::parse(&job)
+                .map_err(|_| CliError::Other("the job id must be 32 hex digits".into(), 2))?;
+            let r = if end {
+                v.end_job(&id)?
+            } else {
+                v.merge_job_audit(&id)?
+            };
+            println!(
+                "merged {} audit entries of {} worker spools ({} torn){}",
+                r.entries,
+                r.spools,
+                r.torn,
+                if end { "; job ended" } else { "" }
+            );
+            Ok(())
+        }
     }
 }
 

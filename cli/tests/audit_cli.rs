@@ -240,3 +240,47 @@ fn open_sled(path: impl AsRef<std::path::Path>) -> sled::Db {
     }
     panic!("sled did not open: {last:?}");
 }
+
+#[test]
+fn audit_jobs_lists_and_merge_job_ends_a_research_job() {
+    use phivault::jobs::JobVault;
+    use phivault::root::KeyFile;
+    let e = Env::new();
+    let root = KeyFile::from_file(&e.key).expect("key file");
+    let job = {
+        let v = phivault::Vault::open(&e.vault, &root).expect("open");
+        let job = v
+            .begin_job(
+                &phivault::Caller::owner(),
+                std::time::Duration::from_secs(600),
+            )
+            .expect("begin");
+        let w = JobVault::open(&e.vault, &job.id, &root, phivault::VaultOptions::default())
+            .expect("worker");
+        w.session()
+            .tokenize("ssn", "900-12-3456")
+            .expect("tokenize");
+        w.flush().expect("spool");
+        job
+    };
+    let id = job.id.to_string();
+    let out = e.pv(&["audit", "jobs"], b"");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&id) && text.contains("live"), "{text}");
+    let out = e.pv(&["audit", "merge-job", "--end", &id], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("merged 1 audit entries of 1"));
+    let text = String::from_utf8_lossy(&e.pv(&["audit", "jobs"], b"").stdout).into_owned();
+    assert!(text.contains("no jobs"), "{text}");
+    assert!(e.pv(&["audit", "verify"], b"").status.success());
+    // Not a job id: a usage error, nothing read.
+    assert_eq!(
+        e.pv(&["audit", "merge-job", "../x"], b"").status.code(),
+        Some(2)
+    );
+}

@@ -63,6 +63,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ff1_differential", ff1_differential),
     ("ff1_roundtrip", ff1_roundtrip),
     ("field_schema_toml", field_schema_toml),
+    ("job_spool", job_spool),
     ("metadata_records", metadata_records),
     ("pg_url", pg_url),
     ("policy_toml", policy_toml),
@@ -1388,6 +1389,46 @@ pub fn pg_url(data: &[u8]) {
     }
 }
 
+/// The job id of the `job_spool` target.
+const FUZZ_JOB: &str = "00112233445566778899aabbccddeeff";
+
+/// A job's worker audit spool as the owner's merge reads it (`jobs::read_spool`): first byte
+/// even, the rest follows a valid header for the target's job (chain start 0); odd, the rest is
+/// the whole file. Whatever the bytes: an error or entries, never a panic; every entry
+/// returned chains (the reader checks it) and its sequence numbers run from 1 without gaps.
+pub fn job_spool(data: &[u8]) {
+    between_inputs();
+    let fx = fixture();
+    let id = crate::jobs::JobId::parse(FUZZ_JOB).expect("job id");
+    let mut input = Input::new(data);
+    let bytes = if input.u8().is_multiple_of(2) {
+        let mut b = spool_header(&id);
+        b.extend_from_slice(input.rest());
+        b
+    } else {
+        input.rest().to_vec()
+    };
+    if let Ok((entries, _torn)) = crate::jobs::read_spool(fx.vault.audit.mac(), &id, &bytes) {
+        for (i, e) in entries.iter().enumerate() {
+            let start = u64::from_be_bytes(bytes[20..28].try_into().expect("8 bytes"));
+            assert_eq!(
+                e.seq,
+                start + 1 + i as u64,
+                "spool entries run without gaps"
+            );
+        }
+    }
+}
+
+/// A spool header for `id` whose chain starts at the empty log.
+fn spool_header(id: &crate::jobs::JobId) -> Vec<u8> {
+    let mut b = b"PVS1".to_vec();
+    b.extend_from_slice(id.bytes());
+    b.extend_from_slice(&0u64.to_be_bytes());
+    b.extend_from_slice(&[0u8; 32]);
+    b
+}
+
 // ---- policy and audit ------------------------------------------------------------------------
 
 /// Access policies in TOML, and the decision on them: whatever parses validates, round-trips
@@ -2279,6 +2320,29 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
         let mut s = vec![0u8];
         s.extend_from_slice(v);
         add("audit_log", "raw-entry".into(), s);
+    }
+    // Job spools: the fixed vault's first audit block as a worker's first record (it chains
+    // from the empty log), whole, torn, and with a flipped byte.
+    if let Some((_, v)) = fx.entries(Space::Audit).first() {
+        let mut rec = (v.len() as u32).to_be_bytes().to_vec();
+        rec.extend_from_slice(v);
+        let mut whole = vec![0u8];
+        whole.extend_from_slice(&rec);
+        add("job_spool", "first-block".into(), whole.clone());
+        add(
+            "job_spool",
+            "torn".into(),
+            whole[..whole.len() - 5].to_vec(),
+        );
+        let mut flip = whole.clone();
+        let n = flip.len();
+        flip[n - 40] ^= 1;
+        add("job_spool", "flipped".into(), flip);
+        let id = crate::jobs::JobId::parse(FUZZ_JOB).expect("job id");
+        let mut file = vec![1u8];
+        file.extend_from_slice(&spool_header(&id));
+        file.extend_from_slice(&rec);
+        add("job_spool", "whole-file".into(), file);
     }
     for (name, s) in [
         ("entry-unchanged", vec![1u8, 0, 2, 0]),

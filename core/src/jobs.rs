@@ -77,6 +77,11 @@ impl JobId {
         Ok(JobId(raw.try_into().map_err(|_| bad())?))
     }
 
+    /// The id's 16 bytes.
+    pub fn bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     fn random() -> Result<JobId> {
         let mut id = [0u8; 16];
         crate::random::fill_random(&mut id)?;
@@ -117,6 +122,17 @@ pub struct MergeReport {
     /// Spool files whose last record was torn (a worker stopped while writing it): the torn
     /// record is not merged.
     pub torn: usize,
+}
+
+/// A job found in a vault's `jobs/` folder ([`Vault::jobs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The job's id.
+    pub id: JobId,
+    /// Whether its snapshot is there (workers can open it; it has not ended).
+    pub live: bool,
+    /// Worker spools waiting to be merged.
+    pub spools: usize,
 }
 
 /// The sealed contents of a snapshot file.
@@ -361,6 +377,49 @@ impl Vault {
         Ok(report)
     }
 
+    /// The jobs of this vault: live snapshots and jobs with spools not yet merged, by id.
+    pub fn jobs(&self) -> Result<Vec<JobInfo>> {
+        let jdir = jobs_dir(self.job_dir()?);
+        let list = match std::fs::read_dir(&jdir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("listing {}", jdir.display()), e)),
+        };
+        let mut found: std::collections::BTreeMap<String, JobInfo> = Default::default();
+        for e in list {
+            let e = e.map_err(|e| Error::io(format!("listing {}", jdir.display()), e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (stem, live) = match name.strip_suffix(".job") {
+                Some(stem) => (stem.to_owned(), true),
+                None => (name.clone(), false),
+            };
+            let Ok(id) = JobId::parse(&stem) else {
+                continue;
+            };
+            let spools = if live {
+                0
+            } else {
+                std::fs::read_dir(e.path())
+                    .map(|l| {
+                        l.filter_map(|x| x.ok())
+                            .filter(|x| {
+                                x.path().extension().and_then(|x| x.to_str()) == Some("spool")
+                            })
+                            .count()
+                    })
+                    .unwrap_or(0)
+            };
+            let info = found.entry(stem).or_insert(JobInfo {
+                id,
+                live: false,
+                spools: 0,
+            });
+            info.live |= live;
+            info.spools += spools;
+        }
+        Ok(found.into_values().collect())
+    }
+
     /// Deletes every job snapshot of this vault (before a key is destroyed or a subject
     /// forgotten: a snapshot holds wrapped keys). Spools stay for merging.
     pub(crate) fn revoke_jobs(&self) -> Result<()> {
@@ -392,7 +451,11 @@ impl Vault {
 }
 
 /// Parses a spool file: its verified entries, and whether its last record was torn.
-fn read_spool(mac: &crate::kdf::Mac, id: &JobId, bytes: &[u8]) -> Result<(Vec<AuditEntry>, bool)> {
+pub(crate) fn read_spool(
+    mac: &crate::kdf::Mac,
+    id: &JobId,
+    bytes: &[u8],
+) -> Result<(Vec<AuditEntry>, bool)> {
     let bad = || Error::CorruptMetadata {
         what: "job audit spool",
     };

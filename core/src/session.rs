@@ -385,6 +385,52 @@ impl<'v> Session<'v> {
             .detokenize_rows(&self.vault.parallel, field, &refs, view, None)
     }
 
+    /// Tokenizes a batch of a field tied to subjects (a date shift, a subject-bound FF1 or
+    /// vaulted field) where every value has its own subject (`subjects[i]` for `values[i]`):
+    /// one policy decision and audit entry, each subject's key loaded once, an outcome per row
+    /// (a forgotten subject fails its own rows).
+    pub fn tokenize_rows_for_subjects<S: AsRef<str>, T: AsRef<str>>(
+        &self,
+        field: &str,
+        values: &[S],
+        subjects: &[T],
+    ) -> Result<Vec<Result<String>>> {
+        self.allow(
+            Action::Tokenize,
+            Resource::Field(field),
+            target(field, None, values.len()),
+        )?;
+        let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+        let subs: Vec<&str> = subjects.iter().map(AsRef::as_ref).collect();
+        self.vault
+            .tokens
+            .tokenize_rows_for_subjects(&self.vault.parallel, field, &refs, &subs)
+    }
+
+    /// The reverse of [`Session::tokenize_rows_for_subjects`].
+    pub fn detokenize_rows_for_subjects<S: AsRef<str>, T: AsRef<str>>(
+        &self,
+        field: &str,
+        tokens: &[S],
+        subjects: &[T],
+        view: View,
+    ) -> Result<Vec<Result<Zeroizing<String>>>> {
+        self.allow(
+            detok_action(view),
+            Resource::Field(field),
+            target(field, None, tokens.len()),
+        )?;
+        let refs: Vec<&str> = tokens.iter().map(AsRef::as_ref).collect();
+        let subs: Vec<&str> = subjects.iter().map(AsRef::as_ref).collect();
+        self.vault.tokens.detokenize_rows_for_subjects(
+            &self.vault.parallel,
+            field,
+            &refs,
+            &subs,
+            view,
+        )
+    }
+
     /// Turns a token back into its value, shown as `view`. Unknown, malformed and forged
     /// vaulted tokens give [`Error::InvalidToken`](crate::Error::InvalidToken); pseudonyms cannot be detokenized.
     pub fn detokenize(&self, field: &str, token: &str, view: View) -> Result<Zeroizing<String>> {

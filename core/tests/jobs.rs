@@ -305,3 +305,44 @@ fn expired_jobs_are_refused_and_rows_fail_alone() {
     assert_eq!(b[0].as_ref().expect("value").as_str(), "4000123412341234");
     assert!(matches!(b[1], Err(Error::InvalidToken { .. })));
 }
+
+#[test]
+fn a_batch_with_a_subject_per_row_shifts_each_row_by_its_own_subject() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    let dates = ["1970-01-01", "1980-05-05", "1970-01-01", "not-a-date"];
+    let subjects = ["p1", "p2", "p2", "p1"];
+    let rows = v
+        .owner()
+        .tokenize_rows_for_subjects("dob", &dates, &subjects)
+        .expect("batch");
+    for i in 0..3 {
+        assert_eq!(
+            rows[i].as_ref().expect("shifted"),
+            &v.owner()
+                .tokenize_for_subject("dob", dates[i], subjects[i])
+                .expect("one")
+        );
+    }
+    assert!(matches!(rows[3], Err(Error::InvalidInput { .. })));
+    // A forgotten subject fails its own rows; the others come back.
+    v.forget_subject("p2").expect("forget");
+    let shifted: Vec<String> = vec![rows[0].as_ref().expect("p1").clone(), "1999-01-01".into()];
+    let back = v
+        .owner()
+        .detokenize_rows_for_subjects("dob", &shifted, &["p1", "p2"], View::Plaintext)
+        .expect("batch");
+    assert_eq!(back[0].as_ref().expect("p1").as_str(), "1970-01-01");
+    assert!(matches!(back[1], Err(Error::SubjectForgotten)));
+    // Lengths must agree; fields not tied to subjects are refused.
+    assert!(
+        v.owner()
+            .tokenize_rows_for_subjects("dob", &dates, &["p1"])
+            .is_err()
+    );
+    assert!(
+        v.owner()
+            .tokenize_rows_for_subjects("ssn", &["900-12-3456"], &["p1"])
+            .is_err()
+    );
+}

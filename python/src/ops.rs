@@ -220,34 +220,102 @@ fn scatter<T>(len: usize, values: Vec<Option<T>>, positions: &[usize]) -> Vec<Op
     out
 }
 
+/// The subject of every row of a batch of `len` rows: one `str` for all, or a batch (Arrow or
+/// list) of the same length; `None` where a row has none.
+fn row_subjects(obj: &Bound<'_, PyAny>, len: usize) -> PvResult<Vec<Option<String>>> {
+    if let Ok(s) = obj.cast::<pyo3::types::PyString>() {
+        let s = s.to_str()?.to_owned();
+        return Ok(vec![Some(s); len]);
+    }
+    let out: Vec<Option<String>> = match ArrowIn::of(obj)? {
+        Some(input) => {
+            let (vals, pos) = arrow::strings(input.chunks(), "subjects")?;
+            let mut all = vec![None; input.len()];
+            for (v, p) in vals.into_iter().zip(pos) {
+                all[p] = Some(v.to_owned());
+            }
+            all
+        }
+        None => convert::batch(obj, "subjects", |o| {
+            Ok(convert::text(o, "subject")?.to_string())
+        })?,
+    };
+    if out.len() != len {
+        return Err(PvError::Invalid(
+            "subjects must be one str or a batch as long as the values",
+        ));
+    }
+    Ok(out)
+}
+
+/// Per-row outcomes of `f` over the present values that have a subject; a present value
+/// without one fails its row with `SubjectRequired`.
+fn with_subjects<T>(
+    field: &str,
+    vals: &[&str],
+    pos: &[usize],
+    subjects: &[Option<String>],
+    f: impl FnOnce(&[&str], &[&str]) -> phivault::Result<Vec<phivault::Result<T>>>,
+) -> phivault::Result<Vec<phivault::Result<T>>> {
+    let mut v = Vec::with_capacity(vals.len());
+    let mut s = Vec::with_capacity(vals.len());
+    for (val, &p) in vals.iter().zip(pos) {
+        if let Some(Some(sub)) = subjects.get(p) {
+            v.push(*val);
+            s.push(sub.as_str());
+        }
+    }
+    let mut done = f(&v, &s)?.into_iter();
+    vals.iter()
+        .zip(pos)
+        .map(|(_, &p)| match subjects.get(p) {
+            Some(Some(_)) => done.next().ok_or(phivault::Error::Crypto(
+                "a subject batch returned too few rows",
+            )),
+            _ => Ok(Err(phivault::Error::SubjectRequired {
+                field: field.to_owned(),
+            })),
+        })
+        .collect()
+}
+
 /// `tokenize_many`: Arrow in, Arrow out; otherwise a list (GIL released; `None`/null stays).
+/// With `subjects`, each row is tokenized for its own subject.
 pub(crate) fn tokenize_many<'py>(
     who: &Who,
     py: Python<'py>,
     values: &Bound<'py, PyAny>,
     field: &str,
+    subjects: Option<&Bound<'py, PyAny>>,
     errors: &str,
     report: Option<&Bound<'py, PyBatchReport>>,
 ) -> PvResult<Bound<'py, PyAny>> {
     let errors = Errors::parse(errors)?;
+    let tokenize = |vals: &[&str], pos: &[usize], subs: &Option<Vec<Option<String>>>| {
+        let s = who.session();
+        let r = match subs {
+            None => s.tokenize_rows(field, vals)?,
+            Some(subs) => with_subjects(field, vals, pos, subs, |v, sb| {
+                s.tokenize_rows_for_subjects(field, v, sb)
+            })?,
+        };
+        who.flushed()?;
+        Ok(r)
+    };
     if let Some(input) = ArrowIn::of(values)? {
         let (vals, pos) = arrow::strings(input.chunks(), "values")?;
-        let outcomes = run(py, true, || {
-            let r = who.session().tokenize_rows(field, &vals)?;
-            who.flushed()?;
-            Ok(r)
-        })?;
+        let subs = subjects.map(|o| row_subjects(o, input.len())).transpose()?;
+        let outcomes = run(py, true, || tokenize(&vals, &pos, &subs))?;
         let settled = arrow::settle(py, outcomes, &pos, input.len(), errors, report)?;
         return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos));
     }
     let items: Vec<Option<PyBackedStr>> =
         convert::batch(values, "values", |o| convert::text(o, "value"))?;
     let (vals, pos) = present(&items);
+    let subs = subjects.map(|o| row_subjects(o, items.len())).transpose()?;
     let outcomes = run(py, true, || {
         let refs: Vec<&str> = vals.iter().map(|s| &***s).collect();
-        let r = who.session().tokenize_rows(field, &refs)?;
-        who.flushed()?;
-        Ok(r)
+        tokenize(&refs, &pos, &subs)
     })?;
     let settled = arrow::settle(py, outcomes, &pos, items.len(), errors, report)?;
     Ok(str_list(py, &scatter(items.len(), settled, &pos))?.into_any())
@@ -275,35 +343,44 @@ pub(crate) fn detokenize(
 }
 
 /// `detokenize_many`: Arrow in, Arrow out; otherwise a list (GIL released).
+#[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
 pub(crate) fn detokenize_many<'py>(
     who: &Who,
     py: Python<'py>,
     tokens: &Bound<'py, PyAny>,
     field: &str,
+    subjects: Option<&Bound<'py, PyAny>>,
     view: &str,
     errors: &str,
     report: Option<&Bound<'py, PyBatchReport>>,
 ) -> PvResult<Bound<'py, PyAny>> {
     let errors = Errors::parse(errors)?;
     let view = self::view(view)?;
+    let detokenize = |vals: &[&str], pos: &[usize], subs: &Option<Vec<Option<String>>>| {
+        let s = who.session();
+        let r = match subs {
+            None => s.detokenize_rows(field, vals, view)?,
+            Some(subs) => with_subjects(field, vals, pos, subs, |v, sb| {
+                s.detokenize_rows_for_subjects(field, v, sb, view)
+            })?,
+        };
+        who.flushed()?;
+        Ok(r)
+    };
     if let Some(input) = ArrowIn::of(tokens)? {
         let (vals, pos) = arrow::strings(input.chunks(), "tokens")?;
-        let outcomes = run(py, true, || {
-            let r = who.session().detokenize_rows(field, &vals, view)?;
-            who.flushed()?;
-            Ok(r)
-        })?;
+        let subs = subjects.map(|o| row_subjects(o, input.len())).transpose()?;
+        let outcomes = run(py, true, || detokenize(&vals, &pos, &subs))?;
         let settled = arrow::settle(py, outcomes, &pos, input.len(), errors, report)?;
         return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos));
     }
     let items: Vec<Option<PyBackedStr>> =
         convert::batch(tokens, "tokens", |o| convert::text(o, "token"))?;
     let (vals, pos) = present(&items);
+    let subs = subjects.map(|o| row_subjects(o, items.len())).transpose()?;
     let outcomes = run(py, true, || {
         let refs: Vec<&str> = vals.iter().map(|s| &***s).collect();
-        let r = who.session().detokenize_rows(field, &refs, view)?;
-        who.flushed()?;
-        Ok(r)
+        detokenize(&refs, &pos, &subs)
     })?;
     let settled = arrow::settle(py, outcomes, &pos, items.len(), errors, report)?;
     let out = scatter(items.len(), settled, &pos);

@@ -165,16 +165,17 @@ impl PySession {
 
     /// `Vault.tokenize_many` as this caller: Arrow in, Arrow out, or a list; `errors` and
     /// `report` as there.
-    #[pyo3(signature = (values, field, *, errors="raise", report=None))]
+    #[pyo3(signature = (values, field, *, subjects=None, errors="raise", report=None))]
     fn tokenize_many<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
         field: &str,
+        subjects: Option<&Bound<'py, PyAny>>,
         errors: &str,
         report: Option<&Bound<'py, PyBatchReport>>,
     ) -> PvResult<Bound<'py, PyAny>> {
-        ops::tokenize_many(&self.who()?, py, values, field, errors, report)
+        ops::tokenize_many(&self.who()?, py, values, field, subjects, errors, report)
     }
 
     /// `Vault.pseudonym` over a batch as this caller (`tokenize_many` of a pseudonym field).
@@ -187,7 +188,7 @@ impl PySession {
         errors: &str,
         report: Option<&Bound<'py, PyBatchReport>>,
     ) -> PvResult<Bound<'py, PyAny>> {
-        ops::tokenize_many(&self.who()?, py, values, field, errors, report)
+        ops::tokenize_many(&self.who()?, py, values, field, None, errors, report)
     }
 
     /// `Vault.encrypt_many` as this caller.
@@ -237,17 +238,28 @@ impl PySession {
     }
 
     /// `Vault.detokenize_many` as this caller: Arrow in, Arrow out, or a list.
-    #[pyo3(signature = (tokens, field, *, view="plaintext", errors="raise", report=None))]
+    #[pyo3(signature = (tokens, field, *, subjects=None, view="plaintext", errors="raise", report=None))]
+    #[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
     fn detokenize_many<'py>(
         &self,
         py: Python<'py>,
         tokens: &Bound<'py, PyAny>,
         field: &str,
+        subjects: Option<&Bound<'py, PyAny>>,
         view: &str,
         errors: &str,
         report: Option<&Bound<'py, PyBatchReport>>,
     ) -> PvResult<Bound<'py, PyAny>> {
-        ops::detokenize_many(&self.who()?, py, tokens, field, view, errors, report)
+        ops::detokenize_many(
+            &self.who()?,
+            py,
+            tokens,
+            field,
+            subjects,
+            view,
+            errors,
+            report,
+        )
     }
 }
 

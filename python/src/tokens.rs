@@ -52,13 +52,16 @@ impl PyVault {
     /// iterables and numpy object arrays give a list, `None` staying `None`.
     /// `errors="raise"` (default) raises the first bad row's error with its index (`.row`),
     /// never its value; `errors="null"` makes bad rows null and fills `report` (a
-    /// `phivault.BatchReport`) with how many and which.
-    #[pyo3(signature = (values, field, *, errors="raise", report=None))]
+    /// `phivault.BatchReport`) with how many and which. Fields tied to subjects (`dob`, date
+    /// shifts) take `subjects`: one `str` for every row, or a batch as long as `values` (each
+    /// row its own subject; a row without one fails with `SubjectRequired`).
+    #[pyo3(signature = (values, field, *, subjects=None, errors="raise", report=None))]
     fn tokenize_many<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
         field: &str,
+        subjects: Option<&Bound<'py, PyAny>>,
         errors: &str,
         report: Option<&Bound<'py, PyBatchReport>>,
     ) -> PvResult<Bound<'py, PyAny>> {
@@ -67,6 +70,7 @@ impl PyVault {
             py,
             values,
             field,
+            subjects,
             errors,
             report,
         )
@@ -82,7 +86,7 @@ impl PyVault {
         errors: &str,
         report: Option<&Bound<'py, PyBatchReport>>,
     ) -> PvResult<Bound<'py, PyAny>> {
-        self.tokenize_many(py, values, field, errors, report)
+        self.tokenize_many(py, values, field, None, errors, report)
     }
 
     /// Turns a token of `field` back into its value, shown as `view` (`"plaintext"`,
@@ -102,12 +106,14 @@ impl PyVault {
 
     /// Detokenizes a batch of one field with the GIL released: Arrow in, Arrow out, or a list;
     /// `errors` and `report` as for `tokenize_many` (an unknown or forged token is a bad row).
-    #[pyo3(signature = (tokens, field, *, view="plaintext", errors="raise", report=None))]
+    #[pyo3(signature = (tokens, field, *, subjects=None, view="plaintext", errors="raise", report=None))]
+    #[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
     fn detokenize_many<'py>(
         &self,
         py: Python<'py>,
         tokens: &Bound<'py, PyAny>,
         field: &str,
+        subjects: Option<&Bound<'py, PyAny>>,
         view: &str,
         errors: &str,
         report: Option<&Bound<'py, PyBatchReport>>,
@@ -117,6 +123,7 @@ impl PyVault {
             py,
             tokens,
             field,
+            subjects,
             view,
             errors,
             report,
@@ -153,16 +160,20 @@ impl PyVault {
         &self,
         py: Python<'py>,
         date: &Bound<'py, PyAny>,
-        subject: &str,
+        subject: &Bound<'py, PyAny>,
         field: &str,
     ) -> PvResult<Bound<'py, PyAny>> {
+        if crate::arrow::ArrowIn::of(date)?.is_some() {
+            return self.tokenize_many(py, date, field, Some(subject), "raise", None);
+        }
         let is_date = !date.is_instance_of::<PyString>() && date.hasattr("isoformat")?;
         let text = if is_date {
             date.call_method0("isoformat")?
         } else {
             date.clone()
         };
-        let shifted = self.tokenize(py, &text, field, Some(subject))?;
+        let subject = convert::text(subject, "subject")?;
+        let shifted = self.tokenize(py, &text, field, Some(&subject))?;
         if is_date {
             Ok(date.get_type().call_method1("fromisoformat", (shifted,))?)
         } else {
@@ -176,16 +187,29 @@ impl PyVault {
         &self,
         py: Python<'py>,
         date: &Bound<'py, PyAny>,
-        subject: &str,
+        subject: &Bound<'py, PyAny>,
         field: &str,
     ) -> PvResult<Bound<'py, PyAny>> {
+        if crate::arrow::ArrowIn::of(date)?.is_some() {
+            return ops::detokenize_many(
+                &Who::owner(self.vault()?),
+                py,
+                date,
+                field,
+                Some(subject),
+                "plaintext",
+                "raise",
+                None,
+            );
+        }
+        let subject = convert::text(subject, "subject")?;
         let is_date = !date.is_instance_of::<PyString>() && date.hasattr("isoformat")?;
         let text = if is_date {
             date.call_method0("isoformat")?
         } else {
             date.clone()
         };
-        let back = self.detokenize(py, &text, field, Some(subject), "plaintext")?;
+        let back = self.detokenize(py, &text, field, Some(&subject), "plaintext")?;
         if is_date {
             Ok(date.get_type().call_method1("fromisoformat", (back,))?)
         } else {

@@ -252,3 +252,25 @@ def test_dask_cluster_of_two_processes_gives_the_single_process_tokens(keyed, tm
     calls = sum(e["calls"] for e in v.audit_entries() if e["action"] in ("tokenize", "detokenize"))
     assert calls >= 24
     assert v.audit_verify()["ok"]
+
+
+def test_dates_shift_per_row_subject_through_arrow(keyed):
+    v, _, _ = keyed
+    dates = pa.array(["1970-01-01", None, "1980-05-05", "1970-01-01"])
+    subjects = pa.array(["p1", "p1", "p2", None])
+    rep = phivault.BatchReport()
+    out = v.shift_date(dates, pa.array(["p1", "p1", "p2", "p2"]))
+    assert isinstance(out, pa.Array) and out.null_count == 1
+    with pytest.raises(phivault.SubjectRequired) as e:
+        v.tokenize_many(dates, "dob", subjects=subjects)
+    assert e.value.row == 3
+    out = v.tokenize_many(dates, "dob", subjects=subjects, errors="null", report=rep)
+    assert out.to_pylist() == [v.shift_date("1970-01-01", "p1"), None,
+                               v.shift_date("1980-05-05", "p2"), None]
+    assert rep.indexes == [3]
+    back = v.unshift_date(out, pa.array(["p1", "p1", "p2", "p1"]))
+    assert back.to_pylist() == ["1970-01-01", None, "1980-05-05", None]
+    # One subject for every row.
+    assert v.tokenize_many(["1970-01-01"], "dob", subjects="p1") == [v.shift_date("1970-01-01", "p1")]
+    with pytest.raises(phivault.InvalidInput):
+        v.tokenize_many(["1970-01-01"], "dob", subjects=["p1", "p2"])

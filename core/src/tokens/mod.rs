@@ -504,6 +504,91 @@ impl Tokens {
             .collect())
     }
 
+    /// [`Tokens::tokenize_rows`] of a field tied to subjects, with each value's own subject
+    /// (`subjects[i]` for `values[i]`; equal lengths): values are grouped by subject, each
+    /// subject's key loaded (or made) once. A subject-level refusal — an invalid subject id, a
+    /// forgotten subject — fails that subject's rows only.
+    pub(crate) fn tokenize_rows_for_subjects(
+        &self,
+        par: &Parallel,
+        field: &str,
+        values: &[&str],
+        subjects: &[&str],
+    ) -> Result<Vec<Result<String>>> {
+        self.rows_by_subject(field, values, subjects, |vals, subject| {
+            self.tokenize_rows(par, field, vals, Some(subject))
+        })
+    }
+
+    /// The reverse of [`Tokens::tokenize_rows_for_subjects`].
+    pub(crate) fn detokenize_rows_for_subjects(
+        &self,
+        par: &Parallel,
+        field: &str,
+        tokens: &[&str],
+        subjects: &[&str],
+        view: View,
+    ) -> Result<Vec<Result<Zeroizing<String>>>> {
+        self.rows_by_subject(field, tokens, subjects, |vals, subject| {
+            self.detokenize_rows(par, field, vals, view, Some(subject))
+        })
+    }
+
+    /// Runs `each` once per distinct subject over that subject's rows and puts the outcomes
+    /// back in row order.
+    fn rows_by_subject<T>(
+        &self,
+        field: &str,
+        values: &[&str],
+        subjects: &[&str],
+        each: impl Fn(&[&str], &str) -> Result<Vec<Result<T>>>,
+    ) -> Result<Vec<Result<T>>> {
+        if values.len() != subjects.len() {
+            return Err(Error::invalid(
+                "subjects",
+                "must be as many as the values, one per row",
+            ));
+        }
+        let f = self.field(field)?;
+        if !f.spec.subject {
+            return Err(Error::invalid(
+                "field",
+                "is not tied to subjects: tokenize it without subjects",
+            ));
+        }
+        let mut groups: std::collections::HashMap<&str, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, s) in subjects.iter().enumerate() {
+            groups.entry(*s).or_default().push(i);
+        }
+        let mut out: Vec<Option<Result<T>>> = (0..values.len()).map(|_| None).collect();
+        for (subject, rows) in groups {
+            let vals: Vec<&str> = rows.iter().map(|&i| values[i]).collect();
+            match each(&vals, subject) {
+                Ok(done) => {
+                    for (&i, r) in rows.iter().zip(done) {
+                        out[i] = Some(r);
+                    }
+                }
+                // This subject's rows fail; the batch goes on.
+                Err(Error::SubjectForgotten) => {
+                    for &i in &rows {
+                        out[i] = Some(Err(Error::SubjectForgotten));
+                    }
+                }
+                Err(Error::InvalidInput { what, why }) => {
+                    for &i in &rows {
+                        out[i] = Some(Err(Error::InvalidInput { what, why }));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.into_iter()
+            .map(|o| o.ok_or(Error::Crypto("a row of a subject batch was not filled")))
+            .collect()
+    }
+
     /// The keyed hash of a token as the audit log shows it (hex, 128 bits).
     pub(crate) fn token_audit_id(&self, field: &str, token: &str) -> String {
         hex::encode(
