@@ -10,6 +10,7 @@ job afterwards, which merges the workers' audit entries into the vault's chain.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import pyarrow as pa
@@ -37,6 +38,8 @@ def tokenize_batches(handle):
 
 
 def main() -> None:
+    # Spark's Python workers run this interpreter (with phivault installed), not `python3`.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     with tempfile.TemporaryDirectory() as d:
         key_file = os.path.join(d, "root.key")
         with open(key_file, "wb") as f:
