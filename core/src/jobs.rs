@@ -305,8 +305,9 @@ impl Vault {
     }
 
     /// Verifies the spool files of job `id` and appends their entries to this vault's audit
-    /// log (then removes them). Safe to call while workers run: a spool is merged up to its
-    /// last complete record, and that prefix is cut off atomically.
+    /// log (then removes them). Safe to call while workers run: each spool is read and removed
+    /// under its file lock, which a worker's append also takes; a worker whose spool was
+    /// merged starts a new one.
     pub fn merge_job_audit(&self, id: &JobId) -> Result<MergeReport> {
         let dir = self.job_dir()?.to_path_buf();
         let sdir = spool_dir(&dir, id);
@@ -326,15 +327,24 @@ impl Vault {
         }
         paths.sort();
         for p in paths {
-            let bytes =
-                std::fs::read(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+            let io = |e| Error::io(format!("merging {}", p.display()), e);
+            // The spool's lock, held until it is removed: a worker's append waits for it and
+            // then finds the file gone, and starts a new spool (`JobStore::spool`).
+            let mut f = match std::fs::OpenOptions::new().read(true).open(&p) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(e)),
+            };
+            f.lock().map_err(io)?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).map_err(io)?;
             let (entries, torn) = read_spool(self.audit.mac(), id, &bytes)?;
             report.spools += 1;
             report.torn += usize::from(torn);
             report.entries += entries.len();
             self.audit.append_entries(entries)?;
-            std::fs::remove_file(&p)
-                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+            std::fs::remove_file(&p).map_err(io)?;
+            let _ = f.unlock();
         }
         if report.spools > 0 {
             self.audit.admin(
@@ -507,48 +517,82 @@ fn read_only() -> StoreError {
 }
 
 impl JobStore {
-    /// Appends `block` (an audit block chained after `start`) to this process's spool,
-    /// creating it (with its header) on first use; synced before it returns.
+    /// Appends `block` (an audit block chained after `start`, the current head) to this
+    /// process's spool, synced before it returns. Each append holds the spool's file lock, as
+    /// the owner's merge does while it reads and removes a spool: when the merge has taken the
+    /// file away, the next append starts a new spool chained from `start`, so no entry is
+    /// written to a file the merge already read.
     fn spool(&self, start: Option<&[u8]>, block: &[u8]) -> Result<(), StoreError> {
         let mut g = self
             .spool
             .lock()
             .map_err(|_| StoreError::Backend("spool lock poisoned".into()))?;
-        if g.is_none() {
-            let (seq, mac) = match start {
-                None => (0, [0u8; 32]),
-                Some(h) => audit::decode_head(h).map_err(|_| StoreError::Corrupt("audit head"))?,
-            };
-            std::fs::create_dir_all(&self.spool_dir)?;
-            let mut rnd = [0u8; 8];
-            crate::random::fill_random(&mut rnd)
-                .map_err(|_| StoreError::Backend("no randomness".into()))?;
-            let path =
-                self.spool_dir
-                    .join(format!("{}-{}.spool", std::process::id(), hex::encode(rnd)));
-            let mut opts = std::fs::OpenOptions::new();
-            opts.append(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&path)?;
-            let mut head = Vec::with_capacity(60);
-            head.extend_from_slice(SPOOL_MAGIC);
-            head.extend_from_slice(&self.id.0);
-            head.extend_from_slice(&seq.to_be_bytes());
-            head.extend_from_slice(&mac);
-            f.write_all(&head)?;
-            f.sync_all()?;
-            crate::outfile::sync_dir(&self.spool_dir)?;
-            *g = Some(f);
-        }
-        let f = g.as_mut().ok_or_else(read_only)?;
         let len = u32::try_from(block.len()).map_err(|_| StoreError::Corrupt("audit block"))?;
         let mut rec = Vec::with_capacity(4 + block.len());
         rec.extend_from_slice(&len.to_be_bytes());
         rec.extend_from_slice(block);
-        f.write_all(&rec)?;
-        f.sync_data()?;
-        Ok(())
+        loop {
+            if g.is_none() {
+                *g = Some(self.new_spool(start)?);
+            }
+            let f = g.as_mut().ok_or_else(read_only)?;
+            f.lock()?;
+            // Merged and removed since the last append: start a new spool.
+            if file_links(f)? == 0 {
+                let _ = f.unlock();
+                *g = None;
+                continue;
+            }
+            let written = f.write_all(&rec).and_then(|()| f.sync_data());
+            let _ = f.unlock();
+            return Ok(written?);
+        }
+    }
+
+    /// A new spool file whose chain starts at `start`: written under a temporary name, synced,
+    /// then renamed to `<pid>-<random>.spool` (the merge never sees a file without its header).
+    fn new_spool(&self, start: Option<&[u8]>) -> Result<std::fs::File, StoreError> {
+        let (seq, mac) = match start {
+            None => (0, [0u8; 32]),
+            Some(h) => audit::decode_head(h).map_err(|_| StoreError::Corrupt("audit head"))?,
+        };
+        make_private_dir(&self.spool_dir)
+            .map_err(|_| StoreError::Backend("cannot create the job's spool folder".into()))?;
+        let mut rnd = [0u8; 8];
+        crate::random::fill_random(&mut rnd)
+            .map_err(|_| StoreError::Backend("no randomness".into()))?;
+        let name = format!("{}-{}", std::process::id(), hex::encode(rnd));
+        let tmp = self.spool_dir.join(format!("{name}.tmp"));
+        let path = self.spool_dir.join(format!("{name}.spool"));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.append(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        let mut head = Vec::with_capacity(60);
+        head.extend_from_slice(SPOOL_MAGIC);
+        head.extend_from_slice(&self.id.0);
+        head.extend_from_slice(&seq.to_be_bytes());
+        head.extend_from_slice(&mac);
+        f.write_all(&head)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        crate::outfile::sync_dir(&self.spool_dir)?;
+        Ok(f)
+    }
+}
+
+/// How many names the open file `f` has (0: it was removed).
+fn file_links(f: &std::fs::File) -> std::io::Result<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(f.metadata()?.nlink())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        Ok(1)
     }
 }
 

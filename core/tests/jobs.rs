@@ -346,3 +346,42 @@ fn a_batch_with_a_subject_per_row_shifts_each_row_by_its_own_subject() {
             .is_err()
     );
 }
+
+#[test]
+fn merging_while_a_worker_appends_loses_no_entry() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    let job = v
+        .begin_job(&etl(), Duration::from_secs(600))
+        .expect("begin");
+    let w = open(&v, &job.id).expect("worker");
+    const CALLS: u64 = 60;
+    let mut merged = 0usize;
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            for _ in 0..CALLS {
+                w.session()
+                    .tokenize("ssn", "900-12-3456")
+                    .expect("tokenize");
+                w.flush().expect("spool");
+            }
+        });
+        while !worker.is_finished() {
+            merged += v.merge_job_audit(&job.id).expect("merge").entries;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        worker.join().expect("worker");
+    });
+    drop(w);
+    merged += v.end_job(&job.id).expect("end").entries;
+    let calls: u64 = v
+        .audit_entries(0, Some("etl"), false)
+        .expect("entries")
+        .iter()
+        .filter(|e| e.action == Action::Tokenize)
+        .map(|e| e.calls)
+        .sum();
+    assert_eq!(calls, CALLS, "every worker call is in the log once");
+    assert!(merged >= 1);
+    assert!(v.audit_verify().expect("verify").ok);
+}
