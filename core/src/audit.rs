@@ -288,6 +288,9 @@ struct AuditState {
     inner: Mutex<Inner>,
     /// Whether allowed reads (encrypt, decrypt, get, tokenize, detokenize) are logged.
     reads: std::sync::atomic::AtomicBool,
+    /// Every entry written at once, none left for group commit (a job's worker: its entries
+    /// are on disk before its call returns, whatever ends the process afterwards).
+    every: std::sync::atomic::AtomicBool,
 }
 
 impl Default for AuditState {
@@ -301,6 +304,7 @@ impl Default for AuditState {
                 failing: false,
             }),
             reads: std::sync::atomic::AtomicBool::new(true),
+            every: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -562,6 +566,7 @@ impl AuditLog {
         let break_glass = rec.outcome == Outcome::BreakGlass;
         let urgent = !extra.is_empty()
             || break_glass
+            || self.state.every.load(std::sync::atomic::Ordering::Relaxed)
             || !matches!(
                 (rec.action, rec.outcome),
                 (
@@ -736,6 +741,13 @@ impl AuditLog {
             inner.pending_calls = 0;
         }
         result
+    }
+
+    /// Makes every later entry be written at once (see `AuditState::every`).
+    pub(crate) fn write_every_entry(&self) {
+        self.state
+            .every
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Turns the logging of allowed reads on or off (the vault's `set_read_auditing` logs the

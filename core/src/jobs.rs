@@ -23,11 +23,12 @@
 //! synced before the call returns (fail closed: a worker that cannot write its spool refuses
 //! the call). The owner verifies every spool's chain and appends its entries to the vault's
 //! own log ([`Vault::merge_job_audit`], [`Vault::end_job`]); a torn last record (a worker
-//! killed mid-write) is reported, never merged. Formats: docs/FORMAT.md §6.13.
+//! killed mid-write) is reported, never merged. Formats: docs/FORMAT.md §6.14.
 //!
-//! Crypto-shredding: a snapshot holds wrapped keys. [`Vault::forget_subject`] and key
-//! destruction delete every job snapshot of the vault first (running workers keep what they
-//! loaded until they exit), and [`Vault::end_job`] deletes the job's.
+//! Crypto-shredding: a snapshot holds wrapped keys. [`Vault::forget_subject`], key destruction,
+//! retiring key versions and a new policy delete every job snapshot of the vault first, under a
+//! lock that [`Vault::begin_job`] holds from its scan to its file (running workers keep what
+//! they loaded until they exit); [`Vault::end_job`] deletes the job's.
 
 use crate::audit::{self, AuditEntry};
 use crate::backend::Backend;
@@ -122,6 +123,9 @@ pub struct MergeReport {
     /// Spool files whose last record was torn (a worker stopped while writing it): the torn
     /// record is not merged.
     pub torn: usize,
+    /// Spool files refused because an entry does not chain (edited, or not the vault's):
+    /// renamed to `*.bad`, kept for inspection, nothing of them merged.
+    pub refused: usize,
 }
 
 /// A job found in a vault's `jobs/` folder ([`Vault::jobs`]).
@@ -258,6 +262,7 @@ impl Vault {
         )?;
         // The snapshot's audit head is the one just written: workers chain after it.
         self.audit.flush()?;
+        let _jobs = self.jobs_lock.lock().map_err(|_| Error::poisoned())?;
         let mut entries = Vec::new();
         for space in SNAPSHOT_SPACES {
             let mut after: Option<Vec<u8>> = None;
@@ -338,22 +343,38 @@ impl Vault {
             f.lock().map_err(io)?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut f, &mut bytes).map_err(io)?;
-            let (entries, torn) = read_spool(self.audit.mac(), id, &bytes)?;
+            let (entries, torn) = match read_spool(self.audit.mac(), id, &bytes) {
+                Ok(x) => x,
+                Err(Error::CorruptMetadata { .. }) => {
+                    // Kept aside for the operator; the other spools are merged.
+                    std::fs::rename(&p, p.with_extension("bad")).map_err(io)?;
+                    report.refused += 1;
+                    let _ = f.unlock();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             report.spools += 1;
             report.torn += usize::from(torn);
             report.entries += entries.len();
             self.audit.append_entries(entries)?;
+            // The log's copy is durable before the spool, the only other one, is removed.
+            self.store.sync()?;
             std::fs::remove_file(&p).map_err(io)?;
             let _ = f.unlock();
         }
-        if report.spools > 0 {
+        if report.spools + report.refused > 0 {
+            crate::outfile::sync_dir(&sdir)
+                .map_err(|e| Error::io(format!("syncing {}", sdir.display()), e))?;
+        }
+        if report.spools + report.refused > 0 {
             self.audit.admin(
                 crate::audit::Action::Admin,
                 "job",
                 Some(id.to_string()),
                 format!(
-                    "merged {} audit entries of {} worker spools ({} torn)",
-                    report.entries, report.spools, report.torn
+                    "merged {} audit entries of {} worker spools ({} torn, {} refused)",
+                    report.entries, report.spools, report.torn, report.refused
                 ),
             )?;
         }
@@ -373,11 +394,9 @@ impl Vault {
         }
         let report = self.merge_job_audit(id)?;
         let sdir = spool_dir(&dir, id);
-        if let Err(e) = std::fs::remove_dir(&sdir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(Error::io(format!("removing {}", sdir.display()), e));
-        }
+        // Left when a worker still runs, was killed inside `new_spool` (a `.tmp`), or a spool
+        // was refused (`.bad`): `phivault audit jobs` lists it.
+        let _ = std::fs::remove_dir(&sdir);
         self.audit.admin(
             crate::audit::Action::Admin,
             "job",
@@ -430,23 +449,28 @@ impl Vault {
         Ok(found.into_values().collect())
     }
 
-    /// Deletes every job snapshot of this vault (before a key is destroyed or a subject
-    /// forgotten: a snapshot holds wrapped keys). Spools stay for merging.
-    pub(crate) fn revoke_jobs(&self) -> Result<()> {
+    /// Deletes every job snapshot of this vault (before a key is destroyed, a subject
+    /// forgotten or the policy changed: a snapshot holds wrapped keys and the policy) and
+    /// returns the jobs lock, which the caller holds until its change is written. Spools stay
+    /// for merging.
+    pub(crate) fn revoke_jobs(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        let guard = self.jobs_lock.lock().map_err(|_| Error::poisoned())?;
         let Some(dir) = self.path() else {
-            return Ok(());
+            return Ok(guard);
         };
         let jdir = jobs_dir(dir);
         let list = match std::fs::read_dir(&jdir) {
             Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(guard),
             Err(e) => return Err(Error::io(format!("listing {}", jdir.display()), e)),
         };
         let mut removed = false;
         for e in list {
             let e = e.map_err(|e| Error::io(format!("listing {}", jdir.display()), e))?;
             let p = e.path();
-            if p.extension().and_then(|x| x.to_str()) == Some("job") {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Snapshots, and the temporary file of one a crash interrupted.
+            if p.is_file() && (name.ends_with(".job") || name.ends_with(".partial")) {
                 std::fs::remove_file(&p)
                     .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
                 removed = true;
@@ -456,7 +480,7 @@ impl Vault {
             crate::outfile::sync_dir(&jdir)
                 .map_err(|e| Error::io(format!("syncing {}", jdir.display()), e))?;
         }
-        Ok(())
+        Ok(guard)
     }
 }
 
@@ -472,7 +496,9 @@ pub(crate) fn read_spool(
     if bytes.len() < 4 + 16 + 8 + 32 || &bytes[..4] != SPOOL_MAGIC || bytes[4..20] != id.0 {
         return Err(bad());
     }
-    let mut seq = u64::from_be_bytes(bytes[20..28].try_into().map_err(|_| bad())?) + 1;
+    let mut seq = u64::from_be_bytes(bytes[20..28].try_into().map_err(|_| bad())?)
+        .checked_add(1)
+        .ok_or_else(bad)?;
     let mut prev: [u8; 32] = bytes[28..60].try_into().map_err(|_| bad())?;
     let mut rest = &bytes[60..];
     let mut out = Vec::new();
@@ -492,7 +518,7 @@ pub(crate) fn read_spool(
                 });
             }
             prev = d.mac;
-            seq += 1;
+            seq = seq.checked_add(1).ok_or_else(bad)?;
             out.push(d.entry);
         }
         rest = &rest[4 + len..];
@@ -504,6 +530,9 @@ pub(crate) fn read_spool(
 /// a spool file.
 struct JobStore {
     mem: MemoryStore,
+    /// The process that opened the job: a forked child must open the job itself (it would
+    /// share this spool and chain from the same head).
+    pid: u32,
     spool_dir: PathBuf,
     id: JobId,
     spool: Mutex<Option<std::fs::File>>,
@@ -523,6 +552,11 @@ impl JobStore {
     /// file away, the next append starts a new spool chained from `start`, so no entry is
     /// written to a file the merge already read.
     fn spool(&self, start: Option<&[u8]>, block: &[u8]) -> Result<(), StoreError> {
+        if std::process::id() != self.pid {
+            return Err(StoreError::ReadOnly(
+                "this job was opened by the parent process: open it again after fork",
+            ));
+        }
         let mut g = self
             .spool
             .lock()
@@ -543,9 +577,18 @@ impl JobStore {
                 *g = None;
                 continue;
             }
+            let before = f.metadata()?.len();
             let written = f.write_all(&rec).and_then(|()| f.sync_data());
+            if written.is_err() {
+                // Cut back what may have reached the file; the next append starts a new spool
+                // (the entries stay pending and are chained again from the same head).
+                let _ = f.set_len(before);
+                let _ = f.unlock();
+                *g = None;
+                return Ok(written?);
+            }
             let _ = f.unlock();
-            return Ok(written?);
+            return Ok(());
         }
     }
 
@@ -596,8 +639,17 @@ fn file_links(f: &std::fs::File) -> std::io::Result<u64> {
     }
 }
 
+/// Whether `space` is in the snapshot (the audit log is this process's own chain).
+fn in_snapshot(space: Space) -> bool {
+    SNAPSHOT_SPACES.contains(&space) || space == Space::Audit
+}
+
 impl Store for JobStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        // Records and vaulted tokens are not in the snapshot: refused, never read as absent.
+        if !in_snapshot(space) {
+            return Err(read_only());
+        }
         self.mem.get(space, key)
     }
     fn write(&self, _ops: Vec<WriteOp>) -> Result<(), StoreError> {
@@ -648,6 +700,9 @@ impl Store for JobStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
+        if !in_snapshot(space) {
+            return Err(read_only());
+        }
         self.mem.scan(space, prefix, after, limit)
     }
     fn flush(&self) -> Result<(), StoreError> {
@@ -784,6 +839,7 @@ impl JobVault {
         mem.write(ops)?;
         let store = JobStore {
             mem,
+            pid: std::process::id(),
             spool_dir: spool_dir(dir, id),
             id: *id,
             spool: Mutex::new(None),
@@ -796,6 +852,8 @@ impl JobVault {
             HeaderSlot::Store,
         )?;
         vault.set_threads(opts.threads)?;
+        // Each call's entry reaches the spool before the call returns (no group commit).
+        vault.audit.write_every_entry();
         let caller = if body.owner {
             Caller::owner()
         } else {

@@ -139,6 +139,8 @@ impl Vault {
     /// Versions below `min` refuse to decrypt, with an error naming keyring and version.
     /// Reversible: lower it again to re-enable them (unless they were destroyed).
     pub fn set_min_decryption_version(&self, keyring: &str, min: u32) -> Result<()> {
+        // Job snapshots carry the keyring as it was: a retired version must not live on there.
+        let _jobs = self.revoke_jobs()?;
         // Retiring the version an FF1, pseudonym or date-shift field derives its key from would
         // make every such token irreversible: refuse, naming the field.
         let below = self.field_pinning(keyring, |v| v < min)?;
@@ -267,8 +269,8 @@ impl Vault {
                 "the active version cannot be destroyed; rotate first",
             ));
         }
-        // A job snapshot holds the version's wrapped key: gone first.
-        self.revoke_jobs()?;
+        // A job snapshot holds the version's wrapped key: gone first (and none taken meanwhile).
+        let _jobs = self.revoke_jobs()?;
         if !force && let Some(field) = self.field_pinning(keyring, |v| v == version)? {
             return Err(Error::KeyPinnedByField {
                 keyring: keyring.to_owned(),

@@ -142,6 +142,10 @@ pub struct Vault {
     pub(crate) snapshots: Arc<SnapshotGate>,
     /// The thread pool of batch calls (none by default).
     pub(crate) parallel: crate::parallel::Parallel,
+    /// Held by `begin_job` from its scan to its snapshot file, and by what revokes job
+    /// snapshots until its key or policy change is written (jobs.rs): no snapshot taken
+    /// before a shred lands after it.
+    pub(crate) jobs_lock: std::sync::Mutex<()>,
     /// The directory lock, declared last so that it is released after the store is closed.
     _lock: Option<File>,
 }
@@ -470,6 +474,7 @@ impl Vault {
             audit,
             snapshots,
             parallel: crate::parallel::Parallel::default(),
+            jobs_lock: std::sync::Mutex::new(()),
             _lock: None,
         })
     }
@@ -562,6 +567,13 @@ impl Vault {
         self.audit.flush()
     }
 
+    /// Writes every later audit entry at once, before its call returns, instead of letting
+    /// entries of reads wait for group commit: for a worker process that may be ended at any
+    /// time (Python `VaultHandle.open`). Costs a store sync per call.
+    pub fn write_audit_entries_at_once(&self) {
+        self.audit.write_every_entry();
+    }
+
     /// Checks the whole audit chain: sequence numbers from 1 without gaps, every MAC, and the
     /// head anchor. Reports the first bad entry.
     pub fn audit_verify(&self) -> Result<AuditReport> {
@@ -611,6 +623,8 @@ impl Vault {
 
     /// Replaces the policy (owner only), atomically with its audit entry.
     pub fn set_policy(&self, policy: &Policy) -> Result<()> {
+        // Job snapshots carry the policy: a revoked grant must not live on in them.
+        let _jobs = self.revoke_jobs()?;
         self.guard.set_policy(policy)
     }
 
@@ -643,8 +657,8 @@ impl Vault {
     /// leaves an erasure record ([`Vault::erasures`]). Returns whether the subject had a key.
     pub fn forget_subject(&self, subject: &str) -> Result<bool> {
         let id = self.keys.subject_key_id(subject)?;
-        // A job snapshot holds the subject's wrapped key: gone first.
-        self.revoke_jobs()?;
+        // A job snapshot holds the subject's wrapped key: gone first (and none taken meanwhile).
+        let _jobs = self.revoke_jobs()?;
         self.audit.admin(
             Action::ForgetSubject,
             "subject",

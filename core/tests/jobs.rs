@@ -257,8 +257,13 @@ fn torn_spools_merge_their_complete_records_and_forged_ones_are_refused() {
     let n = bytes.len();
     bytes[n - 50] ^= 1;
     std::fs::write(&spool, &bytes).expect("edit");
-    assert!(v.merge_job_audit(&job.id).is_err());
-    assert!(spool.exists(), "a refused spool is kept for the operator");
+    let r = v.merge_job_audit(&job.id).expect("merge");
+    assert_eq!((r.spools, r.refused, r.entries), (0, 1, 0));
+    assert!(
+        !spool.exists() && spool.with_extension("bad").exists(),
+        "kept aside as .bad"
+    );
+    assert!(v.audit_verify().expect("verify").ok);
 }
 
 #[test]
@@ -384,4 +389,38 @@ fn merging_while_a_worker_appends_loses_no_entry() {
     assert_eq!(calls, CALLS, "every worker call is in the log once");
     assert!(merged >= 1);
     assert!(v.audit_verify().expect("verify").ok);
+}
+
+#[test]
+fn records_and_vaulted_tokens_are_refused_in_a_worker_never_read_as_absent() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = setup(dir.path());
+    v.define_field(phivault::tokens::FieldSpec::new(
+        "acct",
+        phivault::tokens::TokenKind::Vaulted,
+    ))
+    .expect("define");
+    let tok = v
+        .owner()
+        .tokenize("acct", "4000123412341234")
+        .expect("token");
+    v.owner().put("notes", "n1", b"x", None).expect("put");
+    let job = v
+        .begin_job(&Caller::owner(), Duration::from_secs(60))
+        .expect("begin");
+    let w = open(&v, &job.id).expect("worker");
+    for r in [
+        w.session()
+            .detokenize_rows("acct", &[tok.as_str()], View::Plaintext)
+            .map(|_| ()),
+        w.session().get("notes", "n1").map(|_| ()),
+    ] {
+        assert!(
+            matches!(r, Err(Error::Store(StoreError::ReadOnly(_)))),
+            "{r:?}"
+        );
+    }
+    // A new policy revokes the snapshot (it carries the policy).
+    v.set_policy(&Policy::default()).expect("policy");
+    assert!(open(&v, &job.id).is_err());
 }

@@ -46,6 +46,19 @@ def _open_job(
     threads: int = 1,
 ) -> Session:
     """Open a directory vault's job snapshot in a worker (use ``VaultHandle.open``)."""
+
+def _open_worker(
+    location: StrPath,
+    *,
+    principal: Optional[str] = None,
+    purpose: Optional[str] = None,
+    passphrase: Optional[str] = None,
+    key: Optional[bytes] = None,
+    key_file: Optional[StrPath] = None,
+    backend: str = "ring",
+    threads: int = 1,
+) -> Session:
+    """Open a PostgreSQL vault in a worker (use ``VaultHandle.open``)."""
 View: TypeAlias = Literal["plaintext", "masked", "redacted"]
 _D = TypeVar("_D", str, datetime.date)
 StrPath: TypeAlias = Union[str, "os.PathLike[str]"]

@@ -5,8 +5,8 @@ Each partition runs ``handle.open()`` in its worker process (opened once per pro
 and hands every column to one Arrow batch call: one policy decision and one audit entry per
 partition and column, made as the handle's principal and purpose. For a directory vault the
 entries are spooled by the workers and merged into the vault's chain by
-``vault.end_job(handle.job_id)`` in the owner process; for a PostgreSQL vault they are written
-to the shared chain as each partition finishes.
+``vault.end_job(handle.job_id)`` in the owner process; for a PostgreSQL vault each is written
+to the shared chain before its batch returns.
 
 Example::
 

@@ -7,7 +7,7 @@ bytes, never a passphrase.
 
 ``handle.open()`` in a worker opens the vault once per process and returns an object with the
 batch calls (``tokenize_many``, ``detokenize_many``, ``pseudonym_many``, ``encrypt_many``,
-``decrypt_many``; Arrow in, Arrow out):
+``decrypt_many``; Arrow in, Arrow out), a ``Session`` acting as the handle's principal:
 
 * a **directory vault** (sled admits one process): the job snapshot the owner wrote at
   ``handle()`` time, opened read-only with the root key. The stateless kinds work in any number
@@ -16,7 +16,7 @@ batch calls (``tokenize_many``, ``detokenize_many``, ``pseudonym_many``, ``encry
   Each batch's audit entry is spooled before the batch returns; the owner merges the spools
   with ``vault.end_job(handle.job_id)``.
 * a **PostgreSQL vault**: opened by each worker (its own connection pool), every kind works,
-  and entries go straight to the shared audit chain.
+  and each call's entry is written to the shared audit chain before the call returns.
 
 A worker without access to the root key gets a clear error (``KeyUnavailable`` naming the
 environment variable or key file, or ``WrongRootKey``), never a half-open vault.
@@ -99,7 +99,7 @@ class VaultHandle:
             got = _OPEN.get(key)
             if got is not None:
                 return got
-            from phivault._phivault import Vault, _open_job
+            from phivault._phivault import _open_job, _open_worker
 
             root = self._root_kwargs()
             if self.job_id is not None:
@@ -107,9 +107,9 @@ class VaultHandle:
                     self.location, self.job_id, backend=self.backend, threads=self.threads, **root
                 )
             else:
-                v = Vault.open(self.location, backend=self.backend, threads=self.threads, **root)
-                got = v if self.principal is None else v.session(
-                    self.principal, self.purpose or "research"
+                got = _open_worker(
+                    self.location, principal=self.principal, purpose=self.purpose,
+                    backend=self.backend, threads=self.threads, **root,
                 )
             _OPEN[key] = got
             return got

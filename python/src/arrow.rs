@@ -12,7 +12,7 @@
 //! and fills `report` (a [`PyBatchReport`]). No rule lives here: the outcomes are core's.
 
 use crate::errors::{PvError, PvResult};
-use arrow_array::builder::{BinaryBuilder, LargeStringBuilder, StringBuilder};
+use arrow_array::builder::{BinaryBuilder, LargeBinaryBuilder, LargeStringBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, Field};
@@ -287,71 +287,103 @@ pub fn binaries<'a>(chunks: &'a [ArrayRef], what: &str) -> PvResult<(Vec<&'a [u8
     Ok((vals, pos))
 }
 
+/// Whether the answer needs 64-bit offsets: a large input, or more bytes than 32-bit offsets
+/// hold (every chunk of one answer has the same type).
+fn needs_large<B: AsRef<[u8]>>(like: &[ArrayRef], values: &[Option<B>]) -> bool {
+    let large_in = like
+        .iter()
+        .any(|c| matches!(c.data_type(), DataType::LargeUtf8 | DataType::LargeBinary));
+    let bytes: usize = values.iter().flatten().map(|v| v.as_ref().len()).sum();
+    large_in || bytes >= i32::MAX as usize
+}
+
+/// Text the binding itself produced (tokens, text envelopes): UTF-8 by construction.
+fn utf8(b: &[u8]) -> PvResult<&str> {
+    std::str::from_utf8(b).map_err(|_| PvError::Panic)
+}
+
+/// Scatters `values` (at batch `positions`) into chunks cut like `like`, each row its value or
+/// null: `strings` text (else binary), with 64-bit offsets when [`needs_large`].
+fn scatter_chunks<B: AsRef<[u8]>>(
+    like: &[ArrayRef],
+    values: &[Option<B>],
+    positions: &[usize],
+    strings: bool,
+) -> PvResult<Vec<ArrayRef>> {
+    let large = needs_large(like, values);
+    let mut it = positions.iter().zip(values).peekable();
+    let mut base = 0usize;
+    let mut out: Vec<ArrayRef> = Vec::with_capacity(like.len());
+    for c in like {
+        let n = c.len();
+        let mut rows: Vec<Option<&[u8]>> = Vec::with_capacity(n);
+        for i in 0..n {
+            match it.peek() {
+                Some((p, v)) if **p == base + i => {
+                    rows.push(v.as_ref().map(AsRef::as_ref));
+                    it.next();
+                }
+                _ => rows.push(None),
+            }
+        }
+        let arr: ArrayRef = match (strings, large) {
+            (true, false) => {
+                let mut b = StringBuilder::with_capacity(n, n * 16);
+                for r in rows {
+                    b.append_option(r.map(utf8).transpose()?);
+                }
+                Arc::new(b.finish())
+            }
+            (true, true) => {
+                let mut b = LargeStringBuilder::with_capacity(n, n * 16);
+                for r in rows {
+                    b.append_option(r.map(utf8).transpose()?);
+                }
+                Arc::new(b.finish())
+            }
+            (false, false) => {
+                let mut b = BinaryBuilder::with_capacity(n, n * 64);
+                for r in rows {
+                    b.append_option(r);
+                }
+                Arc::new(b.finish())
+            }
+            (false, true) => {
+                let mut b = LargeBinaryBuilder::with_capacity(n, n * 64);
+                for r in rows {
+                    b.append_option(r);
+                }
+                Arc::new(b.finish())
+            }
+        };
+        out.push(arr);
+        base += n;
+    }
+    Ok(out)
+}
+
 /// Scatters `values` (at batch `positions`) into string chunks cut like `like`: large strings
-/// for a large-string input, strings otherwise; every other row null.
+/// for a large input or a large answer, strings otherwise; every other row null.
 pub fn string_chunks<S: AsRef<str>>(
     like: &[ArrayRef],
     values: &[Option<S>],
     positions: &[usize],
-) -> Vec<ArrayRef> {
-    let mut it = positions.iter().zip(values).peekable();
-    let mut base = 0usize;
-    let mut out: Vec<ArrayRef> = Vec::with_capacity(like.len());
-    for c in like {
-        let n = c.len();
-        let mut next = |i: usize| -> Option<&str> {
-            match it.peek() {
-                Some((p, v)) if **p == base + i => {
-                    let v = v.as_ref().map(AsRef::as_ref);
-                    it.next();
-                    v
-                }
-                _ => None,
-            }
-        };
-        if c.data_type() == &DataType::LargeUtf8 {
-            let mut b = LargeStringBuilder::with_capacity(n, n * 16);
-            for i in 0..n {
-                b.append_option(next(i));
-            }
-            out.push(Arc::new(b.finish()));
-        } else {
-            let mut b = StringBuilder::with_capacity(n, n * 16);
-            for i in 0..n {
-                b.append_option(next(i));
-            }
-            out.push(Arc::new(b.finish()));
-        }
-        base += n;
-    }
-    out
+) -> PvResult<Vec<ArrayRef>> {
+    let bytes: Vec<Option<&[u8]>> = values
+        .iter()
+        .map(|v| v.as_ref().map(|s| s.as_ref().as_bytes()))
+        .collect();
+    scatter_chunks(like, &bytes, positions, true)
 }
 
-/// [`string_chunks`] for byte strings: binary chunks.
+/// [`string_chunks`] for byte strings: binary chunks (large binary for a large input or
+/// answer).
 pub fn binary_chunks<B: AsRef<[u8]>>(
     like: &[ArrayRef],
     values: &[Option<B>],
     positions: &[usize],
-) -> Vec<ArrayRef> {
-    let mut it = positions.iter().zip(values).peekable();
-    let mut base = 0usize;
-    let mut out: Vec<ArrayRef> = Vec::with_capacity(like.len());
-    for c in like {
-        let n = c.len();
-        let mut b = BinaryBuilder::with_capacity(n, n * 64);
-        for i in 0..n {
-            match it.peek() {
-                Some((p, v)) if **p == base + i => {
-                    b.append_option(v.as_ref().map(AsRef::as_ref));
-                    it.next();
-                }
-                _ => b.append_null(),
-            }
-        }
-        out.push(Arc::new(b.finish()));
-        base += n;
-    }
-    out
+) -> PvResult<Vec<ArrayRef>> {
+    scatter_chunks(like, values, positions, false)
 }
 
 /// A Python list with `None` where a value is absent (the non-Arrow forms).

@@ -177,3 +177,35 @@ pub fn _open_job(
     let vault = Py::new(py, PyVault::new(vault))?;
     Ok(PySession::for_job(vault, caller))
 }
+
+/// Opens the vault at `location` (a `postgres://` URL: every process opens it) in a worker:
+/// a `Session` acting as `principal`/`purpose` (`None`: the owner) whose every audit entry is
+/// written before its call returns (`Vault::write_audit_entries_at_once`).
+#[pyfunction]
+#[pyo3(signature = (location, *, principal=None, purpose=None, passphrase=None, key=None,
+    key_file=None, backend="ring", threads=1))]
+#[allow(clippy::too_many_arguments)]
+pub fn _open_worker(
+    py: Python<'_>,
+    location: PathBuf,
+    principal: Option<&str>,
+    purpose: Option<&str>,
+    passphrase: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
+    key_file: Option<PathBuf>,
+    backend: &str,
+    threads: usize,
+) -> PvResult<PySession> {
+    let root = root_arg(passphrase, key, key_file, None)?;
+    let opts = options("immediate", backend, threads)?;
+    let v = run(py, true, || {
+        Ok(phivault::Vault::open_at(&location, root.source(), opts)?)
+    })?;
+    v.write_audit_entries_at_once();
+    let caller = match principal {
+        None => Caller::owner(),
+        Some(p) => Caller::new(p, purpose.unwrap_or("research")),
+    };
+    let vault = Py::new(py, PyVault::new(v))?;
+    Ok(PySession::for_job(vault, caller))
+}

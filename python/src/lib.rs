@@ -33,6 +33,7 @@ fn _phivault(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<session::PySession>()?;
     m.add_class::<arrow::PyBatchReport>()?;
     m.add_function(wrap_pyfunction!(jobs::_open_job, m)?)?;
+    m.add_function(wrap_pyfunction!(jobs::_open_worker, m)?)?;
     m.add("DETACH_THRESHOLD", convert::DETACH_THRESHOLD)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -307,7 +307,7 @@ pub(crate) fn tokenize_many<'py>(
         let subs = subjects.map(|o| row_subjects(o, input.len())).transpose()?;
         let outcomes = run(py, true, || tokenize(&vals, &pos, &subs))?;
         let settled = arrow::settle(py, outcomes, &pos, input.len(), errors, report)?;
-        return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos));
+        return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos)?);
     }
     let items: Vec<Option<PyBackedStr>> =
         convert::batch(values, "values", |o| convert::text(o, "value"))?;
@@ -372,7 +372,7 @@ pub(crate) fn detokenize_many<'py>(
         let subs = subjects.map(|o| row_subjects(o, input.len())).transpose()?;
         let outcomes = run(py, true, || detokenize(&vals, &pos, &subs))?;
         let settled = arrow::settle(py, outcomes, &pos, input.len(), errors, report)?;
-        return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos));
+        return input.answer(py, arrow::string_chunks(input.chunks(), &settled, &pos)?);
     }
     let items: Vec<Option<PyBackedStr>> =
         convert::batch(tokens, "tokens", |o| convert::text(o, "token"))?;
@@ -426,9 +426,9 @@ pub(crate) fn encrypt_many<'py>(
                         .transpose()
                 })
                 .collect::<PvResult<_>>()?;
-            arrow::string_chunks(input.chunks(), &s, &pos)
+            arrow::string_chunks(input.chunks(), &s, &pos)?
         } else {
-            arrow::binary_chunks(input.chunks(), &sealed, &pos)
+            arrow::binary_chunks(input.chunks(), &sealed, &pos)?
         };
         return input.answer(py, chunks);
     }
@@ -468,7 +468,7 @@ pub(crate) fn decrypt_many<'py>(
             Ok(r)
         })?;
         let opened: Vec<Option<Zeroizing<Vec<u8>>>> = opened.into_iter().map(Some).collect();
-        return input.answer(py, arrow::binary_chunks(input.chunks(), &opened, &pos));
+        return input.answer(py, arrow::binary_chunks(input.chunks(), &opened, &pos)?);
     }
     let items = convert::batch(envelopes, "envelopes", |o| convert::data(o, "envelope"))?;
     let (vals, pos) = present(&items);
