@@ -200,6 +200,30 @@ pub enum Error {
         kind: CsvErrorKind,
     },
 
+    /// A de-identification schema could not be read: the rule (counted from 1; 0 for the
+    /// schema as a whole), the position (in the rule's path, or in the text for rule 0; 0
+    /// when none applies) and what is wrong (`deid`).
+    #[error("de-identification schema{}: {why}", schema_where(*.rule, *.position))]
+    DeidSchema {
+        /// The rule, from 1; 0 for the schema as a whole.
+        rule: usize,
+        /// The character of the rule's path (or the byte of the text, for rule 0), from 1;
+        /// 0 when none applies.
+        position: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
+
+    /// A line of an NDJSON input could not be read as a JSON resource: the line (from 1) and
+    /// why, never its contents (`deid`).
+    #[error("NDJSON line {line}: {why}")]
+    Ndjson {
+        /// The line, from 1.
+        line: u64,
+        /// What is wrong.
+        why: &'static str,
+    },
+
     /// A column to tokenize, or the subject column, is not in the CSV header (`csv_tokenize`).
     #[error("{}column '{column}' is not in the CSV header", if *.subject { "subject " } else { "" })]
     CsvColumnMissing {
@@ -358,5 +382,14 @@ impl Error {
 
     pub(crate) fn invalid(what: &'static str, why: &'static str) -> Self {
         Error::InvalidInput { what, why }
+    }
+}
+
+fn schema_where(rule: usize, position: usize) -> String {
+    match (rule, position) {
+        (0, 0) => String::new(),
+        (0, p) => format!(" at byte {p}"),
+        (r, 0) => format!(" rule {r}"),
+        (r, p) => format!(" rule {r}, path position {p}"),
     }
 }

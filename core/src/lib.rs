@@ -59,6 +59,7 @@ mod cache;
 mod codec;
 pub mod context;
 pub mod csv_tokenize;
+pub mod deid;
 pub mod envelope;
 pub mod erasure;
 pub mod error;

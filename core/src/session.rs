@@ -226,6 +226,62 @@ impl<'v> Session<'v> {
             .decrypt_many(&self.vault.parallel, &bins, ctx)
     }
 
+    /// Encrypts many plaintexts, each under its own context, into randomized envelopes of
+    /// `keyring`: one policy decision and audit entry for the batch (de-identification's
+    /// `encrypt` elements, each bound to its resource and path).
+    pub(crate) fn encrypt_in_contexts(
+        &self,
+        items: &[(&[u8], &Context)],
+        keyring: &str,
+    ) -> Result<Vec<Vec<u8>>> {
+        for (_, ctx) in items {
+            self.check_context(Action::Encrypt, ctx, keyring, items.len())?;
+        }
+        self.allow(
+            Action::Encrypt,
+            Resource::Keyring(keyring),
+            target(keyring, None, items.len()),
+        )?;
+        self.vault
+            .keys
+            .encrypt_in_contexts(&self.vault.parallel, items, keyring)
+    }
+
+    /// Decrypts many envelopes (binary or text form), each under its own context: one policy
+    /// decision and audit entry per keyring; fails as a whole on the first envelope that does
+    /// not authenticate.
+    pub(crate) fn decrypt_in_contexts(
+        &self,
+        items: &[(&[u8], &Context)],
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        let bins = items
+            .iter()
+            .map(|(e, _)| envelope::to_binary(e))
+            .collect::<Result<Vec<_>>>()?;
+        let mut keyrings: Vec<(&str, usize)> = Vec::new();
+        for bin in &bins {
+            let k = Envelope::parse(bin)?.keyring();
+            match keyrings.iter_mut().find(|(name, _)| *name == k) {
+                Some((_, n)) => *n += 1,
+                None => keyrings.push((k, 1)),
+            }
+        }
+        for (k, n) in &keyrings {
+            for (_, ctx) in items {
+                self.check_context(Action::Decrypt, ctx, k, *n)?;
+            }
+            self.allow(Action::Decrypt, Resource::Keyring(k), target(k, None, *n))?;
+        }
+        let pairs: Vec<(&[u8], &Context)> = bins
+            .iter()
+            .zip(items)
+            .map(|(b, (_, ctx))| (b.as_ref(), *ctx))
+            .collect();
+        self.vault.parallel.map(&pairs, |(bin, ctx)| {
+            self.vault.keys.decrypt(&Envelope::parse(bin)?, ctx)
+        })
+    }
+
     /// Stores `plaintext` as record `id` of `collection`, replacing any previous value,
     /// optionally tied to a data subject. Durable when it returns.
     pub fn put(

@@ -116,6 +116,24 @@ impl Keys {
         Ok(sealed.into_iter().flatten().collect())
     }
 
+    /// [`Keys::encrypt_many`] with a context per plaintext (randomized envelopes only).
+    pub(crate) fn encrypt_in_contexts(
+        &self,
+        par: &Parallel,
+        items: &[(&[u8], &Context)],
+        keyring: &str,
+    ) -> Result<Vec<Vec<u8>>> {
+        for (_, ctx) in items {
+            check_caller_context(ctx)?;
+        }
+        let kek = self.keyring(keyring)?.active_kek()?;
+        let chunks: Vec<&[(&[u8], &Context)]> = items.chunks(envelope::SEAL_MANY_CHUNK).collect();
+        let sealed = par.map_min(&chunks, 4, |chunk| {
+            envelope::seal_many(self.backend, keyring, &kek, chunk)
+        })?;
+        Ok(sealed.into_iter().flatten().collect())
+    }
+
     /// Seals a caller's plaintext tied to a data subject (a patient): the DEK is wrapped by
     /// the subject's key, so forgetting the subject makes it unrecoverable.
     pub(crate) fn encrypt_for_subject(

@@ -73,6 +73,11 @@ pub(crate) fn format(days: i64) -> Result<String> {
     Ok(format!("{y:04}-{m:02}-{d:02}"))
 }
 
+/// The year of a day count (for "this year" in Safe Harbor's age rule).
+pub(crate) fn year_of_days(days: i64) -> i64 {
+    civil_from_days(days).0
+}
+
 /// The subject's offset in days: uniform over [-window, -1] ∪ [1, window].
 pub(crate) fn offset(mac: &Mac, field: &str, window_days: u32) -> i64 {
     let tag = mac.tag(&[b"date-shift", field.as_bytes()]);

@@ -21,7 +21,7 @@
 //! the vault sealed under the vault master key; the built-in presets need no storage.
 
 mod alphabet;
-mod dateshift;
+pub(crate) mod dateshift;
 pub(crate) mod ff1;
 pub mod mask;
 mod pseudonym;

@@ -245,6 +245,8 @@ impl FieldSpec {
 /// | `zip` | vaulted, opaque | `tok_` + 22 base62 (5 digits are too few for a same-shape token) |
 /// | `dob` | date shift ±365 days per subject | `YYYY-MM-DD`, masked to the year |
 /// | `pseudonym` | one-way HMAC-SHA256 | `psn_` + 26 base32 characters |
+/// | `identifier` | vaulted, opaque | `tok_` + 22 base62 (record identifiers of FHIR documents) |
+/// | `date` | date shift ±365 days per subject | `YYYY-MM-DD` (dates of FHIR documents) |
 pub fn presets() -> Vec<FieldSpec> {
     let mut v = Vec::new();
     let mut ssn = FieldSpec::new("ssn", TokenKind::Ff1);
@@ -281,6 +283,18 @@ pub fn presets() -> Vec<FieldSpec> {
     dob.mask_keep_first = 4;
     v.push(dob);
     v.push(FieldSpec::new("pseudonym", TokenKind::Pseudonym));
+    // Record identifiers of FHIR documents (de-identification presets): random tokens,
+    // whatever the identifier's shape, that a permitted role can resolve.
+    let mut identifier = FieldSpec::new("identifier", TokenKind::Vaulted);
+    identifier.shape = Shape::Opaque;
+    identifier.alphabet = "alphanumeric".into();
+    identifier.mask_keep_last = 4;
+    v.push(identifier);
+    // Dates of FHIR documents shifted per patient (the `shifted-dates` preset).
+    let mut date = FieldSpec::new("date", TokenKind::DateShift);
+    date.subject = true;
+    date.mask_keep_first = 4;
+    v.push(date);
     v
 }
 
