@@ -346,6 +346,12 @@ pub enum Command {
         /// Output CSV.
         output: PathBuf,
     },
+    /// De-identify FHIR R4 (and other JSON) documents by a schema, and re-identify them.
+    Fhir {
+        /// The fhir command.
+        #[command(subcommand)]
+        cmd: FhirCommand,
+    },
     /// List, show or define tokenization fields.
     Fields {
         /// The fields command.
@@ -644,4 +650,83 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+/// The input and output of `phivault fhir deid` and `fhir reid`.
+#[derive(Args, Debug, Clone)]
+pub struct FhirIo {
+    /// The schema: a preset (safe-harbor, shifted-dates), a schema stored in the vault, or a
+    /// TOML or JSON file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub schema: String,
+    /// Input: NDJSON (one resource per line) or, with --format json, one JSON document.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output, written beside and renamed into place only when complete.
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: PathBuf,
+    /// ndjson or json (default: json for a .json input, else ndjson).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Malformed NDJSON lines: fail (stop, naming the line) or skip (listed in the report).
+    #[arg(long, value_name = "skip|fail", default_value = "fail")]
+    pub errors: String,
+    /// Write the per-rule report (counts, never values) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// `phivault fhir ...`
+#[derive(Subcommand, Debug)]
+pub enum FhirCommand {
+    /// De-identify: identifiers tokenized, names and contacts removed, ids and references
+    /// pseudonymized, dates cut or shifted, as the schema says.
+    #[command(
+        after_help = "Examples:\n  phivault fhir deid --vault ./vault --key-file root.key --schema safe-harbor --in Patient.ndjson --out Patient.deid.ndjson\n  phivault fhir deid --vault ./vault --key-file root.key --schema study.toml --format json --in bundle.json --out bundle.deid.json --report report.json"
+    )]
+    Deid {
+        #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
+        #[command(flatten)]
+        io: FhirIo,
+    },
+    /// Re-identify what deid made reversible (tokens, encrypted elements), as a permitted role.
+    #[command(
+        after_help = "Example:\n  phivault fhir reid --vault ./vault --key-file root.key --as steward --purpose reid --schema safe-harbor --in Patient.deid.ndjson --out Patient.reid.ndjson"
+    )]
+    Reid {
+        #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
+        caller: CallerArgs,
+        #[command(flatten)]
+        io: FhirIo,
+        /// How detokenized values are shown: plaintext, masked or redacted.
+        #[arg(long, default_value = "plaintext")]
+        view: String,
+    },
+    /// Store a schema (TOML or JSON file) in the vault under a name.
+    #[command(
+        after_help = "Example:\n  phivault fhir define-schema --vault ./vault --key-file root.key study-7 study.toml"
+    )]
+    DefineSchema {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// The name.
+        name: String,
+        /// The TOML or JSON file.
+        file: PathBuf,
+    },
+    /// List the schemas: presets and stored ones.
+    Schemas {
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+    /// Print a preset schema as TOML (a starting point for your own).
+    ShowPreset {
+        /// safe-harbor or shifted-dates.
+        name: String,
+    },
 }

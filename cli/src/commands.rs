@@ -194,6 +194,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             &output,
         ),
         Command::Fields { cmd } => crate::tokens::fields(cmd),
+        Command::Fhir { cmd } => crate::fhir::run(cmd),
         Command::EncryptFile {
             vault,
             caller: who,

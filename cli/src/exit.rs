@@ -84,7 +84,8 @@ pub fn code(e: &CliError) -> i32 {
             Error::VaultNotFound { .. }
             | Error::UnknownKeyring { .. }
             | Error::UnknownKeyVersion { .. }
-            | Error::UnknownField { .. } => 6,
+            | Error::UnknownField { .. }
+            | Error::UnknownSchema { .. } => 6,
             Error::KeyDestroyed { .. } | Error::KeyRetired { .. } | Error::SubjectForgotten => 7,
             Error::AccessDenied { .. } | Error::AuditUnavailable => 9,
             Error::StoreRolledBack { .. } | Error::StoreCorrupted { .. } => {

@@ -11,6 +11,7 @@ mod backup;
 mod commands;
 mod demo;
 mod exit;
+mod fhir;
 mod integrity;
 mod io;
 mod keys;

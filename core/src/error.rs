@@ -200,6 +200,13 @@ pub enum Error {
         kind: CsvErrorKind,
     },
 
+    /// No de-identification schema has this name (neither a preset nor a stored one).
+    #[error("unknown de-identification schema '{name}'")]
+    UnknownSchema {
+        /// The name asked for.
+        name: String,
+    },
+
     /// A de-identification schema could not be read: the rule (counted from 1; 0 for the
     /// schema as a whole), the position (in the rule's path, or in the text for rule 0; 0
     /// when none applies) and what is wrong (`deid`).

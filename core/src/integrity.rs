@@ -392,6 +392,15 @@ impl Vault {
                 _ => Check::Bad("vault header does not decode or names another vault"),
             };
         }
+        if let Some(name) = key.strip_prefix(crate::deid::STORED_SCHEMA_PREFIX) {
+            return match self
+                .keys
+                .unseal_meta(&[crate::deid::STORED_SCHEMA_LABEL, name], value)
+            {
+                Ok(_) => Check::Ok,
+                Err(_) => Check::Bad("de-identification schema does not authenticate"),
+            };
+        }
         if key == crate::lifecycle::CHECKPOINT_KEY {
             // Not authenticated by design: a damaged checkpoint only restarts a rewrap.
             return Check::Ok;

@@ -365,10 +365,10 @@ offset_days = -40
 "#,
     )
     .expect("schema");
-    let original = json!({"resourceType": "Patient", "id": "p9",
+    let original = json!({"resourceType": "Patient", "id": "patient-0009",
         "identifier": [{"system": "http://hl7.org/fhir/sid/us-ssn", "value": "900-33-1234"},
-                       {"system": "http://other.example", "value": "X-1"}],
-        "name": [{"family": "Quist", "given": ["Ada", "Lovelace"]}],
+                       {"system": "http://other.example", "value": "XOTHER-0001"}],
+        "name": [{"family": "Quistcanary", "given": ["Adacanary", "Lovecanary"]}],
         "birthDate": "1971-02-03", "gender": "female"});
     let steward = v.session(Caller::new("steward", "research"));
     let mut doc = original.clone();
@@ -376,12 +376,12 @@ offset_days = -40
     let text = doc.to_string();
     for secret in [
         "900-33-1234",
-        "X-1",
-        "Quist",
-        "Ada",
-        "Lovelace",
+        "XOTHER-0001",
+        "Quistcanary",
+        "Adacanary",
+        "Lovecanary",
         "1971-02-03",
-        "p9",
+        "patient-0009",
     ] {
         assert!(!text.contains(secret), "{secret} survived");
     }
@@ -582,4 +582,40 @@ fn a_batch_is_one_decision_per_field() {
         "{} entries for one batch",
         new.len()
     );
+}
+
+#[test]
+fn schemas_are_stored_sealed_by_name() {
+    let dir = tempfile::tempdir().expect("dir");
+    let v = vault(&dir);
+    let text = "default = \"redact\"\n[[rule]]\npath = \"Patient.gender\"\naction = \"keep\"\n";
+    v.define_schema("study-7", text).expect("define");
+    assert_eq!(
+        v.schema("study-7").expect("get"),
+        Schema::parse(text).expect("parse")
+    );
+    assert_eq!(
+        v.schemas().expect("list"),
+        vec!["safe-harbor", "shifted-dates", "study-7"]
+    );
+    assert!(v.schema("safe-harbor").is_ok());
+    assert!(matches!(
+        v.schema("study-8"),
+        Err(Error::UnknownSchema { .. })
+    ));
+    assert!(matches!(
+        v.define_schema("safe-harbor", text),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        v.define_schema("bad", "[[rule]]\npath = \"Patient\"\naction = \"nope\"\n"),
+        Err(Error::DeidSchema { rule: 1, .. })
+    ));
+    let mut doc =
+        json!({"resourceType": "Patient", "id": "x", "gender": "male", "birthDate": "2000-01-01"});
+    v.owner()
+        .deidentify(&v.schema("study-7").expect("get"), &mut doc)
+        .expect("deid");
+    assert_eq!(doc, json!({"resourceType": "Patient", "gender": "male"}));
+    assert!(v.verify().expect("verify").ok, "stored schemas verify");
 }

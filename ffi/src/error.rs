@@ -262,9 +262,10 @@ impl From<Error> for Failure {
             Error::SubjectRequired { .. } => PV_SUBJECT_REQUIRED,
             Error::AccessDenied { .. } => PV_ACCESS_DENIED,
             Error::AuditUnavailable => PV_AUDIT_UNAVAILABLE,
-            Error::InvalidInput { .. } | Error::DeidSchema { .. } | Error::Ndjson { .. } => {
-                PV_INVALID_ARGUMENT
-            }
+            Error::InvalidInput { .. }
+            | Error::DeidSchema { .. }
+            | Error::Ndjson { .. }
+            | Error::UnknownSchema { .. } => PV_INVALID_ARGUMENT,
             Error::CorruptMetadata { .. } => PV_CORRUPT_METADATA,
             Error::Store(_) => PV_STORE_ERROR,
             Error::Io { .. } => PV_IO_ERROR,

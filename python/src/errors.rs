@@ -111,9 +111,10 @@ fn core_to_py(e: &phivault::Error) -> PyErr {
         E::AccessDenied { .. } => AccessDenied::new_err(msg),
         E::AuditUnavailable => AuditError::new_err(msg),
         E::Conflict { .. } => Conflict::new_err(msg),
-        E::InvalidInput { .. } | E::DeidSchema { .. } | E::Ndjson { .. } => {
-            InvalidInput::new_err(msg)
-        }
+        E::InvalidInput { .. }
+        | E::DeidSchema { .. }
+        | E::Ndjson { .. }
+        | E::UnknownSchema { .. } => InvalidInput::new_err(msg),
         E::InvalidToken { .. } => InvalidToken::new_err(msg),
         E::UnknownField { .. } => UnknownField::new_err(msg),
         E::SubjectRequired { .. } => SubjectRequired::new_err(msg),

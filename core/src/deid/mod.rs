@@ -38,11 +38,13 @@ mod engine;
 mod ndjson;
 pub mod path;
 pub mod schema;
+mod stored;
 mod types;
 
 pub use engine::SECURITY_SYSTEM;
 pub use ndjson::{NdjsonOptions, NdjsonProgress, OnError};
 pub use schema::{Action, DefaultAction, Generalize, Partial, Rule, Schema};
+pub(crate) use stored::{KEY_PREFIX as STORED_SCHEMA_PREFIX, SEAL_LABEL as STORED_SCHEMA_LABEL};
 
 use crate::error::Result;
 use crate::session::Session;

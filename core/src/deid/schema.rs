@@ -432,18 +432,39 @@ fn safe_harbor() -> Schema {
 
 /// Safe Harbor with every date shifted per patient instead of cut to its year.
 fn shifted_dates() -> Schema {
-    let mut s = safe_harbor();
-    for r in &mut s.rules {
-        let date_rule = matches!(r.action, Action::Redact(Some(Partial::Year)))
-            || (matches!(r.action, Action::Redact(None)) && r.path_text.contains("'instant'"));
-        if date_rule {
-            r.action = Action::DateShift {
-                field: "date".into(),
-                offset_days: None,
-            };
-        }
+    Schema::from_toml(&shifted_dates_toml()).unwrap_or_else(|_| safe_harbor())
+}
+
+/// The text of a preset, as `phivault fhir show-preset` prints it.
+pub fn preset_toml(name: &str) -> Option<String> {
+    match name {
+        "safe-harbor" => Some(SAFE_HARBOR_TOML.to_owned()),
+        "shifted-dates" => Some(shifted_dates_toml()),
+        _ => None,
     }
-    s
+}
+
+/// `shifted-dates`: the Safe Harbor text with its date rules (the year of dates, the removal
+/// of instants) made per-patient date shifts — outside Safe Harbor (a limited data set or an
+/// expert determination).
+fn shifted_dates_toml() -> String {
+    SAFE_HARBOR_TOML
+        .replace(
+            "# phivault preset \"safe-harbor\": HIPAA Safe Harbor (45 CFR 164.514(b)(2)) for FHIR R4",
+            "# phivault preset \"shifted-dates\": safe-harbor with dates shifted per patient (NOT Safe Harbor:\n# a limited data set or an expert determination), for FHIR R4",
+        )
+        .replace(
+            "path = \"nodesByType('instant')\"\naction = \"redact\"",
+            "path = \"nodesByType('instant')\"\naction = \"dateShift\"",
+        )
+        .replace(
+            "action = \"redact\"\npartial = \"year\"",
+            "action = \"dateShift\"",
+        )
+        .replace(
+            "# --- (C) dates: the year only (none when it shows an age over 89); instants removed",
+            "# --- (C) dates: shifted by the patient's offset (field `date`), intervals kept     ",
+        )
 }
 
 #[cfg(test)]
@@ -467,6 +488,9 @@ mod tests {
                 .any(|r| matches!(r.action, Action::Redact(Some(Partial::Year))))
         );
         assert!(Schema::preset("nope").is_none());
+        let text = preset_toml("shifted-dates").expect("text");
+        assert!(text.contains("shifted-dates") && !text.contains("partial = \"year\""));
+        assert_eq!(Schema::from_toml(&text).expect("parses"), d);
     }
 
     #[test]
