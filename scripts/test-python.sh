@@ -24,6 +24,8 @@ pip install "maturin>=1.8,<2" "pytest>=7" "hypothesis>=6"
 pip install numpy pandas pyarrow || echo "numpy/pandas/pyarrow unavailable: their tests will skip"
 # The research pipelines (issue 22): Arrow, Polars and a dask.distributed cluster. Required.
 pip install pyarrow polars "dask[dataframe]" distributed
+# FHIR de-identification (issue 20): the output is validated as R4 by fhir.resources. Required.
+pip install "fhir.resources>=7,<9"
 
 say "building the abi3 wheel"
 wheels=$target/wheels/python

@@ -55,8 +55,8 @@ pub fn run(cmd: FhirCommand) -> Result<(), CliError> {
     }
 }
 
-/// The schema named on the command line: a file if one exists at that path, else a preset or
-/// a schema stored in the vault.
+/// The schema named on the command line: a preset; else a file, if one exists at that path;
+/// else a schema stored in the vault.
 fn schema(v: &Vault, name: &str) -> Result<Schema, CliError> {
     let path = Path::new(name);
     if Schema::preset(name).is_none() && path.is_file() {

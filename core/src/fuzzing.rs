@@ -56,6 +56,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("aead_differential", aead_differential),
     ("audit_log", audit_log),
     ("csv_tokenize", csv_tokenize),
+    ("deid_document", deid_document),
+    ("deid_path", deid_path),
+    ("deid_schema", deid_schema),
     ("detokenize", detokenize),
     ("envelope_binary", envelope_binary),
     ("envelope_tamper", envelope_tamper),
@@ -1389,6 +1392,169 @@ pub fn pg_url(data: &[u8]) {
     }
 }
 
+/// A value the de-identification targets put into their inputs: it must never reach an error.
+const DEID_CANARY: &str = "Canary-v9";
+
+/// De-identification schemas (`deid::Schema::parse`): the first byte picks raw text (even) or
+/// the text behind a TOML (`default = "Canary-v9"`) or JSON prefix holding the canary. Never
+/// a panic; an error is `DeidSchema` (or `InvalidInput`) and never contains the canary; a
+/// schema that parses parses the same from its own rules' paths.
+pub fn deid_schema(data: &[u8]) {
+    between_inputs();
+    let mut input = Input::new(data);
+    let mode = input.u8();
+    let Ok(rest) = std::str::from_utf8(input.rest()) else {
+        return;
+    };
+    let text = match mode % 4 {
+        1 => format!("default = \"{DEID_CANARY}\"\n{rest}"),
+        2 => format!("{{\"default\": \"{DEID_CANARY}\", {rest}"),
+        3 => format!(
+            "[[rule]]\npath = \"Patient.name\"\naction = \"substitute\"\nvalue = \"{DEID_CANARY}\"\n{rest}"
+        ),
+        _ => rest.to_owned(),
+    };
+    match crate::deid::Schema::parse(&text) {
+        Ok(schema) => {
+            for (i, r) in schema.rules.iter().enumerate() {
+                let again = crate::deid::path::Path::parse(&r.path_text, i + 1).expect("reparse");
+                assert_eq!(again, r.path, "a rule's path parses the same again");
+            }
+        }
+        Err(e) => {
+            assert!(
+                matches!(e, Error::DeidSchema { .. } | Error::InvalidInput { .. }),
+                "unexpected error kind"
+            );
+            let msg = format!("{e} {e:?}");
+            assert!(!msg.contains(DEID_CANARY), "a schema value is in an error");
+        }
+    }
+}
+
+/// The fixed FHIR document the `deid_path` target evaluates paths on.
+const DEID_PATH_DOC: &str = r#"{"resourceType":"Patient","id":"p1",
+ "identifier":[{"system":"http://hl7.org/fhir/sid/us-ssn","value":"900-12-3456"},{"system":"x","value":"Canary-v9"}],
+ "name":[{"family":"Canary-v9","given":["A","B"],"period":{"start":"2001-02-03"}}],
+ "extension":[{"url":"u","valueAddress":{"line":["1 Main"],"postalCode":"12345"}}],
+ "contained":[{"resourceType":"Observation","id":"o","status":"final","valueQuantity":{"value":95}}],
+ "birthDate":"1950-01-01","gender":"female","deceasedBoolean":false}"#;
+
+/// Paths of de-identification rules (`deid::path::Path::parse`) and their evaluation: the
+/// bytes are a path; if it parses, it is the one rule of a schema (the first byte of the path
+/// text picks redact, keep with default redact, or generalize) applied to a fixed Patient
+/// (`DEID_PATH_DOC`). Never a panic; parse errors are `DeidSchema` naming rule 1 and a
+/// position within the text (+1); the result is a JSON object that keeps its `resourceType`.
+pub fn deid_path(data: &[u8]) {
+    between_inputs();
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = match crate::deid::path::Path::parse(text, 1) {
+        Ok(p) => p,
+        Err(Error::DeidSchema { rule, position, .. }) => {
+            assert_eq!(rule, 1);
+            assert!(
+                position >= 1 && position <= text.len() + 1,
+                "position out of range"
+            );
+            return;
+        }
+        Err(e) => panic!("unexpected error kind {e:?}"),
+    };
+    let _ = path;
+    let (default, action) = match data.first().map_or(0, |b| b % 3) {
+        0 => ("keep", "action = \"redact\""),
+        1 => ("redact", "action = \"keep\""),
+        _ => ("keep", "action = \"generalize\"\ntruncate = 2"),
+    };
+    let schema = crate::deid::Schema::parse(&format!(
+        "default = \"{default}\"\n[[rule]]\npath = '{}'\n{action}\n",
+        text.replace('\'', "")
+    ));
+    let Ok(schema) = schema else {
+        return;
+    };
+    let fx = fixture();
+    let mut doc: serde_json::Value = serde_json::from_str(DEID_PATH_DOC).expect("doc");
+    fx.vault
+        .owner()
+        .deidentify(&schema, &mut doc)
+        .expect("local actions do not fail");
+    assert_eq!(doc["resourceType"], "Patient");
+}
+
+/// Whole documents through the Safe Harbor preset (`Session::deidentify`, and
+/// `deidentify_ndjson` with skipped lines): the first byte picks a single JSON document or
+/// NDJSON; the rest is the input. Never a panic; an error never contains the canary; a
+/// de-identified document holds no `name`, `telecom` or `text` and no string equal to an input
+/// string of 9 or more bytes that sat under a HumanName (`name`), and NDJSON output has one
+/// line per good input line.
+pub fn deid_document(data: &[u8]) {
+    between_inputs();
+    let fx = fixture();
+    let mut input = Input::new(data);
+    let mode = input.u8();
+    let body = input.rest();
+    let Some(schema) = crate::deid::Schema::preset("safe-harbor") else {
+        return;
+    };
+    let owner = fx.vault.owner();
+    if mode % 2 == 1 {
+        let mut out = Vec::new();
+        let opts = crate::deid::NdjsonOptions::default()
+            .errors(crate::deid::OnError::Skip)
+            .batch_lines(usize::from(mode >> 1) % 5 + 1);
+        match owner.deidentify_ndjson(&schema, body, &mut out, &opts, &mut |_| {}) {
+            Ok(r) => {
+                let lines = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+                assert_eq!(lines as u64, r.documents, "one output line per document");
+            }
+            Err(e) => assert!(!format!("{e} {e:?}").contains(DEID_CANARY)),
+        }
+        return;
+    }
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    fn names(v: &serde_json::Value, under: bool, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, c) in o {
+                    names(c, under || k == "name", out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| names(c, under, out)),
+            serde_json::Value::String(s) if under && s.len() >= 9 => out.push(s.clone()),
+            _ => {}
+        }
+    }
+    let mut secret = Vec::new();
+    let resource = doc
+        .get("resourceType")
+        .is_some_and(serde_json::Value::is_string);
+    if resource {
+        names(&doc, false, &mut secret);
+    }
+    match owner.deidentify(&schema, &mut doc) {
+        Ok(_) => {
+            if resource && doc.get("resourceType").and_then(|t| t.as_str()) == Some("Patient") {
+                assert!(doc.get("name").is_none() && doc.get("telecom").is_none());
+                assert!(doc.get("text").is_none());
+                let out = doc.to_string();
+                for s in &secret {
+                    let quoted = serde_json::Value::String(s.clone()).to_string();
+                    assert!(!out.contains(&quoted), "a name survived");
+                }
+            }
+        }
+        Err(e) => {
+            assert!(doc.is_null(), "a failed document is nulled");
+            assert!(!format!("{e} {e:?}").contains(DEID_CANARY));
+        }
+    }
+}
+
 /// The job id of the `job_spool` target.
 const FUZZ_JOB: &str = "00112233445566778899aabbccddeeff";
 
@@ -2356,6 +2522,83 @@ pub fn write_seeds(dir: &std::path::Path, testkit: &std::path::Path) -> std::io:
     ] {
         add("audit_log", name.into(), s);
     }
+
+    // De-identification: schemas (raw, behind the TOML/JSON canary prefixes), paths, and
+    // documents (single JSON behind an even byte, NDJSON behind an odd one).
+    let sh = crate::deid::schema::SAFE_HARBOR_TOML.as_bytes().to_vec();
+    add(
+        "deid_schema",
+        "safe-harbor".into(),
+        [&[0u8][..], &sh].concat(),
+    );
+    for (name, mode, text) in [
+        (
+            "json",
+            0u8,
+            r#"{"default":"redact","rules":[{"path":"Patient.birthDate","action":"redact","partial":"year"},{"path":"$.a[*].b","action":"tokenize","field":"ssn"}]}"#,
+        ),
+        (
+            "toml-prefix",
+            1,
+            "[[rule]]\npath = \"Observation.where(code.coding.code='x').value\"\naction = \"generalize\"\nbucket = 5\n",
+        ),
+        (
+            "json-prefix",
+            2,
+            r#""rules": [{"path": "Resource.id", "action": "reference"}]}"#,
+        ),
+        (
+            "substitute",
+            3,
+            "[[rule]]\npath = \"nodesByType('HumanName')\"\naction = \"dateShift\"\noffset_days = 3\n",
+        ),
+        (
+            "bad-action",
+            0,
+            "[[rule]]\npath = \"Patient.id\"\naction = \"Canary-v9\"\n",
+        ),
+    ] {
+        add(
+            "deid_schema",
+            name.into(),
+            [&[mode][..], text.as_bytes()].concat(),
+        );
+    }
+    for (name, p) in [
+        (
+            "ssn",
+            "Patient.identifier.where(system='http://hl7.org/fhir/sid/us-ssn').value",
+        ),
+        ("human-name", "nodesByType('HumanName')"),
+        (
+            "address-in-extension",
+            "Patient.extension.nodesByType('Address').line",
+        ),
+        ("resource-id", "Resource.id"),
+        ("choice", "Observation.value"),
+        ("json", "$.identifier[*].value"),
+        ("bad", "Patient..where(x = 'y'"),
+    ] {
+        add("deid_path", name.into(), p.as_bytes().to_vec());
+    }
+    let patient = DEID_PATH_DOC.replace('\n', "");
+    add(
+        "deid_document",
+        "patient".into(),
+        [&[0u8][..], patient.as_bytes()].concat(),
+    );
+    let bundle = r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:6f0c6a36-6c2e-4c43-9d6b-2a8f2b7a8f11","resource":{"resourceType":"Patient","name":[{"family":"Canary-v9-family"}]}},{"resource":{"resourceType":"Observation","status":"final","subject":{"reference":"urn:uuid:6f0c6a36-6c2e-4c43-9d6b-2a8f2b7a8f11"},"effectiveDateTime":"2020-01-02T03:04:05Z"}}]}"#;
+    add(
+        "deid_document",
+        "bundle".into(),
+        [&[0u8][..], bundle.as_bytes()].concat(),
+    );
+    let ndjson = format!("{patient}\n{{\"broken\n[1]\n{bundle}\n");
+    add(
+        "deid_document",
+        "ndjson".into(),
+        [&[3u8][..], ndjson.as_bytes()].concat(),
+    );
 
     // CSV tokenization: column picks, header mode (0 own header, 1 fixed + \n, 2 fixed +
     // \r\n), batch size byte, then CSV.

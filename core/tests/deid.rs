@@ -619,3 +619,112 @@ fn schemas_are_stored_sealed_by_name() {
     assert_eq!(doc, json!({"resourceType": "Patient", "gender": "male"}));
     assert!(v.verify().expect("verify").ok, "stored schemas verify");
 }
+
+/// Regressions from the review of the first version: one decision per field and batch,
+/// pseudonyms left alone by re-identification, encryption bound to the id the output holds
+/// and to the path within its own resource, id-less Bundle patients, markers hidden in ages,
+/// and free-text names in plain JSON.
+#[test]
+fn review_regressions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let v = vault(&dir);
+    let owner = v.owner();
+
+    // One tokenize decision per field for a batch, however many rules use the field.
+    let (docs, _) = generate(20);
+    let input: String = docs.iter().map(|d| format!("{d}\n")).collect();
+    let sh = Schema::preset("safe-harbor").expect("preset");
+    let before = v.audit_entries(0, None, false).expect("audit").len();
+    owner
+        .deidentify_ndjson(
+            &sh,
+            input.as_bytes(),
+            Vec::new(),
+            &NdjsonOptions::default(),
+            &mut |_| {},
+        )
+        .expect("deid");
+    let tokenize: Vec<String> = v.audit_entries(0, None, false).expect("audit")[before..]
+        .iter()
+        .filter(|e| e.action == phivault::audit::Action::Tokenize)
+        .map(|e| e.target.name.clone())
+        .collect();
+    assert_eq!(tokenize.len(), 2, "{tokenize:?}");
+    assert!(tokenize.contains(&"identifier".into()) && tokenize.contains(&"pseudonym".into()));
+
+    // Encryption in a resource whose id is removed, and inside a Bundle (path from the
+    // resource): re-identification opens both, after the entries are reordered.
+    let enc = Schema::from_toml(
+        "default = \"keep\"\nfree_text = \"rules\"\n[[rule]]\npath = \"Resource.id\"\naction = \"redact\"\n[[rule]]\npath = \"Observation.note.text\"\naction = \"encrypt\"\n[[rule]]\npath = \"$.x\"\naction = \"tokenize\"\nfield = \"pseudonym\"\n",
+    )
+    .expect("schema");
+    let mut bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Observation", "id": "o1", "note": [{"text": "one"}]}},
+        {"resource": {"resourceType": "Observation", "id": "o2", "note": [{"text": "two"}]}}]});
+    owner.deidentify(&enc, &mut bundle).expect("deid");
+    assert!(bundle["entry"][0]["resource"].get("id").is_none());
+    let entries = bundle["entry"].as_array_mut().expect("entries");
+    entries.reverse();
+    owner
+        .reidentify(&enc, &mut bundle, View::Plaintext)
+        .expect("reid");
+    assert_eq!(bundle["entry"][0]["resource"]["note"][0]["text"], "two");
+    // A pseudonym-kind field under tokenize: one-way, left as it is by re-identification.
+    let mut doc = json!({"x": "value-1"});
+    owner.deidentify(&enc, &mut doc).expect("deid");
+    let p = doc["x"].clone();
+    owner
+        .reidentify(&enc, &mut doc, View::Plaintext)
+        .expect("reid");
+    assert_eq!(doc["x"], p);
+
+    // A Bundle Patient without an id: its dates and its Observation's shift together.
+    let sd = Schema::preset("shifted-dates").expect("preset");
+    let mut b = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6f0c6a36-6c2e-4c43-9d6b-2a8f2b7a8f11",
+         "resource": {"resourceType": "Patient", "birthDate": "2000-01-01"}},
+        {"resource": {"resourceType": "Observation", "status": "final",
+                      "subject": {"reference": "urn:uuid:6f0c6a36-6c2e-4c43-9d6b-2a8f2b7a8f11"},
+                      "effectiveDateTime": "2000-01-11"}}]});
+    owner.deidentify(&sd, &mut b).expect("deid");
+    let born = b["entry"][0]["resource"]["birthDate"]
+        .as_str()
+        .expect("born");
+    let seen = b["entry"][1]["resource"]["effectiveDateTime"]
+        .as_str()
+        .expect("seen");
+    assert_eq!(chrono_days(seen) - chrono_days(born), 10);
+
+    // The reserved marker hidden in an Age: that line is malformed, the run goes on.
+    let lines = concat!(
+        "{\"resourceType\":\"Condition\",\"onsetAge\":{\"value\":3,\"unit\":\"\\u0000phivault-deid-pending\\u0000\"}}\n",
+        "{\"resourceType\":\"Condition\",\"onsetAge\":{\"value\":95,\"code\":\"a\"}}\n",
+    );
+    let mut out = Vec::new();
+    let r = owner
+        .deidentify_ndjson(
+            &sh,
+            lines.as_bytes(),
+            &mut out,
+            &NdjsonOptions::default().errors(OnError::Skip),
+            &mut |_| {},
+        )
+        .expect("skips");
+    assert_eq!(r.bad_line_numbers, vec![1]);
+    assert!(String::from_utf8(out).expect("utf8").contains("\">=\""));
+
+    // Plain JSON: keys that are free text in FHIR are data here.
+    let keep = Schema::from_toml("default = \"keep\"\n").expect("schema");
+    let mut plain = json!({"note": "kept", "comment": "kept too"});
+    owner.deidentify(&keep, &mut plain).expect("deid");
+    assert_eq!(plain, json!({"note": "kept", "comment": "kept too"}));
+
+    // Timing bounds are typed (a Period): their dates keep the year only.
+    let mut mr = json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+        "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2020-05-06"}}}}]});
+    owner.deidentify(&sh, &mut mr).expect("deid");
+    assert_eq!(
+        mr["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"],
+        "2020"
+    );
+}

@@ -395,6 +395,84 @@ size_t pv_context_len(const struct pv_context *ctx);
 void pv_context_free(struct pv_context *ctx);
 
 /**
+ * De-identifies one FHIR resource, Bundle or (for `$` paths) JSON document, given as UTF-8
+ * JSON text, by `schema` — a preset (`safe-harbor`, `shifted-dates`), a schema stored with
+ * `pv_vault_define_schema`, or TOML/JSON schema text — as the vault's owner.
+ * `*out_json` receives the de-identified document (free it with `pv_buffer_free`). Errors
+ * never contain a value of the document.
+ *
+ * # Safety
+ * `vault` is a live handle; `schema` and `json` point to `schema_len` and `json_len`
+ * readable bytes; `out_json` points to a writable pointer.
+ *
+ * Thread safety: may run concurrently with any call on the same vault.
+ */
+pv_result pv_vault_deidentify(const struct pv_vault *vault,
+                              const char *schema,
+                              size_t schema_len,
+                              const char *json,
+                              size_t json_len,
+                              struct pv_buffer **out_json);
+
+/**
+ * `pv_vault_deidentify` as the session's caller (checked against the policy and audited).
+ *
+ * # Safety
+ * As `pv_vault_deidentify`, with a live `session`.
+ */
+pv_result pv_session_deidentify(const struct pv_session *session,
+                                const char *schema,
+                                size_t schema_len,
+                                const char *json,
+                                size_t json_len,
+                                struct pv_buffer **out_json);
+
+/**
+ * Re-identifies a document `pv_vault_deidentify` made with the same schema: tokens come
+ * back shown as `view` (`PV_VIEW_*`), encrypted elements in the plaintext view; pseudonyms
+ * and references stay one-way.
+ *
+ * # Safety
+ * As `pv_vault_deidentify`.
+ */
+pv_result pv_vault_reidentify(const struct pv_vault *vault,
+                              const char *schema,
+                              size_t schema_len,
+                              const char *json,
+                              size_t json_len,
+                              uint32_t view,
+                              struct pv_buffer **out_json);
+
+/**
+ * `pv_vault_reidentify` as the session's caller: needs the policy's detokenize (and decrypt)
+ * rights; a denial is logged and returns `PV_ACCESS_DENIED`.
+ *
+ * # Safety
+ * As `pv_vault_deidentify`, with a live `session`.
+ */
+pv_result pv_session_reidentify(const struct pv_session *session,
+                                const char *schema,
+                                size_t schema_len,
+                                const char *json,
+                                size_t json_len,
+                                uint32_t view,
+                                struct pv_buffer **out_json);
+
+/**
+ * Stores a de-identification schema (TOML or JSON text) under `name`, sealed in the vault
+ * (owner only). Errors name the rule and position.
+ *
+ * # Safety
+ * `vault` is a live handle; `name` and `text` point to `name_len` and `text_len` readable
+ * bytes.
+ */
+pv_result pv_vault_define_schema(const struct pv_vault *vault,
+                                 const char *name,
+                                 size_t name_len,
+                                 const char *text,
+                                 size_t text_len);
+
+/**
  * Writes the fixed description of status `code` into `buf` (`buf_len` bytes), always
  * NUL-terminated, and the number of bytes written (without the NUL) into `*out_written`.
  *

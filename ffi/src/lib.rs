@@ -45,6 +45,7 @@
 
 pub mod buffer;
 pub mod context;
+pub mod deid;
 pub mod error;
 pub mod ffi;
 // The `c_api` fuzz target (fuzz/ffi-rlib links this crate as an rlib, with the `fuzzing`

@@ -320,6 +320,39 @@ class Vault:
     def erasures(self) -> list[dict[str, Any]]:
         """Erasures recorded by ``forget_subject``: time_unix, subject_key_id (a keyed hash)."""
 
+    # de-identification of FHIR and JSON documents (docs/fhir.md)
+    def deidentify(self, doc: Any, schema: str = "safe-harbor") -> Any:
+        """De-identify one FHIR resource, Bundle or (``$`` paths) JSON document and return the
+        new ``dict``. ``schema``: a preset (``"safe-harbor"``, ``"shifted-dates"``), a schema
+        stored with ``define_schema``, or TOML/JSON text. Errors never contain values.
+
+        Raises InvalidInput (schema or document), AccessDenied, UnknownField."""
+
+    def reidentify(self, doc: Any, schema: str = "safe-harbor", *, view: str = "plaintext") -> Any:
+        """Give back what ``deidentify`` made reversible: tokens (shown as ``view``) and, in
+        the plaintext view, encrypted elements. Pseudonyms and references stay one-way."""
+
+    def deidentify_file(
+        self, input: StrPath, output: StrPath, schema: str = "safe-harbor", *,
+        errors: str = "fail", batch_lines: int = 4096
+    ) -> dict[str, Any]:
+        """De-identify NDJSON (one resource per line) into ``output``, renamed into place when
+        complete (GIL released, on the vault's threads). ``errors="skip"`` leaves malformed
+        lines out and lists their numbers. Returns the report: documents, resources,
+        bad_lines, bad_line_numbers, rules (per rule: path, action, elements, failed)."""
+
+    def reidentify_file(
+        self, input: StrPath, output: StrPath, schema: str = "safe-harbor", *,
+        view: str = "plaintext", errors: str = "fail", batch_lines: int = 4096
+    ) -> dict[str, Any]:
+        """The reverse of ``deidentify_file``."""
+
+    def define_schema(self, name: str, text: str) -> None:
+        """Store a de-identification schema (TOML or JSON text) under ``name``, sealed."""
+
+    def schemas(self) -> list[str]:
+        """The schema names: presets, then stored ones."""
+
     # tokenization
     def tokenize(self, value: str, field: str, *, subject: Optional[str] = None) -> str:
         """Tokenize ``value`` as ``field`` (a preset: ssn, phone, account, license, device_id,
@@ -457,6 +490,24 @@ class Session:
     def get(self, collection: str, id: str) -> Optional[bytes]: ...
     def delete(self, collection: str, id: str) -> bool: ...
     def tokenize(self, value: str, field: str, *, subject: Optional[str] = None) -> str: ...
+    def deidentify(self, doc: Any, schema: str = "safe-harbor") -> Any:
+        """``Vault.deidentify`` as this caller."""
+
+    def reidentify(self, doc: Any, schema: str = "safe-harbor", *, view: str = "plaintext") -> Any:
+        """``Vault.reidentify`` as this caller (needs detokenize/decrypt rights)."""
+
+    def deidentify_file(
+        self, input: StrPath, output: StrPath, schema: str = "safe-harbor", *,
+        errors: str = "fail", batch_lines: int = 4096
+    ) -> dict[str, Any]:
+        """``Vault.deidentify_file`` as this caller."""
+
+    def reidentify_file(
+        self, input: StrPath, output: StrPath, schema: str = "safe-harbor", *,
+        view: str = "plaintext", errors: str = "fail", batch_lines: int = 4096
+    ) -> dict[str, Any]:
+        """``Vault.reidentify_file`` as this caller."""
+
     def tokenize_many(
         self, values: Batch, field: str, *, errors: Errors = "raise", report: Optional[BatchReport] = None
     ) -> Any: ...

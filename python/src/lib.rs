@@ -9,6 +9,7 @@
 
 pub mod arrow;
 pub mod convert;
+pub mod deid;
 pub mod errors;
 pub mod jobs;
 pub(crate) mod ops;

@@ -54,14 +54,19 @@ impl Who {
     }
 
     /// After a batch: a job worker's audit entries are written to its spool now.
-    fn flushed(&self) -> PvResult<()> {
+    pub(crate) fn flushed(&self) -> PvResult<()> {
         if self.job {
             self.vault.audit_flush()?;
         }
         Ok(())
     }
 
-    fn session(&self) -> Session<'_> {
+    /// The vault the call acts on.
+    pub(crate) fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    pub(crate) fn session(&self) -> Session<'_> {
         match &self.caller {
             None => self.vault.owner(),
             Some(c) => self.vault.session(c.clone()),

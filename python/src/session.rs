@@ -35,7 +35,7 @@ impl PySession {
         self.vault.get().vault()
     }
 
-    fn who(&self) -> PvResult<Who> {
+    pub(crate) fn who(&self) -> PvResult<Who> {
         Ok(if self.job {
             Who::job(self.core()?, self.caller.clone())
         } else {

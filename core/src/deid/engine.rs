@@ -100,8 +100,8 @@ struct Res {
     id: Option<String>,
     /// The op that rewrites the id, if one does.
     id_op: Option<usize>,
-    /// Whether the id is kept as it is.
-    id_kept: bool,
+    /// The id the output holds when no op rewrites it (`None`: removed).
+    id_final: Option<String>,
     labels: u8,
 }
 
@@ -206,6 +206,7 @@ pub(crate) fn plan(c: &Compiled<'_>, doc: &mut Value) -> Result<Plan> {
         },
         path: Vec::new(),
         bundles: Vec::new(),
+        entry_url: None,
     };
     let is_resource = doc
         .as_object()
@@ -230,7 +231,7 @@ pub(crate) fn plan(c: &Compiled<'_>, doc: &mut Value) -> Result<Plan> {
             rtype: String::new(),
             id: None,
             id_op: None,
-            id_kept: true,
+            id_final: None,
             labels: 0,
         });
         let here = Here {
@@ -255,6 +256,8 @@ struct Planner<'c, 's> {
     /// `fullUrl` → (type, id) of the Bundles being walked, to find patients of `urn:uuid`
     /// references.
     bundles: Vec<HashMap<String, (String, Option<String>)>>,
+    /// The `fullUrl` of the Bundle entry whose resource is about to be planned.
+    entry_url: Option<String>,
 }
 
 impl<'s> Planner<'_, 's> {
@@ -285,8 +288,9 @@ impl<'s> Planner<'_, 's> {
                 "resourceType is not a resource type name",
             ));
         }
+        let entry_url = self.entry_url.take();
         let subject = self
-            .subject_of(o, &rtype)
+            .subject_of(o, &rtype, entry_url.as_deref())
             .or_else(|| parent_subject.cloned());
         let bundle = rtype == "Bundle";
         if bundle {
@@ -297,7 +301,7 @@ impl<'s> Planner<'_, 's> {
             rtype: rtype.clone(),
             id: o.get("id").and_then(Value::as_str).map(str::to_owned),
             id_op: None,
-            id_kept: true,
+            id_final: None,
             labels: 0,
         });
         let root_type = types::resource_root(&rtype);
@@ -327,6 +331,8 @@ impl<'s> Planner<'_, 's> {
             contained,
             depth,
         };
+        // Paths in encryption contexts start at this resource.
+        let saved_path = std::mem::take(&mut self.path);
         let mut err = None;
         m.retain(|k, v| {
             if err.is_some() || k == "resourceType" {
@@ -341,20 +347,35 @@ impl<'s> Planner<'_, 's> {
             }
         });
         *o = m;
+        self.path = saved_path;
         if bundle {
             self.bundles.pop();
         }
+        let fin = o
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| *s != MARK)
+            .map(str::to_owned);
+        self.plan.res[res as usize].id_final = fin;
         err.map_or(Ok(()), Err)
     }
 
     /// The patient of a resource: a Patient's id, else its `subject` or `patient` reference
     /// to a Patient.
-    fn subject_of(&self, o: &Map<String, Value>, rtype: &str) -> Option<Arc<str>> {
+    fn subject_of(
+        &self,
+        o: &Map<String, Value>,
+        rtype: &str,
+        entry_url: Option<&str>,
+    ) -> Option<Arc<str>> {
         if rtype == "Patient" {
+            // A Bundle's Patient without an id is known by its entry's fullUrl, as the
+            // `urn:uuid` references to it are.
             return o
                 .get("id")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
+                .or(entry_url)
                 .map(Arc::from);
         }
         for key in ["subject", "patient"] {
@@ -529,7 +550,8 @@ impl<'s> Planner<'_, 's> {
         let states = self.resolve(v, ty, states);
         let mut eff = matched(self, &states, inherited);
         let reid = self.c.mode != Mode::Deid;
-        if !reid && self.schema().redact_free_text && is_free_text(name, ty) {
+        let fhir = !self.plan.res[here.res as usize].rtype.is_empty();
+        if !reid && fhir && self.schema().redact_free_text && is_free_text(name, ty) {
             eff = FREE_TEXT_RULE;
             if !matches!(v, Value::Object(o) if holds_resources(o)) {
                 self.count(eff, here, REDACTED);
@@ -548,6 +570,9 @@ impl<'s> Planner<'_, 's> {
                             return Ok(false);
                         }
                         Act::Redact(Some(Partial::Age)) => {
+                            if o.values().any(holds_mark) {
+                                return Err(Error::invalid("document", "holds a reserved string"));
+                            }
                             self.count(eff, here, REDACTED);
                             return Ok(age_object(o));
                         }
@@ -558,6 +583,10 @@ impl<'s> Planner<'_, 's> {
                         }
                         _ => {}
                     }
+                }
+                let saved_url = self.entry_url.take();
+                if o.get("resource").is_some_and(Value::is_object) {
+                    self.entry_url = o.get("fullUrl").and_then(Value::as_str).map(str::to_owned);
                 }
                 let mut err = None;
                 o.retain(|k, child| {
@@ -572,6 +601,7 @@ impl<'s> Planner<'_, 's> {
                         }
                     }
                 });
+                self.entry_url = saved_url;
                 if let Some(e) = err {
                     return Err(e);
                 }
@@ -602,8 +632,30 @@ impl<'s> Planner<'_, 's> {
     }
 
     /// Plans a leaf (string, number, boolean, null); returns whether it stays.
+    /// [`Planner::leaf_action`], noting the op that rewrites a resource's own id (its
+    /// encrypted elements are bound to the id the output holds).
     #[allow(clippy::too_many_arguments)]
     fn leaf(
+        &mut self,
+        v: &mut Value,
+        name: &str,
+        ty: Option<&'static str>,
+        eff: u16,
+        action: Act<'s>,
+        here: &Here<'_>,
+        depth: usize,
+    ) -> Result<bool> {
+        let before = self.plan.ops.len();
+        let keep = self.leaf_action(v, name, ty, eff, action, here, depth)?;
+        let is_id = name == "id" && here.depth.checked_add(1) == Some(depth);
+        if is_id && self.plan.ops.len() > before {
+            self.plan.res[here.res as usize].id_op = Some(before);
+        }
+        Ok(keep)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn leaf_action(
         &mut self,
         v: &mut Value,
         name: &str,
@@ -630,15 +682,17 @@ impl<'s> Planner<'_, 's> {
             }
             Act::Redact(Some(p)) => {
                 self.count(eff, here, REDACTED);
-                Ok(match p {
+                let keep = match p {
                     Partial::Year => partial_year(v, ty, self.c.this_year),
                     Partial::Zip3 => partial_zip(v, &self.schema().restricted_zip3),
                     Partial::Age => partial_age(v),
-                })
+                };
+                Ok(self.noted(keep, eff))
             }
             Act::Generalize(g) => {
                 self.count(eff, here, MASKED);
-                Ok(generalize(v, g))
+                let keep = generalize(v, g);
+                Ok(self.noted(keep, eff))
             }
             Act::Substitute(s) => {
                 self.count(eff, here, MASKED);
@@ -647,7 +701,8 @@ impl<'s> Planner<'_, 's> {
             }
             Act::Shift(Some(days)) => {
                 self.count(eff, here, MASKED);
-                Ok(shift_fixed(v, i64::from(days)))
+                let keep = shift_fixed(v, i64::from(days));
+                Ok(self.noted(keep, eff))
             }
             Act::Shift(None) => {
                 let Some(s) = v.as_str() else {
@@ -752,7 +807,6 @@ impl<'s> Planner<'_, 's> {
                 return Ok(true);
             }
             let value = format!("{}/{}", res.rtype, s);
-            let i = self.plan.ops.len();
             self.push_op(
                 v,
                 OpKind::Reference(eff, RefForm::Id),
@@ -762,9 +816,6 @@ impl<'s> Planner<'_, 's> {
                 here,
                 PSEUDED,
             );
-            let res = &mut self.plan.res[here.res as usize];
-            res.id_op = Some(i);
-            res.id_kept = false;
             return Ok(true);
         }
         match parse_reference(s) {
@@ -800,6 +851,14 @@ impl<'s> Planner<'_, 's> {
             }
             None => Ok(self.fail(eff, here)),
         }
+    }
+
+    /// Counts a local action that could not apply (its element is removed) as failed.
+    fn noted(&mut self, keep: bool, eff: u16) -> bool {
+        if !keep {
+            self.plan.failed[counts_index(self.c, eff)] += 1;
+        }
+        keep
     }
 
     /// An element the action cannot apply to: removed (fail closed) and counted.
@@ -917,6 +976,16 @@ fn is_free_text(name: &str, ty: Option<&str>) -> bool {
             name,
             "note" | "comment" | "comments" | "patientInstruction" | "conclusion" | "description"
         )
+}
+
+/// Whether a value holds the reserved marker anywhere.
+fn holds_mark(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s == MARK,
+        Value::Array(a) => a.iter().any(holds_mark),
+        Value::Object(o) => o.values().any(holds_mark),
+        _ => false,
+    }
 }
 
 /// An extension left with its url only (its value was removed) is removed too.
@@ -1173,33 +1242,49 @@ pub(crate) fn run_ops(
     let mut results: Vec<Vec<Option<String>>> =
         plans.iter().map(|p| vec![None; p.ops.len()]).collect();
     // Group ops: (group, plan index, op index).
-    let mut groups: HashMap<(u8, u16), Vec<(usize, usize)>> = HashMap::new();
+    // One group (one session call: one policy decision and audit entry) per field, then per
+    // keyring; tokens, references and dates first, encryption after (it binds final ids).
+    let mut groups: HashMap<(u8, &str), Vec<(usize, usize)>> = HashMap::new();
     for (pi, p) in plans.iter().enumerate() {
         for (oi, op) in p.ops.iter().enumerate() {
             let key = match &op.kind {
-                OpKind::Token(r) | OpKind::Detoken(r) => (0, *r),
-                OpKind::Reference(r, _) => (1, *r),
-                OpKind::ShiftDate(r, _) => (2, *r),
-                OpKind::Encrypt(r, _) => (3, *r),
-                OpKind::Decrypt(_) => (4, 0),
+                OpKind::Token(r)
+                | OpKind::Detoken(r)
+                | OpKind::Reference(r, _)
+                | OpKind::ShiftDate(r, _) => (0, c.names[*r as usize].as_str()),
+                OpKind::Encrypt(r, _) => (1, c.names[*r as usize].as_str()),
+                OpKind::Decrypt(_) => (2, ""),
             };
             groups.entry(key).or_default().push((pi, oi));
         }
     }
     let tokens = &session.vault().tokens;
-    // Tokens, references and dates first; encryption after (it binds the final ids).
-    let mut keys: Vec<(u8, u16)> = groups.keys().copied().collect();
+    let mut keys: Vec<(u8, &str)> = groups.keys().copied().collect();
     keys.sort_unstable();
     for key in &keys {
         let members = &groups[key];
         match key.0 {
-            0..=2 => {
-                let field = c.names[key.1 as usize].as_str();
+            0 => {
+                let field = key.1;
                 let spec = tokens.field(field)?;
                 let kind = spec.spec.kind;
                 let subject_bound = spec.spec.subject;
-                check_field_kind(c, key.1, kind, subject_bound)?;
+                let mut checked: Vec<u16> = Vec::new();
+                for (p, o) in members {
+                    let rule = plans[*p].ops[*o].rule;
+                    if !checked.contains(&rule) {
+                        check_field_kind(c, rule, kind, subject_bound)?;
+                        checked.push(rule);
+                    }
+                }
                 let reid = c.mode != Mode::Deid;
+                if reid && kind == TokenKind::Pseudonym {
+                    // One-way: left as they are.
+                    for (p, o) in members {
+                        results[*p][*o] = Some(plans[*p].ops[*o].value.clone());
+                    }
+                    continue;
+                }
                 let values: Vec<&str> = members
                     .iter()
                     .map(|(p, o)| plans[*p].ops[*o].value.as_str())
@@ -1269,8 +1354,8 @@ pub(crate) fn run_ops(
                     results[*p][*o] = text;
                 }
             }
-            3 => {
-                let keyring = c.names[key.1 as usize].as_str();
+            1 => {
+                let keyring = key.1;
                 let mut ctxs = Vec::with_capacity(members.len());
                 for (p, o) in members {
                     let op = &plans[*p].ops[*o];
@@ -1369,8 +1454,7 @@ fn element_context(plan: &Plan, results: &[Option<String>], res: u32, path: &str
     let r = &plan.res[res as usize];
     let id = match r.id_op {
         Some(i) => results.get(i).cloned().flatten(),
-        None if r.id_kept => r.id.clone(),
-        None => None,
+        None => r.id_final.clone(),
     };
     context_of(&r.rtype, id.as_deref().unwrap_or(""), path)
 }

@@ -77,6 +77,7 @@ pub(crate) const CHOICE_PREFIXES: &[&str] = &[
     "timing",
     "item",
     "allowed",
+    "bounds",
     "fixed",
     "pattern",
     "defaultValue",

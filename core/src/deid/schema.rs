@@ -64,7 +64,8 @@ pub enum Action {
     Keep,
     /// Removed, or cut to a FHIR-valid partial value.
     Redact(Option<Partial>),
-    /// Tokenized as a field (any kind; vaulted and FF1 tokens can be re-identified).
+    /// Tokenized as a field (any kind but date-shift; vaulted and FF1 tokens can be
+    /// re-identified, pseudonyms cannot).
     Tokenize(String),
     /// A one-way keyed pseudonym of a `pseudonym` field.
     Pseudonym(String),

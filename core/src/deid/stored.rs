@@ -1,10 +1,11 @@
 //! Schemas kept in the vault, sealed like field definitions: the owner defines one by name
 //! (TOML or JSON text), and every front that takes a schema finds it by that name. The text
 //! is sealed under the vault's metadata key, bound to its name, in the metadata space under
-//! `deid-schema/NAME` (docs/FORMAT.md §6.15).
+//! `deid-schema/NAME` (docs/FORMAT.md §6.9).
 
 use super::Schema;
 use crate::error::{Error, Result};
+use crate::session::Session;
 use crate::store::{ScanIter, Space, WriteOp};
 use crate::vault::Vault;
 
@@ -77,6 +78,16 @@ impl Vault {
         Schema::parse(text)
     }
 
+    /// A schema given as a name ([`Vault::schema`]) or as TOML or JSON text (text has a line
+    /// break or starts with `{`): how the C and Python fronts take their schema argument.
+    pub fn schema_named_or_text(&self, spec: &str) -> Result<Schema> {
+        if spec.contains('\n') || spec.trim_start().starts_with('{') {
+            Schema::parse(spec)
+        } else {
+            self.schema(spec)
+        }
+    }
+
     /// The names of the schemas: the presets, then the stored ones in name order.
     pub fn schemas(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = Schema::PRESETS.iter().map(|s| (*s).to_owned()).collect();
@@ -91,5 +102,13 @@ impl Vault {
             names.push(name);
         }
         Ok(names)
+    }
+}
+
+impl Session<'_> {
+    /// [`Vault::schema_named_or_text`] of the session's vault (schemas hold no PHI: no
+    /// decision is needed to read one).
+    pub fn schema(&self, spec: &str) -> Result<Schema> {
+        self.vault().schema_named_or_text(spec)
     }
 }
