@@ -131,6 +131,11 @@ pub(crate) struct Compiled<'s> {
     mode: Mode,
     track_paths: bool,
     this_year: i64,
+    /// Rules whose path starts with `nodesByType(T)`, by `T`: started at every node of that
+    /// type rather than carried down the walk.
+    floating: HashMap<&'s str, Vec<u16>>,
+    /// The first such rule (`u16::MAX` if none).
+    first_floating: u16,
 }
 
 impl<'s> Compiled<'s> {
@@ -147,13 +152,34 @@ impl<'s> Compiled<'s> {
                 _ => String::new(),
             })
             .collect();
+        let mut floating: HashMap<&'s str, Vec<u16>> = HashMap::new();
+        for (i, r) in schema.rules.iter().enumerate() {
+            if let Some(path::Step::NodesByType(t)) = r.path.steps().first() {
+                floating.entry(t.as_str()).or_default().push(i as u16);
+            }
+        }
+        let first_floating = floating
+            .values()
+            .flat_map(|v| v.first().copied())
+            .min()
+            .unwrap_or(u16::MAX);
         Compiled {
             schema,
             names,
             mode,
             track_paths: schema.encrypts(),
             this_year: this_year(),
+            floating,
+            first_floating,
         }
+    }
+
+    /// Whether rule `i` starts with `nodesByType` (see `floating`).
+    fn is_floating(&self, i: usize) -> bool {
+        matches!(
+            self.schema.rules[i].path.steps().first(),
+            Some(path::Step::NodesByType(_))
+        )
     }
 
     fn slots(&self) -> usize {
@@ -312,7 +338,7 @@ impl<'s> Planner<'_, 's> {
                 path::Root::AnyResource => true,
                 path::Root::Json => false,
             };
-            if ok {
+            if ok && !self.c.is_floating(i) {
                 states.push(St {
                     rule: i as u16,
                     pos: 0,
@@ -320,7 +346,7 @@ impl<'s> Planner<'_, 's> {
             }
         }
         let root = Value::Object(std::mem::take(o));
-        let states = self.resolve(&root, Some(root_type), &states);
+        let states = self.resolve(&root, Some(root_type), &states, &rtype);
         let Value::Object(mut m) = root else {
             return Ok(());
         };
@@ -406,35 +432,51 @@ impl<'s> Planner<'_, 's> {
     }
 
     /// Path states at a node: `where` filters applied, `nodesByType` matched against the
-    /// node's own type.
-    fn resolve(&self, node: &Value, ty: Option<&str>, incoming: &[St]) -> Vec<St> {
-        let mut out = Vec::with_capacity(incoming.len());
-        let rules = &self.schema().rules;
-        let mut work: Vec<St> = incoming.to_vec();
-        while let Some(st) = work.pop() {
-            let steps = rules[st.rule as usize].path.steps();
-            match steps.get(st.pos as usize) {
-                Some(path::Step::Where { path, value }) => {
-                    if where_eq(node, path, value) {
-                        work.push(St {
-                            rule: st.rule,
-                            pos: st.pos + 1,
-                        });
-                    }
+    /// node's own type, and the rules that start with `nodesByType` of this type (kept out
+    /// of the carried states: they could match anywhere) started here.
+    fn resolve(&self, node: &Value, ty: Option<&str>, incoming: &[St], rtype: &str) -> Vec<St> {
+        let mut out = Vec::new();
+        for st in incoming {
+            self.resolve_one(node, ty, *st, &mut out);
+        }
+        if let Some(rules) = ty.and_then(|t| self.c.floating.get(t)) {
+            for &r in rules {
+                let ok = match self.schema().rules[r as usize].path.root() {
+                    path::Root::Type(t) => t == rtype,
+                    path::Root::AnyResource => !rtype.is_empty(),
+                    path::Root::Json => false,
+                };
+                if ok {
+                    self.resolve_one(node, ty, St { rule: r, pos: 1 }, &mut out);
                 }
-                Some(path::Step::NodesByType(t)) => {
-                    if ty == Some(t.as_str()) {
-                        work.push(St {
-                            rule: st.rule,
-                            pos: st.pos + 1,
-                        });
-                    }
-                    out.push(st);
-                }
-                _ => out.push(st),
             }
         }
         out
+    }
+
+    fn resolve_one(&self, node: &Value, ty: Option<&str>, mut st: St, out: &mut Vec<St>) {
+        let steps = self.schema().rules[st.rule as usize].path.steps();
+        loop {
+            match steps.get(st.pos as usize) {
+                Some(path::Step::Where { path, value }) => {
+                    if !where_eq(node, path, value) {
+                        return;
+                    }
+                    st.pos += 1;
+                }
+                Some(path::Step::NodesByType(t)) => {
+                    out.push(st);
+                    if ty != Some(t.as_str()) {
+                        return;
+                    }
+                    st.pos += 1;
+                }
+                _ => {
+                    out.push(st);
+                    return;
+                }
+            }
+        }
     }
 
     /// The states of a child element `name` (of type `ty`) of a node in `states`.
@@ -547,7 +589,7 @@ impl<'s> Planner<'_, 's> {
             self.resource(o, here.subject, name == "contained", depth)?;
             return Ok(true);
         }
-        let states = self.resolve(v, ty, states);
+        let states = self.resolve(v, ty, states, &self.plan.res[here.res as usize].rtype);
         let mut eff = matched(self, &states, inherited);
         let reid = self.c.mode != Mode::Deid;
         let fhir = !self.plan.res[here.res as usize].rtype.is_empty();
@@ -949,10 +991,14 @@ fn matched(p: &Planner<'_, '_>, states: &[St], inherited: u16) -> u16 {
 /// override the node's own rule there).
 fn live(p: &Planner<'_, '_>, states: &[St], eff: u16) -> usize {
     let rules = &p.schema().rules;
-    states
-        .iter()
-        .filter(|s| s.rule < eff && (s.pos as usize) < rules[s.rule as usize].path.steps().len())
-        .count()
+    let floating = usize::from(p.c.first_floating < eff);
+    floating
+        + states
+            .iter()
+            .filter(|s| {
+                s.rule < eff && (s.pos as usize) < rules[s.rule as usize].path.steps().len()
+            })
+            .count()
 }
 
 /// A resource inside another (a Bundle entry's, a contained one, an outcome).

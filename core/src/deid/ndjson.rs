@@ -120,6 +120,10 @@ impl Session<'_> {
     }
 }
 
+/// A document of phase 3: the document (behind a mutex, for the pool), its plan and the
+/// results of its ops.
+type Applying<'a> = (std::sync::Mutex<Value>, &'a Plan, &'a [Option<String>]);
+
 /// One line of a batch: its number and bytes (`None`: longer than allowed).
 struct Line {
     number: u64,
@@ -201,16 +205,30 @@ fn run<R: BufRead, W: Write>(
             let mut plans: Vec<&mut Plan> = docs.iter_mut().map(|(_, p)| p).collect();
             engine::run_ops(session, &c, &mut plans)?
         };
-        // Phase 3: results in place, then serialization on the pool.
-        for ((doc, plan), res) in docs.iter_mut().zip(&results) {
-            engine::apply(&c, plan, res, doc)?;
-            let resources = plan.resources();
-            report.add(plan, resources);
+        // Phase 3 on the pool: results in place, then serialization. Each document is its
+        // own item (a mutex per document: the pool's map hands out shared references).
+        for (_, plan) in &docs {
+            report.add(plan, plan.resources());
         }
-        let values: Vec<&Value> = docs.iter().map(|(d, _)| d).collect();
-        let out = session.vault().parallel.map(&values, |d| {
-            serde_json::to_vec(d).map_err(|_| Error::invalid("document", "cannot be written"))
+        let items: Vec<Applying<'_>> = docs
+            .iter_mut()
+            .zip(&results)
+            .map(|((doc, plan), res)| {
+                (
+                    std::sync::Mutex::new(std::mem::take(doc)),
+                    &*plan,
+                    res.as_slice(),
+                )
+            })
+            .collect();
+        let out = session.vault().parallel.map(&items, |(doc, plan, res)| {
+            let mut doc = doc
+                .lock()
+                .map_err(|_| Error::Crypto("a de-identification worker failed"))?;
+            engine::apply(&c, plan, res, &mut doc)?;
+            serde_json::to_vec(&*doc).map_err(|_| Error::invalid("document", "cannot be written"))
         })?;
+        drop(items);
         for line in out {
             output
                 .write_all(&line)
