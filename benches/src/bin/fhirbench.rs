@@ -148,6 +148,30 @@ fn main() {
                    "first_ratio_to_serde": (first / reference * 1000.0).round() / 1000.0}),
         );
     }
+    // The vault's share: the pseudonyms and identifier tokens of one pass, as batch calls.
+    {
+        let v = vault(&dir.path().join("ops"), 1);
+        let refs: Vec<String> = (0..count * 13 / 6)
+            .map(|i| format!("Patient/pat{i:07}"))
+            .collect();
+        let ids: Vec<String> = (0..count / 3).map(|i| format!("MRN{i:07}")).collect();
+        let owner = v.owner();
+        owner.tokenize_rows("identifier", &ids).expect("first");
+        let t = Instant::now();
+        owner.tokenize_rows("pseudonym", &refs).expect("pseudonyms");
+        let p = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        owner
+            .tokenize_rows("identifier", &ids)
+            .expect("identifiers");
+        let i = t.elapsed().as_secs_f64();
+        results.insert(
+            "vault_ops_one_thread".into(),
+            json!({"pseudonyms": refs.len(), "pseudonym_s": p, "identifiers": ids.len(),
+                   "identifier_lookup_s": i,
+                   "us_per_resource": ((p + i) / count as f64 * 1e7).round() / 10.0}),
+        );
+    }
     // The pipeline without the vault: the same walk under a schema that keeps everything.
     let keep = Schema::parse("default = \"keep\"\nfree_text = \"rules\"\n").expect("schema");
     let v = vault(&dir.path().join("keep"), 1);
