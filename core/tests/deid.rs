@@ -728,3 +728,36 @@ fn review_regressions() {
         "2020"
     );
 }
+
+/// Encrypted elements in arrays are bound to their place in the output (items removed before
+/// them do not count), and re-identification counts the tokens it cannot resolve.
+#[test]
+fn array_places_and_unresolved_tokens() {
+    let dir = tempfile::tempdir().expect("dir");
+    let v = vault(&dir);
+    let owner = v.owner();
+    let schema = Schema::from_toml(
+        "default = \"redact\"\nfree_text = \"rules\"\n[[rule]]\npath = \"Observation.status\"\naction = \"keep\"\n[[rule]]\npath = \"Observation.note.text\"\naction = \"encrypt\"\n[[rule]]\npath = \"Observation.identifier.value\"\naction = \"tokenize\"\n[[rule]]\npath = \"Observation.effectiveDateTime\"\naction = \"dateShift\"\noffset_days = 5\n",
+    )
+    .expect("schema");
+    let mut doc = json!({"resourceType": "Observation", "status": "final",
+        "note": [{"time": "2020-01-01"}, {"text": "second"}],
+        "identifier": [{"value": "A-1"}], "effectiveDateTime": "2020-01-01"});
+    owner.deidentify(&schema, &mut doc).expect("deid");
+    assert_eq!(doc["note"].as_array().map(Vec::len), Some(1));
+    let mut back = doc.clone();
+    owner
+        .reidentify(&schema, &mut back, View::Plaintext)
+        .expect("reid");
+    assert_eq!(back["note"][0]["text"], "second");
+    assert_eq!(back["effectiveDateTime"], "2020-01-01");
+    // An unknown token, and a date that is not one: left as they are, counted.
+    doc["identifier"][0]["value"] = json!("tok_AAAAAAAAAAAAAAAAAAAAAA");
+    doc["effectiveDateTime"] = json!("2020");
+    let r = owner
+        .reidentify(&schema, &mut doc, View::Plaintext)
+        .expect("reid");
+    assert_eq!(doc["identifier"][0]["value"], "tok_AAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(doc["effectiveDateTime"], "2020");
+    assert_eq!(r.rules.iter().map(|c| c.failed).sum::<u64>(), 2);
+}

@@ -541,21 +541,25 @@ impl<'s> Planner<'_, 's> {
         }
         if let Value::Array(items) = v {
             let mut err = None;
-            let mut i = 0usize;
+            // Items are numbered by their place in the output (removed ones not counted), the
+            // place re-identification sees.
+            let mut kept = 0usize;
             items.retain_mut(|item| {
                 if err.is_some() {
                     return true;
                 }
                 if self.c.track_paths {
-                    self.path.push(format!("[{i}]"));
+                    self.path.push(format!("[{kept}]"));
                 }
-                i += 1;
                 let r = self.node(item, name, ty, states, inherited, here, depth + 1);
                 if self.c.track_paths {
                     self.path.pop();
                 }
                 match r {
-                    Ok(keep) => keep,
+                    Ok(keep) => {
+                        kept += usize::from(keep);
+                        keep
+                    }
                     Err(e) => {
                         err = Some(e);
                         true
@@ -729,12 +733,12 @@ impl<'s> Planner<'_, 's> {
                     Partial::Zip3 => partial_zip(v, &self.schema().restricted_zip3),
                     Partial::Age => partial_age(v),
                 };
-                Ok(self.noted(keep, eff))
+                Ok(self.noted(keep, eff, here))
             }
             Act::Generalize(g) => {
                 self.count(eff, here, MASKED);
                 let keep = generalize(v, g);
-                Ok(self.noted(keep, eff))
+                Ok(self.noted(keep, eff, here))
             }
             Act::Substitute(s) => {
                 self.count(eff, here, MASKED);
@@ -744,7 +748,7 @@ impl<'s> Planner<'_, 's> {
             Act::Shift(Some(days)) => {
                 self.count(eff, here, MASKED);
                 let keep = shift_fixed(v, i64::from(days));
-                Ok(self.noted(keep, eff))
+                Ok(self.noted(keep, eff, here))
             }
             Act::Shift(None) => {
                 let Some(s) = v.as_str() else {
@@ -817,8 +821,12 @@ impl<'s> Planner<'_, 's> {
                 self.push_op(v, kind, eff, s, None, here, 0);
             }
             Act::Shift(Some(days)) => {
-                self.plan.counts[counts_index(self.c, eff)] += 1;
-                return Ok(shift_fixed(v, -i64::from(days)));
+                let i = counts_index(self.c, eff);
+                self.plan.counts[i] += 1;
+                // Not a full date (or shifted out of range): left as it was, counted.
+                if !shift_fixed(v, -i64::from(days)) {
+                    self.plan.failed[i] += 1;
+                }
             }
             _ => {}
         }
@@ -896,9 +904,10 @@ impl<'s> Planner<'_, 's> {
     }
 
     /// Counts a local action that could not apply (its element is removed) as failed.
-    fn noted(&mut self, keep: bool, eff: u16) -> bool {
+    fn noted(&mut self, keep: bool, eff: u16, here: &Here<'_>) -> bool {
         if !keep {
             self.plan.failed[counts_index(self.c, eff)] += 1;
+            self.plan.res[here.res as usize].labels |= REDACTED;
         }
         keep
     }
@@ -1231,8 +1240,11 @@ fn generalize(v: &mut Value, g: Generalize) -> bool {
                 return false;
             }
             if s.len() > n {
-                let cut = s[..n].to_owned();
-                *v = Value::String(cut);
+                // Not a character boundary there: not a date either.
+                let Some(cut) = s.get(..n) else {
+                    return false;
+                };
+                *v = Value::String(cut.to_owned());
             }
             true
         }
@@ -1305,6 +1317,8 @@ pub(crate) fn run_ops(
         }
     }
     let tokens = &session.vault().tokens;
+    // Tokens re-identification could not resolve (left as they are): (plan, rule).
+    let mut unresolved: Vec<(usize, u16)> = Vec::new();
     let mut keys: Vec<(u8, &str)> = groups.keys().copied().collect();
     keys.sort_unstable();
     for key in &keys {
@@ -1389,6 +1403,9 @@ pub(crate) fn run_ops(
                 }
                 for ((p, o), r) in members.iter().zip(out) {
                     let op = &plans[*p].ops[*o];
+                    if reid && r.is_err() {
+                        unresolved.push((*p, op.rule));
+                    }
                     let text = match (r, &op.kind) {
                         (Ok(t), OpKind::Reference(_, form)) => Some(ref_text(form, &t)),
                         (Ok(t), OpKind::ShiftDate(_, tail)) => Some(format!("{t}{tail}")),
@@ -1447,6 +1464,9 @@ pub(crate) fn run_ops(
                 }
             }
         }
+    }
+    for (p, rule) in unresolved {
+        plans[p].failed[counts_index(c, rule)] += 1;
     }
     // Failed ops are counted against their rule, and their resource is labelled redacted.
     for (p, res) in plans.iter_mut().zip(&results) {
@@ -1728,6 +1748,8 @@ mod tests {
         let mut d = Value::from("2024-03-15");
         assert!(generalize(&mut d, Generalize::DatePrecision(7)));
         assert_eq!(d, "2024-03");
+        let mut odd = Value::from("2024-0\u{e9}5");
+        assert!(!generalize(&mut odd, Generalize::DatePrecision(7)));
     }
 
     #[test]

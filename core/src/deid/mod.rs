@@ -77,7 +77,7 @@ pub struct DeidReport {
     pub documents: u64,
     /// Resources met, nested ones included.
     pub resources: u64,
-    /// Per rule, in schema order, then the default and free text.
+    /// Per rule, in schema order, then free text, then the default.
     pub rules: Vec<RuleCount>,
     /// NDJSON lines skipped as malformed (`OnError::Skip`).
     pub bad_lines: u64,

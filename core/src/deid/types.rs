@@ -36,7 +36,7 @@ Attachment contentType:code language:code data:base64Binary url:url size:unsigne
 Annotation author[x]:Reference,string time:dateTime text:markdown
 SampledData origin:SimpleQuantity period:decimal factor:decimal lowerLimit:decimal upperLimit:decimal dimensions:positiveInt data:string
 Timing event:dateTime repeat:Timing.repeat code:CodeableConcept
-Timing.repeat bounds[x]:Duration,Range,Period count:positiveInt duration:decimal frequency:positiveInt period:decimal periodUnit:code dayOfWeek:code timeOfDay:time when:code offset:unsignedInt
+Timing.repeat bounds[x]:Duration,Range,Period count:positiveInt countMax:positiveInt duration:decimal durationMax:decimal durationUnit:code frequency:positiveInt frequencyMax:positiveInt period:decimal periodMax:decimal periodUnit:code dayOfWeek:code timeOfDay:time when:code offset:unsignedInt
 Dosage sequence:integer text:string additionalInstruction:CodeableConcept patientInstruction:string timing:Timing asNeeded[x]:boolean,CodeableConcept site:CodeableConcept route:CodeableConcept method:CodeableConcept doseAndRate:Dosage.doseAndRate maxDosePerPeriod:Ratio maxDosePerAdministration:SimpleQuantity maxDosePerLifetime:SimpleQuantity
 Dosage.doseAndRate type:CodeableConcept dose[x]:Range,SimpleQuantity rate[x]:Ratio,Range,SimpleQuantity
 Patient identifier:Identifier active:boolean name:HumanName telecom:ContactPoint gender:code birthDate:date deceased[x]:boolean,dateTime address:Address maritalStatus:CodeableConcept multipleBirth[x]:boolean,integer photo:Attachment contact:Patient.contact communication:Patient.communication generalPractitioner:Reference managingOrganization:Reference link:Patient.link
