@@ -1487,9 +1487,8 @@ pub fn deid_path(data: &[u8]) {
 /// Whole documents through the Safe Harbor preset (`Session::deidentify`, and
 /// `deidentify_ndjson` with skipped lines): the first byte picks a single JSON document or
 /// NDJSON; the rest is the input. Never a panic; an error never contains the canary; a
-/// de-identified document holds no `name`, `telecom` or `text` and no string equal to an input
-/// string of 9 or more bytes that sat under a HumanName (`name`), and NDJSON output has one
-/// line per good input line.
+/// de-identified Patient holds no `name`, `telecom` or `text` and no string equal to an input
+/// string of 9 or more bytes of its own `name`, and NDJSON output has one line per document.
 pub fn deid_document(data: &[u8]) {
     between_inputs();
     let fx = fixture();
@@ -1533,8 +1532,28 @@ pub fn deid_document(data: &[u8]) {
     let resource = doc
         .get("resourceType")
         .is_some_and(serde_json::Value::is_string);
-    if resource {
-        names(&doc, false, &mut secret);
+    if resource && let Some(name) = doc.get("name") {
+        // A Patient's own `name` (HumanName) is removed whatever it holds: its strings must
+        // not appear in the output, unless the input has them elsewhere too.
+        names(name, true, &mut secret);
+        let mut rest = doc.clone();
+        if let Some(o) = rest.as_object_mut() {
+            o.remove("name");
+        }
+        let elsewhere = rest.to_string();
+        // What the engine writes itself (labels, keys) is not the name's.
+        let own = [
+            "pseudonymized",
+            crate::deid::SECURITY_SYSTEM,
+            "resourceType",
+        ];
+        secret.retain(|s| {
+            if own.contains(&s.as_str()) {
+                return false;
+            }
+            let quoted = serde_json::Value::String(s.clone()).to_string();
+            !elsewhere.contains(&quoted)
+        });
     }
     match owner.deidentify(&schema, &mut doc) {
         Ok(_) => {
