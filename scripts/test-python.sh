@@ -23,7 +23,10 @@ pip install "maturin>=1.8,<2" "pytest>=7" "hypothesis>=6"
 # when these cannot be installed.
 pip install numpy pandas pyarrow || echo "numpy/pandas/pyarrow unavailable: their tests will skip"
 # The research pipelines (issue 22): Arrow, Polars and a dask.distributed cluster. Required.
-pip install pyarrow polars "dask[dataframe]" distributed
+# dask's own `distributed` extra pins distributed to dask's version, so a dask release whose
+# distributed is not published yet resolves to the newest matching pair (unpinned, pip once
+# paired dask 2026.11.0 with distributed 2021.4.1, which cannot import it).
+pip install pyarrow polars "dask[dataframe,distributed]"
 # FHIR de-identification (issue 20): the output is validated as R4 by fhir.resources. Required.
 pip install "fhir.resources>=7,<9"
 
