@@ -120,9 +120,9 @@ impl Session<'_> {
     }
 }
 
-/// A document of phase 3: the document (behind a mutex, for the pool), its plan and the
-/// results of its ops.
-type Applying<'a> = (std::sync::Mutex<Value>, &'a Plan, &'a [Option<String>]);
+/// A document of phase 3, its plan and the results of its ops, behind a mutex for the pool
+/// (the worker that serializes it takes it out and frees it).
+type Applying = std::sync::Mutex<Option<(Value, Plan, Vec<Option<String>>)>>;
 
 /// One line of a batch: its number and bytes (`None`: longer than allowed).
 struct Line {
@@ -205,28 +205,30 @@ fn run<R: BufRead, W: Write>(
             let mut plans: Vec<&mut Plan> = docs.iter_mut().map(|(_, p)| p).collect();
             engine::run_ops(session, &c, &mut plans)?
         };
-        // Phase 3 on the pool: results in place, then serialization. Each document is its
-        // own item (a mutex per document: the pool's map hands out shared references).
+        // Phase 3 on the pool: results in place, serialization, and the document freed where
+        // it was serialized (freeing a batch of trees on one thread costs as much as writing
+        // them). Each document is its own item, behind a mutex: the pool's map hands out
+        // shared references.
         for (_, plan) in &docs {
             report.add(plan, plan.resources());
         }
-        let items: Vec<Applying<'_>> = docs
-            .iter_mut()
-            .zip(&results)
-            .map(|((doc, plan), res)| {
-                (
-                    std::sync::Mutex::new(std::mem::take(doc)),
-                    &*plan,
-                    res.as_slice(),
-                )
-            })
+        let items: Vec<Applying> = docs
+            .into_iter()
+            .zip(results)
+            .map(|((doc, plan), res)| std::sync::Mutex::new(Some((doc, plan, res))))
             .collect();
-        let out = session.vault().parallel.map(&items, |(doc, plan, res)| {
-            let mut doc = doc
+        let out = session.vault().parallel.map(&items, |item| {
+            let taken = item
                 .lock()
-                .map_err(|_| Error::Crypto("a de-identification worker failed"))?;
-            engine::apply(&c, plan, res, &mut doc)?;
-            serde_json::to_vec(&*doc).map_err(|_| Error::invalid("document", "cannot be written"))
+                .map_err(|_| Error::Crypto("a de-identification worker failed"))?
+                .take();
+            let Some((mut doc, plan, res)) = taken else {
+                return Err(Error::Crypto(
+                    "a de-identification document was taken twice",
+                ));
+            };
+            engine::apply(&c, &plan, &res, &mut doc)?;
+            serde_json::to_vec(&doc).map_err(|_| Error::invalid("document", "cannot be written"))
         })?;
         drop(items);
         for line in out {
